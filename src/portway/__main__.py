@@ -1,0 +1,7 @@
+"""``python -m portway``."""
+
+import sys
+
+from portway.cli import main
+
+sys.exit(main())

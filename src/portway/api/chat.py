@@ -1,0 +1,35 @@
+"""`POST /v1/chat/completions`: HTTP only; the logic lives in ``ChatService``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from portway.api.deps import call_context, services_of
+from portway.api.responses import EventStreamResponse, JSONResponse
+from portway.api.wire import read_body
+from portway.errors import UpstreamError
+from portway.protocol.chat import ChatCompletionRequest
+
+router = APIRouter()
+
+
+@router.post("/v1/chat/completions")
+async def create_chat_completion(request: Request) -> Response:
+    services = services_of(request)
+    body = await read_body(request, ChatCompletionRequest)
+    ctx = call_context(request, body)
+    if not body.stream:
+        completion = await services.chat.complete(ctx)
+        return JSONResponse(completion, headers=ctx.response_headers)
+    chunks = services.chat.stream(ctx)
+    # Pull the first chunk before answering: a failure here is still a JSON error with
+    # its status code, and the router may still fail over.
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        raise UpstreamError("The model produced an empty stream.") from None
+    except BaseException:
+        await chunks.aclose()
+        raise
+    return EventStreamResponse(first, chunks, headers=ctx.response_headers)

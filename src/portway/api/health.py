@@ -1,0 +1,26 @@
+"""Liveness and readiness probes (no authentication: load balancers call them)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from portway.api.deps import services_of
+from portway.api.responses import JSONResponse
+
+router = APIRouter()
+
+
+@router.get("/health/live")
+async def live() -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> Response:
+    deployments = await services_of(request).catalog.ready()
+    is_ready = any(deployments.values())
+    return JSONResponse(
+        {"status": "ok" if is_ready else "unavailable", "deployments": deployments},
+        status_code=200 if is_ready else 503,
+    )

@@ -1,0 +1,109 @@
+"""The ASGI edge: request ids, body-size limits and authentication for every `/v1` call.
+
+A plain ASGI middleware (not ``BaseHTTPMiddleware``) so the hot path pays for one
+function call and a header append, nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from portway.api.responses import error_response
+from portway.errors import PortwayError, RequestTooLargeError
+from portway.security.auth import Authenticator, bearer_token
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = b"x-request-id"
+_MAX_CLIENT_REQUEST_ID = 128
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def _client_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            text = value.decode("latin-1")
+            if 0 < len(text) <= _MAX_CLIENT_REQUEST_ID and text.isprintable():
+                return text
+    return None
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+class EdgeMiddleware:
+    """Tags every response with ``x-request-id``, bounds bodies and authenticates `/v1`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticator: Callable[[], Authenticator],
+        max_body_bytes: int,
+    ) -> None:
+        self.app = app
+        self._authenticator = authenticator
+        self._max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _client_request_id(scope) or new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        request_id_header = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
+
+        async def send_with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), request_id_header]
+            await send(message)
+
+        try:
+            self._check_declared_size(scope)
+            if scope["path"].startswith("/v1/"):
+                token = bearer_token(_header(scope, b"authorization"))
+                if token is None:
+                    token = _header(scope, b"api-key")
+                principal = await self._authenticator().authenticate(token)
+                scope["state"]["principal"] = principal
+        except PortwayError as error:
+            await error_response(error)(scope, receive, send_with_request_id)
+            return
+        await self.app(scope, self._bounded(receive), send_with_request_id)
+
+    def _check_declared_size(self, scope: Scope) -> None:
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self._max_body_bytes:
+            raise self._too_large()
+
+    def _too_large(self) -> RequestTooLargeError:
+        return RequestTooLargeError(
+            f"The request body is larger than the limit of {self._max_body_bytes} bytes."
+        )
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """Count streamed (chunked) body bytes too: Content-Length may be absent."""
+        received = 0
+        limit = self._max_body_bytes
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise self._too_large()
+            return message
+
+        return bounded_receive

@@ -1,0 +1,123 @@
+"""The one place that renders responses: JSON bodies, OpenAI error objects and SSE streams."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+import anyio
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from portway.errors import InternalServerError, PortwayError
+
+logger = logging.getLogger(__name__)
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_response(error: PortwayError) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=error.headers)
+
+
+def internal_error() -> PortwayError:
+    return InternalServerError("The server had an error while processing your request.")
+
+
+def sse_event(payload: Any) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class EventStreamResponse(Response):
+    """Server-sent events from an async iterator of JSON objects, ended by ``[DONE]``.
+
+    The first item is passed in already awaited, so errors raised before any byte was
+    produced become ordinary JSON error responses. An error after that ends the stream
+    with an ``{"error": ...}`` event, as OpenAI does. When the client disconnects the
+    iterator is closed at once, which cancels the upstream call or local generation.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        first: Any,
+        rest: AsyncIterator[Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        done_marker: bool = True,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({**SSE_HEADERS, **(headers or {})})  # no body: no content-length
+        self._first = first
+        self._rest = rest
+        self._done_marker = done_marker
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def stream_then_stop() -> None:
+                await self._send_events(send)
+                group.cancel_scope.cancel()
+
+            group.start_soon(stream_then_stop)
+            await self._wait_for_disconnect(receive)
+            group.cancel_scope.cancel()
+
+    @staticmethod
+    async def _wait_for_disconnect(receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def _send_events(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        async with aclosing(self._rest) as rest:  # type: ignore[type-var]
+            try:
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": sse_event(self._first),
+                        "more_body": True,
+                    }
+                )
+                async for item in rest:
+                    await send(
+                        {"type": "http.response.body", "body": sse_event(item), "more_body": True}
+                    )
+                if self._done_marker:
+                    await send({"type": "http.response.body", "body": SSE_DONE, "more_body": True})
+            except PortwayError as error:
+                logger.warning("stream ended by %s: %s", type(error).__name__, error.message)
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": sse_event(error.to_dict()),
+                        "more_body": True,
+                    }
+                )
+            except Exception:
+                logger.exception("stream failed")
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": sse_event(internal_error().to_dict()),
+                        "more_body": True,
+                    }
+                )
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,73 @@
+"""``create_app(settings)``: the ASGI application and its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from portway.api import chat, embeddings, health, models
+from portway.api.middleware import EdgeMiddleware
+from portway.api.responses import error_response, internal_error
+from portway.config import Settings
+from portway.errors import InvalidRequestError, MethodNotAllowedError, NotFoundError, PortwayError
+from portway.providers.registry import ProviderRegistry
+from portway.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+async def _portway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PortwayError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(MethodNotAllowedError(f"Method {request.method} not allowed."))
+    if exc.status_code == 404:
+        return error_response(
+            NotFoundError(f"Invalid URL ({request.method} {request.url.path}).", code=None)
+        )
+    if 400 <= exc.status_code < 500:
+        return error_response(InvalidRequestError(str(exc.detail)))
+    return error_response(internal_error())
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(internal_error())
+
+
+def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> FastAPI:
+    """Build the app; providers are created now and started in the lifespan."""
+    services = Services.build(settings, registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="Portway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.services = services
+    for module in (chat, models, embeddings, health):
+        app.include_router(module.router)
+    app.add_exception_handler(PortwayError, _portway_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(
+        EdgeMiddleware,
+        authenticator=lambda: services.authenticator,
+        max_body_bytes=settings.max_request_bytes,
+    )
+    return app

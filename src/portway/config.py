@@ -1,0 +1,157 @@
+"""Typed settings: a YAML file plus ``PORTWAY_*`` environment variables, validated once.
+
+Contract: ``load_settings()`` returns a fully validated ``Settings`` or raises
+``ConfigError`` whose message names the offending key and why. ``${VAR}`` and
+``${VAR:-default}`` inside YAML strings read the environment; a value that is only
+``${VAR}`` with VAR unset becomes null, so optional secrets can stay unset.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+DEFAULT_LOCAL_MODEL = "smollm2-135m"
+ENV_PREFIX = "PORTWAY_"
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A user's configuration mistake; printed without a traceback."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """One deployment: a public model name served by one provider."""
+
+    name: str = Field(min_length=1)
+    provider: str = Field(min_length=1)
+    model: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_version: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    path: str | None = None
+    context_window: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    supports_tools: bool | None = None
+    supports_json_schema: bool | None = None
+    supports_vision: bool | None = None
+    timeout: float = Field(default=600.0, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def upstream_model(self) -> str:
+        """The model id sent upstream (defaults to the public name)."""
+        return self.model or self.name
+
+
+def _default_models() -> list[ModelConfig]:
+    return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
+
+
+class Settings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    master_key: SecretStr | None = None
+    database_url: str = "sqlite:///./.portway/portway.db"
+    redis_url: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    models: list[ModelConfig] = Field(default_factory=_default_models)
+
+    @field_validator("models")
+    @classmethod
+    def _at_least_one_model(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+        if not models:
+            raise ValueError("declare at least one model")
+        return models
+
+    @field_validator("master_key")
+    @classmethod
+    def _blank_key_means_none(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and not key.get_secret_value().strip():
+            return None
+        return key
+
+
+def expand_env(value: Any, environ: Mapping[str, str]) -> Any:
+    """Replace ``${VAR}`` references in every string of a parsed YAML tree."""
+    if isinstance(value, dict):
+        return {key: expand_env(item, environ) for key, item in value.items()}
+    if isinstance(value, list):
+        return [expand_env(item, environ) for item in value]
+    if not isinstance(value, str):
+        return value
+    whole = _ENV_REFERENCE.fullmatch(value)
+    if whole and whole.group(2) is None and whole.group(1) not in environ:
+        return None
+    return _ENV_REFERENCE.sub(lambda m: environ.get(m.group(1), m.group(2) or ""), value)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Top-level scalar settings from ``PORTWAY_<NAME>`` variables."""
+    overrides: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        if name == "models":
+            continue
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            overrides[name] = raw if raw != "" or field.default is None else field.default
+    return overrides
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(root)"
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for item in error.errors():
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"  {_location(item['loc'])}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the YAML file (``path`` or ``$PORTWAY_CONFIG``, optional) and the environment."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get(ENV_PREFIX + "CONFIG") or None
+    raw: dict[str, Any] = {}
+    source = "environment"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must be a mapping of settings")
+        raw = expand_env(loaded or {}, environ)
+    raw = {key: value for key, value in raw.items() if value is not None} | _env_overrides(environ)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None

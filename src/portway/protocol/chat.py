@@ -1,0 +1,357 @@
+"""Wire models for `POST /v1/chat/completions`, fields in the order of OpenAI's spec.
+
+Requests are pydantic models with ``extra="allow"``: unknown fields are accepted (and
+forwarded to OpenAI-compatible upstreams), as OpenAI itself accepts them. Responses
+are TypedDicts: providers build them as plain JSON-ready dicts, so the hot path
+never re-validates what an upstream already produced.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+_WIRE = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class WireModel(BaseModel):
+    model_config = _WIRE
+
+
+# Content parts -------------------------------------------------------------
+
+
+class TextPart(WireModel):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(WireModel):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(WireModel):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class InputAudio(WireModel):
+    data: str
+    format: str
+
+
+class AudioPart(WireModel):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+class FilePart(WireModel):
+    type: Literal["file"]
+    file: dict[str, Any]
+
+
+class RefusalPart(WireModel):
+    type: Literal["refusal"]
+    refusal: str
+
+
+UserContentPart = Annotated[
+    Annotated[TextPart, Tag("type=text")]
+    | Annotated[ImagePart, Tag("type=image_url")]
+    | Annotated[AudioPart, Tag("type=input_audio")]
+    | Annotated[FilePart, Tag("type=file")],
+    Discriminator(lambda v: f"type={v.get('type') if isinstance(v, dict) else v.type}"),
+]
+AssistantContentPart = Annotated[
+    Annotated[TextPart, Tag("type=text")] | Annotated[RefusalPart, Tag("type=refusal")],
+    Discriminator(lambda v: f"type={v.get('type') if isinstance(v, dict) else v.type}"),
+]
+
+
+# Messages ------------------------------------------------------------------
+
+
+class FunctionCall(WireModel):
+    name: str
+    arguments: str
+
+
+class ToolCall(WireModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class SystemMessage(WireModel):
+    content: str | list[TextPart]
+    role: Literal["system"]
+    name: str | None = None
+
+
+class DeveloperMessage(WireModel):
+    content: str | list[TextPart]
+    role: Literal["developer"]
+    name: str | None = None
+
+
+class UserMessage(WireModel):
+    content: str | list[UserContentPart]
+    role: Literal["user"]
+    name: str | None = None
+
+
+class AssistantMessage(WireModel):
+    content: str | list[AssistantContentPart] | None = None
+    refusal: str | None = None
+    role: Literal["assistant"]
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None
+
+
+class ToolMessage(WireModel):
+    role: Literal["tool"]
+    content: str | list[TextPart]
+    tool_call_id: str
+
+
+class FunctionMessage(WireModel):
+    role: Literal["function"]
+    content: str | None
+    name: str
+
+
+def _role_of(value: Any) -> str:
+    role = value.get("role") if isinstance(value, dict) else getattr(value, "role", None)
+    return f"role={role}"
+
+
+ChatMessage = Annotated[
+    Annotated[SystemMessage, Tag("role=system")]
+    | Annotated[DeveloperMessage, Tag("role=developer")]
+    | Annotated[UserMessage, Tag("role=user")]
+    | Annotated[AssistantMessage, Tag("role=assistant")]
+    | Annotated[ToolMessage, Tag("role=tool")]
+    | Annotated[FunctionMessage, Tag("role=function")],
+    Discriminator(_role_of),
+]
+
+
+def message_text(content: str | list[Any] | None) -> str:
+    """The plain text of a message's content (text parts joined; other parts dropped)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.text for part in content if isinstance(part, TextPart))
+
+
+# Tools and formats ---------------------------------------------------------
+
+
+class FunctionDefinition(WireModel):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(WireModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(WireModel):
+    name: str
+
+
+class NamedToolChoice(WireModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class JSONSchemaFormat(WireModel):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormatText(WireModel):
+    type: Literal["text"]
+
+
+class ResponseFormatJSONObject(WireModel):
+    type: Literal["json_object"]
+
+
+class ResponseFormatJSONSchema(WireModel):
+    type: Literal["json_schema"]
+    json_schema: JSONSchemaFormat
+
+
+ResponseFormat = Annotated[
+    ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema,
+    Field(discriminator="type"),
+]
+
+
+class StreamOptions(WireModel):
+    include_usage: bool | None = None
+    include_obfuscation: bool | None = None
+
+
+# The request ---------------------------------------------------------------
+
+
+class ChatCompletionRequest(WireModel):
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    response_format: ResponseFormat | None = None
+    store: bool | None = None
+    stream: bool | None = False
+    stop: str | list[str] | None = None
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1, le=128)
+    seed: int | None = None
+    stream_options: StreamOptions | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    metadata: dict[str, str] | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    user: str | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences are allowed")
+        return value
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias_in_range(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for token, bias in (value or {}).items():
+            if not token.isdigit():
+                raise ValueError(f"logit_bias keys must be token ids, got {token!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"logit_bias values must be between -100 and 100, got {bias}")
+        return value
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        """The output cap the client asked for (`max_completion_tokens` wins over `max_tokens`)."""
+        return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def stop_sequences(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    def forced_tool_name(self) -> str | None:
+        """The tool the client forces with a named `tool_choice`, if any."""
+        if isinstance(self.tool_choice, NamedToolChoice):
+            return self.tool_choice.function.name
+        return None
+
+
+# Responses (plain dicts with types) ----------------------------------------
+
+
+class ToolCallFunctionDict(TypedDict):
+    name: str
+    arguments: str
+
+
+class ToolCallDict(TypedDict):
+    id: str
+    type: Literal["function"]
+    function: ToolCallFunctionDict
+
+
+class ResponseMessageDict(TypedDict):
+    role: Literal["assistant"]
+    content: str | None
+    refusal: str | None
+    tool_calls: NotRequired[list[ToolCallDict]]
+    annotations: NotRequired[list[Any]]
+
+
+class ChoiceDict(TypedDict):
+    index: int
+    message: ResponseMessageDict
+    logprobs: dict[str, Any] | None
+    finish_reason: str
+
+
+class PromptTokensDetailsDict(TypedDict, total=False):
+    cached_tokens: int
+    audio_tokens: int
+
+
+class UsageDict(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: NotRequired[PromptTokensDetailsDict]
+    completion_tokens_details: NotRequired[dict[str, int]]
+
+
+class ChatCompletionDict(TypedDict):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChoiceDict]
+    usage: NotRequired[UsageDict]
+    system_fingerprint: NotRequired[str | None]
+    service_tier: NotRequired[str | None]
+
+
+class ToolCallDeltaDict(TypedDict, total=False):
+    index: int
+    id: str
+    type: Literal["function"]
+    function: dict[str, str]
+
+
+class DeltaDict(TypedDict, total=False):
+    role: Literal["assistant"]
+    content: str | None
+    refusal: str | None
+    tool_calls: list[ToolCallDeltaDict]
+
+
+class ChunkChoiceDict(TypedDict):
+    index: int
+    delta: DeltaDict
+    logprobs: NotRequired[dict[str, Any] | None]
+    finish_reason: str | None
+
+
+class ChatCompletionChunkDict(TypedDict):
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoiceDict]
+    usage: NotRequired[UsageDict | None]
+    system_fingerprint: NotRequired[str | None]

@@ -1,0 +1,76 @@
+"""The provider boundary: what every model backend implements.
+
+Contract: a provider is built once per deployment from its ``ModelConfig``. ``chat``
+returns an OpenAI ``chat.completion`` dict; ``stream`` yields ``chat.completion.chunk``
+dicts (the first delta carries the role; the last choice chunk carries the
+``finish_reason``; a final usage chunk with empty ``choices`` follows when the
+provider knows usage). Every failure leaves the provider as a ``PortwayError``
+subclass, so the router can tell retryable faults from client errors. Closing the
+stream iterator must cancel the upstream call or local generation at once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from portway.config import ModelConfig
+from portway.errors import InvalidRequestError
+from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
+from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a deployment can do; the router and the validators consult it."""
+
+    chat: bool = True
+    tools: bool = True
+    json_schema: bool = True
+    vision: bool = False
+    embeddings: bool = False
+    logprobs: bool = False
+    context_window: int | None = None
+
+
+class Provider(ABC):
+    """A model backend for one deployment."""
+
+    name: ClassVar[str]
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    async def start(self) -> None:
+        """Acquire resources (connection pools, model weights); called once at start-up."""
+
+    async def close(self) -> None:
+        """Release resources; called once at shutdown."""
+
+    async def ready(self) -> bool:
+        """Whether the provider can serve now (used by ``/health/ready``)."""
+        return True
+
+    @abstractmethod
+    async def chat(self, request: ChatCompletionRequest) -> ChatCompletionDict: ...
+
+    @abstractmethod
+    def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunkDict]: ...
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponseDict:
+        raise InvalidRequestError(
+            f"The model `{self.config.name}` does not support embeddings.",
+            param="model",
+            code="model_not_supported",
+        )
+
+
+def option(config: ModelConfig, key: str, default: Any) -> Any:
+    """A provider-specific option from ``models[].options`` with its default."""
+    return config.options.get(key, default)

@@ -1,0 +1,170 @@
+"""Any OpenAI-compatible upstream: OpenAI, Azure OpenAI, vLLM, Ollama, llama.cpp server, ...
+
+Requests pass through as the client sent them (unknown fields included, so upstream
+extensions such as vLLM's ``top_k`` keep working), with the upstream model id
+swapped in. Streams are relayed event by event. Azure is selected by setting
+``api_version``: the deployment lives in ``base_url`` and the key goes in ``api-key``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+
+from portway.config import ModelConfig
+from portway.errors import (
+    ContextLengthExceededError,
+    PortwayError,
+    RequestTooLargeError,
+    UpstreamAuthError,
+    UpstreamBadRequestError,
+    UpstreamError,
+    UpstreamNotFoundError,
+    UpstreamRateLimitError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
+from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
+from portway.providers.base import Capabilities, Provider
+from portway.providers.http import HttpUpstream, decode_json, parse_retry_after
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context window")
+
+
+def _upstream_error_fields(body: bytes) -> tuple[str, str | None, str | None]:
+    """(message, code, param) from an OpenAI-style error body, tolerating anything."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:500].decode("utf-8", "replace") or "no body", None, None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        code = error.get("code")
+        param = error.get("param")
+        return (
+            str(error.get("message") or "no message"),
+            str(code) if code is not None else None,
+            str(param) if param is not None else None,
+        )
+    if isinstance(error, str):  # Ollama and llama.cpp server send {"error": "..."}
+        return error, None, None
+    return str(payload)[:500], None, None
+
+
+def map_openai_error(status: int, body: bytes, headers: Mapping[str, str]) -> PortwayError:
+    """An OpenAI-compatible error answer as the matching ``PortwayError``."""
+    message, code, param = _upstream_error_fields(body)
+    text = f"Upstream error ({status}): {message}"
+    if status == 429:
+        return UpstreamRateLimitError(text, retry_after=parse_retry_after(headers))
+    if status in (401, 403):
+        return UpstreamAuthError(text)
+    if status == 408:
+        return UpstreamTimeoutError(text)
+    if status == 413:
+        return RequestTooLargeError(text)
+    if status in (400, 404, 422):
+        lowered = f"{code} {message}".lower()
+        if any(hint in lowered for hint in _CONTEXT_HINTS):
+            return ContextLengthExceededError(text, param=param or "messages")
+        if status == 404:
+            return UpstreamNotFoundError(text)
+        return UpstreamBadRequestError(text, param=param)
+    if status == 503:
+        return UpstreamUnavailableError(text)
+    return UpstreamError(text)
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        api_key = config.api_key.get_secret_value() if config.api_key else None
+        headers = dict(config.headers)
+        query: dict[str, str] = {}
+        if config.api_version:  # Azure OpenAI
+            query["api-version"] = config.api_version
+            if api_key:
+                headers["api-key"] = api_key
+        elif api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        self._http = HttpUpstream(
+            config.base_url or DEFAULT_BASE_URL,
+            headers=headers,
+            query=query,
+            timeout=config.timeout,
+            connect_timeout=config.connect_timeout,
+            error_mapper=map_openai_error,
+        )
+        self._capabilities = Capabilities(
+            tools=config.supports_tools if config.supports_tools is not None else True,
+            json_schema=(
+                config.supports_json_schema if config.supports_json_schema is not None else True
+            ),
+            vision=bool(config.supports_vision),
+            embeddings=True,
+            logprobs=True,
+            context_window=config.context_window,
+        )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    async def start(self) -> None:
+        await self._http.start()
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    def _payload(self, request: ChatCompletionRequest, *, stream: bool) -> dict[str, Any]:
+        payload = request.model_dump(exclude_unset=True, by_alias=True)
+        payload["model"] = self.config.upstream_model
+        payload["stream"] = stream
+        if stream:
+            # Ask for usage always: accounting needs it; the service drops it if unasked.
+            options = payload.get("stream_options") or {}
+            payload["stream_options"] = {**options, "include_usage": True}
+        else:
+            payload.pop("stream_options", None)
+        return payload
+
+    async def chat(self, request: ChatCompletionRequest) -> ChatCompletionDict:
+        completion = await self._http.post("chat/completions", self._payload(request, stream=False))
+        if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
+            raise UpstreamError("The upstream answered without `choices`.")
+        return completion  # type: ignore[return-value]
+
+    async def stream(
+        self, request: ChatCompletionRequest
+    ) -> AsyncIterator[ChatCompletionChunkDict]:
+        finished = False
+        async for event in self._http.stream(
+            "chat/completions", self._payload(request, stream=True)
+        ):
+            if event.data == "[DONE]":
+                return
+            chunk = decode_json(event.data.encode("utf-8"), "stream")
+            if not isinstance(chunk, dict):
+                raise UpstreamError("The upstream sent a stream event that is not an object.")
+            if "error" in chunk:
+                message, code, _ = _upstream_error_fields(event.data.encode("utf-8"))
+                raise UpstreamError(f"Upstream stream error: {message}", code=code)
+            if any(choice.get("finish_reason") for choice in chunk.get("choices") or ()):
+                finished = True
+            yield chunk  # type: ignore[misc]
+        if not finished:
+            raise UpstreamError("The upstream stream ended before the completion finished.")
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponseDict:
+        payload = request.model_dump(exclude_unset=True)
+        payload["model"] = self.config.upstream_model
+        result = await self._http.post("embeddings", payload)
+        if not isinstance(result, dict) or not isinstance(result.get("data"), list):
+            raise UpstreamError("The upstream answered embeddings without `data`.")
+        return result  # type: ignore[return-value]

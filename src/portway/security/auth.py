@@ -1,0 +1,56 @@
+"""Authentication: turn the request's bearer token into a ``Principal``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Protocol
+
+from portway.errors import AuthenticationError
+from portway.security.principal import ANONYMOUS, MASTER, Principal
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if well formed."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def hash_secret(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, token: str | None) -> Principal: ...
+
+
+class MasterKeyAuthenticator:
+    """Open when no master key is set; otherwise only the master key is accepted."""
+
+    def __init__(self, master_key: str | None) -> None:
+        self._master_digest = hash_secret(master_key) if master_key else None
+
+    @property
+    def enabled(self) -> bool:
+        return self._master_digest is not None
+
+    def is_master(self, token: str) -> bool:
+        return self._master_digest is not None and hmac.compare_digest(
+            hash_secret(token), self._master_digest
+        )
+
+    async def authenticate(self, token: str | None) -> Principal:
+        if self._master_digest is None:
+            return ANONYMOUS
+        if token is None:
+            raise AuthenticationError(
+                "You didn't provide an API key. Provide it in the Authorization header "
+                "(Authorization: Bearer YOUR_KEY)."
+            )
+        if self.is_master(token):
+            return MASTER
+        raise AuthenticationError("Incorrect API key provided.")

@@ -1,0 +1,68 @@
+"""The ``Services`` object: everything a request needs, built once at start-up."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from portway.config import Settings
+from portway.pipeline.base import Stage
+from portway.pipeline.chat import ChatService
+from portway.providers.registry import ProviderRegistry
+from portway.routing.catalog import ModelCatalog
+from portway.routing.router import Router
+from portway.security.auth import Authenticator, MasterKeyAuthenticator
+
+logger = logging.getLogger(__name__)
+
+
+def _model_cards(catalog: ModelCatalog, created: int) -> dict[str, dict[str, Any]]:
+    cards: dict[str, dict[str, Any]] = {}
+    for deployment in catalog.deployments:
+        cards.setdefault(
+            deployment.name,
+            {
+                "id": deployment.name,
+                "object": "model",
+                "created": created,
+                "owned_by": deployment.config.provider,
+            },
+        )
+    return cards
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: ModelCatalog
+    authenticator: Authenticator
+    chat: ChatService
+    model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
+        """Compose the services from settings; raises ``ConfigError`` for bad provider names."""
+        registry = registry or ProviderRegistry()
+        catalog = ModelCatalog.from_configs(settings.models, registry)
+        master_key = settings.master_key.get_secret_value() if settings.master_key else None
+        stages: list[Stage] = [Router(catalog)]
+        return cls(
+            settings=settings,
+            catalog=catalog,
+            authenticator=MasterKeyAuthenticator(master_key),
+            chat=ChatService(stages),
+            model_cards=_model_cards(catalog, int(time.time())),
+        )
+
+    async def start(self) -> None:
+        if self.settings.master_key is None:
+            logger.warning(
+                "authentication is OFF: no master key is set, every /v1 call is accepted "
+                "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
+            )
+        await self.catalog.start()
+
+    async def close(self) -> None:
+        await self.catalog.close()

@@ -1,0 +1,310 @@
+"""A scriptable OpenAI-compatible upstream: real HTTP on loopback, real wire protocol.
+
+Each request takes the next scripted action (or echoes the last user message when the
+script is empty). Actions cover the failure modes a gateway must survive: error
+statuses with Retry-After, slow first bytes, stalls and drops mid-stream, malformed JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.fakes.server import BackgroundServer
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float
+
+
+class Action:
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        raise NotImplementedError
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
+    return ""
+
+
+def _split(text: str, pieces: int = 3) -> list[str]:
+    if not text:
+        return [""]
+    size = max(1, len(text) // pieces)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+@dataclass
+class Reply(Action):
+    """A successful completion, streamed when the request asks for a stream."""
+
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int = 7
+    completion_tokens: int = 5
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+    model: str | None = None
+
+    def _content(self, body: dict[str, Any]) -> str | None:
+        if self.content is None and self.tool_calls is None:
+            return f"echo: {last_user_text(body)}"
+        return self.content
+
+    def _finish(self) -> str:
+        return self.finish_reason or ("tool_calls" if self.tool_calls else "stop")
+
+    def _usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if body.get("stream"):
+            return await self._stream(request, body)
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": self._content(body),
+            "refusal": None,
+        }
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        completion = {
+            "id": f"chatcmpl-fake{next(_ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model or body.get("model", "fake"),
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": self._finish()}
+            ],
+            "usage": self._usage(),
+            "system_fingerprint": "fp_fake",
+        }
+        return web.Response(body=orjson.dumps(completion), content_type="application/json")
+
+    def chunks(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        base = {
+            "id": f"chatcmpl-fake{next(_ids)}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.model or body.get("model", "fake"),
+            "system_fingerprint": "fp_fake",
+        }
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        extra = {"usage": None} if include_usage else {}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+                **extra,
+            }
+
+        out = [chunk({"role": "assistant", "content": ""})]
+        content = self._content(body)
+        if content:
+            out += [chunk({"content": piece}) for piece in _split(content)]
+        for index, call in enumerate(self.tool_calls or []):
+            out.append(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "id": call["id"],
+                                "type": "function",
+                                "function": {"name": call["function"]["name"], "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
+            for piece in _split(call["function"]["arguments"]):
+                out.append(
+                    chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                )
+        out.append(chunk({}, self._finish()))
+        if include_usage:
+            out.append({**base, "choices": [], "usage": self._usage()})
+        return out
+
+    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        response = await start_sse(request)
+        for item in self.chunks(body):
+            await response.write(b"data: " + orjson.dumps(item) + b"\n\n")
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+async def start_sse(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    return response
+
+
+@dataclass
+class Fail(Action):
+    """An error answer in OpenAI's error shape."""
+
+    status: int = 500
+    message: str = "The server had an error while processing your request."
+    code: str | None = None
+    error_type: str = "server_error"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        payload = {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": None,
+                "code": self.code,
+            }
+        }
+        return web.Response(
+            status=self.status,
+            body=orjson.dumps(payload),
+            content_type="application/json",
+            headers=self.headers,
+        )
+
+
+@dataclass
+class Raw(Action):
+    """Any bytes with any status (malformed JSON, HTML error pages, ...)."""
+
+    status: int = 200
+    body: bytes = b"{not json"
+    content_type: str = "application/json"
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.Response(status=self.status, body=self.body, content_type=self.content_type)
+
+
+@dataclass
+class Drop(Action):
+    """Stream ``after`` chunks of a reply, then cut the connection."""
+
+    after: int = 1
+    reply: Reply = field(default_factory=Reply)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        if not body.get("stream"):
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        response = await start_sse(request)
+        for item in self.reply.chunks(body)[: self.after]:
+            await response.write(b"data: " + orjson.dumps(item) + b"\n\n")
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+
+@dataclass
+class Stall(Action):
+    """Stream ``after`` chunks, then go silent for ``seconds`` (or hang before the first byte)."""
+
+    after: int = 0
+    seconds: float = 30.0
+    reply: Reply = field(default_factory=Reply)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        if not body.get("stream") or self.after == 0:
+            await asyncio.sleep(self.seconds)
+            return await self.reply.respond(request, body)
+        response = await start_sse(request)
+        for item in self.reply.chunks(body)[: self.after]:
+            await response.write(b"data: " + orjson.dumps(item) + b"\n\n")
+        await asyncio.sleep(self.seconds)
+        return response
+
+
+def fake_embedding(text: str, dimensions: int = 8) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round((byte - 128) / 128, 4) for byte in digest[:dimensions]]
+
+
+class FakeOpenAI(BackgroundServer):
+    """The fake upstream; ``script(...)`` queues actions, ``requests`` records what arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[Recorded] = []
+        self._script: deque[Action] = deque()
+        self.default: Action = Reply()
+
+    def script(self, *actions: Action) -> None:
+        self._script.extend(actions)
+
+    def reset(self) -> None:
+        self._script.clear()
+        self.requests.clear()
+        self.default = Reply()
+
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_get("/v1/models", self._models)
+        return app
+
+    async def _record(self, request: web.Request) -> dict[str, Any]:
+        body = orjson.loads(await request.read())
+        self.requests.append(Recorded(request.path, dict(request.headers), body, time.monotonic()))
+        return body
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        action = self._script.popleft() if self._script else self.default
+        return await action.respond(request, body)
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        if self._script:
+            return await self._script.popleft().respond(request, body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": fake_embedding(str(text))}
+            for i, text in enumerate(inputs)
+        ]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+            }
+        )
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"object": "list", "data": []})
