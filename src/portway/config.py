@@ -30,8 +30,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PriceConfig(_Strict):
+    """Prices in USD per one million tokens."""
+
+    input: float = Field(default=0.0, ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    output: float = Field(default=0.0, ge=0)
+
+
 class ModelConfig(_Strict):
-    """One deployment: a public model name served by one provider."""
+    """One deployment: a public model name served by one provider.
+
+    Entries sharing a ``name`` form a group of deployments for that public name.
+    """
 
     name: str = Field(min_length=1)
     provider: str = Field(min_length=1)
@@ -46,6 +57,12 @@ class ModelConfig(_Strict):
     supports_tools: bool | None = None
     supports_json_schema: bool | None = None
     supports_vision: bool | None = None
+    weight: float = Field(default=1.0, gt=0)
+    priority: int = 0
+    tags: list[str] = Field(default_factory=list)
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    pricing: PriceConfig | None = None
     timeout: float = Field(default=600.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
