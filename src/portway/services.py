@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from portway.cache.factory import build_cache
+from portway.cache.stage import CacheStage
 from portway.config import Settings
 from portway.pipeline.base import Stage
 from portway.pipeline.chat import ChatService
@@ -40,6 +42,7 @@ class Services:
     authenticator: Authenticator
     chat: ChatService
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache: CacheStage | None = None
 
     @classmethod
     def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
@@ -47,13 +50,15 @@ class Services:
         registry = registry or ProviderRegistry()
         catalog = ModelCatalog.from_configs(settings.models, registry)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
-        stages: list[Stage] = [Router(catalog)]
+        cache = build_cache(settings, catalog)
+        stages: list[Stage] = [*([cache] if cache else []), Router(catalog)]
         return cls(
             settings=settings,
             catalog=catalog,
             authenticator=MasterKeyAuthenticator(master_key),
             chat=ChatService(stages),
             model_cards=_model_cards(catalog, int(time.time())),
+            cache=cache,
         )
 
     async def start(self) -> None:
@@ -63,6 +68,10 @@ class Services:
                 "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
             )
         await self.catalog.start()
+        if self.cache is not None:
+            await self.cache.start()
 
     async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
         await self.catalog.close()
