@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from portway.cache.semantic.minilm import BertSentenceEncoder
 from portway.config import ConfigError
@@ -65,6 +66,10 @@ class LocalEmbedder:
 
     async def start(self) -> None:
         path = self._path or bundled_model_path()
+        # One BLAS thread per product: a server runs many calls at once, and BLAS worker
+        # threads spinning against each other (and the event loop) made a sentence several
+        # times slower on two loaded cores. The limit is process-wide, set once here.
+        threadpool_limits(limits=1, user_api="blas")
         try:
             self._encoder = await asyncio.get_running_loop().run_in_executor(
                 self._executor, BertSentenceEncoder.from_directory, path
