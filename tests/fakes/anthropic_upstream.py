@@ -315,6 +315,8 @@ def validate(body: dict[str, Any]) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
+    if messages[0].get("role") != "user":
+        return 'messages: first message must use the "user" role'
     uses_tools = False
     for index, message in enumerate(messages):
         role = message.get("role")

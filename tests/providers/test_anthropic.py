@@ -26,6 +26,7 @@ from portway.errors import (
 )
 from portway.protocol.chat import ChatCompletionRequest
 from portway.providers.anthropic import AnthropicProvider
+from portway.providers.anthropic_translate import OPENING_USER_TEXT
 from tests.fakes.anthropic_upstream import (
     Drop,
     Fail,
@@ -115,6 +116,19 @@ async def test_max_tokens_sources(
     assert fake_anthropic.last_body["max_tokens"] == expected
 
 
+async def test_configured_headers_are_sent(fake_anthropic: FakeAnthropic) -> None:
+    provider = await open_provider(
+        fake_anthropic.base_url, headers={"Anthropic-Beta": "prompt-caching-2024-07-31"}
+    )
+    try:
+        await provider.chat(make_request())
+    finally:
+        await provider.close()
+    headers = fake_anthropic.requests[-1].headers
+    assert headers["anthropic-beta"] == "prompt-caching-2024-07-31"
+    assert headers["anthropic-version"] == "2023-06-01"
+
+
 async def test_base_url_with_v1_suffix_is_not_doubled(fake_anthropic: FakeAnthropic) -> None:
     provider = await open_provider(fake_anthropic.base_url + "/v1/")
     try:
@@ -168,6 +182,38 @@ async def test_final_assistant_prefill_loses_trailing_whitespace(
         )
     )
     assert fake_anthropic.last_body["messages"][-1]["content"] == [{"type": "text", "text": "{"}]
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected_system", "roles"),
+    [
+        ([{"role": "system", "content": "Greet the user."}], "Greet the user.", ["user"]),
+        (
+            [
+                {"role": "system", "content": "You are a pirate."},
+                {"role": "assistant", "content": "Arrr, ahoy!"},
+                {"role": "user", "content": "hi"},
+            ],
+            "You are a pirate.",
+            ["user", "assistant", "user"],
+        ),
+    ],
+)
+async def test_conversations_that_do_not_open_with_a_user_turn_get_one(
+    provider: AnthropicProvider,
+    fake_anthropic: FakeAnthropic,
+    messages: list[dict[str, Any]],
+    expected_system: str,
+    roles: list[str],
+) -> None:
+    await provider.chat(make_request(messages=messages))
+    body = fake_anthropic.last_body
+    assert body["system"] == expected_system
+    assert body["messages"][0] == {
+        "role": "user",
+        "content": [{"type": "text", "text": OPENING_USER_TEXT}],
+    }
+    assert [turn["role"] for turn in body["messages"]] == roles
 
 
 async def test_images_from_data_and_http_urls(
@@ -336,7 +382,7 @@ BROKEN_CALL = {"role": "assistant", "tool_calls": [call("f", "{oops")]}
         ({"logprobs": True}, "logprobs"),
         ({"tool_choice": "required"}, "tool_choice"),
         ({"tools": [WEATHER_TOOL], "tool_choice": UNKNOWN_CHOICE}, "tool_choice"),
-        ({"messages": [{"role": "system", "content": "only a system prompt"}]}, "messages"),
+        ({"messages": [{"role": "user", "content": ""}]}, "messages"),
         ({"messages": [image_message("ftp://x/y.png")]}, "messages[0].content[0]"),
         ({"messages": [image_message("data:image/bmp;base64,AA")]}, "messages[0].content[0]"),
         (
@@ -603,6 +649,27 @@ async def test_stream_json_schema_answer_streams_as_content(
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
 
 
+@pytest.mark.parametrize(
+    ("reply", "content"),
+    [
+        (Reply(text="Sure: ", tool_uses=[ToolUse("person", {"name": "Ada"})]), '{"name":"Ada"}'),
+        (Reply(text="I cannot answer that.", stop_reason="end_turn"), "I cannot answer that."),
+    ],
+)
+async def test_stream_and_completion_agree_on_emulated_json_content(
+    provider: AnthropicProvider, fake_anthropic: FakeAnthropic, reply: Reply, content: str
+) -> None:
+    fake_anthropic.script(reply, reply)
+    completion = await provider.chat(make_request(response_format=PERSON_FORMAT))
+    chunks = await collect(provider, make_request(stream=True, response_format=PERSON_FORMAT))
+    streamed = "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
+    )
+    assert completion["choices"][0]["message"]["content"] == content
+    assert streamed == content
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+
+
 async def test_stream_error_event_is_an_upstream_error_after_the_first_chunks(
     provider: AnthropicProvider, fake_anthropic: FakeAnthropic
 ) -> None:
@@ -645,6 +712,10 @@ _TWO_USERS = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "con
     ("body", "problem"),
     [
         (_TWO_USERS, "alternate"),
+        (
+            {"model": "m", "max_tokens": 10, "messages": [{"role": "assistant", "content": "a"}]},
+            "first message",
+        ),
         (_body([{"type": "text", "text": ""}]), "non-empty"),
         (_body("a", temperature=1.5), "temperature"),
         ({"model": "m", "messages": [{"role": "user", "content": "a"}]}, "max_tokens"),

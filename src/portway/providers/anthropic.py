@@ -103,7 +103,7 @@ class AnthropicProvider(Provider):
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if config.api_key is not None:
             headers["x-api-key"] = config.api_key.get_secret_value()
-        headers.update(config.headers)
+        headers.update({name.lower(): value for name, value in config.headers.items()})
         self._http = HttpUpstream(
             base_url,
             headers=headers,

@@ -6,7 +6,7 @@ tool-call deltas with a 0-based ``index`` among the calls (id and name on the fi
 delta of each call), a final chunk with the ``finish_reason``, then a usage chunk with
 empty ``choices``. ``finished`` turns true at ``message_stop``; an ``error`` event
 raises ``UpstreamError``. The answer tool of an emulated ``response_format`` streams
-as content.
+as content; any text beside it is dropped, as in a whole completion.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ class StreamTranslator:
         self._tool_calls = 0
         self._usage: dict[str, int] = {}
         self._stop_reason: str | None = None
+        # With an emulated response_format, text is held back: once the answer tool is
+        # called it is dropped (as in non-streamed answers), else sent at the end.
+        self._held_text: list[str] | None = [] if answer_tool else None
         self.finished = False
 
     def feed(self, event: Mapping[str, Any]) -> list[ChatCompletionChunkDict]:
@@ -108,13 +111,13 @@ class StreamTranslator:
         kind = block.get("type")
         if kind == "text":
             self._blocks[index] = _OpenBlock("text")
-            text = block.get("text")
-            return [self._chunk({"content": text})] if text else []
+            return self._text(block.get("text"))
         if kind != "tool_use":
             self._blocks[index] = _OpenBlock("ignored")
             return []
         if block.get("name") == self._answer_tool:
             self._blocks[index] = _OpenBlock("answer")
+            self._held_text = None
             return []
         self._blocks[index] = _OpenBlock("tool", self._tool_calls)
         self._tool_calls += 1
@@ -132,12 +135,20 @@ class StreamTranslator:
         if block is None or block.kind == "ignored":
             return []
         if kind == "text_delta" and block.kind == "text":
-            text = delta.get("text")
-            return [self._chunk({"content": text})] if text else []
+            return self._text(delta.get("text"))
         if kind == "input_json_delta" and block.kind in ("tool", "answer"):
             partial = delta.get("partial_json")
             return [self._arguments(block, partial)] if partial else []
         return []
+
+    def _text(self, text: Any) -> list[ChatCompletionChunkDict]:
+        if not text:
+            return []
+        if self._answer_tool is not None:
+            if self._held_text is not None:
+                self._held_text.append(str(text))
+            return []
+        return [self._chunk({"content": str(text)})]
 
     def _arguments(self, block: _OpenBlock, text: str) -> ChatCompletionChunkDict:
         block.sent_arguments = True
@@ -159,4 +170,5 @@ class StreamTranslator:
         usage_chunk = self._chunk({})
         usage_chunk["choices"] = []
         usage_chunk["usage"] = to_usage(self._usage)
-        return [self._chunk({}, reason), usage_chunk]
+        held = [self._chunk({"content": "".join(self._held_text)})] if self._held_text else []
+        return [*held, self._chunk({}, reason), usage_chunk]

@@ -48,6 +48,7 @@ Block = dict[str, Any]
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _EMPTY_OBJECT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 _JSON_OBJECT_TOOL = "json_object"
+OPENING_USER_TEXT = "(start)"
 
 _FINISH_REASONS = {
     "end_turn": "stop",
@@ -152,11 +153,14 @@ def _translate_messages(request: ChatCompletionRequest) -> tuple[str, list[dict[
             # Answers to the previous turn's tool calls must open the user turn.
             turn["content"].sort(key=lambda block: block["type"] != "tool_result")
     _trim_prefill(turns)
-    if not turns:
+    if not turns and not system_parts:
         raise InvalidRequestError(
-            "Anthropic models need at least one non-empty user or assistant message.",
-            param="messages",
+            "Anthropic models need at least one non-empty message.", param="messages"
         )
+    if not turns or turns[0]["role"] != "user":
+        # Anthropic requires a user turn first; OpenAI also accepts a conversation that
+        # opens with the assistant (a greeting) or holds only a system prompt.
+        turns.insert(0, {"role": "user", "content": [_text_block(OPENING_USER_TEXT)]})
     return "\n\n".join(system_parts), turns
 
 
