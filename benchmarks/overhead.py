@@ -61,6 +61,12 @@ class Result:
     errors: int
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), robust to a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -113,10 +119,27 @@ async def drive(name: str, url: str, requests: int, concurrency: int) -> Result:
     )
 
 
+def show(title: str, results: tuple[Result, Result]) -> None:
+    print(title)
+    print(f"{'target':<10}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for result in results:
+        print(
+            f"{result.name:<10}{result.rps:>10.0f}{result.p50_ms:>10.3f}"
+            f"{result.p99_ms:>10.3f}{result.errors:>8}"
+        )
+    direct, gateway = results
+    print(
+        f"added p50: {gateway.p50_ms - direct.p50_ms:.3f} ms, "
+        f"added p99: {gateway.p99_ms - direct.p99_ms:.3f} ms, "
+        f"throughput ratio: {gateway.rps / direct.rps:.2f}\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--config-extra", default="", help="YAML appended to the bench config")
     args = parser.parse_args()
 
     upstream_port, portway_port = free_port(), free_port()
@@ -128,61 +151,47 @@ def main() -> None:
             "  - name: bench\n"
             "    provider: openai\n"
             f"    base_url: http://127.0.0.1:{upstream_port}/v1\n"
-            "    api_key: sk-bench\n"
+            "    api_key: sk-bench\n" + args.config_extra
         )
         env = {**os.environ, "PORTWAY_LOG_LEVEL": "warning"}
+        serve = [
+            sys.executable,
+            "-m",
+            "portway",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(portway_port),
+        ]
         try:
             processes.append(subprocess.Popen([sys.executable, "-c", UPSTREAM, str(upstream_port)]))
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "portway",
-                        "serve",
-                        "--config",
-                        str(config),
-                        "--port",
-                        str(portway_port),
-                    ],
-                    env=env,
-                )
-            )
+            processes.append(subprocess.Popen(serve, env=env))
             wait_for_port(upstream_port)
             wait_for_port(portway_port)
-            direct = asyncio.run(
-                drive(
-                    "direct",
-                    f"http://127.0.0.1:{upstream_port}/v1/chat/completions",
-                    args.requests,
-                    args.concurrency,
-                )
+            portway_pid = processes[1].pid
+            direct_url = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
+            portway_url = f"http://127.0.0.1:{portway_port}/v1/chat/completions"
+            loaded = (
+                asyncio.run(drive("direct", direct_url, args.requests, args.concurrency)),
+                asyncio.run(drive("portway", portway_url, args.requests, args.concurrency)),
             )
-            gateway = asyncio.run(
-                drive(
-                    "portway",
-                    f"http://127.0.0.1:{portway_port}/v1/chat/completions",
-                    args.requests,
-                    args.concurrency,
-                )
+            cpu_before = cpu_seconds(portway_pid)
+            serial = args.requests // 5
+            unloaded = (
+                asyncio.run(drive("direct", direct_url, serial, 1)),
+                asyncio.run(drive("portway", portway_url, serial, 1)),
             )
+            cpu_per_request = (cpu_seconds(portway_pid) - cpu_before) / (serial + 4)
         finally:
             for process in processes:
                 process.terminate()
                 process.wait(10)
 
-    print(f"{args.requests} requests, concurrency {args.concurrency}, {os.cpu_count()} cores")
-    print(f"{'target':<10}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
-    for result in (direct, gateway):
-        print(
-            f"{result.name:<10}{result.rps:>10.0f}{result.p50_ms:>10.2f}"
-            f"{result.p99_ms:>10.2f}{result.errors:>8}"
-        )
-    print(
-        f"added p50: {gateway.p50_ms - direct.p50_ms:.2f} ms, "
-        f"added p99: {gateway.p99_ms - direct.p99_ms:.2f} ms, "
-        f"throughput ratio: {gateway.rps / direct.rps:.2f}"
-    )
+    print(f"{os.cpu_count()} cores; chat completions against an instant upstream\n")
+    show(f"throughput: {args.requests} requests at concurrency {args.concurrency}", loaded)
+    show(f"latency: {serial} requests at concurrency 1", unloaded)
+    print(f"Portway CPU per request: {cpu_per_request * 1e6:.0f} us")
 
 
 if __name__ == "__main__":
