@@ -65,64 +65,17 @@ def reworded(index: int) -> bytes:
     return body(QUESTION + tail, 0)
 
 
+# fmt: off
 WORDS = [
-    "apple",
-    "river",
-    "stone",
-    "garden",
-    "window",
-    "music",
-    "engine",
-    "planet",
-    "doctor",
-    "winter",
-    "market",
-    "bridge",
-    "castle",
-    "pencil",
-    "ocean",
-    "forest",
-    "camera",
-    "letter",
-    "island",
-    "rocket",
-    "silver",
-    "thunder",
-    "mirror",
-    "blanket",
-    "candle",
-    "dragon",
-    "harbor",
-    "jungle",
-    "ladder",
-    "meadow",
-    "needle",
-    "orange",
-    "pillow",
-    "rabbit",
-    "saddle",
-    "tunnel",
-    "velvet",
-    "wagon",
-    "yogurt",
-    "zipper",
-    "anchor",
-    "bakery",
-    "cactus",
-    "desert",
-    "falcon",
-    "glacier",
-    "hammer",
-    "igloo",
-    "jacket",
-    "kettle",
-    "lemon",
-    "magnet",
-    "nickel",
-    "oyster",
-    "parrot",
-    "quartz",
+    "apple", "river", "stone", "garden", "window", "music", "engine", "planet", "doctor",
+    "winter", "market", "bridge", "castle", "pencil", "ocean", "forest", "camera", "letter",
+    "island", "rocket", "silver", "thunder", "mirror", "blanket", "candle", "dragon", "harbor",
+    "jungle", "ladder", "meadow", "needle", "orange", "pillow", "rabbit", "saddle", "tunnel",
+    "velvet", "wagon", "yogurt", "zipper", "anchor", "bakery", "cactus", "desert", "falcon",
+    "glacier", "hammer", "igloo", "jacket", "kettle", "lemon", "magnet", "nickel", "oyster",
+    "parrot", "quartz",
 ]
+# fmt: on
 
 
 def new_question(index: int) -> bytes:
@@ -237,9 +190,13 @@ def lookup_section(sizes: list[int], repeat: int) -> None:
         searched = asyncio.run(index_search_ms(index, query, repeat))
         print(f"{size:>9}{vectors.nbytes / 1e6:>11.1f}{p50:>13.3f}{p99:>9.3f}{searched:>14.3f}")
     encoder = BertSentenceEncoder.from_directory(bundled_model_path())
-    p50, p99 = timed(lambda: encoder.encode(["How do I reset the password of my account?"]), 50)
+    sentence = ["How do I reset the password of my account?"]
+    cpu_before = time.process_time()
+    p50, p99 = timed(lambda: encoder.encode(sentence), 50)
+    cpu_ms = (time.process_time() - cpu_before) / 50 * 1000
     print(
-        f"\nlocal embedding (all-MiniLM-L6-v2, NumPy, 12 tokens): p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        f"\nlocal embedding (all-MiniLM-L6-v2, NumPy, 12 tokens): p50 {p50:.2f} ms, "
+        f"p99 {p99:.2f} ms, CPU {cpu_ms:.2f} ms per sentence"
     )
 
 
