@@ -161,3 +161,17 @@ def test_replay_wire_format(server: PortwayServer, client: openai.OpenAI, prompt
     assert events[-1] == "data: [DONE]"
     for event in events[:-1]:
         assert_matches("CreateChatCompletionStreamResponse", json.loads(event[6:]))
+
+
+def test_bad_cache_header_on_a_stream_is_a_plain_400(server: PortwayServer, prompt: str) -> None:
+    body = {
+        "model": "fake-gpt",
+        "temperature": 0,
+        "stream": True,
+        "messages": [{"role": "user", "content": prompt}],
+    }
+    response = httpx.post(
+        f"{server.base_url}/chat/completions", json=body, headers={"x-portway-cache": "maybe"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "x-portway-cache"

@@ -260,20 +260,23 @@ class CacheStage(Stage):
             )
         return completion
 
-    async def stream(  # type: ignore[override]
+    def stream(
         self, ctx: CallContext, call_next: StreamHandler
     ) -> AsyncIterator[ChatCompletionChunkDict]:
+        # Planning is synchronous, so calls the cache leaves alone get the inner stream
+        # itself, without one more generator layer per chunk.
         plan = self._plan(ctx)
         if plan is None:
-            async with aclosing(call_next(ctx)) as chunks:  # type: ignore[type-var]
-                async for chunk in chunks:
-                    yield chunk
-            return
+            return call_next(ctx)
+        return self._cached_stream(ctx, plan, call_next)
+
+    async def _cached_stream(
+        self, ctx: CallContext, plan: _Plan, call_next: StreamHandler
+    ) -> AsyncIterator[ChatCompletionChunkDict]:
         hit = await self._begin(ctx, plan)
         if hit is not None:
-            for chunk in replay_chunks(
-                hit.entry, ctx.model, include_usage=ctx.request.include_usage
-            ):
+            include_usage = ctx.request.include_usage
+            for chunk in replay_chunks(hit.entry, ctx.model, include_usage=include_usage):
                 yield chunk
             return
         assembler = StreamAssembler() if plan.decision.write else None
