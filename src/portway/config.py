@@ -191,7 +191,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """Top-level scalar settings from ``PORTWAY_<NAME>`` variables."""
     overrides: dict[str, Any] = {}
     for name, field in Settings.model_fields.items():
-        if name == "models":
+        if name in ("models", "cache"):  # sections, not scalars
             continue
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is not None:
