@@ -22,7 +22,11 @@ def test_embedded_default_serves_the_local_model(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTWAY_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "portway", "serve", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -40,8 +44,11 @@ def test_embedded_default_serves_the_local_model(tmp_path: Path) -> None:
         assert [m["id"] for m in models["data"]] == ["smollm2-135m"]
         reply = httpx.post(
             f"{base}/v1/chat/completions",
-            json={"model": "smollm2-135m", "max_tokens": 5,
-                  "messages": [{"role": "user", "content": "Hi"}]},
+            json={
+                "model": "smollm2-135m",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "Hi"}],
+            },
             timeout=60,
         )
         assert reply.status_code == 200

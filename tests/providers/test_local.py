@@ -214,3 +214,24 @@ def test_context_length_exceeded_is_400(local: openai.OpenAI) -> None:
             max_tokens=100_000,
         )
     assert caught.value.code == "context_length_exceeded"
+
+
+def test_gguf_embedding_model(start_portway) -> None:
+    server = start_portway(
+        {
+            "models": [
+                {"name": "smol-embed", "provider": "local", "options": {"embedding": True}},
+            ]
+        }
+    )
+    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    result = client.embeddings.create(model="smol-embed", input=["red apple", "green pear"])
+    assert_matches("CreateEmbeddingResponse", result.model_dump(exclude_unset=True))
+    first, second = (item.embedding for item in result.data)
+    assert len(first) == len(second) > 100 and first != second
+    again = client.embeddings.create(model="smol-embed", input="red apple")
+    assert again.data[0].embedding == pytest.approx(first, rel=1e-4)
+    with pytest.raises(openai.BadRequestError):  # an embedding model does not chat
+        client.chat.completions.create(
+            model="smol-embed", messages=[{"role": "user", "content": "hi"}]
+        )

@@ -74,6 +74,15 @@ class _Job:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
+def _pooled(embedding: list[float] | list[list[float]]) -> list[float]:
+    """One vector per input: models without a pooling layer give one per token (mean them)."""
+    if not embedding or not isinstance(embedding[0], list):
+        return embedding  # type: ignore[return-value]
+    width = len(embedding[0])
+    count = len(embedding)
+    return [sum(row[i] for row in embedding) / count for i in range(width)]  # type: ignore[index]
+
+
 def _sampling_value(value: float | None, default: float) -> float:
     return default if value is None else value
 
@@ -453,7 +462,7 @@ class LocalProvider(Provider):
         return {
             "object": "list",
             "data": [
-                {"object": "embedding", "embedding": item["embedding"], "index": i}
+                {"object": "embedding", "embedding": _pooled(item["embedding"]), "index": i}
                 for i, item in enumerate(result["data"])
             ],
             "model": self.config.name,
