@@ -73,6 +73,38 @@ class ModelConfig(_Strict):
         return self.model or self.name
 
 
+class KeysConfig(_Strict):
+    """Virtual keys: how long a looked-up key is trusted before it is read again."""
+
+    cache_ttl_seconds: float = Field(default=1.0, ge=0, le=60)
+
+
+class LedgerConfig(_Strict):
+    """The usage ledger. ``sync``: a response is sent only once its row is committed
+    (group commit); ``batch``: rows are committed every ``flush_interval_ms``, so a killed
+    process may lose the rows of that last interval."""
+
+    enabled: bool = True
+    durability: Literal["sync", "batch"] = "sync"
+    flush_interval_ms: int = Field(default=100, ge=1, le=60_000)
+    max_batch: int = Field(default=500, ge=1)
+
+
+class LimitsConfig(_Strict):
+    """Rate limits and the per-deployment admission queue."""
+
+    backend: Literal["auto", "memory", "redis"] = "auto"
+    queue_max_depth: int = Field(default=1000, ge=0)
+    queue_max_wait_seconds: float = Field(default=30.0, ge=0)
+
+
+class AccountingConfig(_Strict):
+    """Token estimates used before a call (limits, budget reservations)."""
+
+    default_max_output_tokens: int = Field(default=4096, ge=1)
+    estimate_factor: float = Field(default=1.1, ge=1.0)
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -86,6 +118,10 @@ class Settings(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     models: list[ModelConfig] = Field(default_factory=_default_models)
+    keys: KeysConfig = Field(default_factory=KeysConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    accounting: AccountingConfig = Field(default_factory=AccountingConfig)
 
     @field_validator("models")
     @classmethod

@@ -14,6 +14,7 @@ from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.security.auth import Authenticator, MasterKeyAuthenticator
+from portway.store import Database
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Services:
     catalog: ModelCatalog
     authenticator: Authenticator
     chat: ChatService
+    database: Database
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -53,6 +55,7 @@ class Services:
             catalog=catalog,
             authenticator=MasterKeyAuthenticator(master_key),
             chat=ChatService(stages),
+            database=Database(settings.database_url),
             model_cards=_model_cards(catalog, int(time.time())),
         )
 
@@ -62,7 +65,9 @@ class Services:
                 "authentication is OFF: no master key is set, every /v1 call is accepted "
                 "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
             )
+        await self.database.start()
         await self.catalog.start()
 
     async def close(self) -> None:
         await self.catalog.close()
+        await self.database.close()
