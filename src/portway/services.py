@@ -7,13 +7,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from portway.accounting.services import Accounting
 from portway.config import Settings
 from portway.pipeline.base import Stage
 from portway.pipeline.chat import ChatService
 from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
-from portway.security.auth import Authenticator, MasterKeyAuthenticator
+from portway.security.auth import Authenticator, KeyAuthenticator
 from portway.store import Database
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class Services:
     authenticator: Authenticator
     chat: ChatService
     database: Database
+    accounting: Accounting
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -49,13 +51,16 @@ class Services:
         registry = registry or ProviderRegistry()
         catalog = ModelCatalog.from_configs(settings.models, registry)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
-        stages: list[Stage] = [Router(catalog)]
+        database = Database(settings.database_url)
+        accounting, accounting_stages = Accounting.build(settings, catalog, database)
+        stages: list[Stage] = [*accounting_stages, Router(catalog, accounting.gate)]
         return cls(
             settings=settings,
             catalog=catalog,
-            authenticator=MasterKeyAuthenticator(master_key),
+            authenticator=KeyAuthenticator(master_key, accounting.keys),
             chat=ChatService(stages),
-            database=Database(settings.database_url),
+            database=database,
+            accounting=accounting,
             model_cards=_model_cards(catalog, int(time.time())),
         )
 
@@ -66,8 +71,10 @@ class Services:
                 "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
             )
         await self.database.start()
+        await self.accounting.start()
         await self.catalog.start()
 
     async def close(self) -> None:
         await self.catalog.close()
+        await self.accounting.close()
         await self.database.close()

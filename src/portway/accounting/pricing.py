@@ -114,6 +114,7 @@ class PricingCatalog:
     def __init__(self, deployments: Iterable[tuple[str, ModelConfig]]) -> None:
         self._by_deployment: dict[str, Price] = {}
         self._worst_by_model: dict[str, Price] = {}
+        self._first_by_model: dict[str, Price] = {}
         for deployment_id, config in deployments:
             price = price_of(config)
             if price is None:
@@ -125,6 +126,7 @@ class PricingCatalog:
                 )
                 price = FREE
             self._by_deployment[deployment_id] = price
+            self._first_by_model.setdefault(config.name, price)
             worst = self._worst_by_model.get(config.name, FREE)
             self._worst_by_model[config.name] = Price(
                 max(worst.input, price.input), max(worst.output, price.output)
@@ -134,6 +136,12 @@ class PricingCatalog:
         if deployment_id is None:
             return FREE
         return self._by_deployment.get(deployment_id, FREE)
+
+    def for_call(self, deployment_id: str | None, model: str) -> Price:
+        """The price of the deployment that served a call, else the model's first one."""
+        if deployment_id is not None and deployment_id in self._by_deployment:
+            return self._by_deployment[deployment_id]
+        return self._first_by_model.get(model, FREE)
 
     def worst_for_model(self, model: str) -> Price:
         """The dearest price among a model's deployments: what a reservation must assume."""
