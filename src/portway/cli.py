@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser("upgrade", help="apply pending migrations")
     upgrade.add_argument("--config", help="YAML config file (default $PORTWAY_CONFIG)")
     upgrade.set_defaults(handler=_db_upgrade)
+    from portway.accounting.cli import add_commands
+
+    add_commands(commands)
     return parser
 
 
