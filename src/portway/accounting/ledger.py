@@ -19,6 +19,7 @@ their rows stay queued (up to ``MAX_QUEUED`` rows, then the oldest are dropped, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -78,6 +79,7 @@ class LedgerWriter:
         self._config = config
         self._queue: deque[_Entry] = deque()
         self._wakeup = asyncio.Event()
+        self._closed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.written = 0
@@ -97,6 +99,7 @@ class LedgerWriter:
     async def close(self) -> None:
         """Write everything queued, then stop."""
         self._closing = True
+        self._closed.set()
         self._wakeup.set()
         if self._task is not None:
             await self._task
@@ -129,10 +132,9 @@ class LedgerWriter:
             await self._wakeup.wait()
             self._wakeup.clear()
             if not self.sync and not self._closing and len(self._queue) < self._config.max_batch:
-                try:
-                    await asyncio.sleep(interval)
-                except asyncio.CancelledError:
-                    self._closing = True
+                # Let the batch grow for one interval; shutdown cuts the wait short.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), interval)
             await self._drain()
             if self._closing and not self._queue:
                 return
