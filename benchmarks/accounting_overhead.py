@@ -126,7 +126,7 @@ async def variant(durability: str, with_budget: bool, calls: int, concurrency: i
     database = Database(settings.database_url)
     accounting, stages = Accounting.build(settings, catalog, database)
     await database.start()
-    await accounting.start()
+    await accounting.start(catalog)
     try:
         budget = BudgetSpec(10**15, "monthly") if with_budget else None
         _record, secret = await accounting.keys.create(

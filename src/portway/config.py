@@ -80,12 +80,15 @@ class KeysConfig(_Strict):
 
 
 class LedgerConfig(_Strict):
-    """The usage ledger. ``sync``: a response is sent only once its row is committed
-    (group commit); ``batch``: rows are committed every ``flush_interval_ms``, so a killed
-    process may lose the rows of that last interval."""
+    """The usage ledger (see ``accounting/ledger.py`` for the durability contract).
+
+    ``journal``: rows are appended to a local journal before the response is sent and
+    committed in batches; ``commit``: the response waits for the database commit;
+    ``batch``: no waiting, a killed process may lose the last ``flush_interval_ms``."""
 
     enabled: bool = True
-    durability: Literal["sync", "batch"] = "sync"
+    durability: Literal["journal", "commit", "batch"] = "journal"
+    journal_dir: str | None = None
     flush_interval_ms: int = Field(default=100, ge=1, le=60_000)
     max_batch: int = Field(default=500, ge=1)
 

@@ -71,7 +71,7 @@ class Services:
                 "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
             )
         await self.database.start()
-        await self.accounting.start()
+        await self.accounting.start(self.catalog)
         await self.catalog.start()
 
     async def close(self) -> None:

@@ -36,6 +36,7 @@ def test_key_lifecycle_through_the_cli(
             "master_key": MASTER,
             "database_url": database_url,
             "keys": {"cache_ttl_seconds": 0.2},
+            "ledger": {"durability": "commit"},  # the CLI reads the database right after
             "models": [fake_model("fake-gpt", fake_openai.base_url)],
         }
     )

@@ -3,7 +3,8 @@
 Its ``finally`` runs for completions, streams (also when the client goes away) and
 errors: it takes the provider's usage (or counts the output itself when there is none),
 prices it, settles budget reservations and hands the row to the ``LedgerWriter``. With
-``durability: sync`` it waits for the commit before the response is released.
+``durability: journal`` the row is journaled, with ``commit`` committed, before the
+response is released.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ class UsageRecorder(Stage):
     ) -> None:
         # Zero-retention keys (``no_store``) still get a row: it holds counts, never content.
         record = await self._record(ctx, status, code, output, stream)
-        future = self._writer.submit(record if self._record_rows else None, record.settlements)
+        record.stored = self._record_rows
+        future = self._writer.submit(record)
         if future is not None and status != CLIENT_CLOSED:
             await self._writer.wait(future)
 

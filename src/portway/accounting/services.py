@@ -8,10 +8,11 @@ router go after them).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from portway.accounting.budgets import BudgetStage
 from portway.accounting.estimate import UsageEstimator
-from portway.accounting.ledger import LedgerWriter
+from portway.accounting.ledger import LedgerWriter, default_journal_dir
 from portway.accounting.pricing import PricingCatalog
 from portway.accounting.recorder import UsageRecorder
 from portway.accounting.tokenizer import TokenizerService
@@ -80,7 +81,13 @@ class Accounting:
             ),
             budgets=budgets,
             usage=usage,
-            ledger=LedgerWriter(usage, settings.ledger),
+            ledger=LedgerWriter(
+                usage,
+                settings.ledger,
+                Path(settings.ledger.journal_dir)
+                if settings.ledger.journal_dir
+                else default_journal_dir(settings.database_url),
+            ),
             limiter=limiter,
             gate=gate,
         )
@@ -93,7 +100,9 @@ class Accounting:
         ]
         return accounting, stages
 
-    async def start(self) -> None:
+    async def start(self, catalog: ModelCatalog) -> None:
+        # BPE files load lazily (first count that needs one, in a thread): loading them at
+        # start-up would hold the GIL for ~1 s while the first requests arrive.
         await self.ledger.start()
 
     async def close(self) -> None:

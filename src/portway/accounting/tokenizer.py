@@ -213,6 +213,13 @@ class TokenizerService:
         self._registered[model] = counter
         self._counters = {k: v for k, v in self._counters.items() if k[1] != model}
 
+    def warm(self, models: Iterable[str]) -> None:
+        """Start loading the encodings these upstream models need, in threads (no waiting)."""
+        names = {encoding_for_model(model) or "o200k_base" for model in models}
+        for name in sorted(names):
+            if name not in self._loading:
+                self._loading[name] = asyncio.ensure_future(asyncio.to_thread(load_encoding, name))
+
     async def _encoding(self, name: str) -> tiktoken.Encoding:
         future = self._loading.get(name)
         if future is None:

@@ -192,6 +192,7 @@ async def _usage(request: Request, services: Services, forced_key: str | None) -
     if not raw_limit.isdigit():
         raise InvalidRequestError("limit must be a positive integer.", param="limit")
     limit = min(int(raw_limit), 100_000)
+    await services.accounting.ledger.flush()  # this process's latest rows are included
     items = [present(s) for s in await services.accounting.usage.summary(where, group_by, limit)]
     if params.get("format") == "csv":
         return Response(

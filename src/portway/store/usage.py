@@ -72,6 +72,30 @@ class UsageRepository:
             if settlements:
                 await settle_in(connection, settlements)
 
+    async def append_missing(
+        self, rows: Sequence[dict[str, Any]], settlements: dict[str, tuple[Settlement, ...]]
+    ) -> int:
+        """Recovery: insert the rows whose ``record_id`` is not stored yet and settle only
+        theirs (and those of settlement-only records), in one transaction."""
+        ids = list(settlements)
+        async with self._db.connect() as connection:
+            present: set[str] = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                result = await connection.execute(
+                    select(_usage.c.record_id).where(_usage.c.record_id.in_(chunk))
+                )
+                present.update(result.scalars().all())
+            fresh = [row for row in rows if row["record_id"] not in present]
+            if fresh:
+                await connection.execute(insert(_usage), fresh)
+            to_settle = [
+                s for rid, group in settlements.items() if rid not in present for s in group
+            ]
+            if to_settle:
+                await settle_in(connection, to_settle)
+        return len(fresh)
+
     async def summary(
         self, where: UsageFilter, group_by: Sequence[str] = (), limit: int = 10_000
     ) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ class UsageRow(Base):
     )
 
     id: Mapped[int] = mapped_column(_RowId, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[float] = mapped_column(Float, index=True)
     request_id: Mapped[str] = mapped_column(String(128))
     endpoint: Mapped[str] = mapped_column(String(40))

@@ -39,6 +39,7 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
+        sa.Column("record_id", sa.String(length=32), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("request_id", sa.String(length=128), nullable=False),
         sa.Column("endpoint", sa.String(length=40), nullable=False),
@@ -61,6 +62,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("stream", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_records")),
+        sa.UniqueConstraint("record_id", name=op.f("uq_usage_records_record_id")),
     )
     with op.batch_alter_table("usage_records", schema=None) as batch_op:
         batch_op.create_index(
