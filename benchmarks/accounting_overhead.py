@@ -7,10 +7,11 @@ noise) with an instant stub in place of the router/provider:
 - keys+limits+ledger: a virtual key (rpm/tpm) + usage recorder + key limits + the stub
 - full: the same key with a budget (reservation transaction before the call)
 
-each with the ledger in ``sync`` (default) and ``batch`` durability, on SQLite.
-Prints p50/p99 per call, sequentially and at concurrency 32.
+each with the ledger in ``journal`` (default), ``commit`` and ``batch`` durability, on
+SQLite (or ``--database-url postgresql://...``). Prints p50/p99 per call, sequentially
+and at concurrency 32.
 
-    PYTHONPATH=src python benchmarks/accounting_overhead.py [--calls 3000]
+    PYTHONPATH=src python benchmarks/accounting_overhead.py [--calls 3000] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -105,13 +106,15 @@ def summary(latencies: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e6, p99 * 1e6
 
 
-async def variant(durability: str, with_budget: bool, calls: int, concurrency: int) -> list[float]:
+async def variant(
+    durability: str, with_budget: bool, calls: int, concurrency: int, database_url: str | None
+) -> list[float]:
     directory = tempfile.mkdtemp(prefix="portway-bench-")
     settings = Settings.model_validate(
         {
             "master_key": MASTER,
-            "database_url": f"sqlite:///{directory}/bench.db",
-            "ledger": {"durability": durability},
+            "database_url": database_url or f"sqlite:///{directory}/bench.db",
+            "ledger": {"durability": durability, "journal_dir": f"{directory}/journal"},
             "models": [
                 {
                     "name": "gpt-4o-mini",
@@ -147,15 +150,15 @@ async def baseline(calls: int, concurrency: int) -> list[float]:
     )
 
 
-async def main(calls: int) -> None:
+async def main(calls: int, database_url: str | None) -> None:
     rows: list[tuple[str, int, float, float]] = []
     for concurrency in (1, 32):
         base = summary(await baseline(calls, concurrency))
         rows.append(("baseline (master key, no accounting)", concurrency, *base))
-        for durability in ("sync", "batch"):
+        for durability in ("journal", "commit", "batch"):
             for with_budget in (False, True):
                 name = f"keys+limits+ledger[{durability}]" + (" +budget" if with_budget else "")
-                latencies = await variant(durability, with_budget, calls, concurrency)
+                latencies = await variant(durability, with_budget, calls, concurrency, database_url)
                 p50, p99 = summary(latencies)
                 rows.append((name, concurrency, p50, p99))
     print(f"{'variant':<44} {'conc':>4} {'p50 µs':>9} {'p99 µs':>9} {'+p50 µs':>9}")
@@ -168,4 +171,6 @@ async def main(calls: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=3000)
-    asyncio.run(main(parser.parse_args().calls))
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.calls, arguments.database_url))

@@ -172,7 +172,7 @@ class BudgetRepository:
     async def reserve(self, reservations: Sequence[Reservation]) -> int | None:
         """Reserve on every budget or none; returns the id of the budget that refused."""
         now = time.time()
-        async with self._db.connect() as connection:
+        async with self._db.write() as connection:
             for item in sorted(reservations, key=lambda r: r.budget_id):
                 spent = _spent_in(item.period_start)
                 result = await connection.execute(
@@ -201,7 +201,7 @@ class BudgetRepository:
         )
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
-        async with self._db.connect() as connection:
+        async with self._db.write() as connection:
             await settle_in(connection, settlements)
 
 

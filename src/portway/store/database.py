@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +24,9 @@ class Database:
         self.engine: AsyncEngine = create_engine(database_url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._migrate_on_start = migrate_on_start
+        # SQLite has one writer at a time; writers of one process queue here instead of
+        # spinning in SQLite's busy handler (which sleeps in growing steps).
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -46,4 +51,11 @@ class Database:
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A Core connection in a transaction: the lean path for hot statements."""
         async with self.engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """Like ``connect`` for transactions that write (serialised per process on SQLite)."""
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock, self.engine.begin() as connection:
             yield connection

@@ -66,7 +66,7 @@ class UsageRepository:
         self, rows: Sequence[dict[str, Any]], settlements: Sequence[Settlement] = ()
     ) -> None:
         """Insert ledger rows and settle their budget reservations in one transaction."""
-        async with self._db.connect() as connection:
+        async with self._db.write() as connection:
             if rows:
                 await connection.execute(insert(_usage), list(rows))
             if settlements:
@@ -78,7 +78,7 @@ class UsageRepository:
         """Recovery: insert the rows whose ``record_id`` is not stored yet and settle only
         theirs (and those of settlement-only records), in one transaction."""
         ids = list(settlements)
-        async with self._db.connect() as connection:
+        async with self._db.write() as connection:
             present: set[str] = set()
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
