@@ -133,7 +133,7 @@ async def variant(
     try:
         budget = BudgetSpec(10**15, "monthly") if with_budget else None
         _record, secret = await accounting.keys.create(
-            KeyFields(rpm=10**9, tpm=10**12, user_id="bench", team_id="bench"), budget
+            KeyFields(rpm=10**9, tpm=2 * 10**9, user_id="bench", team_id="bench"), budget
         )
         chat = ChatService([*stages, InstantModel()])
         call = make_call(KeyAuthenticator(MASTER, accounting.keys), chat, secret)

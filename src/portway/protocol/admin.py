@@ -11,6 +11,7 @@ from portway.accounting.pricing import nanos, usd
 from portway.store.budgets import BudgetState
 from portway.store.keys import KeyFields, KeyRecord
 
+MAX_INT32 = 2**31 - 1
 BudgetPeriod = Literal["daily", "weekly", "monthly", "total"]
 
 
@@ -23,8 +24,8 @@ class KeyCreate(_Admin):
     user: str | None = Field(default=None, max_length=200)
     team: str | None = Field(default=None, max_length=200)
     models: list[str] | None = None
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    tpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
     max_budget: float | None = Field(default=None, ge=0)
     budget_period: BudgetPeriod = "monthly"
     priority: int = 0
@@ -66,8 +67,8 @@ class KeyUpdate(_Admin):
     user: str | None = None
     team: str | None = None
     models: list[str] | None = None
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    tpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
     max_budget: float | None = Field(default=None, ge=0)
     budget_period: BudgetPeriod | None = None
     priority: int | None = None
