@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from portway.accounting.services import Accounting
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
@@ -15,7 +16,8 @@ from portway.pipeline.chat import ChatService
 from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
-from portway.security.auth import Authenticator, MasterKeyAuthenticator
+from portway.security.auth import Authenticator, KeyAuthenticator
+from portway.store import Database
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ class Services:
     catalog: ModelCatalog
     authenticator: Authenticator
     chat: ChatService
+    database: Database
+    accounting: Accounting
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
 
@@ -50,13 +54,22 @@ class Services:
         registry = registry or ProviderRegistry()
         catalog = ModelCatalog.from_configs(settings.models, registry)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
+        database = Database(settings.database_url)
+        accounting, accounting_stages = Accounting.build(settings, catalog, database)
         cache = build_cache(settings, catalog)
-        stages: list[Stage] = [*([cache] if cache else []), Router(catalog)]
+        # Outermost first: accounting (ledger, limits, budget), then the cache, then the router.
+        stages: list[Stage] = [
+            *accounting_stages,
+            *([cache] if cache else []),
+            Router(catalog, accounting.gate),
+        ]
         return cls(
             settings=settings,
             catalog=catalog,
-            authenticator=MasterKeyAuthenticator(master_key),
+            authenticator=KeyAuthenticator(master_key, accounting.keys),
             chat=ChatService(stages),
+            database=database,
+            accounting=accounting,
             model_cards=_model_cards(catalog, int(time.time())),
             cache=cache,
         )
@@ -67,6 +80,8 @@ class Services:
                 "authentication is OFF: no master key is set, every /v1 call is accepted "
                 "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
             )
+        await self.database.start()
+        await self.accounting.start(self.catalog)
         await self.catalog.start()
         if self.cache is not None:
             await self.cache.start()
@@ -75,3 +90,5 @@ class Services:
         if self.cache is not None:
             await self.cache.close()
         await self.catalog.close()
+        await self.accounting.close()
+        await self.database.close()

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from portway.errors import InvalidRequestError, ModelNotFoundError
+from portway.limits.gate import DeploymentGate
 from portway.pipeline.base import CallContext, CompleteHandler, StreamHandler, Terminal
 from portway.protocol.chat import (
     ChatCompletionChunkDict,
@@ -45,8 +46,9 @@ def check_capabilities(deployment: Deployment, request: ChatCompletionRequest) -
 class Router(Terminal):
     """Send each call to the first deployment of its model group."""
 
-    def __init__(self, catalog: ModelCatalog) -> None:
+    def __init__(self, catalog: ModelCatalog, gate: DeploymentGate | None = None) -> None:
         self._catalog = catalog
+        self._gate = gate
 
     def select(self, ctx: CallContext) -> Deployment:
         if not ctx.principal.may_use(ctx.model):
@@ -60,6 +62,8 @@ class Router(Terminal):
 
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
         deployment = self.select(ctx)
+        if self._gate is not None:  # deployment RPM/TPM: may wait in its priority queue
+            await self._gate.acquire(deployment.id, ctx.prompt_tokens_estimate or 0, ctx.priority)
         completion = await deployment.provider.chat(ctx.request)
         completion["model"] = ctx.model
         ctx.usage = completion.get("usage")  # type: ignore[assignment]
@@ -69,6 +73,8 @@ class Router(Terminal):
         self, ctx: CallContext, call_next: StreamHandler
     ) -> AsyncIterator[ChatCompletionChunkDict]:
         deployment = self.select(ctx)
+        if self._gate is not None:
+            await self._gate.acquire(deployment.id, ctx.prompt_tokens_estimate or 0, ctx.priority)
         async with aclosing(deployment.provider.stream(ctx.request)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:
                 chunk["model"] = ctx.model
