@@ -7,10 +7,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from portway.assistants.builtin import BuiltinTool
 from portway.config import Settings
 from portway.pipeline.base import Stage
 from portway.pipeline.chat import ChatService
 from portway.providers.registry import ProviderRegistry
+from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.security.auth import Authenticator, MasterKeyAuthenticator
@@ -41,7 +43,9 @@ class Services:
     authenticator: Authenticator
     chat: ChatService
     database: Database
+    retrieval: Retrieval
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    builtin_tools: dict[str, BuiltinTool] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
@@ -50,13 +54,17 @@ class Services:
         catalog = ModelCatalog.from_configs(settings.models, registry)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
         stages: list[Stage] = [Router(catalog)]
+        database = Database(settings.database_url)
+        retrieval = Retrieval.build(settings, database, catalog)
         return cls(
             settings=settings,
             catalog=catalog,
             authenticator=MasterKeyAuthenticator(master_key),
             chat=ChatService(stages),
-            database=Database(settings.database_url),
+            database=database,
+            retrieval=retrieval,
             model_cards=_model_cards(catalog, int(time.time())),
+            builtin_tools={retrieval.file_search.type: retrieval.file_search},
         )
 
     async def start(self) -> None:
@@ -66,8 +74,10 @@ class Services:
                 "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
             )
         await self.database.start()
+        await self.retrieval.start()
         await self.catalog.start()
 
     async def close(self) -> None:
         await self.catalog.close()
+        await self.retrieval.close()
         await self.database.close()
