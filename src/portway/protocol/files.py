@@ -16,11 +16,11 @@ class FileObjectDict(TypedDict):
     object: Literal["file"]
     bytes: int
     created_at: int
-    expires_at: NotRequired[int | None]
+    expires_at: NotRequired[int]
     filename: str
     purpose: str
     status: Literal["uploaded", "processed", "error"]
-    status_details: NotRequired[str | None]
+    status_details: NotRequired[str]
 
 
 class FileListDict(TypedDict):

@@ -7,7 +7,7 @@ TypedDicts shaped like OpenAI's ``VectorStoreObject``, ``VectorStoreFileObject``
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from pydantic import Discriminator, Field, field_validator, model_validator
 
@@ -146,7 +146,7 @@ class VectorStoreDict(TypedDict):
     usage_bytes: int
     file_counts: FileCountsDict
     status: Literal["expired", "in_progress", "completed"]
-    expires_after: dict[str, Any] | None
+    expires_after: NotRequired[dict[str, Any]]
     expires_at: int | None
     last_active_at: int | None
     metadata: dict[str, str] | None

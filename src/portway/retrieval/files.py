@@ -41,17 +41,18 @@ def clean_filename(name: str | None) -> str:
 
 
 def file_object(record: FileRecord) -> FileObjectDict:
-    return {
+    rendered: FileObjectDict = {
         "id": record.id,
         "object": "file",
         "bytes": record.bytes,
         "created_at": int(record.created_at),
-        "expires_at": int(record.expires_at) if record.expires_at is not None else None,
         "filename": record.filename,
         "purpose": record.purpose,
         "status": "processed",
-        "status_details": None,
     }
+    if record.expires_at is not None:  # the spec's expires_at is an integer, not nullable
+        rendered["expires_at"] = int(record.expires_at)
+    return rendered
 
 
 def file_not_found(file_id: str) -> NotFoundError:

@@ -69,7 +69,7 @@ def store_object(store: VectorStoreRecord, now: float) -> VectorStoreDict:
     status: Any = "in_progress" if store.file_counts.in_progress else "completed"
     if expires_at is not None and now >= expires_at:
         status = "expired"
-    return {
+    rendered: VectorStoreDict = {
         "id": store.id,
         "object": "vector_store",
         "created_at": int(store.created_at),
@@ -78,15 +78,13 @@ def store_object(store: VectorStoreRecord, now: float) -> VectorStoreDict:
         "usage_bytes": store.usage_bytes,
         "file_counts": _counts(store.file_counts),
         "status": status,
-        "expires_after": (
-            {"anchor": "last_active_at", "days": store.expires_after_days}
-            if store.expires_after_days is not None
-            else None
-        ),
         "expires_at": int(expires_at) if expires_at is not None else None,
         "last_active_at": int(store.last_active_at),
         "metadata": store.metadata or {},
     }
+    if store.expires_after_days is not None:  # an object when set, absent otherwise
+        rendered["expires_after"] = {"anchor": "last_active_at", "days": store.expires_after_days}
+    return rendered
 
 
 def store_file_object(record: VectorStoreFileRecord) -> VectorStoreFileDict:
