@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portway.assistants.builtin import BuiltinTool
+from portway.assistants.code_interpreter import CodeInterpreterTool
 from portway.config import Settings
 from portway.pipeline.base import Stage
 from portway.pipeline.chat import ChatService
@@ -56,6 +57,10 @@ class Services:
         stages: list[Stage] = [Router(catalog)]
         database = Database(settings.database_url)
         retrieval = Retrieval.build(settings, database, catalog)
+        builtin_tools: dict[str, BuiltinTool] = {retrieval.file_search.type: retrieval.file_search}
+        if settings.code_interpreter.enabled:
+            code_interpreter = CodeInterpreterTool(settings.code_interpreter, retrieval.files)
+            builtin_tools[code_interpreter.type] = code_interpreter
         return cls(
             settings=settings,
             catalog=catalog,
@@ -64,7 +69,7 @@ class Services:
             database=database,
             retrieval=retrieval,
             model_cards=_model_cards(catalog, int(time.time())),
-            builtin_tools={retrieval.file_search.type: retrieval.file_search},
+            builtin_tools=builtin_tools,
         )
 
     async def start(self) -> None:
@@ -75,6 +80,9 @@ class Services:
             )
         await self.database.start()
         await self.retrieval.start()
+        code_interpreter = self.builtin_tools.get(CodeInterpreterTool.type)
+        if isinstance(code_interpreter, CodeInterpreterTool):
+            await code_interpreter.start()
         await self.catalog.start()
 
     async def close(self) -> None:
