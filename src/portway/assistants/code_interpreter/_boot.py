@@ -213,12 +213,16 @@ def main():  # type: ignore[no-untyped-def]
         return 1
     sys.argv = ["<code>"]
     sys.addaudithook(_policy_hook(_read_roots(policy), _real(policy["write_roots"])))
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__, "__portway_show__": _show}
+    import builtins
+
+    namespace = {"__name__": "__main__", "__builtins__": builtins, "__portway_show__": _show}
+    originals = dict(vars(builtins))
     try:
         exec(code, namespace)
     except SystemExit:
         raise
     except BaseException as error:
+        vars(builtins).update(originals)  # the code may have replaced some; report with ours
         # Show the code's frames only: not this bootstrap's, not the policy hook's.
         report = traceback.TracebackException.from_exception(error)
         for item in (report, *_chained(report)):

@@ -79,11 +79,14 @@ def _limits(config: CodeInterpreterConfig) -> Callable[[], None]:
     return apply
 
 
-async def _namespace_works() -> bool:
+# Root can create a network namespace directly; other users need a user namespace too.
+_NAMESPACE_PREFIXES = (("unshare", "-n", "--"), ("unshare", "-r", "-n", "--"))
+
+
+async def _works(prefix: tuple[str, ...]) -> bool:
     try:
         probe = await asyncio.create_subprocess_exec(
-            "unshare",
-            "-n",
+            *prefix,
             "true",
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -120,10 +123,13 @@ class Sandbox:
     async def start(self) -> None:
         """Detect network isolation (``unshare -n``); fail if it was required but is missing."""
         wanted = self._config.network_isolation
-        if wanted != AUDIT_HOOK and await _namespace_works():
-            self._prefix = ("unshare", "-n", "--")
-            self.isolation = NAMESPACE
-        elif wanted == "namespace":
+        if wanted != AUDIT_HOOK:
+            for prefix in _NAMESPACE_PREFIXES:
+                if await _works(prefix):
+                    self._prefix = prefix
+                    self.isolation = NAMESPACE
+                    break
+        if wanted == "namespace" and self.isolation != NAMESPACE:
             raise ConfigError(
                 "code_interpreter.network_isolation: 'namespace' needs a working `unshare -n` "
                 "(root or unprivileged user namespaces)"

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _SKIPPED_DIRS = frozenset({"__pycache__"})
+# Looking at more entries than this after a run is not worth it (nor exported).
+MAX_SCANNED_ENTRIES = 10_000
 
 Snapshot = dict[str, tuple[int, int]]  # relative path -> (size, mtime_ns)
 
@@ -44,8 +46,12 @@ class CreatedFile:
 def _snapshot(work: Path) -> Snapshot:
     """Regular files under ``work`` (symlinks and hard links are not followed or kept)."""
     found: Snapshot = {}
+    scanned = 0
     for directory, subdirectories, names in os.walk(work, followlinks=False):
         subdirectories[:] = [d for d in subdirectories if d not in _SKIPPED_DIRS]
+        scanned += len(names) + len(subdirectories)
+        if scanned > MAX_SCANNED_ENTRIES:
+            break
         for name in names:
             path = Path(directory, name)
             info = path.lstat()
