@@ -28,6 +28,7 @@ def server(start_portway: PortwayFactory, storage_dir: Path) -> PortwayServer:
         {
             "models": [{"name": "m", "provider": "openai", "base_url": "http://127.0.0.1:9/v1"}],
             "files": {"storage_dir": str(storage_dir), "max_bytes": MAX_BYTES},
+            "max_request_bytes": 4096,  # JSON bodies; uploads have their own limit
         }
     )
     server.app.state.services.authenticator = TokenAuthenticator(
@@ -167,3 +168,15 @@ def test_expires_after_sets_expires_at(alice: openai.OpenAI) -> None:
         expires_after={"anchor": "created_at", "seconds": 3600},
     )
     assert created.expires_at == created.created_at + 3600
+
+
+def test_uploads_have_their_own_body_limit(server: PortwayServer, alice: openai.OpenAI) -> None:
+    big = b"y" * (MAX_BYTES - 10)  # far above max_request_bytes, within files.max_bytes
+    created = alice.files.create(file=("big.txt", io.BytesIO(big)), purpose="assistants")
+    assert alice.files.content(created.id).read() == big
+    json_body = httpx.post(
+        f"{server.base_url}/vector_stores",
+        json={"name": "x" * 5000},
+        headers={"authorization": "Bearer key-a"},
+    )
+    assert json_body.status_code == 413
