@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portway.accounting.services import Accounting
+from portway.assistants.builtin import BuiltinTool
+from portway.assistants.code_interpreter import CodeInterpreterTool
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
 from portway.pipeline.base import Stage
 from portway.pipeline.chat import ChatService
 from portway.providers.registry import ProviderRegistry
+from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.security.auth import Authenticator, KeyAuthenticator
@@ -45,8 +48,10 @@ class Services:
     chat: ChatService
     database: Database
     accounting: Accounting
+    retrieval: Retrieval
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
+    builtin_tools: dict[str, BuiltinTool] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
@@ -63,6 +68,11 @@ class Services:
             *([cache] if cache else []),
             Router(catalog, accounting.gate),
         ]
+        retrieval = Retrieval.build(settings, database, catalog)
+        builtin_tools: dict[str, BuiltinTool] = {retrieval.file_search.type: retrieval.file_search}
+        if settings.code_interpreter.enabled:
+            code_interpreter = CodeInterpreterTool(settings.code_interpreter, retrieval.files)
+            builtin_tools[code_interpreter.type] = code_interpreter
         return cls(
             settings=settings,
             catalog=catalog,
@@ -70,8 +80,10 @@ class Services:
             chat=ChatService(stages),
             database=database,
             accounting=accounting,
+            retrieval=retrieval,
             model_cards=_model_cards(catalog, int(time.time())),
             cache=cache,
+            builtin_tools=builtin_tools,
         )
 
     async def start(self) -> None:
@@ -82,6 +94,10 @@ class Services:
             )
         await self.database.start()
         await self.accounting.start(self.catalog)
+        await self.retrieval.start()
+        code_interpreter = self.builtin_tools.get(CodeInterpreterTool.type)
+        if isinstance(code_interpreter, CodeInterpreterTool):
+            await code_interpreter.start()
         await self.catalog.start()
         if self.cache is not None:
             await self.cache.start()
@@ -90,5 +106,6 @@ class Services:
         if self.cache is not None:
             await self.cache.close()
         await self.catalog.close()
+        await self.retrieval.close()
         await self.accounting.close()
         await self.database.close()
