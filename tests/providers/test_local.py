@@ -241,7 +241,7 @@ async def test_accounting_counts_with_the_gguf_tokenizer(local_server: PortwaySe
     services = local_server.app.state.services
     counter = await services.accounting.tokenizer.counter("local", MODEL)
     assert counter.exact
-    text = "Portway counts tokens with the model's own vocabulary."
+    text = "Grüße aus Köln: 東京タワーは高い。 Portway counts tokens."
     gguf_count = provider_of(local_server).count_tokens(text)
     assert counter.count_text(text) == gguf_count
     o200k = await services.accounting.tokenizer.counter("openai", "gpt-4o")
