@@ -3,8 +3,24 @@
 Add a module here per area (one concept each) and import it below.
 """
 
+from portway.store.models.assistants import (
+    AssistantRow,
+    MessageRow,
+    RunRow,
+    RunStepRow,
+    ThreadRow,
+)
 from portway.store.models.budgets import BudgetRow
 from portway.store.models.keys import VirtualKeyRow
 from portway.store.models.usage import UsageRow
 
-__all__ = ["BudgetRow", "UsageRow", "VirtualKeyRow"]
+__all__ = [
+    "AssistantRow",
+    "BudgetRow",
+    "MessageRow",
+    "RunRow",
+    "RunStepRow",
+    "ThreadRow",
+    "UsageRow",
+    "VirtualKeyRow",
+]
