@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from portway.assistants.builtin import BuiltinTool
+from portway.assistants.runtime import Assistants
 from portway.config import Settings
 from portway.pipeline.base import Stage
 from portway.pipeline.chat import ChatService
@@ -41,7 +43,10 @@ class Services:
     authenticator: Authenticator
     chat: ChatService
     database: Database
+    assistants: Assistants
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # file_search / code_interpreter by type; the run engine reads it on every call.
+    builtin_tools: dict[str, BuiltinTool] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
@@ -50,13 +55,18 @@ class Services:
         catalog = ModelCatalog.from_configs(settings.models, registry)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
         stages: list[Stage] = [Router(catalog)]
+        chat = ChatService(stages)
+        database = Database(settings.database_url)
+        builtin_tools: dict[str, BuiltinTool] = {}
         return cls(
             settings=settings,
             catalog=catalog,
             authenticator=MasterKeyAuthenticator(master_key),
-            chat=ChatService(stages),
-            database=Database(settings.database_url),
+            chat=chat,
+            database=database,
+            assistants=Assistants.build(settings, database, chat, catalog, builtin_tools),
             model_cards=_model_cards(catalog, int(time.time())),
+            builtin_tools=builtin_tools,
         )
 
     async def start(self) -> None:
@@ -67,7 +77,9 @@ class Services:
             )
         await self.database.start()
         await self.catalog.start()
+        await self.assistants.start()
 
     async def close(self) -> None:
+        await self.assistants.close()
         await self.catalog.close()
         await self.database.close()

@@ -11,7 +11,7 @@ serialises writers, so the same statement is atomic there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
@@ -368,15 +368,18 @@ class RunStore:
         *,
         step_changes: dict[str, Any],
         message_changes: dict[str, Any],
+        then: Callable[[RunRow], dict[str, Any]] | None = None,
     ) -> tuple[RunRow, list[RunStepRow], list[MessageRow]] | None:
-        """End a run: apply ``changes`` (guarded by ``expected``), and close its unfinished
-        steps and messages. Returns the run and the steps and messages that were closed."""
+        """End a run: apply ``changes`` (guarded by ``expected``), then ``then(run)``'s
+        changes computed from the updated row, and close its unfinished steps and
+        messages, in one transaction. Returns the run and the steps and messages closed."""
         async with self._db.session() as session:
-            run = await _update_returning(
-                session, RunRow, [RunRow.id == run_id, RunRow.status.in_(expected)], changes
-            )
+            guarded = [RunRow.id == run_id, RunRow.status.in_(expected)]
+            run = await _update_returning(session, RunRow, guarded, changes)
             if run is None:
                 return None
+            if then is not None:
+                run = await _update_returning(session, RunRow, [RunRow.id == run_id], then(run))
             steps = await session.execute(
                 update(RunStepRow)
                 .where(RunStepRow.run_id == run_id, RunStepRow.status == "in_progress")
@@ -393,14 +396,44 @@ class RunStore:
             )
             return run, list(steps.scalars()), list(messages.scalars())
 
-    async def requeue_after_crash(
-        self, run_id: str, expected: Sequence[str], changes: dict[str, Any]
+    async def take_over(
+        self,
+        run_id: str,
+        previous_owner: str | None,
+        owner: str,
+        now: float,
+        lease_until: float,
+        *,
+        force: bool = False,
     ) -> RunRow | None:
-        """Put an interrupted run back in the queue and forget its unfinished turn: the
-        half-written message and the unfinished steps of that turn are deleted."""
+        """Hold a run whose holder is gone: its lease lapsed (or ``force``, when this process
+        is the only one and just started). Guarded by the previous holder, so two workers
+        noticing the same lapsed run take it over once."""
+        conditions = [
+            RunRow.id == run_id,
+            RunRow.status.in_(("in_progress", "cancelling")),
+            RunRow.owner.is_(None) if previous_owner is None else RunRow.owner == previous_owner,
+        ]
+        if not force:
+            conditions.append(RunRow.lease_until < now)
+        async with self._db.session() as session:
+            return await _update_returning(  # type: ignore[no-any-return]
+                session, RunRow, conditions, {"owner": owner, "lease_until": lease_until}
+            )
+
+    async def requeue(self, run_id: str, owner: str, *, refund_attempt: bool) -> RunRow | None:
+        """Put a run this worker holds back in the queue and forget its unfinished turn:
+        the half-written message and the unfinished steps of that turn are deleted, and
+        the next worker repeats the model call from the stored state."""
+        changes: dict[str, Any] = {"status": "queued", "owner": None, "lease_until": None}
+        if refund_attempt:
+            changes["attempts"] = RunRow.attempts - 1
         async with self._db.session() as session:
             run = await _update_returning(
-                session, RunRow, [RunRow.id == run_id, RunRow.status.in_(expected)], changes
+                session,
+                RunRow,
+                [RunRow.id == run_id, RunRow.status == "in_progress", RunRow.owner == owner],
+                changes,
             )
             if run is None:
                 return None
@@ -411,7 +444,7 @@ class RunStore:
                     MessageRow.run_id == run_id, MessageRow.status == "in_progress"
                 )
             )
-            return run
+            return run  # type: ignore[no-any-return]
 
     # Engine: steps and messages ----------------------------------------------------
 
