@@ -66,8 +66,10 @@ class _CallDraft:
 class _Turn:
     """One model call's output and the rows opened for it."""
 
+    prior_steps: Sequence[RunStepRow] = ()
     message: MessageRow | None = None
     message_step: RunStepRow | None = None
+    message_open: bool = False
     text: str = ""
     pending_text: str = ""
     tool_step: RunStepRow | None = None
@@ -161,7 +163,7 @@ class RunEngine:
         if prompt is None:
             await self._lifecycle.incomplete(run.id, "max_prompt_tokens")
             return None
-        turn = _Turn()
+        turn = _Turn(prior_steps=steps)
         try:
             await self._call_model(run, prompt.request, turn, progress)
         except PortwayError as error:
@@ -188,8 +190,10 @@ class RunEngine:
         run = counted
         turn_usage = _usage(usage)
         truncated = turn.finish_reason == "length"
-        if turn.message is not None:
-            await self._close_message(turn, steps, truncated, turn_usage)
+        if turn.message_open:
+            await self._close_message(
+                turn, truncated=truncated, usage=None if turn.tool_step else turn_usage
+            )
         if truncated:
             await self._lifecycle.incomplete(run.id, "max_completion_tokens")
             return None
@@ -270,7 +274,7 @@ class RunEngine:
             {"type": "message_creation", "message_creation": {"message_id": message.id}},
         )
         await self._runs.add_step(step, message)
-        turn.message, turn.message_step = message, step
+        turn.message, turn.message_step, turn.message_open = message, step, True
         self._lifecycle.publish_step(step, "thread.run.step.created")
         self._lifecycle.publish_step(step, "thread.run.step.in_progress")
         self._lifecycle.publish_message(message, "thread.message.created")
@@ -283,6 +287,9 @@ class RunEngine:
         function = call.get("function") or {}
         draft = turn.by_index.get(index)
         if draft is None:
+            if turn.message_open:
+                # The model turned from text to tool calls: its message is done.
+                await self._close_message(turn, truncated=False, usage=None)
             if turn.tool_step is None:
                 step = self._new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
                 await self._runs.add_step(step)
@@ -336,15 +343,12 @@ class RunEngine:
     # After the model answered ---------------------------------------------------------
 
     async def _close_message(
-        self,
-        turn: _Turn,
-        steps: Sequence[RunStepRow],
-        truncated: bool,
-        usage: dict[str, int],
+        self, turn: _Turn, *, truncated: bool, usage: dict[str, int] | None
     ) -> None:
         assert turn.message is not None and turn.message_step is not None
+        turn.message_open = False
         now = self._lifecycle.clock()
-        citations, created_files = _artifacts(steps)
+        citations, created_files = _artifacts(turn.prior_steps)
         annotations = annotations_for(turn.text, citations, created_files)
         changes: dict[str, Any] = {
             "content": text_content(turn.text, annotations),
@@ -366,7 +370,7 @@ class RunEngine:
             event = "thread.message.incomplete" if truncated else "thread.message.completed"
             self._lifecycle.publish_message(message, event)
         step_changes: dict[str, Any] = {"status": "completed", "completed_at": now}
-        if turn.tool_step is None:
+        if usage is not None:
             step_changes["usage"] = usage
         step = await self._runs.update_step(turn.message_step.id, step_changes)
         if step is not None:

@@ -20,7 +20,6 @@ Contract:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -68,6 +67,7 @@ class RunWorkers:
         self._clock: Callable[[], float] = lifecycle.clock
         self._slots = asyncio.Semaphore(config.max_concurrent_runs)
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._executing: dict[str, _Execution] = {}
         self._reserved: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -84,9 +84,23 @@ class RunWorkers:
         ]
 
     async def close(self) -> None:
-        for task in (*self._loops, *self._tasks):
+        """Stop the loops between two database calls, then interrupt the running runs
+        (they go back to the queue)."""
+        self._stopping.set()
+        _, unfinished = await asyncio.wait(self._loops, timeout=5) if self._loops else ((), ())
+        for task in (*unfinished, *self._tasks):
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
+
+    async def _pause(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        """Sleep ``seconds``, or less if we are stopping or ``wake`` is set."""
+        events = [self._stopping] if wake is None else [self._stopping, wake]
+        waiters = [asyncio.create_task(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     # Entry points -------------------------------------------------------------------
 
@@ -118,7 +132,7 @@ class RunWorkers:
         task.add_done_callback(self._tasks.discard)
 
     async def _claim_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self._slots.acquire()
             self._wake.clear()
             try:
@@ -126,12 +140,11 @@ class RunWorkers:
             except Exception:
                 self._slots.release()
                 logger.exception("claiming a queued run failed; retrying after the poll interval")
-                await asyncio.sleep(self._config.poll_interval_seconds)
+                await self._pause(self._config.poll_interval_seconds)
                 continue
             if run is None:
                 self._slots.release()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._config.poll_interval_seconds)
+                await self._pause(self._config.poll_interval_seconds, self._wake)
                 continue
             self._spawn(self._supervise(run))
 
@@ -189,8 +202,10 @@ class RunWorkers:
 
     async def _maintenance_loop(self) -> None:
         interval = min(self._config.sweep_interval_seconds, self._config.lease_seconds / 3)
-        while True:
-            await asyncio.sleep(interval)
+        while not self._stopping.is_set():
+            await self._pause(interval)
+            if self._stopping.is_set():
+                return
             try:
                 await self._renew_leases()
                 await self._expire_waiting()

@@ -40,7 +40,8 @@ async def _update_returning(
         .where(*conditions)
         .values(**changes)
         .returning(row_type)
-        .execution_options(synchronize_session=False)
+        # populate_existing: a row updated twice in one session comes back fresh.
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.execute(statement)).scalars().first()
 
@@ -385,14 +386,14 @@ class RunStore:
                 .where(RunStepRow.run_id == run_id, RunStepRow.status == "in_progress")
                 .values(**step_changes)
                 .returning(RunStepRow)
-                .execution_options(synchronize_session=False)
+                .execution_options(synchronize_session=False, populate_existing=True)
             )
             messages = await session.execute(
                 update(MessageRow)
                 .where(MessageRow.run_id == run_id, MessageRow.status == "in_progress")
                 .values(**message_changes)
                 .returning(MessageRow)
-                .execution_options(synchronize_session=False)
+                .execution_options(synchronize_session=False, populate_existing=True)
             )
             return run, list(steps.scalars()), list(messages.scalars())
 
