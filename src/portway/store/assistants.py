@@ -381,21 +381,9 @@ class RunStore:
                 return None
             if then is not None:
                 run = await _update_returning(session, RunRow, [RunRow.id == run_id], then(run))
-            steps = await session.execute(
-                update(RunStepRow)
-                .where(RunStepRow.run_id == run_id, RunStepRow.status == "in_progress")
-                .values(**step_changes)
-                .returning(RunStepRow)
-                .execution_options(synchronize_session=False, populate_existing=True)
-            )
-            messages = await session.execute(
-                update(MessageRow)
-                .where(MessageRow.run_id == run_id, MessageRow.status == "in_progress")
-                .values(**message_changes)
-                .returning(MessageRow)
-                .execution_options(synchronize_session=False, populate_existing=True)
-            )
-            return run, list(steps.scalars()), list(messages.scalars())
+            steps = await _close_unfinished(session, RunStepRow, run_id, step_changes)
+            messages = await _close_unfinished(session, MessageRow, run_id, message_changes)
+            return run, steps, messages
 
     async def take_over(
         self,
@@ -498,6 +486,22 @@ class RunStore:
                 select(RunStepRow).where(RunStepRow.run_id == run_id).order_by(RunStepRow.seq)
             )
             return list(found.scalars())
+
+
+async def _close_unfinished(
+    session: AsyncSession, row_type: Any, run_id: str, changes: dict[str, Any]
+) -> list[Any]:
+    """Apply ``changes`` to a run's steps or messages still ``in_progress``."""
+    if not changes:
+        return []
+    found = await session.execute(
+        update(row_type)
+        .where(row_type.run_id == run_id, row_type.status == "in_progress")
+        .values(**changes)
+        .returning(row_type)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return list(found.scalars())
 
 
 class _Unchanged(Exception):
