@@ -6,7 +6,8 @@ outputs, in step order). ``truncation_strategy`` applies to the thread's message
 ``last_messages`` keeps the newest N, ``auto`` drops the oldest until the prompt fits
 both the model's context window (minus room for the answer) and what is left of the
 run's ``max_prompt_tokens``. ``build`` returns ``None`` when the prompt cannot fit in
-``max_prompt_tokens`` (the run ends ``incomplete``).
+``max_prompt_tokens`` (the run ends ``incomplete``). A forced ``tool_choice`` applies
+until the run has called a tool (OpenAI: "must call one or more tools before responding").
 """
 
 from __future__ import annotations
@@ -123,7 +124,10 @@ class ContextBuilder:
             prior = prior[dropped:]
         own = {message.id: message for message in history if message.run_id == run.id}
         tail = _run_messages(steps, own)
-        request = self._request(run, [*head, *prior, *tail], remaining_completion)
+        # A forced tool_choice ("required" or a named tool) means "call a tool before you
+        # answer": once the run called one, the model may answer (no endless tool loop).
+        tools_called = any(step.type == "tool_calls" for step in steps)
+        request = self._request(run, [*head, *prior, *tail], remaining_completion, tools_called)
 
         window_limit = self._window_limit(run.model, remaining_completion)
         limits = [limit for limit in (remaining_prompt, window_limit) if limit is not None]
@@ -150,7 +154,11 @@ class ContextBuilder:
         return Prompt(request, dropped, total)
 
     def _request(
-        self, run: RunRow, messages: list[dict[str, Any]], remaining_completion: int | None
+        self,
+        run: RunRow,
+        messages: list[dict[str, Any]],
+        remaining_completion: int | None,
+        tools_called: bool,
     ) -> ChatCompletionRequest:
         body: dict[str, Any] = {
             "model": run.model,
@@ -161,8 +169,11 @@ class ContextBuilder:
         tools = chat_tools(run.tools)
         if tools:
             body["tools"] = tools
-            if run.tool_choice is not None:
-                body["tool_choice"] = chat_tool_choice(run.tool_choice)
+            choice = run.tool_choice
+            if tools_called and choice not in (None, "none", "auto"):
+                choice = "auto"
+            if choice is not None:
+                body["tool_choice"] = chat_tool_choice(choice)
             body["parallel_tool_calls"] = run.parallel_tool_calls
         optional = {
             "temperature": run.temperature,

@@ -158,12 +158,18 @@ class RunLifecycle:
             partial_text=partial_text,
         )
 
-    async def cancel(self, run_id: str, partial_text: str | None = None) -> RunRow | None:
+    async def cancel(
+        self,
+        run_id: str,
+        partial_text: str | None = None,
+        *,
+        expected: Sequence[str] = ("cancelling", "requires_action", "queued"),
+    ) -> RunRow | None:
         """Finish a cancellation (the run is ``cancelling``, queued or waits for outputs)."""
         now = self.clock()
         return await self._finish(
             run_id,
-            ("cancelling", "requires_action", "queued"),
+            expected,
             {"status": "cancelled", "cancelled_at": now, "expires_at": None},
             now=now,
             step_changes={"status": "cancelled", "cancelled_at": now},

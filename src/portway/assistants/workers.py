@@ -43,8 +43,15 @@ def worker_id() -> str:
 
 @dataclass
 class _Execution:
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # Why it must stop: a client cancelled the run, or the run is no longer ours
+    # (finished, deleted with its thread, or taken over): then nothing is written.
+    cancelled: bool = False
     progress: Progress = field(default_factory=Progress)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.stop.set()
 
 
 class RunWorkers:
@@ -118,7 +125,7 @@ class RunWorkers:
         execution = self._executing.get(run_id)
         if execution is None:
             return False
-        execution.cancel.set()
+        execution.cancel()
         return True
 
     def holds(self, run_id: str) -> bool:
@@ -162,7 +169,8 @@ class RunWorkers:
             self._slots.release()
             current = await self._runs.get_by_id(run_id)
             if current is not None and current.status == "cancelling":
-                await self._lifecycle.cancel(run_id)  # cancelled before it started
+                # Cancelled before it started.
+                await self._lifecycle.cancel(run_id, expected=("cancelling",))
             return
         await self._supervise(run)
 
@@ -171,13 +179,16 @@ class RunWorkers:
         execution = _Execution()
         self._executing[run.id] = execution
         drive = asyncio.create_task(self._engine.execute(run, execution.progress))
-        cancelled = asyncio.create_task(execution.cancel.wait())
+        stopped = asyncio.create_task(execution.stop.wait())
         try:
-            await asyncio.wait({drive, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({drive, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if not drive.done():
                 drive.cancel()
                 await asyncio.wait({drive})
-                await self._lifecycle.cancel(run.id, partial_text=execution.progress.text)
+                if execution.cancelled:
+                    await self._lifecycle.cancel(
+                        run.id, partial_text=execution.progress.text, expected=("cancelling",)
+                    )
             elif drive.exception() is not None:
                 logger.error("run %s failed", run.id, exc_info=drive.exception())
                 await self._lifecycle.fail(
@@ -194,7 +205,7 @@ class RunWorkers:
             await asyncio.shield(self._runs.requeue(run.id, self.owner, refund_attempt=True))
             raise
         finally:
-            cancelled.cancel()
+            stopped.cancel()
             self._executing.pop(run.id, None)
             self._slots.release()
 
@@ -217,10 +228,16 @@ class RunWorkers:
         held = [*self._executing, *self._reserved]
         statuses = await self._runs.renew(self.owner, held, self.lease_until())
         for run_id, execution in list(self._executing.items()):
-            status = statuses.get(run_id)
-            # Cancelled through another process, or gone (thread deleted, taken over).
-            if status is None or status == "cancelling":
-                execution.cancel.set()
+            found = statuses.get(run_id)
+            if found is None:
+                execution.stop.set()  # deleted with its thread: stop, nothing to write
+                continue
+            status, holder = found
+            if status == "cancelling":  # cancelled through another process
+                execution.cancel()
+            elif status == "in_progress" and holder != self.owner:
+                execution.stop.set()  # taken over by another worker
+            # Otherwise the run just came to rest and its task is ending by itself.
 
     async def _expire_waiting(self) -> None:
         for run in await self._runs.due_to_expire(self._clock()):

@@ -312,19 +312,23 @@ class RunStore:
                 _claim_changes(owner, now, lease_until),
             )
 
-    async def renew(self, owner: str, run_ids: Sequence[str], lease_until: float) -> dict[str, str]:
-        """Extend this worker's leases; returns the current status of each run still held."""
+    async def renew(
+        self, owner: str, run_ids: Sequence[str], lease_until: float
+    ) -> dict[str, tuple[str, str | None]]:
+        """Extend this worker's leases; returns ``(status, owner)`` of each run that exists."""
         if not run_ids:
             return {}
         async with self._db.session() as session:
-            found = await session.execute(
+            await session.execute(
                 update(RunRow)
                 .where(RunRow.id.in_(run_ids), RunRow.owner == owner)
                 .values(lease_until=lease_until)
-                .returning(RunRow.id, RunRow.status)
                 .execution_options(synchronize_session=False)
             )
-            return {run_id: status for run_id, status in found.all()}
+            found = await session.execute(
+                select(RunRow.id, RunRow.status, RunRow.owner).where(RunRow.id.in_(run_ids))
+            )
+            return {run_id: (status, holder) for run_id, status, holder in found.all()}
 
     async def lapsed(self, now: float, *, everything: bool = False) -> list[RunRow]:
         """Runs a worker was holding whose lease ran out (``everything``: held at all)."""
