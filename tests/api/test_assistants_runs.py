@@ -10,6 +10,7 @@ from tests.assistants.support import (
     MODEL,
     TEAM_A_KEY,
     WEATHER_TOOL,
+    FakeCodeInterpreter,
     FakeFileSearch,
     sdk,
     start_gateway,
@@ -340,7 +341,7 @@ def test_builtin_tool_without_an_implementation_fails_clearly(
 def test_file_search_results_become_citations(
     gateway: PortwayServer, client: openai.OpenAI, fake_openai: FakeOpenAI
 ) -> None:
-    search = FakeFileSearch("file-facts", "Paris is the capital of France.")
+    search = FakeFileSearch({"capital": ("file-facts", "Paris is the capital of France.")})
     gateway.app.state.services.builtin_tools["file_search"] = search
     try:
         assistant = client.beta.assistants.create(
@@ -391,6 +392,87 @@ def test_file_search_results_become_citations(
     )
     result = included["data"][0]["step_details"]["tool_calls"][0]["file_search"]["results"][0]
     assert result["content"][0]["text"] == "Paris is the capital of France."
+
+
+def test_citations_of_several_searches_stay_distinct(
+    gateway: PortwayServer, client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    search = FakeFileSearch(
+        {"france": ("file-fr", "Paris is in France."), "italy": ("file-it", "Rome is in Italy.")}
+    )
+    gateway.app.state.services.builtin_tools["file_search"] = search
+    try:
+        assistant = client.beta.assistants.create(model=MODEL, tools=[{"type": "file_search"}])
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "Capitals?"}])
+        fake_openai.script(
+            Reply(
+                tool_calls=[
+                    tool_call("call_fr", "file_search", '{"query": "france"}'),
+                    tool_call("call_it", "file_search", '{"query": "italy"}'),
+                ]
+            ),
+            Reply(content="Paris [1], Rome [2]."),
+        )
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id
+        )
+    finally:
+        del gateway.app.state.services.builtin_tools["file_search"]
+
+    assert run.status == "completed"
+    outputs = [m["content"] for m in chat_messages(fake_openai) if m["role"] == "tool"]
+    assert outputs == ["[1] Paris is in France.", "[2] Rome is in Italy."]
+    (message,) = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    cited = [(a.text, a.file_citation.file_id) for a in message.content[0].text.annotations]
+    assert cited == [("[1]", "file-fr"), ("[2]", "file-it")]
+
+
+def test_code_interpreter_files_are_attached_to_the_answer(
+    gateway: PortwayServer, client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    sandbox = FakeCodeInterpreter(output="1024\n", created_file="file-plot")
+    gateway.app.state.services.builtin_tools["code_interpreter"] = sandbox
+    try:
+        assistant = client.beta.assistants.create(
+            model=MODEL,
+            tools=[{"type": "code_interpreter"}],
+            tool_resources={"code_interpreter": {"file_ids": ["file-data"]}},
+        )
+        thread = client.beta.threads.create(
+            messages=[
+                {
+                    "role": "user",
+                    "content": "Plot it",
+                    "attachments": [
+                        {"file_id": "file-extra", "tools": [{"type": "code_interpreter"}]}
+                    ],
+                }
+            ]
+        )
+        code = "print(2**10)"
+        fake_openai.script(
+            Reply(tool_calls=[tool_call("call_ci", "code_interpreter", f'{{"code": "{code}"}}')]),
+            Reply(content="2**10 is 1024; the plot is file-plot."),
+        )
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id
+        )
+    finally:
+        del gateway.app.state.services.builtin_tools["code_interpreter"]
+
+    assert run.status == "completed"
+    (invocation,) = sandbox.invocations
+    assert invocation.arguments == {"code": code}
+    assert invocation.file_ids == ("file-data", "file-extra")
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    (ci_call,) = steps[0].step_details.tool_calls
+    assert ci_call.type == "code_interpreter"
+    assert ci_call.code_interpreter.input == code
+    assert ci_call.code_interpreter.outputs[0].logs == "1024\n"
+    (message,) = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    assert [a.file_id for a in message.attachments] == ["file-plot"]
+    (annotation,) = message.content[0].text.annotations
+    assert annotation.type == "file_path" and annotation.file_path.file_id == "file-plot"
 
 
 def test_run_options_reach_the_model(client: openai.OpenAI, fake_openai: FakeOpenAI) -> None:

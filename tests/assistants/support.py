@@ -96,29 +96,51 @@ def tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
 
 
 class FakeFileSearch:
-    """A stand-in for the retrieval branch's file_search: one fixed, cited excerpt."""
+    """A stand-in for the retrieval branch's file_search: one cited excerpt per query."""
 
     type: ClassVar[str] = "file_search"
 
-    def __init__(self, file_id: str, quote: str) -> None:
-        self.file_id = file_id
-        self.quote = quote
+    def __init__(self, documents: dict[str, tuple[str, str]]) -> None:
+        self.documents = documents  # query -> (file id, excerpt)
+        self.invocations: list[ToolInvocation] = []
+
+    async def invoke(self, invocation: ToolInvocation) -> ToolOutcome:
+        self.invocations.append(invocation)
+        file_id, quote = self.documents[invocation.arguments["query"]]
+        return ToolOutcome(
+            output=f"[1] {quote}",
+            step_details={
+                "ranking_options": {"ranker": "default_2024_08_21", "score_threshold": 0.0},
+                "results": [
+                    {
+                        "file_id": file_id,
+                        "file_name": f"{file_id}.txt",
+                        "score": 0.9,
+                        "content": [{"type": "text", "text": quote}],
+                    }
+                ],
+            },
+            citations=(Citation(file_id, quote),),
+        )
+
+
+class FakeCodeInterpreter:
+    """A stand-in for the sandbox: "runs" the code and reports one created file."""
+
+    type: ClassVar[str] = "code_interpreter"
+
+    def __init__(self, output: str, created_file: str) -> None:
+        self.output = output
+        self.created_file = created_file
         self.invocations: list[ToolInvocation] = []
 
     async def invoke(self, invocation: ToolInvocation) -> ToolOutcome:
         self.invocations.append(invocation)
         return ToolOutcome(
-            output=f"[1] {self.quote}",
+            output=self.output,
             step_details={
-                "ranking_options": {"ranker": "default_2024_08_21", "score_threshold": 0.0},
-                "results": [
-                    {
-                        "file_id": self.file_id,
-                        "file_name": "facts.txt",
-                        "score": 0.9,
-                        "content": [{"type": "text", "text": self.quote}],
-                    }
-                ],
+                "input": invocation.arguments["code"],
+                "outputs": [{"type": "logs", "logs": self.output}],
             },
-            citations=(Citation(self.file_id, self.quote),),
+            created_file_ids=(self.created_file,),
         )

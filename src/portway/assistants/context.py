@@ -180,6 +180,7 @@ class ContextBuilder:
             "top_p": run.top_p,
             "max_completion_tokens": remaining_completion,
             "response_format": run.response_format if run.response_format != "auto" else None,
+            "reasoning_effort": run.reasoning_effort,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         return ChatCompletionRequest.model_validate(body)

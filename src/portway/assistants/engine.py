@@ -229,7 +229,7 @@ class RunEngine:
             turn.usage = dict(ctx.usage)
 
     async def _on_text(self, run: RunRow, turn: _Turn, text: str, progress: Progress) -> None:
-        if turn.message is None:
+        if not turn.message_open:
             # Whitespace before a tool call is not a message.
             turn.pending_text += text
             if not turn.pending_text.strip():
@@ -275,6 +275,7 @@ class RunEngine:
         )
         await self._runs.add_step(step, message)
         turn.message, turn.message_step, turn.message_open = message, step, True
+        turn.text = ""
         self._lifecycle.publish_step(step, "thread.run.step.created")
         self._lifecycle.publish_step(step, "thread.run.step.in_progress")
         self._lifecycle.publish_message(message, "thread.message.created")
@@ -389,26 +390,31 @@ class RunEngine:
         step_id = turn.tool_step.id
         thread = await self._objects.get_thread(run.tenant, run.thread_id)
         cited = sum(len(call.get("citations") or ()) for s in steps for call in s.model_calls)
-        entries: list[dict[str, Any]] = []
-        model_calls: list[dict[str, Any]] = []
-        pending: list[dict[str, Any]] = []
-        for draft in turn.calls:
-            record: dict[str, Any] = {
+        entries = [_initial_entry(draft) for draft in turn.calls]
+        model_calls: list[dict[str, Any]] = [
+            {"id": draft.id, "name": draft.name, "arguments": draft.arguments, "output": None}
+            for draft in turn.calls
+        ]
+        pending = [
+            {
                 "id": draft.id,
-                "name": draft.name,
-                "arguments": draft.arguments,
-                "output": None,
+                "type": _FUNCTION,
+                _FUNCTION: {"name": draft.name, "arguments": draft.arguments},
             }
+            for draft in turn.calls
+            if not draft.builtin
+        ]
+        if len(pending) < len(turn.calls):
+            # Show the calls while built-in tools run (and if one of them fails).
+            await self._runs.update_step(
+                step_id,
+                {
+                    "step_details": {"type": "tool_calls", "tool_calls": entries},
+                    "model_calls": model_calls,
+                },
+            )
+        for position, draft in enumerate(turn.calls):
             if not draft.builtin:
-                entries.append(_initial_entry(draft))
-                pending.append(
-                    {
-                        "id": draft.id,
-                        "type": _FUNCTION,
-                        _FUNCTION: {"name": draft.name, "arguments": draft.arguments},
-                    }
-                )
-                model_calls.append(record)
                 continue
             tool = self._builtin_tools.get(draft.name)
             if tool is None:
@@ -424,13 +430,16 @@ class RunEngine:
                 return None
             output = renumber_markers(outcome.output, cited, len(outcome.citations))
             cited += len(outcome.citations)
-            record |= {
+            model_calls[position] |= {
                 "output": output,
                 "citations": [{"file_id": c.file_id, "quote": c.quote} for c in outcome.citations],
                 "created_file_ids": list(outcome.created_file_ids),
             }
-            model_calls.append(record)
-            entries.append({"id": draft.id, "type": draft.name, draft.name: outcome.step_details})
+            entries[position] = {
+                "id": draft.id,
+                "type": draft.name,
+                draft.name: outcome.step_details,
+            }
             self._publish_call_delta(
                 run,
                 turn,
