@@ -36,7 +36,7 @@ from portway.protocol.assistants import (
 from portway.protocol.events import ServerSentEvent
 from portway.security.principal import Principal
 from portway.store.assistants import AssistantStore, RunStore
-from portway.store.models.assistants import AssistantRow, RunRow, RunStepRow
+from portway.store.models.assistants import AssistantRow, RunRow, RunStepRow, ThreadRow
 from portway.store.pagination import Page, PageRequest
 
 DEFAULT_TRUNCATION = {"type": "auto", "last_messages": None}
@@ -86,8 +86,8 @@ class RunService:
 
     async def create_thread_and_run(
         self, principal: Principal, request: CreateThreadAndRunRequest
-    ) -> tuple[RunRow, Any]:
-        """The run and its new thread (a ``ThreadRow``)."""
+    ) -> tuple[RunRow, ThreadRow]:
+        """The run and its new thread."""
         assistant = await self._assistant(principal, request.assistant_id)
         thread, messages = self._objects.new_thread(principal, request.thread)
         if request.tool_resources is not None:
@@ -315,7 +315,7 @@ class RunService:
         yield DONE
 
 
-def created_events(run: RunRow, thread: Any | None = None) -> list[ServerSentEvent]:
+def created_events(run: RunRow, thread: ThreadRow | None = None) -> list[ServerSentEvent]:
     """What a stream starts with: the new thread (thread-and-run), the run created, queued."""
     events = [ServerSentEvent("thread.created", thread_object(thread))] if thread else []
     body = run_object(run)
