@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -60,6 +61,14 @@ def fake_anthropic(fake_anthropic_server: FakeAnthropic) -> Iterator[FakeAnthrop
 PortwayFactory = Callable[..., PortwayServer]
 
 
+def with_private_state(settings: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """Settings whose database and files live in ``directory`` unless the test chose them."""
+    settings = {"database_url": f"sqlite:///{directory}/portway.db", **settings}
+    files = {"storage_dir": str(directory / "files"), **settings.get("files", {})}
+    ledger = {"journal_dir": str(directory / "ledger-journal"), **settings.get("ledger", {})}
+    return {**settings, "files": files, "ledger": ledger}
+
+
 @pytest.fixture(scope="module")
 def start_portway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortwayFactory]:
     """Start Portway servers from settings dicts; all are stopped when the module ends.
@@ -70,10 +79,9 @@ def start_portway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortwayF
 
     def start(settings: dict[str, Any] | Settings) -> PortwayServer:
         if isinstance(settings, dict):
-            if "database_url" not in settings:
-                directory = tmp_path_factory.mktemp("portway")
-                settings = {**settings, "database_url": f"sqlite:///{directory}/portway.db"}
-            settings = Settings.model_validate(settings)
+            settings = Settings.model_validate(
+                with_private_state(settings, tmp_path_factory.mktemp("portway"))
+            )
         server = PortwayServer(create_app(settings))
         server.start()
         servers.append(server)

@@ -12,12 +12,14 @@ from starlette.responses import Response
 
 from portway.api import (
     admin,
+    assistants,
     cache_admin,
     chat,
     embeddings,
     files,
     health,
     models,
+    threads,
     vector_stores,
 )
 from portway.api.hot_routes import HotRoutesMiddleware, render_exception
@@ -69,7 +71,18 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         title="Portway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.services = services
-    for module in (chat, models, embeddings, health, admin, cache_admin, files, vector_stores):
+    for module in (
+        chat,
+        models,
+        embeddings,
+        health,
+        admin,
+        cache_admin,
+        files,
+        vector_stores,
+        assistants,
+        threads,
+    ):
         app.include_router(module.router)
     app.add_exception_handler(PortwayError, _portway_error)
     app.add_exception_handler(HTTPException, _http_error)

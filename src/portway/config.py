@@ -205,6 +205,23 @@ class CodeInterpreterConfig(_Strict):
     work_dir: str | None = None
 
 
+class AssistantsConfig(_Strict):
+    """The Assistants v2 run engine: background workers inside every Portway process.
+
+    Runs are claimed from the database; a worker holds a claim as a lease it renews every
+    ``lease_seconds / 3``, so a crashed process's runs are taken over once its leases lapse.
+    """
+
+    max_concurrent_runs: int = Field(default=16, ge=1, le=10_000)
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    requires_action_expiry_seconds: float = Field(default=600.0, gt=0)
+    sweep_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    max_attempts: int = Field(default=2, ge=1, le=100)
+    max_model_calls_per_run: int = Field(default=32, ge=1, le=1000)
+    poll_after_ms: int = Field(default=500, ge=1, le=60_000)
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -226,6 +243,7 @@ class Settings(_Strict):
     files: FilesConfig = Field(default_factory=FilesConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     code_interpreter: CodeInterpreterConfig = Field(default_factory=CodeInterpreterConfig)
+    assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
 
     @field_validator("models")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any
 from portway.accounting.services import Accounting
 from portway.assistants.builtin import BuiltinTool
 from portway.assistants.code_interpreter import CodeInterpreterTool
+from portway.assistants.runtime import Assistants
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
@@ -49,8 +50,10 @@ class Services:
     database: Database
     accounting: Accounting
     retrieval: Retrieval
+    assistants: Assistants
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
+    # file_search / code_interpreter by type; the run engine reads it on every call.
     builtin_tools: dict[str, BuiltinTool] = field(default_factory=dict)
 
     @classmethod
@@ -73,14 +76,18 @@ class Services:
         if settings.code_interpreter.enabled:
             code_interpreter = CodeInterpreterTool(settings.code_interpreter, retrieval.files)
             builtin_tools[code_interpreter.type] = code_interpreter
+        chat = ChatService(stages)
         return cls(
             settings=settings,
             catalog=catalog,
             authenticator=KeyAuthenticator(master_key, accounting.keys),
-            chat=ChatService(stages),
+            chat=chat,
             database=database,
             accounting=accounting,
             retrieval=retrieval,
+            assistants=Assistants.build(
+                settings, database, chat, catalog, builtin_tools, accounting.tokenizer
+            ),
             model_cards=_model_cards(catalog, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,
@@ -101,8 +108,10 @@ class Services:
         await self.catalog.start()
         if self.cache is not None:
             await self.cache.start()
+        await self.assistants.start()
 
     async def close(self) -> None:
+        await self.assistants.close()
         if self.cache is not None:
             await self.cache.close()
         await self.catalog.close()

@@ -17,7 +17,7 @@ import pytest
 from portway.app import create_app
 from portway.config import Settings
 from portway.security.principal import ANONYMOUS, Principal
-from tests.conftest import fake_model
+from tests.conftest import fake_model, with_private_state
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import PortwayServer
 
@@ -39,12 +39,15 @@ def cached_settings(upstream: FakeOpenAI, **cache: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def serve_cached(fake_openai_server: FakeOpenAI) -> Iterator[CacheServerFactory]:
+def serve_cached(
+    fake_openai_server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CacheServerFactory]:
     """Start Portways (cache on) with extra cache/settings keys; stopped when the module ends."""
     servers: list[PortwayServer] = []
 
     def start(settings: dict[str, Any] | None = None, **cache: Any) -> PortwayServer:
         config = settings or cached_settings(fake_openai_server, **cache)
+        config = with_private_state(config, tmp_path_factory.mktemp("cached"))
         app = create_app(Settings.model_validate(config))
         app.state.services.authenticator = TenantKeys()
         server = PortwayServer(app)

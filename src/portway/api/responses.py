@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from portway.errors import InternalServerError, PortwayError
+from portway.protocol.events import ServerSentEvent
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,11 @@ def internal_error() -> PortwayError:
 
 
 def sse_event(payload: Any) -> bytes:
+    """``data: <json>``; a ``ServerSentEvent`` also gets its ``event: <name>`` line."""
+    if isinstance(payload, ServerSentEvent):
+        data = payload.data
+        body = data.encode() if isinstance(data, str) else orjson.dumps(data)
+        return b"event: " + payload.event.encode() + b"\ndata: " + body + b"\n\n"
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
@@ -44,8 +50,9 @@ class EventStreamResponse(Response):
 
     The first item is passed in already awaited, so errors raised before any byte was
     produced become ordinary JSON error responses. An error after that ends the stream
-    with an ``{"error": ...}`` event, as OpenAI does. When the client disconnects the
-    iterator is closed at once, which cancels the upstream call or local generation.
+    with an ``{"error": ...}`` event, as OpenAI does (named ``error_event`` for streams of
+    named events). When the client disconnects the iterator is closed at once, which
+    cancels the upstream call or local generation.
     """
 
     media_type = "text/event-stream"
@@ -57,6 +64,7 @@ class EventStreamResponse(Response):
         *,
         headers: Mapping[str, str] | None = None,
         done_marker: bool = True,
+        error_event: str | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
@@ -64,6 +72,13 @@ class EventStreamResponse(Response):
         self._first = first
         self._rest = rest
         self._done_marker = done_marker
+        self._error_event = error_event
+
+    def _error(self, error: PortwayError) -> bytes:
+        body = error.to_dict()
+        if self._error_event is not None:
+            return sse_event(ServerSentEvent(self._error_event, body))
+        return sse_event(body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async with anyio.create_task_group() as group:
@@ -105,18 +120,14 @@ class EventStreamResponse(Response):
             except PortwayError as error:
                 logger.warning("stream ended by %s: %s", type(error).__name__, error.message)
                 await send(
-                    {
-                        "type": "http.response.body",
-                        "body": sse_event(error.to_dict()),
-                        "more_body": True,
-                    }
+                    {"type": "http.response.body", "body": self._error(error), "more_body": True}
                 )
             except Exception:
                 logger.exception("stream failed")
                 await send(
                     {
                         "type": "http.response.body",
-                        "body": sse_event(internal_error().to_dict()),
+                        "body": self._error(internal_error()),
                         "more_body": True,
                     }
                 )

@@ -3,6 +3,13 @@
 Add a module here per area (one concept each) and import it below.
 """
 
+from portway.store.models.assistants import (
+    AssistantRow,
+    MessageRow,
+    RunRow,
+    RunStepRow,
+    ThreadRow,
+)
 from portway.store.models.budgets import BudgetRow
 from portway.store.models.files import (
     ChunkRow,
@@ -15,10 +22,15 @@ from portway.store.models.keys import VirtualKeyRow
 from portway.store.models.usage import UsageRow
 
 __all__ = [
+    "AssistantRow",
     "BudgetRow",
     "ChunkRow",
     "FileBatchRow",
     "FileRow",
+    "MessageRow",
+    "RunRow",
+    "RunStepRow",
+    "ThreadRow",
     "UsageRow",
     "VectorStoreFileRow",
     "VectorStoreRow",

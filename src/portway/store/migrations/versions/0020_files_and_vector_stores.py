@@ -1,7 +1,7 @@
 """files, vector stores, chunks and their full-text index
 
 Revision ID: 0020
-Revises: 0001
+Revises: 0010
 Create Date: 2026-11-25 23:39:33.648064
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0001"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

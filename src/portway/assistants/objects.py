@@ -1,0 +1,273 @@
+"""Assistants, threads and messages: create, read, modify, delete, scoped to the caller's tenant.
+
+Contract: every method takes the caller's ``Principal``; objects of another tenant are
+reported as missing (404). A thread accepts no new message while one of its runs is
+active, as OpenAI's API does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from portway.assistants.ids import new_id
+from portway.assistants.lifecycle import text_content
+from portway.errors import InvalidRequestError, ModelNotFoundError, NotFoundError
+from portway.protocol.assistants import (
+    CreateAssistantRequest,
+    CreateMessageRequest,
+    CreateThreadRequest,
+    ImageFilePart,
+    ModifyAssistantRequest,
+    ModifyMessageRequest,
+    ModifyThreadRequest,
+    TextInputPart,
+    ToolResources,
+)
+from portway.routing.catalog import ModelCatalog
+from portway.security.principal import Principal
+from portway.store.assistants import AssistantStore, RunStore
+from portway.store.models.assistants import AssistantRow, MessageRow, ThreadRow
+from portway.store.pagination import Page, PageRequest
+
+
+def dump(model: BaseModel | None) -> Any:
+    """A validated wire model back to its JSON shape (unset optional fields left out)."""
+    if model is None:
+        return None
+    return model.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+def dump_all(models: Sequence[BaseModel] | None) -> list[Any]:
+    return [dump(model) for model in models or ()]
+
+
+def tool_resources(resources: ToolResources | None) -> dict[str, Any] | None:
+    return dump(resources)
+
+
+def message_content(content: str | Sequence[BaseModel]) -> list[dict[str, Any]]:
+    """A message request's content as stored (the response shape of message content)."""
+    if isinstance(content, str):
+        return text_content(content)
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, TextInputPart):
+            parts.extend(text_content(part.text))
+        elif isinstance(part, ImageFilePart):
+            parts.append({"type": "image_file", "image_file": dump(part.image_file)})
+        else:
+            parts.append(dump(part))
+    return parts
+
+
+def new_message(
+    tenant: str, thread_id: str, request: CreateMessageRequest, now: float
+) -> MessageRow:
+    return MessageRow(
+        id=new_id("msg"),
+        tenant=tenant,
+        thread_id=thread_id,
+        created_at=now,
+        status="completed",
+        completed_at=now,
+        role=request.role,
+        content=message_content(request.content),
+        attachments=dump_all(request.attachments),
+        meta=request.metadata or {},
+    )
+
+
+class ObjectService:
+    def __init__(
+        self,
+        objects: AssistantStore,
+        runs: RunStore,
+        catalog: ModelCatalog,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._objects = objects
+        self._runs = runs
+        self._catalog = catalog
+        self._clock = clock
+
+    def check_model(self, principal: Principal, model: str) -> None:
+        if model not in self._catalog or not principal.may_use(model):
+            raise ModelNotFoundError(model)
+
+    # Assistants ---------------------------------------------------------------------
+
+    async def create_assistant(
+        self, principal: Principal, request: CreateAssistantRequest
+    ) -> AssistantRow:
+        self.check_model(principal, request.model)
+        row = AssistantRow(
+            id=new_id("asst"),
+            tenant=principal.tenant,
+            created_at=self._clock(),
+            name=request.name,
+            description=request.description,
+            model=request.model,
+            instructions=request.instructions,
+            tools=dump_all(request.tools),
+            tool_resources=tool_resources(request.tool_resources),
+            meta=request.metadata or {},
+            temperature=request.temperature,
+            top_p=request.top_p,
+            response_format=dump(request.response_format)
+            if isinstance(request.response_format, BaseModel)
+            else request.response_format,
+            reasoning_effort=request.reasoning_effort,
+        )
+        return await self._objects.create_assistant(row)
+
+    async def get_assistant(self, principal: Principal, assistant_id: str) -> AssistantRow:
+        row = await self._objects.get_assistant(principal.tenant, assistant_id)
+        if row is None:
+            raise _missing("assistant", assistant_id)
+        return row
+
+    async def list_assistants(self, principal: Principal, page: PageRequest) -> Page[AssistantRow]:
+        return await self._objects.list_assistants(principal.tenant, page)
+
+    async def modify_assistant(
+        self, principal: Principal, assistant_id: str, request: ModifyAssistantRequest
+    ) -> AssistantRow:
+        changes: dict[str, Any] = {}
+        for name in request.model_fields_set:
+            value = getattr(request, name)
+            if name == "model":
+                if value is None:
+                    continue
+                self.check_model(principal, value)
+                changes["model"] = value
+            elif name == "tools":
+                changes["tools"] = dump_all(value)
+            elif name == "tool_resources":
+                changes["tool_resources"] = tool_resources(value)
+            elif name == "metadata":
+                changes["meta"] = value or {}
+            elif name == "response_format":
+                changes[name] = dump(value) if isinstance(value, BaseModel) else value
+            elif name in AssistantRow.__table__.columns:
+                changes[name] = value
+        if not changes:
+            return await self.get_assistant(principal, assistant_id)
+        row = await self._objects.update_assistant(principal.tenant, assistant_id, changes)
+        if row is None:
+            raise _missing("assistant", assistant_id)
+        return row
+
+    async def delete_assistant(self, principal: Principal, assistant_id: str) -> None:
+        if not await self._objects.delete_assistant(principal.tenant, assistant_id):
+            raise _missing("assistant", assistant_id)
+
+    # Threads ------------------------------------------------------------------------
+
+    def new_thread(
+        self, principal: Principal, request: CreateThreadRequest | None
+    ) -> tuple[ThreadRow, list[MessageRow]]:
+        now = self._clock()
+        thread = ThreadRow(
+            id=new_id("thread"),
+            tenant=principal.tenant,
+            created_at=now,
+            tool_resources=tool_resources(request.tool_resources) if request else None,
+            meta=(request.metadata if request else None) or {},
+        )
+        messages = [
+            new_message(principal.tenant, thread.id, message, now)
+            for message in (request.messages if request else None) or ()
+        ]
+        return thread, messages
+
+    async def create_thread(
+        self, principal: Principal, request: CreateThreadRequest | None
+    ) -> ThreadRow:
+        thread, messages = self.new_thread(principal, request)
+        return await self._objects.create_thread(thread, messages)
+
+    async def get_thread(self, principal: Principal, thread_id: str) -> ThreadRow:
+        row = await self._objects.get_thread(principal.tenant, thread_id)
+        if row is None:
+            raise _missing("thread", thread_id)
+        return row
+
+    async def modify_thread(
+        self, principal: Principal, thread_id: str, request: ModifyThreadRequest
+    ) -> ThreadRow:
+        changes: dict[str, Any] = {}
+        if "tool_resources" in request.model_fields_set:
+            changes["tool_resources"] = tool_resources(request.tool_resources)
+        if "metadata" in request.model_fields_set:
+            changes["meta"] = request.metadata or {}
+        if not changes:
+            return await self.get_thread(principal, thread_id)
+        row = await self._objects.update_thread(principal.tenant, thread_id, changes)
+        if row is None:
+            raise _missing("thread", thread_id)
+        return row
+
+    async def delete_thread(self, principal: Principal, thread_id: str) -> None:
+        if not await self._objects.delete_thread(principal.tenant, thread_id):
+            raise _missing("thread", thread_id)
+
+    # Messages -----------------------------------------------------------------------
+
+    async def ensure_idle(self, thread_id: str) -> None:
+        active = await self._runs.active_run(thread_id)
+        if active is not None:
+            raise InvalidRequestError(
+                f"Thread {thread_id} already has an active run {active.id}.",
+                code="thread_locked",
+            )
+
+    async def create_message(
+        self, principal: Principal, thread_id: str, request: CreateMessageRequest
+    ) -> MessageRow:
+        await self.get_thread(principal, thread_id)
+        active = await self._runs.active_run(thread_id)
+        if active is not None:
+            raise InvalidRequestError(
+                f"Can't add messages to {thread_id} while a run {active.id} is active.",
+                code="thread_locked",
+            )
+        message = new_message(principal.tenant, thread_id, request, self._clock())
+        return await self._objects.create_message(message)
+
+    async def get_message(
+        self, principal: Principal, thread_id: str, message_id: str
+    ) -> MessageRow:
+        row = await self._objects.get_message(principal.tenant, thread_id, message_id)
+        if row is None:
+            raise _missing("message", message_id)
+        return row
+
+    async def list_messages(
+        self, principal: Principal, thread_id: str, page: PageRequest, run_id: str | None
+    ) -> Page[MessageRow]:
+        await self.get_thread(principal, thread_id)
+        return await self._objects.list_messages(principal.tenant, thread_id, page, run_id)
+
+    async def modify_message(
+        self, principal: Principal, thread_id: str, message_id: str, request: ModifyMessageRequest
+    ) -> MessageRow:
+        if "metadata" not in request.model_fields_set:
+            return await self.get_message(principal, thread_id, message_id)
+        row = await self._objects.update_message(
+            principal.tenant, thread_id, message_id, {"meta": request.metadata or {}}
+        )
+        if row is None:
+            raise _missing("message", message_id)
+        return row
+
+    async def delete_message(self, principal: Principal, thread_id: str, message_id: str) -> None:
+        if not await self._objects.delete_message(principal.tenant, thread_id, message_id):
+            raise _missing("message", message_id)
+
+
+def _missing(kind: str, object_id: str) -> NotFoundError:
+    return NotFoundError(f"No {kind} found with id '{object_id}'.")

@@ -1,0 +1,85 @@
+"""``Assistants``: the Assistants API's services, built once and owned by ``Services``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from portway.accounting.tokenizer import TokenizerService
+from portway.assistants.builtin import BuiltinTool
+from portway.assistants.context import ContextBuilder
+from portway.assistants.engine import RunEngine
+from portway.assistants.events import RunEvents
+from portway.assistants.lifecycle import RunLifecycle
+from portway.assistants.objects import ObjectService
+from portway.assistants.runs import RunService
+from portway.assistants.workers import RunWorkers, worker_id
+from portway.config import Settings
+from portway.pipeline.chat import ChatService
+from portway.routing.catalog import ModelCatalog
+from portway.store import Database
+from portway.store.assistants import AssistantStore, RunStore
+
+
+@dataclass
+class Assistants:
+    objects: ObjectService
+    runs: RunService
+    workers: RunWorkers
+    events: RunEvents
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        database: Database,
+        chat: ChatService,
+        catalog: ModelCatalog,
+        builtin_tools: Mapping[str, BuiltinTool],
+        tokenizer: TokenizerService,
+    ) -> Assistants:
+        """``builtin_tools`` is read on every call, so tools registered later are seen."""
+        config = settings.assistants
+        store = AssistantStore(database)
+        run_store = RunStore(database)
+        events = RunEvents()
+        lifecycle = RunLifecycle(run_store, events)
+        owner = worker_id()
+        engine = RunEngine(
+            objects=store,
+            runs=run_store,
+            lifecycle=lifecycle,
+            chat=chat,
+            context=ContextBuilder(
+                catalog, tokenizer, settings.accounting.default_max_output_tokens
+            ),
+            builtin_tools=builtin_tools,
+            config=config,
+            owner=owner,
+        )
+        workers = RunWorkers(
+            runs=run_store,
+            engine=engine,
+            lifecycle=lifecycle,
+            config=config,
+            owner=owner,
+            single_process=database.dialect == "sqlite",
+        )
+        objects = ObjectService(store, run_store, catalog)
+        runs = RunService(
+            objects=objects,
+            store=store,
+            runs=run_store,
+            lifecycle=lifecycle,
+            workers=workers,
+            events=events,
+            config=config,
+        )
+        return cls(objects=objects, runs=runs, workers=workers, events=events)
+
+    async def start(self) -> None:
+        """Recover runs left behind by a stopped process, then start the workers."""
+        await self.workers.start()
+
+    async def close(self) -> None:
+        await self.workers.close()

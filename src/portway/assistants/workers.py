@@ -1,0 +1,269 @@
+"""Background workers: claim queued runs, execute them, keep their leases, recover and expire.
+
+Contract:
+- At most ``max_concurrent_runs`` runs execute in this process at a time (asyncio tasks).
+- A worker claims a queued run in the database (``FOR UPDATE SKIP LOCKED`` on
+  PostgreSQL), so several Portway processes share one queue. New runs wake the local
+  claimer at once; runs queued by other processes are found every
+  ``poll_interval_seconds``. A run created by a streaming request is reserved for the
+  process serving the stream, which executes it itself.
+- A held run carries a lease renewed every ``lease_seconds / 3``. A run whose lease lapsed
+  (its process died) is taken over: resumed from its stored state (the unfinished model
+  call is repeated) while it has attempts left (``max_attempts``), otherwise failed with
+  ``server_error``. On SQLite, a single process owns the database, so at start-up every
+  run left in progress is recovered at once. Nothing stays ``in_progress`` forever.
+- Runs waiting for tool outputs past ``expires_at`` are expired by the sweeper.
+- Cancellation reaches the executing task at once in this process, and within a lease
+  renewal in another one. On shutdown, running runs are put back in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from portway.assistants.engine import Progress, RunEngine
+from portway.assistants.lifecycle import RunLifecycle
+from portway.config import AssistantsConfig
+from portway.store.assistants import RunStore
+from portway.store.models.assistants import RunRow
+
+logger = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    """Unique per process start: host, pid and a random suffix."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass
+class _Execution:
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # Why it must stop: a client cancelled the run, or the run is no longer ours
+    # (finished, deleted with its thread, or taken over): then nothing is written.
+    cancelled: bool = False
+    progress: Progress = field(default_factory=Progress)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.stop.set()
+
+
+class RunWorkers:
+    def __init__(
+        self,
+        *,
+        runs: RunStore,
+        engine: RunEngine,
+        lifecycle: RunLifecycle,
+        config: AssistantsConfig,
+        owner: str,
+        single_process: bool,
+    ) -> None:
+        self.owner = owner
+        self._runs = runs
+        self._engine = engine
+        self._lifecycle = lifecycle
+        self._config = config
+        self._single_process = single_process
+        self._clock: Callable[[], float] = lifecycle.clock
+        self._slots = asyncio.Semaphore(config.max_concurrent_runs)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._executing: dict[str, _Execution] = {}
+        self._reserved: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+
+    def lease_until(self) -> float:
+        return self._clock() + self._config.lease_seconds
+
+    async def start(self) -> None:
+        await self._recover(everything=self._single_process)
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="runs-claim"),
+            asyncio.create_task(self._maintenance_loop(), name="runs-maintenance"),
+        ]
+
+    async def close(self) -> None:
+        """Stop the loops between two database calls, then interrupt the running runs
+        (they go back to the queue)."""
+        self._stopping.set()
+        _, unfinished = await asyncio.wait(self._loops, timeout=5) if self._loops else ((), ())
+        for task in (*unfinished, *self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
+
+    async def _pause(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        """Sleep ``seconds``, or less if we are stopping or ``wake`` is set."""
+        events = [self._stopping] if wake is None else [self._stopping, wake]
+        waiters = [asyncio.create_task(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    # Entry points -------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """A run was queued: look for work now rather than at the next poll."""
+        self._wake.set()
+
+    def run_reserved(self, run_id: str) -> None:
+        """Execute a queued run this process reserved (``owner``) for its own stream."""
+        self._reserved.add(run_id)
+        self._spawn(self._execute_reserved(run_id))
+
+    def request_cancel(self, run_id: str) -> bool:
+        """Stop the run if it executes here; False when it does not."""
+        execution = self._executing.get(run_id)
+        if execution is None:
+            return False
+        execution.cancel()
+        return True
+
+    def holds(self, run_id: str) -> bool:
+        return run_id in self._executing or run_id in self._reserved
+
+    # Execution ----------------------------------------------------------------------
+
+    def _spawn(self, coroutine: object) -> None:
+        task = asyncio.create_task(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            self._wake.clear()
+            try:
+                run = await self._runs.claim_next(self.owner, self._clock(), self.lease_until())
+            except Exception:
+                self._slots.release()
+                logger.exception("claiming a queued run failed; retrying after the poll interval")
+                await self._pause(self._config.poll_interval_seconds)
+                continue
+            if run is None:
+                self._slots.release()
+                await self._pause(self._config.poll_interval_seconds, self._wake)
+                continue
+            self._spawn(self._supervise(run))
+
+    async def _execute_reserved(self, run_id: str) -> None:
+        try:
+            await self._slots.acquire()
+        finally:
+            self._reserved.discard(run_id)
+        try:
+            run = await self._runs.claim(run_id, self.owner, self._clock(), self.lease_until())
+        except BaseException:
+            self._slots.release()
+            raise
+        if run is None:
+            self._slots.release()
+            current = await self._runs.get_by_id(run_id)
+            if current is not None and current.status == "cancelling":
+                # Cancelled before it started.
+                await self._lifecycle.cancel(run_id, expected=("cancelling",))
+            return
+        await self._supervise(run)
+
+    async def _supervise(self, run: RunRow) -> None:
+        """Execute a claimed run (a slot is held); stop it on cancel, release it on shutdown."""
+        execution = _Execution()
+        self._executing[run.id] = execution
+        drive = asyncio.create_task(self._engine.execute(run, execution.progress))
+        stopped = asyncio.create_task(execution.stop.wait())
+        try:
+            await asyncio.wait({drive, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not drive.done():
+                drive.cancel()
+                await asyncio.wait({drive})
+                if execution.cancelled:
+                    await self._lifecycle.cancel(
+                        run.id, partial_text=execution.progress.text, expected=("cancelling",)
+                    )
+            elif drive.exception() is not None:
+                logger.error("run %s failed", run.id, exc_info=drive.exception())
+                await self._lifecycle.fail(
+                    run.id,
+                    "server_error",
+                    "The server had an error while processing the run.",
+                    partial_text=execution.progress.text,
+                    expected=("in_progress",),
+                )
+        except asyncio.CancelledError:
+            drive.cancel()
+            await asyncio.wait({drive})
+            # Shutting down: hand the run back so a next start (or another process) resumes it.
+            await asyncio.shield(self._runs.requeue(run.id, self.owner, refund_attempt=True))
+            raise
+        finally:
+            stopped.cancel()
+            self._executing.pop(run.id, None)
+            self._slots.release()
+
+    # Leases, expiry, recovery --------------------------------------------------------
+
+    async def _maintenance_loop(self) -> None:
+        interval = min(self._config.sweep_interval_seconds, self._config.lease_seconds / 3)
+        while not self._stopping.is_set():
+            await self._pause(interval)
+            if self._stopping.is_set():
+                return
+            try:
+                await self._renew_leases()
+                await self._expire_waiting()
+                await self._recover(everything=False)
+            except Exception:
+                logger.exception("run maintenance failed; retrying in %.1fs", interval)
+
+    async def _renew_leases(self) -> None:
+        held = [*self._executing, *self._reserved]
+        statuses = await self._runs.renew(self.owner, held, self.lease_until())
+        for run_id, execution in list(self._executing.items()):
+            found = statuses.get(run_id)
+            if found is None:
+                execution.stop.set()  # deleted with its thread: stop, nothing to write
+                continue
+            status, holder = found
+            if status == "cancelling":  # cancelled through another process
+                execution.cancel()
+            elif status == "in_progress" and holder != self.owner:
+                execution.stop.set()  # taken over by another worker
+            # Otherwise the run just came to rest and its task is ending by itself.
+
+    async def _expire_waiting(self) -> None:
+        for run in await self._runs.due_to_expire(self._clock()):
+            await self._lifecycle.expire(run.id)
+
+    async def _recover(self, *, everything: bool) -> None:
+        now = self._clock()
+        for lapsed in await self._runs.lapsed(now, everything=everything):
+            if lapsed.owner == self.owner and self.holds(lapsed.id):
+                continue
+            run = await self._runs.take_over(
+                lapsed.id, lapsed.owner, self.owner, now, self.lease_until(), force=everything
+            )
+            if run is None:
+                continue
+            if run.status == "cancelling":
+                await self._lifecycle.cancel(run.id)
+            elif run.attempts >= self._config.max_attempts:
+                logger.warning("run %s was interrupted %d times; failing it", run.id, run.attempts)
+                await self._lifecycle.fail(
+                    run.id,
+                    "server_error",
+                    "The run was interrupted (its server stopped) and could not be resumed.",
+                    expected=("in_progress",),
+                )
+            else:
+                logger.info("resuming run %s interrupted by a stopped server", run.id)
+                await self._runs.requeue(run.id, self.owner, refund_attempt=False)
+                self.wake()
