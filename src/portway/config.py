@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from portway.routing.config import RouteEntry, check_router_references
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 ENV_PREFIX = "PORTWAY_"
@@ -86,6 +96,8 @@ class Settings(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     models: list[ModelConfig] = Field(default_factory=_default_models)
+    # Per model group (or virtual model) routing: see portway.routing.config.
+    router: dict[str, RouteEntry] = Field(default_factory=dict)
 
     @field_validator("models")
     @classmethod
@@ -93,6 +105,11 @@ class Settings(_Strict):
         if not models:
             raise ValueError("declare at least one model")
         return models
+
+    @model_validator(mode="after")
+    def _router_names_known_models(self) -> Settings:
+        check_router_references(self.router, {model.name for model in self.models})
+        return self
 
     @field_validator("master_key")
     @classmethod
@@ -120,7 +137,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """Top-level scalar settings from ``PORTWAY_<NAME>`` variables."""
     overrides: dict[str, Any] = {}
     for name, field in Settings.model_fields.items():
-        if name == "models":
+        if name in ("models", "router"):
             continue
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is not None:
@@ -141,6 +158,10 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key"
+        if not item["loc"] and item["type"] == "value_error":
+            # Whole-settings checks name the key in their message already.
+            lines.append(f"  {message.removeprefix('Value error, ')}")
+            continue
         lines.append(f"  {_location(item['loc'])}: {message}")
     return "\n".join(lines)
 

@@ -13,12 +13,13 @@ from portway.pipeline.chat import ChatService
 from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
+from portway.routing.state import build_breaker_store
 from portway.security.auth import Authenticator, MasterKeyAuthenticator
 
 logger = logging.getLogger(__name__)
 
 
-def _model_cards(catalog: ModelCatalog, created: int) -> dict[str, dict[str, Any]]:
+def _model_cards(catalog: ModelCatalog, router: Router, created: int) -> dict[str, dict[str, Any]]:
     cards: dict[str, dict[str, Any]] = {}
     for deployment in catalog.deployments:
         cards.setdefault(
@@ -30,6 +31,8 @@ def _model_cards(catalog: ModelCatalog, created: int) -> dict[str, dict[str, Any
                 "owned_by": deployment.config.provider,
             },
         )
+    for name in router.virtual_models:
+        cards[name] = {"id": name, "object": "model", "created": created, "owned_by": "portway"}
     return cards
 
 
@@ -39,6 +42,7 @@ class Services:
     catalog: ModelCatalog
     authenticator: Authenticator
     chat: ChatService
+    router: Router
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -47,13 +51,15 @@ class Services:
         registry = registry or ProviderRegistry()
         catalog = ModelCatalog.from_configs(settings.models, registry)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
-        stages: list[Stage] = [Router(catalog)]
+        router = Router(catalog, settings.router, store=build_breaker_store(settings.redis_url))
+        stages: list[Stage] = [router]
         return cls(
             settings=settings,
             catalog=catalog,
             authenticator=MasterKeyAuthenticator(master_key),
             chat=ChatService(stages),
-            model_cards=_model_cards(catalog, int(time.time())),
+            router=router,
+            model_cards=_model_cards(catalog, router, int(time.time())),
         )
 
     async def start(self) -> None:
@@ -63,6 +69,8 @@ class Services:
                 "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
             )
         await self.catalog.start()
+        await self.router.start()
 
     async def close(self) -> None:
+        await self.router.close()
         await self.catalog.close()
