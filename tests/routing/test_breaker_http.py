@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.fakes.openai_upstream import Fail, Reply
+from tests.fakes.openai_upstream import Fail, Reply, Sometimes
 from tests.routing.conftest import deployment
 
 BREAKER = {
@@ -102,8 +102,6 @@ def test_half_open_lets_a_single_probe_through(gateway_for, upstreams) -> None:
 
 
 def test_failure_rate_in_the_window_opens_the_circuit(gateway_for, upstreams) -> None:
-    from tests.fakes.openai_upstream import Sometimes
-
     flaky, steady = upstreams[0], upstreams[1]
     flaky.default = Sometimes(0.6, Fail(500), seed=3)
     route = {

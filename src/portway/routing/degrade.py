@@ -41,7 +41,6 @@ def static_completion(model: str, message: str) -> ChatCompletionDict:
             }
         ],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        "system_fingerprint": None,
     }
 
 
@@ -52,8 +51,9 @@ def completion_chunks(completion: ChatCompletionDict) -> list[ChatCompletionChun
         "object": "chat.completion.chunk",
         "created": completion["created"],
         "model": completion["model"],
-        "system_fingerprint": completion.get("system_fingerprint"),
     }
+    if completion.get("system_fingerprint"):
+        base["system_fingerprint"] = completion["system_fingerprint"]
     chunks: list[ChatCompletionChunkDict] = []
     for choice in completion["choices"]:
         message = choice["message"]
