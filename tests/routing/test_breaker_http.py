@@ -79,7 +79,7 @@ def test_failed_probe_reopens_with_a_longer_cooldown(gateway_for, upstreams) -> 
     gateway.chat("chat")  # the probe fails
     reopened = gateway.health()["chat"]
     assert reopened["state"] == "open"
-    assert reopened["open_until"] - time.time() > 0.6  # 300 ms × 4, minus the time spent
+    assert reopened["open_until"] - time.time() > 0.6  # 300 ms x 4, minus the time spent
 
 
 def test_half_open_lets_a_single_probe_through(gateway_for, upstreams) -> None:
