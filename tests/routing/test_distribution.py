@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.fakes.openai_upstream import Reply
 from tests.routing.conftest import deployment
 
 REQUESTS = 400
@@ -47,3 +50,30 @@ def test_cheapest_prefers_the_lowest_price(gateway_for, upstreams) -> None:
     # The free deployment cannot do tools: the cheapest capable one gets those calls.
     assert gateway.chat("chat", tools=tools).headers["x-portway-deployment"] == "chat#1"
     assert dear.requests == []
+
+
+def test_lowest_latency_prefers_the_fast_deployment(gateway_for, upstreams) -> None:
+    slow, fast = upstreams[0], upstreams[1]
+    slow.default = Reply(delay=0.05)
+    gateway = gateway_for(
+        [deployment("chat", slow), deployment("chat", fast)],
+        {"chat": {"strategy": "lowest-latency", "exploration": 0.1}},
+    )
+    for _ in range(40):
+        assert gateway.chat("chat").status_code == 200
+    assert len(fast.requests) >= 30
+    assert len(slow.requests) >= 1  # measured, and explored now and then
+    health = gateway.health()
+    assert health["chat"]["ttfb_ms"] > health["chat#1"]["ttfb_ms"]
+
+
+def test_least_busy_avoids_the_deployment_with_calls_in_flight(gateway_for, upstreams) -> None:
+    slow, fast = upstreams[0], upstreams[1]
+    slow.default = Reply(delay=0.3)
+    gateway = gateway_for(
+        [deployment("chat", slow), deployment("chat", fast)], {"chat": {"strategy": "least-busy"}}
+    )
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda _: gateway.chat("chat").status_code, range(30)))
+    assert statuses == [200] * 30
+    assert len(slow.requests) <= 9

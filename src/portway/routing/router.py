@@ -276,6 +276,7 @@ class Router(Terminal):
     async def _complete(self, ctx: CallContext, call: RoutedCall) -> ChatCompletionDict:
         async def run(attempt: Attempt) -> ChatCompletionDict:
             completion = await attempt.deployment.provider.chat(ctx.request)
+            attempt.first_byte()  # a whole answer is its own first byte
             if call.route.content_policy_fallbacks and _refused(completion):
                 raise ContentPolicyError(
                     f"The deployment `{attempt.deployment.id}` filtered its answer."
