@@ -267,6 +267,19 @@ class Sometimes(Action):
         return await chosen.respond(request, body)
 
 
+@dataclass
+class Cycle(Action):
+    """The given actions in turn, forever (e.g. exactly 3 failures in every 10 requests)."""
+
+    actions: list[Action]
+
+    def __post_init__(self) -> None:
+        self._next = itertools.cycle(self.actions)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return await next(self._next).respond(request, body)
+
+
 def fake_embedding(text: str, dimensions: int = 8) -> list[float]:
     digest = hashlib.sha256(text.encode()).digest()
     return [round((byte - 128) / 128, 4) for byte in digest[:dimensions]]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from portway.routing.config import BreakerConfig
 from portway.routing.health import OutcomeWindow
@@ -29,9 +29,8 @@ class Outcome(enum.Enum):
     ABANDONED = "abandoned"  # cancelled before an answer: says nothing about health
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerView:
-    """A breaker's state at one instant, as the router needs it."""
+class BreakerView(NamedTuple):
+    """A breaker's state at one instant, as the router needs it (built per pick: cheap)."""
 
     state: str  # "closed" | "open" | "half_open"
     ready: bool  # an attempt may start now
@@ -40,12 +39,17 @@ class BreakerView:
     open_until: float
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
+READY = BreakerView("closed", True, False, 0.0, 0.0)
+
+
+class Lease(NamedTuple):
     """Permission for one attempt; ``settle`` it exactly once."""
 
     probe: bool
-    level: int
+    level: int  # the open level the probe tests (a failed probe re-opens one level up)
+
+
+ORDINARY = Lease(probe=False, level=0)
 
 
 class CircuitBreaker:
@@ -74,7 +78,9 @@ class CircuitBreaker:
             self.consecutive_failures = 0
         throttled = record.throttled_until > now
         if not record.open or not self.config.enabled:
-            return BreakerView("closed", not throttled, False, record.throttled_until, 0.0)
+            if not throttled:
+                return READY
+            return BreakerView("closed", False, False, record.throttled_until, 0.0)
         if now < record.open_until:
             return BreakerView("open", False, False, record.throttled_until, record.open_until)
         may_probe = not record.probing and not throttled
@@ -85,7 +91,7 @@ class CircuitBreaker:
     async def admit(self, view: BreakerView, record: BreakerRecord) -> Lease | None:
         """A lease for one attempt, or None when another caller took the probe first."""
         if not view.probe:
-            return Lease(probe=False, level=record.level)
+            return ORDINARY
         if await self._store.claim_probe(self.key, self.config.probe_timeout):
             return Lease(probe=True, level=record.level)
         return None
@@ -102,13 +108,17 @@ class CircuitBreaker:
             and self.window.failure_rate(now) >= self.config.failure_rate
         )
 
+    def count_success(self, now: float | None = None) -> None:
+        """A success outside a probe: local counters only."""
+        self.window.add(self._clock() if now is None else now, failed=False)
+        self.consecutive_failures = 0
+
     async def settle(
         self, lease: Lease, outcome: Outcome, retry_after: float | None = None
     ) -> None:
         now = self._clock()
         if outcome is Outcome.SUCCESS:
-            self.window.add(now, failed=False)
-            self.consecutive_failures = 0
+            self.count_success(now)
             if lease.probe:
                 await self._store.reset(self.key)
         elif outcome is Outcome.FAILURE:

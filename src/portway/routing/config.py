@@ -74,7 +74,7 @@ class BreakerConfig(_Strict):
     enabled: bool = True
     consecutive_failures: int = Field(default=5, ge=1)
     failure_rate: float = Field(default=0.5, gt=0, le=1)
-    min_requests: int = Field(default=10, ge=1)
+    min_requests: int = Field(default=20, ge=1)
     window: Duration = 30.0
     cooldown: Duration = 10.0
     cooldown_multiplier: float = Field(default=2.0, ge=1)

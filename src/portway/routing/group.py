@@ -4,7 +4,8 @@ Contract: ``DeploymentGroup.pick`` returns a deployment that may take an attempt
 with the breaker ``Lease`` for it (the half-open probe claimed when needed), or tells
 when the earliest rate-limited deployment frees up. ``Attempt`` wraps one call to a
 deployment: it counts the call in flight from ``start`` until it is settled exactly
-once (``succeed`` / ``fail`` / ``abandon``), feeding latency, breaker and gate.
+once (``succeed`` / ``fail`` / ``abandon``), feeding latency, breaker and gate. This
+is the hot path: everything a pick needs is resolved at start-up.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import hashlib
 import random
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from portway.errors import PortwayError
-from portway.routing.breaker import BreakerView, CircuitBreaker, Lease, Outcome
+from portway.protocol.chat import ChatCompletionRequest, ResponseFormatJSONSchema
+from portway.providers.base import Capabilities
+from portway.routing.breaker import ORDINARY, BreakerView, CircuitBreaker, Lease, Outcome
 from portway.routing.catalog import Deployment
 from portway.routing.config import GroupRouteConfig
 from portway.routing.gate import Permit
@@ -40,18 +43,61 @@ def state_key(deployment: Deployment) -> str:
     return f"{deployment.id}:{hashlib.sha1(upstream.encode()).hexdigest()[:10]}"
 
 
-@dataclass(frozen=True, slots=True)
-class Pick:
+class Needs(NamedTuple):
+    """What a request requires of a deployment (decides which deployments are eligible)."""
+
+    tools: bool
+    json_schema: bool
+    logprobs: bool
+
+    @classmethod
+    def of(cls, request: ChatCompletionRequest) -> Needs:
+        return cls(
+            tools=bool(request.tools) and request.tool_choice != "none",
+            json_schema=isinstance(request.response_format, ResponseFormatJSONSchema),
+            logprobs=bool(request.logprobs),
+        )
+
+    def met_by(self, capabilities: Capabilities) -> bool:
+        return (
+            (capabilities.tools or not self.tools)
+            and (capabilities.json_schema or not self.json_schema)
+            and (capabilities.logprobs or not self.logprobs)
+        )
+
+
+@dataclass(slots=True)
+class Member:
+    """A deployment with its breaker, health and store key (all fixed at start-up)."""
+
     deployment: Deployment
+    breaker: CircuitBreaker
+    health: DeploymentHealth
+
+    @property
+    def id(self) -> str:
+        return self.deployment.id
+
+
+@dataclass(slots=True)
+class Pick:
+    member: Member
     lease: Lease
 
+    @property
+    def deployment(self) -> Deployment:
+        return self.member.deployment
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class NoPick:
     """Nothing is ready; ``ready_at`` is when a rate-limited deployment frees up (if any)."""
 
     ready_at: float | None
     open_until: float | None
+
+
+MemberView = tuple[Member, BreakerRecord, BreakerView]
 
 
 class DeploymentGroup:
@@ -69,60 +115,72 @@ class DeploymentGroup:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
-        self.deployments = list(deployments)
         self.config = config
         self.retry = RetryPolicy.from_config(config)
         self.strategy = STRATEGIES[config.strategy](
             StrategyContext(health, rng, config.exploration)
         )
-        self.breakers = {
-            d.id: CircuitBreaker(state_key(d), config.breaker, store, clock)
-            for d in self.deployments
-        }
+        self.members = tuple(
+            Member(d, CircuitBreaker(state_key(d), config.breaker, store, clock), health[d.id])
+            for d in deployments
+        )
+        self._by_id = {member.id: member for member in self.members}
+        self._eligible: dict[Needs, tuple[Member, ...]] = {}
         self._store = store
-        self._health = health
         self._clock = clock
 
-    async def views(
-        self, deployments: Sequence[Deployment]
-    ) -> list[tuple[Deployment, BreakerRecord, BreakerView]]:
-        records = await self._store.load([self.breakers[d.id].key for d in deployments])
+    @property
+    def deployments(self) -> list[Deployment]:
+        return [member.deployment for member in self.members]
+
+    def member(self, deployment_id: str) -> Member:
+        return self._by_id[deployment_id]
+
+    def eligible(self, needs: Needs) -> tuple[Member, ...]:
+        """The members able to serve requests with these needs (computed once per kind)."""
+        members = self._eligible.get(needs)
+        if members is None:
+            members = self._eligible[needs] = tuple(
+                m for m in self.members if needs.met_by(m.deployment.provider.capabilities)
+            )
+        return members
+
+    async def views(self, members: Sequence[Member]) -> list[MemberView]:
+        records = await self._store.load([m.breaker.key for m in members])
         now = self._clock()
         return [
-            (d, record, self.breakers[d.id].view(record, now))
-            for d, record in zip(deployments, records, strict=True)
+            (member, record, member.breaker.view(record, now))
+            for member, record in zip(members, records, strict=True)
         ]
 
-    async def pick(self, eligible: Sequence[Deployment], tried: Collection[str]) -> Pick | NoPick:
+    async def pick(self, eligible: Sequence[Member], tried: Collection[str]) -> Pick | NoPick:
         """A ready deployment (untried ones first) chosen by the strategy, with its lease."""
         remaining = list(eligible)
         while remaining:
             views = await self.views(remaining)
-            ready = [(d, record, view) for d, record, view in views if view.ready]
+            ready = [item for item in views if item[2].ready]
             if not ready:
                 return _no_pick(views, self._clock())
-            fresh = [item for item in ready if item[0].id not in tried] or ready
-            chosen = self.strategy.choose([d for d, _, _ in fresh])
-            _, record, view = next(item for item in fresh if item[0] is chosen)
-            lease = await self.breakers[chosen.id].admit(view, record)
+            if tried:
+                ready = [item for item in ready if item[0].id not in tried] or ready
+            if len(ready) == 1:
+                member, record, view = ready[0]
+            else:
+                chosen = self.strategy.choose([item[0].deployment for item in ready])
+                member, record, view = next(item for item in ready if item[0].id == chosen.id)
+            lease = await member.breaker.admit(view, record) if view.probe else ORDINARY
             if lease is not None:
-                return Pick(chosen, lease)
-            remaining.remove(chosen)  # another caller took the half-open probe first
+                return Pick(member, lease)
+            remaining.remove(member)  # another caller took the half-open probe first
         return NoPick(None, None)
 
     def start_attempt(self, pick: Pick, permit: Permit | None) -> Attempt:
-        attempt = Attempt(
-            deployment=pick.deployment,
-            breaker=self.breakers[pick.deployment.id],
-            lease=pick.lease,
-            health=self._health[pick.deployment.id],
-            permit=permit,
-        )
+        attempt = Attempt(pick.member, pick.lease, permit)
         attempt.start()
         return attempt
 
 
-def _no_pick(views: Sequence[tuple[Deployment, BreakerRecord, BreakerView]], now: float) -> NoPick:
+def _no_pick(views: Sequence[MemberView], now: float) -> NoPick:
     # Only deployments held back by a 429 alone are worth waiting for; an open circuit
     # (or a probe in flight elsewhere) is not.
     waits = [
@@ -135,17 +193,19 @@ def _no_pick(views: Sequence[tuple[Deployment, BreakerRecord, BreakerView]], now
     return NoPick(min(waits) if waits else None, min(opens) if opens else None)
 
 
-@dataclass
 class Attempt:
     """One call to one deployment, from start to its single settlement."""
 
-    deployment: Deployment
-    breaker: CircuitBreaker
-    lease: Lease
-    health: DeploymentHealth
-    permit: Permit | None
-    started: float = field(default_factory=time.perf_counter)
-    settled: bool = False
+    __slots__ = ("breaker", "deployment", "health", "lease", "permit", "settled", "started")
+
+    def __init__(self, member: Member, lease: Lease, permit: Permit | None) -> None:
+        self.deployment = member.deployment
+        self.breaker = member.breaker
+        self.health = member.health
+        self.lease = lease
+        self.permit = permit
+        self.settled = False
+        self.started = 0.0
 
     def start(self) -> None:
         self.started = time.perf_counter()
@@ -157,7 +217,10 @@ class Attempt:
     async def succeed(self, usage: Mapping[str, Any] | None = None) -> None:
         if self._settle(usage):
             self.health.record_success(time.perf_counter() - self.started)
-            await self.breaker.settle(self.lease, Outcome.SUCCESS)
+            if self.lease.probe:
+                await self.breaker.settle(self.lease, Outcome.SUCCESS)
+            else:
+                self.breaker.count_success()  # the common case needs no store round trip
 
     async def fail(self, error: BaseException) -> None:
         if self._settle(None):

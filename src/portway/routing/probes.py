@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from portway.errors import PortwayError, UpstreamTimeoutError
 from portway.protocol.chat import ChatCompletionRequest
 from portway.routing.config import HealthCheckConfig
+from portway.routing.group import Pick
 
 if TYPE_CHECKING:
-    from portway.routing.catalog import Deployment
-    from portway.routing.group import DeploymentGroup
+    from portway.routing.group import DeploymentGroup, Member
 
 logger = logging.getLogger(__name__)
 
@@ -36,18 +36,17 @@ class ActiveHealthCheck:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.config.interval)
-            await asyncio.gather(*(self.check(d) for d in self.group.deployments))
+            await asyncio.gather(*(self.check(member) for member in self.group.members))
 
-    async def check(self, deployment: Deployment) -> None:
-        from portway.routing.group import Pick
-
-        [(_, record, view)] = await self.group.views([deployment])
+    async def check(self, member: Member) -> None:
+        [(_, record, view)] = await self.group.views([member])
         if not view.ready:
             return
-        lease = await self.group.breakers[deployment.id].admit(view, record)
+        lease = await member.breaker.admit(view, record)
         if lease is None:
             return
-        attempt = self.group.start_attempt(Pick(deployment, lease), None)
+        deployment = member.deployment
+        attempt = self.group.start_attempt(Pick(member, lease), None)
         try:
             async with asyncio.timeout(self.config.timeout):
                 await deployment.provider.chat(PING)

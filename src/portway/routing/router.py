@@ -25,10 +25,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, TypeVar
 
 from portway.errors import (
@@ -63,7 +62,7 @@ from portway.routing.degrade import (
     static_completion,
 )
 from portway.routing.gate import DeploymentGate, Permit, request_priority
-from portway.routing.group import Attempt, DeploymentGroup, NoPick, Pick
+from portway.routing.group import Attempt, DeploymentGroup, Member, Needs, NoPick, Pick
 from portway.routing.health import HealthBook
 from portway.routing.probes import ActiveHealthCheck
 from portway.routing.retry import is_retryable
@@ -111,14 +110,6 @@ def check_capabilities(deployment: Deployment, request: ChatCompletionRequest) -
         )
 
 
-def supports(deployment: Deployment, request: ChatCompletionRequest) -> bool:
-    try:
-        check_capabilities(deployment, request)
-    except InvalidRequestError:
-        return False
-    return True
-
-
 def request_deadline(headers: Mapping[str, str], default: float | None) -> float | None:
     """Seconds allowed for routing this call: ``x-portway-timeout``, else the route's deadline."""
     raw = headers.get(TIMEOUT_HEADER)
@@ -134,7 +125,7 @@ def request_deadline(headers: Mapping[str, str], default: float | None) -> float
         ) from None
 
 
-@dataclass
+@dataclass(slots=True)
 class RoutedCall:
     """One call's routing state across its attempts and fallbacks."""
 
@@ -143,6 +134,7 @@ class RoutedCall:
     route: GroupRouteConfig
     request: ChatCompletionRequest
     estimator: PromptTokenEstimator
+    needs: Needs
     priority: int = 0
     deadline: float | None = None  # time.monotonic() value
     attempts: int = 0
@@ -165,7 +157,6 @@ class RoutedCall:
             return seconds
         return max(0.0, remaining if seconds is None else min(seconds, remaining))
 
-    @cached_property
     def est_tokens(self) -> int:
         """Worst-case tokens for admission: estimated prompt plus the output cap."""
         return self.estimator(self.request) + (self.request.max_output_tokens or 0)
@@ -263,7 +254,8 @@ class Router(Terminal):
             route=group.config,
             request=ctx.request,
             estimator=self._estimator,
-            priority=request_priority(ctx.request_headers),
+            needs=Needs.of(ctx.request),
+            priority=request_priority(ctx.request_headers) if self._gate is not None else 0,
             deadline=None if deadline is None else time.monotonic() + deadline,
         )
 
@@ -403,10 +395,10 @@ class Router(Terminal):
         *,
         primary: bool,
     ) -> tuple[Attempt, T] | None:
-        eligible = [d for d in group.deployments if supports(d, call.request)]
+        eligible = group.eligible(call.needs)
         if not eligible:
             if primary:
-                check_capabilities(group.deployments[0], call.request)
+                check_capabilities(group.members[0].deployment, call.request)
             return None
         policy = group.retry
         attempts_left = policy.attempts
@@ -422,7 +414,7 @@ class Router(Terminal):
                     await self._sleep(call, policy.backoff(retry_number, self._rng))
                 permit = await self._admit(call, deployment)
             except BaseException as error:
-                await group.breakers[deployment.id].settle(pick.lease, Outcome.ABANDONED)
+                await pick.member.breaker.settle(pick.lease, Outcome.ABANDONED)
                 if isinstance(error, PortwayError) and is_retryable(error):
                     call.excluded.add(deployment.id)  # the gate says it is saturated
                     call.last_error = error
@@ -435,6 +427,8 @@ class Router(Terminal):
             attempt = group.start_attempt(pick, permit)
             limit = call.limit(attempt_timeout)
             try:
+                if limit is None:
+                    return attempt, await run(attempt)
                 async with asyncio.timeout(limit):
                     return attempt, await run(attempt)
             except TimeoutError:
@@ -458,12 +452,14 @@ class Router(Terminal):
         return None
 
     async def _pick(
-        self, call: RoutedCall, group: DeploymentGroup, eligible: list[Deployment]
+        self, call: RoutedCall, group: DeploymentGroup, eligible: Sequence[Member]
     ) -> tuple[Pick, bool] | None:
         """A deployment for the next attempt, waiting once for a short retry-after."""
         waited = False
         while True:
-            candidates = [d for d in eligible if d.id not in call.excluded]
+            candidates = eligible
+            if call.excluded:
+                candidates = [m for m in eligible if m.id not in call.excluded]
             if not candidates:
                 return None
             picked = await group.pick(candidates, call.tried)
@@ -482,7 +478,7 @@ class Router(Terminal):
     async def _admit(self, call: RoutedCall, deployment: Deployment) -> Permit | None:
         if self._gate is None:
             return None
-        return await self._gate.acquire(deployment, call.est_tokens, call.priority)
+        return await self._gate.acquire(deployment, call.est_tokens(), call.priority)
 
     @staticmethod
     async def _sleep(call: RoutedCall, seconds: float) -> None:
@@ -558,6 +554,7 @@ class Router(Terminal):
             route=group.config,
             request=request,
             estimator=self._estimator,
+            needs=Needs.of(request),
         )
         return await self._complete(ctx, call)
 
@@ -568,9 +565,8 @@ class Router(Terminal):
         now = time.time()
         rows: list[dict[str, Any]] = []
         for group in self.groups.values():
-            for deployment, record, view in await group.views(group.deployments):
-                health = self.health[deployment.id]
-                breaker = group.breakers[deployment.id]
+            for member, record, view in await group.views(group.members):
+                deployment, health, breaker = member.deployment, member.health, member.breaker
                 rows.append(
                     {
                         "id": deployment.id,

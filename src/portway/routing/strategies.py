@@ -40,7 +40,15 @@ def weighted_choice(candidates: Sequence[Deployment], rng: random.Random) -> Dep
     """A deployment drawn with probability proportional to its configured ``weight``."""
     if len(candidates) == 1:
         return candidates[0]
-    return rng.choices(candidates, weights=[d.config.weight for d in candidates])[0]
+    total = 0.0
+    for deployment in candidates:
+        total += deployment.config.weight
+    point = rng.random() * total
+    for deployment in candidates:
+        point -= deployment.config.weight
+        if point < 0:
+            return deployment
+    return candidates[-1]  # rounding left a sliver past the last weight
 
 
 def _best_by(
