@@ -9,7 +9,8 @@ from tests.fakes.server import refused_base_url
 from tests.openapi import assert_matches
 from tests.routing.conftest import deployment
 
-FAST = {"retries": 2, "backoff": {"base": "10ms", "max": "50ms"}}
+FAST_BACKOFF = {"backoff": {"base": "10ms", "max": "50ms"}}
+FAST = {"retries": 2, **FAST_BACKOFF}
 
 
 def test_retryable_errors_are_retried_until_success(gateway_for, upstreams) -> None:
@@ -155,3 +156,21 @@ def test_invalid_deadline_header_is_a_400(gateway_for, upstreams) -> None:
     assert response.status_code == 400
     assert "x-portway-timeout" in response.json()["error"]["message"]
     assert upstreams[0].requests == []
+
+
+def test_star_entry_gives_defaults_to_groups_without_their_own(gateway_for, upstreams) -> None:
+    chat, backup = upstreams[0], upstreams[1]
+    chat.default = Fail(500)
+    backup.default = Fail(500)
+    gateway = gateway_for(
+        [deployment("chat", chat), deployment("backup", backup)],
+        {"*": {"retries": 0, "fallbacks": ["backup"]}},
+    )
+    response = gateway.chat("chat")
+    assert response.status_code == 502
+    assert response.headers["x-portway-attempts"] == "2"
+    assert (len(chat.requests), len(backup.requests)) == (1, 1)
+    # "backup" gets the same defaults, whose fallback is itself: it is not tried twice.
+    response = gateway.chat("backup")
+    assert response.headers["x-portway-attempts"] == "1"
+    assert len(backup.requests) == 2

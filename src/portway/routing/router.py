@@ -356,7 +356,8 @@ class Router(Terminal):
         attempt_timeout: float | None,
     ) -> tuple[Attempt, T] | None:
         """The first successful attempt over the group and its fallbacks, or None."""
-        chain = [call.primary, *call.route.fallbacks]
+        # A "*" default may list the group itself among the fallbacks: skip it there.
+        chain = [call.primary, *(name for name in call.route.fallbacks if name != call.primary)]
         index = 0
         while index < len(chain):
             try:
