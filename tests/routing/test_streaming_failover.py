@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 
-from tests.fakes.openai_upstream import Drop, Fail, Stall
+from tests.fakes.openai_upstream import Drop, Fail, Reply, Stall
 from tests.openapi import assert_matches
 from tests.routing.conftest import deployment
 
@@ -80,3 +81,19 @@ def test_no_failover_after_the_first_chunk_stall(gateway_for, upstreams) -> None
     assert json.loads(events[-1])["error"]["code"] == "upstream_timeout"
     assert upstreams[1].requests == []
     assert gateway.health()["chat"]["failures"] == 1
+
+
+def test_client_disconnect_mid_stream_settles_the_attempt(gateway_for, upstreams) -> None:
+    upstreams[0].default = Reply(content="a long answer " * 20, chunk_delay=0.2)
+    gateway = gateway_for([deployment("chat", upstreams[0])])
+    payload = {"model": "chat", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    with gateway.http.stream("POST", "/v1/chat/completions", json=payload) as response:
+        lines = response.iter_lines()
+        assert next(lines).startswith("data: ")
+        assert gateway.health()["chat"]["in_flight"] == 1
+    # The client hung up mid-stream: the attempt is settled, neither a success nor a failure.
+    deadline = time.monotonic() + 5
+    while gateway.health()["chat"]["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    health = gateway.health()["chat"]
+    assert (health["in_flight"], health["failures"], health["state"]) == (0, 0, "closed")
