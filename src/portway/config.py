@@ -148,6 +148,8 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
 def _location(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
+        if isinstance(part, str) and "=" in part:
+            continue  # a tagged-union branch, not a key
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(root)"
 

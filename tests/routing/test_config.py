@@ -95,15 +95,19 @@ router:
     [
         (
             {"chat": {"strategy": "round-robin"}},
-            "router.chat.group.strategy: Value error, unknown strategy",
+            "router.chat.strategy: Value error, unknown strategy",
         ),
-        ({"chat": {"retries": -1}}, "router.chat.group.retries"),
-        ({"chat": {"timeout": "soon"}}, "router.chat.group.timeout"),
-        ({"chat": {"retires": 2}}, "router.chat.group.retires: unknown key"),
+        ({"chat": {"retries": -1}}, "router.chat.retries"),
+        ({"chat": {"timeout": "soon"}}, "router.chat.timeout"),
+        ({"chat": {"retires": 2}}, "router.chat.retires: unknown key"),
         ({"chat": {"fallbacks": ["gpt-9"]}}, "router.chat.fallbacks[0]: 'gpt-9' is not a declared"),
         ({"chat": {"fallbacks": ["chat"]}}, "router.chat.fallbacks[0]: a group cannot fall back"),
         ({"nope": {"retries": 1}}, "router.nope: 'nope' is not a declared model group"),
         ({"auto": {"rules": [{"use": "gpt-9"}]}}, "router.auto.rules[0].use: 'gpt-9'"),
+        (
+            {"auto": {"rules": [{"when": {"bogus": 1}, "use": "big"}, {"use": "chat"}]}},
+            "router.auto.rules[0].when.bogus: unknown key",
+        ),
         ({"chat": {"rules": [{"use": "big"}]}}, "router.chat: a virtual model"),
         (
             {"auto": {"rules": [{"when": {"has_tools": True}, "use": "big"}]}},

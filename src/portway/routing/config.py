@@ -210,13 +210,15 @@ class VirtualModelConfig(_Strict):
 
 
 def _entry_kind(value: Any) -> str:
+    # Tags contain "=" so that error locations can leave them out (as api/wire.py does).
     if isinstance(value, dict):
-        return "virtual" if "rules" in value else "group"
-    return "virtual" if isinstance(value, VirtualModelConfig) else "group"
+        return "kind=virtual" if "rules" in value else "kind=group"
+    return "kind=virtual" if isinstance(value, VirtualModelConfig) else "kind=group"
 
 
 RouteEntry = Annotated[
-    Annotated[GroupRouteConfig, Tag("group")] | Annotated[VirtualModelConfig, Tag("virtual")],
+    Annotated[GroupRouteConfig, Tag("kind=group")]
+    | Annotated[VirtualModelConfig, Tag("kind=virtual")],
     Discriminator(_entry_kind),
 ]
 
