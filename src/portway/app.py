@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from portway.api import chat, embeddings, health, models
+from portway.api.hot_routes import HotRoutesMiddleware, render_exception
 from portway.api.middleware import EdgeMiddleware
 from portway.api.responses import error_response, internal_error
 from portway.config import Settings
@@ -40,8 +41,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(internal_error())
+    return render_exception(request, exc)
 
 
 def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> FastAPI:
@@ -66,6 +66,10 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(
+        HotRoutesMiddleware,
+        routes={("POST", "/v1/chat/completions"): chat.create_chat_completion},
+    )
+    app.add_middleware(  # added last: the outermost layer
         EdgeMiddleware,
         authenticator=lambda: services.authenticator,
         max_body_bytes=settings.max_request_bytes,

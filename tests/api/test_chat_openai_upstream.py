@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import openai
@@ -199,3 +200,24 @@ def test_models_endpoints(client: openai.OpenAI, method: str) -> None:
     else:
         model = client.models.retrieve("fake-gpt")
         assert_matches("Model", model.model_dump(exclude_unset=True))
+
+
+def test_client_disconnect_cancels_upstream(gateway, fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(Reply(content="word " * 200, chunk_delay=0.05))
+    with httpx.stream(
+        "POST",
+        f"{gateway.base_url}/chat/completions",
+        json={
+            "model": "fake-gpt",
+            "stream": True,
+            "messages": [{"role": "user", "content": "long"}],
+        },
+    ) as response:
+        lines = response.iter_lines()
+        next(lines)
+    # The upstream sees its connection closed while it still had chunks to send.
+    for _ in range(100):
+        if fake_openai.disconnects:
+            break
+        time.sleep(0.05)
+    assert fake_openai.disconnects == 1

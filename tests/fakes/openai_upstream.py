@@ -22,6 +22,7 @@ from aiohttp import web
 from tests.fakes.server import BackgroundServer
 
 _ids = itertools.count(1)
+FAKE: web.AppKey[FakeOpenAI] = web.AppKey("fake")
 
 
 @dataclass
@@ -157,12 +158,16 @@ class Reply(Action):
 
     async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         response = await start_sse(request)
-        for item in self.chunks(body):
-            await response.write(b"data: " + orjson.dumps(item) + b"\n\n")
-            if self.chunk_delay:
-                await asyncio.sleep(self.chunk_delay)
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
+        try:
+            for item in self.chunks(body):
+                await response.write(b"data: " + orjson.dumps(item) + b"\n\n")
+                if self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            request.app[FAKE].disconnects += 1
+            raise
         return response
 
 
@@ -293,6 +298,7 @@ class FakeOpenAI(BackgroundServer):
         self.requests: list[Recorded] = []
         self._script: deque[Action] = deque()
         self.default: Action = Reply()
+        self.disconnects = 0  # streams the client (Portway) abandoned midway
 
     def script(self, *actions: Action) -> None:
         self._script.extend(actions)
@@ -301,9 +307,11 @@ class FakeOpenAI(BackgroundServer):
         self._script.clear()
         self.requests.clear()
         self.default = Reply()
+        self.disconnects = 0
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        app[FAKE] = self
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)

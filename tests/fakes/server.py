@@ -85,6 +85,7 @@ class PortwayServer:
             loop="asyncio",
             lifespan="on",
         )
+        self.app = app
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="portway")
 

@@ -6,6 +6,7 @@ function call and a header append, nothing more.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 from collections.abc import Callable
@@ -22,8 +23,15 @@ REQUEST_ID_HEADER = b"x-request-id"
 _MAX_CLIENT_REQUEST_ID = 128
 
 
-def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+class RequestIds:
+    """Unique request ids: a random per-process prefix and a counter (no syscall per request)."""
+
+    def __init__(self) -> None:
+        self._prefix = "req_" + secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):08x}"
 
 
 def _client_request_id(scope: Scope) -> str | None:
@@ -55,12 +63,13 @@ class EdgeMiddleware:
         self.app = app
         self._authenticator = authenticator
         self._max_body_bytes = max_body_bytes
+        self._new_request_id = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _client_request_id(scope) or new_request_id()
+        request_id = _client_request_id(scope) or self._new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         request_id_header = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
 
@@ -70,7 +79,7 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            self._check_declared_size(scope)
+            declared = self._check_declared_size(scope)
             if scope["path"].startswith("/v1/"):
                 token = bearer_token(_header(scope, b"authorization"))
                 if token is None:
@@ -80,12 +89,18 @@ class EdgeMiddleware:
         except PortwayError as error:
             await error_response(error)(scope, receive, send_with_request_id)
             return
-        await self.app(scope, self._bounded(receive), send_with_request_id)
+        # The server enforces a declared Content-Length; only chunked bodies need counting.
+        bounded = receive if declared else self._bounded(receive)
+        await self.app(scope, bounded, send_with_request_id)
 
-    def _check_declared_size(self, scope: Scope) -> None:
+    def _check_declared_size(self, scope: Scope) -> bool:
+        """Reject a declared length over the limit; True when a length was declared."""
         length = _header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self._max_body_bytes:
+        if length is None or not length.isdigit():
+            return False
+        if int(length) > self._max_body_bytes:
             raise self._too_large()
+        return True
 
     def _too_large(self) -> RequestTooLargeError:
         return RequestTooLargeError(

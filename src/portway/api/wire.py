@@ -57,11 +57,11 @@ def parse_json(body: bytes) -> dict:
 
 def parse_model(data: dict, model: type[WireT]) -> WireT:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True)
     except ValidationError as exc:
         raise validation_error(exc) from None
 
 
 async def read_body(request: Request, model: type[WireT]) -> WireT:
-    """Parse and validate the JSON body of ``request`` as ``model``."""
+    """Parse and validate the JSON body of ``request`` as ``model`` (strict types, as OpenAI)."""
     return parse_model(parse_json(await request.body()), model)

@@ -57,16 +57,22 @@ class RefusalPart(WireModel):
     refusal: str
 
 
+def _type_of(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"type={kind}"
+
+
+# Discriminator tags carry a "key=value" form so error locations can drop them.
 UserContentPart = Annotated[
     Annotated[TextPart, Tag("type=text")]
     | Annotated[ImagePart, Tag("type=image_url")]
     | Annotated[AudioPart, Tag("type=input_audio")]
     | Annotated[FilePart, Tag("type=file")],
-    Discriminator(lambda v: f"type={v.get('type') if isinstance(v, dict) else v.type}"),
+    Discriminator(_type_of),
 ]
 AssistantContentPart = Annotated[
     Annotated[TextPart, Tag("type=text")] | Annotated[RefusalPart, Tag("type=refusal")],
-    Discriminator(lambda v: f"type={v.get('type') if isinstance(v, dict) else v.type}"),
+    Discriminator(_type_of),
 ]
 
 
@@ -196,8 +202,10 @@ class ResponseFormatJSONSchema(WireModel):
 
 
 ResponseFormat = Annotated[
-    ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema,
-    Field(discriminator="type"),
+    Annotated[ResponseFormatText, Tag("type=text")]
+    | Annotated[ResponseFormatJSONObject, Tag("type=json_object")]
+    | Annotated[ResponseFormatJSONSchema, Tag("type=json_schema")],
+    Discriminator(_type_of),
 ]
 
 

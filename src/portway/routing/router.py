@@ -93,6 +93,12 @@ _WAKE_MARGIN = 0.005
 def check_capabilities(deployment: Deployment, request: ChatCompletionRequest) -> None:
     """Reject requests the deployment cannot honour, before any upstream call."""
     capabilities = deployment.provider.capabilities
+    if not capabilities.chat:
+        raise InvalidRequestError(
+            f"The model `{deployment.name}` is an embedding model; it does not chat.",
+            param="model",
+            code="model_not_supported",
+        )
     if request.tools and request.tool_choice != "none" and not capabilities.tools:
         raise InvalidRequestError(
             f"The model `{deployment.name}` does not support tools.", param="tools"

@@ -1,0 +1,198 @@
+"""How much latency and throughput does Portway cost over calling the upstream directly?
+
+Starts an upstream that answers instantly (a separate process), then a Portway in front
+of it (another process), and drives the same closed-loop load at each: a fixed
+concurrency for a fixed number of chat completion requests. Prints RPS and p50/p99 for
+both and the difference. Everything runs on loopback.
+
+    python benchmarks/overhead.py [--requests 5000] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+REQUEST = orjson.dumps(
+    {
+        "model": "bench",
+        "messages": [{"role": "user", "content": "Say hello in one word."}],
+        "max_tokens": 8,
+    }
+)
+
+UPSTREAM = r"""
+import sys, time, orjson
+from aiohttp import web
+BODY = orjson.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()),
+    "model": "bench-upstream",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello",
+                 "refusal": None}, "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
+})
+async def chat(request):
+    await request.read()
+    return web.Response(body=BODY, content_type="application/json")
+app = web.Application()
+app.router.add_post("/v1/chat/completions", chat)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), robust to a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+async def drive(name: str, url: str, requests: int, concurrency: int) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    remaining = requests
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {"content-type": "application/json", "authorization": "Bearer bench"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def worker() -> None:
+            nonlocal remaining, errors
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                async with session.post(url, data=REQUEST) as response:
+                    await response.read()
+                    if response.status != 200:
+                        errors += 1
+                latencies.append(time.perf_counter() - started)
+
+        # warm-up: open the connections and let both servers settle
+        for _ in range(concurrency * 4):
+            async with session.post(url, data=REQUEST) as response:
+                await response.read()
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return Result(
+        name,
+        rps=len(latencies) / elapsed,
+        p50_ms=statistics.median(latencies) * 1000,
+        p99_ms=latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        errors=errors,
+    )
+
+
+def show(title: str, results: tuple[Result, Result]) -> None:
+    print(title)
+    print(f"{'target':<10}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for result in results:
+        print(
+            f"{result.name:<10}{result.rps:>10.0f}{result.p50_ms:>10.3f}"
+            f"{result.p99_ms:>10.3f}{result.errors:>8}"
+        )
+    direct, gateway = results
+    print(
+        f"added p50: {gateway.p50_ms - direct.p50_ms:.3f} ms, "
+        f"added p99: {gateway.p99_ms - direct.p99_ms:.3f} ms, "
+        f"throughput ratio: {gateway.rps / direct.rps:.2f}\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--config-extra", default="", help="YAML appended to the bench config")
+    args = parser.parse_args()
+
+    upstream_port, portway_port = free_port(), free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "bench.yaml"
+        config.write_text(
+            "models:\n"
+            "  - name: bench\n"
+            "    provider: openai\n"
+            f"    base_url: http://127.0.0.1:{upstream_port}/v1\n"
+            "    api_key: sk-bench\n" + args.config_extra
+        )
+        env = {**os.environ, "PORTWAY_LOG_LEVEL": "warning"}
+        serve = [
+            sys.executable,
+            "-m",
+            "portway",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(portway_port),
+        ]
+        try:
+            processes.append(subprocess.Popen([sys.executable, "-c", UPSTREAM, str(upstream_port)]))
+            processes.append(subprocess.Popen(serve, env=env))
+            wait_for_port(upstream_port)
+            wait_for_port(portway_port)
+            portway_pid = processes[1].pid
+            direct_url = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
+            portway_url = f"http://127.0.0.1:{portway_port}/v1/chat/completions"
+            loaded = (
+                asyncio.run(drive("direct", direct_url, args.requests, args.concurrency)),
+                asyncio.run(drive("portway", portway_url, args.requests, args.concurrency)),
+            )
+            cpu_before = cpu_seconds(portway_pid)
+            serial = args.requests // 5
+            unloaded = (
+                asyncio.run(drive("direct", direct_url, serial, 1)),
+                asyncio.run(drive("portway", portway_url, serial, 1)),
+            )
+            cpu_per_request = (cpu_seconds(portway_pid) - cpu_before) / (serial + 4)
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(10)
+
+    print(f"{os.cpu_count()} cores; chat completions against an instant upstream\n")
+    show(f"throughput: {args.requests} requests at concurrency {args.concurrency}", loaded)
+    show(f"latency: {serial} requests at concurrency 1", unloaded)
+    print(f"Portway CPU per request: {cpu_per_request * 1e6:.0f} us")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Tools and structured output for local models: prompts, grammars and output parsing.
+
+A local model has no native tool-calling API, so Portway describes the tools in the
+system prompt and constrains decoding with a GBNF grammar derived from the JSON
+schemas. A call is generated as ``{"name": ..., "arguments": {...}}``; with
+``tool_choice=auto`` the grammar also admits plain text that does not start with ``{``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+from portway.errors import InvalidRequestError
+from portway.protocol.chat import (
+    ChatCompletionRequest,
+    ResponseFormatJSONObject,
+    ResponseFormatJSONSchema,
+    Tool,
+    ToolCallDict,
+)
+
+OutputMode = Literal["text", "json", "tool_required", "tool_auto"]
+
+_ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+@dataclass(frozen=True, slots=True)
+class OutputPlan:
+    """How one request's output is shaped: its mode, grammar and extra instructions."""
+
+    mode: OutputMode
+    grammar: str | None = None
+    instructions: str | None = None
+    tools: tuple[Tool, ...] = ()
+
+
+def _call_schema(tool: Tool) -> dict[str, Any]:
+    parameters = tool.function.parameters or _ANY_OBJECT
+    return {
+        "type": "object",
+        "properties": {"name": {"const": tool.function.name}, "arguments": parameters},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }
+
+
+def _grammar_for_schema(schema: dict[str, Any], param: str) -> str:
+    try:
+        return str(json_schema_to_gbnf(json.dumps(schema)))
+    except (ValueError, KeyError, TypeError, NotImplementedError, RecursionError) as exc:
+        raise InvalidRequestError(
+            f"This JSON schema cannot be enforced on a local model: {exc}", param=param
+        ) from None
+
+
+def _tool_instructions(tools: tuple[Tool, ...], forced: bool) -> str:
+    listing = "\n".join(
+        json.dumps(
+            {
+                "name": tool.function.name,
+                "description": tool.function.description or "",
+                "parameters": tool.function.parameters or _ANY_OBJECT,
+            }
+        )
+        for tool in tools
+    )
+    call = 'a JSON object {"name": <tool name>, "arguments": <arguments object>}'
+    rule = (
+        f"You must call one of these tools. Reply with only {call}."
+        if forced
+        else f"To call a tool, reply with only {call}; otherwise answer in plain text."
+    )
+    return f"You can use these tools:\n{listing}\n{rule}"
+
+
+def plan_output(request: ChatCompletionRequest) -> OutputPlan:
+    """Decide the output mode and build its grammar (once per request, before generation)."""
+    tools = tuple(request.tools or ())
+    if tools and request.tool_choice != "none":
+        forced_name = request.forced_tool_name()
+        if forced_name is not None:
+            tools = tuple(t for t in tools if t.function.name == forced_name)
+            if not tools:
+                raise InvalidRequestError(
+                    f"tool_choice names `{forced_name}`, which is not in `tools`.",
+                    param="tool_choice",
+                )
+        forced = forced_name is not None or request.tool_choice == "required"
+        schema = {"anyOf": [_call_schema(tool) for tool in tools]}
+        call_grammar = _grammar_for_schema(schema, "tools")
+        instructions = _tool_instructions(tools, forced)
+        if forced:
+            return OutputPlan("tool_required", call_grammar, instructions, tools)
+        # The call grammar's `root` becomes one alternative; text must not open with "{".
+        renamed = call_grammar.replace("root ::=", "tool-call ::=", 1)
+        grammar = f"root ::= tool-call | free-text\nfree-text ::= [^{{] [^\\x00]*\n{renamed}"
+        return OutputPlan("tool_auto", grammar, instructions, tools)
+    response_format = request.response_format
+    if isinstance(response_format, ResponseFormatJSONSchema):
+        schema = response_format.json_schema.schema_ or _ANY_OBJECT
+        instructions = "Reply with only a JSON value that matches this JSON schema:\n" + json.dumps(
+            schema
+        )
+        return OutputPlan(
+            "json",
+            _grammar_for_schema(schema, "response_format.json_schema.schema"),
+            instructions,
+        )
+    if isinstance(response_format, ResponseFormatJSONObject):
+        return OutputPlan("json", JSON_GBNF, "Reply with only a JSON object.")
+    return OutputPlan("text")
+
+
+def parse_tool_call(text: str, plan: OutputPlan) -> ToolCallDict | None:
+    """The tool call in generated text, or None when the text is not a complete call."""
+    if plan.mode not in ("tool_required", "tool_auto") or not text.lstrip().startswith("{"):
+        return None
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(payload, dict) or "name" not in payload:
+        return None
+    return {
+        "id": "call_" + secrets.token_hex(12),
+        "type": "function",
+        "function": {
+            "name": str(payload["name"]),
+            "arguments": json.dumps(payload.get("arguments", {}), ensure_ascii=False),
+        },
+    }

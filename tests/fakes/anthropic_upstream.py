@@ -1,0 +1,393 @@
+"""A scriptable Anthropic Messages API upstream: real HTTP on loopback, real wire protocol.
+
+Each request to ``POST /v1/messages`` takes the next scripted action (or echoes the
+last user text when the script is empty). Requests are checked first the way
+Anthropic checks them (strictly alternating roles, tool results right after their
+tool calls, no empty text, a ``max_tokens``, ...), so a translation mistake fails as
+a 400 here instead of only in production. Streams use Anthropic's real event
+sequence; errors use its shape ``{"type": "error", "error": {"type", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.fakes.openai_upstream import Action, Recorded, start_sse
+from tests.fakes.server import BackgroundServer
+
+_ids = itertools.count(1)
+Event = tuple[str, dict[str, Any]]
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        texts = [b.get("text", "") for b in content or [] if b.get("type") == "text"]
+        if texts:
+            return "".join(texts)
+    return ""
+
+
+def _split(text: str, pieces: int = 3) -> list[str]:
+    size = max(1, len(text) // pieces)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+@dataclass
+class ToolUse:
+    """A ``tool_use`` block the fake model emits."""
+
+    name: str
+    input: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: f"toolu_fake{next(_ids):04d}")
+
+
+@dataclass
+class Reply(Action):
+    """A successful message: text and/or tool_use blocks, streamed when asked."""
+
+    text: str | None = None
+    tool_uses: list[ToolUse] = field(default_factory=list)
+    stop_reason: str | None = None
+    input_tokens: int = 11
+    output_tokens: int = 6
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+
+    def _text(self, body: dict[str, Any]) -> str | None:
+        if self.text is None and not self.tool_uses:
+            return f"echo: {last_user_text(body)}"
+        return self.text
+
+    def _usage(self, output_tokens: int) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+            "output_tokens": output_tokens,
+        }
+
+    def _blocks(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        text = self._text(body)
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        for use in self.tool_uses:
+            blocks.append({"type": "tool_use", "id": use.id, "name": use.name, "input": use.input})
+        return blocks
+
+    def message(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": f"msg_fake{next(_ids):04d}",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", "fake"),
+            "content": self._blocks(body),
+            "stop_reason": self.stop_reason or ("tool_use" if self.tool_uses else "end_turn"),
+            "stop_sequence": None,
+            "usage": self._usage(self.output_tokens),
+        }
+
+    def events(self, body: dict[str, Any]) -> list[Event]:
+        """The event sequence Anthropic streams for this message."""
+        message = self.message(body)
+        start = {**message, "content": [], "stop_reason": None, "usage": self._usage(1)}
+        events: list[Event] = [
+            ("message_start", {"type": "message_start", "message": start}),
+            ("ping", {"type": "ping"}),
+        ]
+        for index, block in enumerate(message["content"]):
+            if block["type"] == "text":
+                opened = {"type": "text", "text": ""}
+                deltas = [{"type": "text_delta", "text": p} for p in _split(block["text"])]
+            else:
+                opened = {**block, "input": {}}
+                arguments = orjson.dumps(block["input"]).decode() if block["input"] else ""
+                # Anthropic opens each tool input with an empty partial_json.
+                pieces = ["", *_split(arguments)] if arguments else [""]
+                deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
+            events.append(
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": opened},
+                )
+            )
+            for delta in deltas:
+                events.append(
+                    (
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index, "delta": delta},
+                    )
+                )
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        events.append(
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                    "usage": {"output_tokens": self.output_tokens},
+                },
+            )
+        )
+        events.append(("message_stop", {"type": "message_stop"}))
+        return events
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if not body.get("stream"):
+            return web.json_response(self.message(body), dumps=lambda v: orjson.dumps(v).decode())
+        response = await start_sse(request)
+        for event in self.events(body):
+            await write_event(response, event)
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+        await response.write_eof()
+        return response
+
+
+async def write_event(response: web.StreamResponse, event: Event) -> None:
+    name, data = event
+    await response.write(f"event: {name}\n".encode() + b"data: " + orjson.dumps(data) + b"\n\n")
+
+
+def error_body(error_type: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
+@dataclass
+class Fail(Action):
+    """An error answer in Anthropic's error shape (429 and 529 are the usual suspects)."""
+
+    status: int = 500
+    error_type: str = "api_error"
+    message: str = "Internal server error"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.Response(
+            status=self.status,
+            body=orjson.dumps(error_body(self.error_type, self.message)),
+            content_type="application/json",
+            headers=self.headers,
+        )
+
+
+@dataclass
+class StreamError(Action):
+    """Stream ``after`` events of a reply, then an ``error`` event (as on overload)."""
+
+    after: int = 2
+    error_type: str = "overloaded_error"
+    message: str = "Overloaded"
+    reply: Reply = field(default_factory=Reply)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        response = await start_sse(request)
+        for event in self.reply.events(body)[: self.after]:
+            await write_event(response, event)
+        await write_event(response, ("error", error_body(self.error_type, self.message)))
+        await response.write_eof()
+        return response
+
+
+@dataclass
+class Drop(Action):
+    """Stream ``after`` events of a reply, then cut the connection (or end it cleanly)."""
+
+    after: int = 3
+    clean: bool = False
+    reply: Reply = field(default_factory=Reply)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        response = await start_sse(request)
+        for event in self.reply.events(body)[: self.after]:
+            await write_event(response, event)
+        if self.clean:
+            await response.write_eof()
+        else:
+            assert request.transport is not None
+            request.transport.close()
+        return response
+
+
+# What Anthropic checks before it generates ------------------------------------
+
+_USER_BLOCKS = {"text", "image", "document", "tool_result"}
+_ASSISTANT_BLOCKS = {"text", "tool_use"}
+
+
+def _check_block(block: Any, role: str, where: str) -> str | None:
+    if not isinstance(block, dict) or "type" not in block:
+        return f"{where}: content blocks must be objects with a type"
+    kind = block["type"]
+    if kind not in (_USER_BLOCKS if role == "user" else _ASSISTANT_BLOCKS):
+        return f"{where}: `{kind}` blocks are not allowed in {role} messages"
+    if kind == "text" and not (isinstance(block.get("text"), str) and block["text"]):
+        return f"{where}: text content blocks must be non-empty"
+    if kind in ("image", "document"):
+        source = block.get("source") or {}
+        base64_ok = (
+            source.get("type") == "base64" and source.get("media_type") and source.get("data")
+        )
+        if not (base64_ok or (source.get("type") == "url" and source.get("url"))):
+            return f"{where}.source: invalid {kind} source"
+    if kind == "tool_use" and not (
+        block.get("id") and block.get("name") and isinstance(block.get("input"), dict)
+    ):
+        return f"{where}: tool_use needs id, name and an input object"
+    if kind == "tool_result" and not block.get("tool_use_id"):
+        return f"{where}: tool_result needs tool_use_id"
+    return None
+
+
+def _check_tool_pairs(messages: list[dict[str, Any]]) -> str | None:
+    """Every tool_use is answered by a tool_result at the start of the next user turn."""
+    pending: set[str] = set()
+    for index, message in enumerate(messages):
+        blocks = message["content"] if isinstance(message["content"], list) else []
+        results = [b["tool_use_id"] for b in blocks if b["type"] == "tool_result"]
+        if message["role"] == "user":
+            if set(results) - pending:
+                return f"messages.{index}: unexpected `tool_use_id` found in `tool_result` blocks"
+            if pending - set(results):
+                return f"messages.{index}: `tool_use` ids were found without `tool_result` blocks"
+            leading = blocks[: len(results)]
+            if any(b["type"] != "tool_result" for b in leading):
+                return f"messages.{index}: tool_result blocks must come first"
+            pending = set()
+        else:
+            pending = {b["id"] for b in blocks if b["type"] == "tool_use"}
+    if pending:
+        return "the last assistant tool_use blocks have no tool_result"
+    return None
+
+
+def _check_tools(body: dict[str, Any], uses_tools: bool) -> str | None:
+    tools = body.get("tools")
+    if tools is None:
+        if "tool_choice" in body:
+            return "tool_choice: requires tools"
+        return "tools: requests with tool_use blocks must define tools" if uses_tools else None
+    names = [tool.get("name") for tool in tools]
+    if len(set(names)) != len(names):
+        return "tools: tool names must be unique"
+    for index, tool in enumerate(tools):
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            return f"tools.{index}.input_schema: type must be object"
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if choice.get("type") not in ("auto", "any", "tool", "none"):
+            return "tool_choice.type: invalid"
+        if choice["type"] == "tool" and choice.get("name") not in names:
+            return "tool_choice.name: not a declared tool"
+        if choice["type"] == "none" and "disable_parallel_tool_use" in choice:
+            return "tool_choice: disable_parallel_tool_use is not allowed with none"
+    return None
+
+
+def validate(body: dict[str, Any]) -> str | None:
+    """Why Anthropic would reject this body with 400, or None."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return "model: Field required"
+    if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
+        return "max_tokens: Field required"
+    for key in ("temperature", "top_p"):
+        if key in body and not 0 <= body[key] <= 1:
+            return f"{key}: must be between 0 and 1"
+    system = body.get("system")
+    if system is not None and not isinstance(system, str | list):
+        return "system: must be a string or a list of text blocks"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    if messages[0].get("role") != "user":
+        return 'messages: first message must use the "user" role'
+    uses_tools = False
+    for index, message in enumerate(messages):
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            return f"messages.{index}.role: must be user or assistant"
+        if index and messages[index - 1]["role"] == role:
+            return f"messages.{index}: roles must alternate between user and assistant"
+        content = message.get("content")
+        if isinstance(content, str):
+            if not content:
+                return f"messages.{index}: content must be non-empty"
+            continue
+        if not isinstance(content, list) or not content:
+            return f"messages.{index}: content must be a non-empty string or list"
+        for position, block in enumerate(content):
+            problem = _check_block(block, role, f"messages.{index}.content.{position}")
+            if problem:
+                return problem
+            uses_tools = uses_tools or block["type"] in ("tool_use", "tool_result")
+    last = messages[-1]
+    if last["role"] == "assistant" and isinstance(last["content"], list):
+        tail = last["content"][-1]
+        if tail["type"] == "text" and tail["text"] != tail["text"].rstrip():
+            return "final assistant content cannot end with trailing whitespace"
+    return _check_tool_pairs(messages) or _check_tools(body, uses_tools)
+
+
+class FakeAnthropic(BackgroundServer):
+    """The fake Messages API; ``script(...)`` queues actions, ``requests`` records arrivals."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[Recorded] = []
+        self._script: deque[Action] = deque()
+        self.default: Action = Reply()
+
+    @property
+    def base_url(self) -> str:
+        """Anthropic's SDK convention: the host root, without ``/v1``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def last_body(self) -> dict[str, Any]:
+        return self.requests[-1].body
+
+    def script(self, *actions: Action) -> None:
+        self._script.extend(actions)
+
+    def reset(self) -> None:
+        self._script.clear()
+        self.requests.clear()
+        self.default = Reply()
+
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/messages", self._messages)
+        return app
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        self.requests.append(Recorded(request.path, dict(request.headers), body, time.monotonic()))
+        if not request.headers.get("x-api-key"):
+            return await Fail(401, "authentication_error", "x-api-key header is required").respond(
+                request, body
+            )
+        if request.headers.get("anthropic-version") != "2023-06-01":
+            return await Fail(400, "invalid_request_error", "anthropic-version: invalid").respond(
+                request, body
+            )
+        problem = validate(body)
+        if problem:
+            return await Fail(400, "invalid_request_error", problem).respond(request, body)
+        action = self._script.popleft() if self._script else self.default
+        return await action.respond(request, body)

@@ -1,0 +1,237 @@
+"""The real local model (SmolLM2-135M via llama.cpp) behind a real Portway, via the openai SDK."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+
+import httpx
+import jsonschema
+import openai
+import pytest
+
+from portway.providers.local import LocalProvider
+from tests.fakes.server import PortwayServer
+from tests.openapi import assert_matches
+
+pytestmark = pytest.mark.slow
+
+MODEL = "smollm2-135m"
+EOS_TOKEN = "2"  # SmolLM2's <|im_end|>; a -100 bias keeps the model talking
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def local_server(start_portway) -> PortwayServer:
+    return start_portway({"models": [{"name": MODEL, "provider": "local"}]})
+
+
+@pytest.fixture
+def local(local_server: PortwayServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=local_server.base_url, api_key="unused", max_retries=0)
+
+
+def provider_of(server: PortwayServer) -> LocalProvider:
+    provider = server.app.state.services.catalog.group(MODEL)[0].provider
+    assert isinstance(provider, LocalProvider)
+    return provider
+
+
+def test_plain_chat(local: openai.OpenAI) -> None:
+    completion = local.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=12,
+        temperature=0,
+    )
+    assert_matches("CreateChatCompletionResponse", completion.model_dump(exclude_unset=True))
+    choice = completion.choices[0]
+    assert choice.message.content
+    assert choice.finish_reason in ("stop", "length")
+    usage = completion.usage
+    assert usage is not None and 0 < usage.completion_tokens <= 12
+    assert usage.prompt_tokens > 5
+
+
+def test_max_tokens_is_exact(local: openai.OpenAI) -> None:
+    completion = local.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Tell me a long story."}],
+        max_tokens=7,
+        temperature=0,
+        logit_bias={EOS_TOKEN: -100},
+    )
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage is not None and completion.usage.completion_tokens == 7
+
+
+def test_streaming(local: openai.OpenAI) -> None:
+    chunks = list(
+        local.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Name a colour."}],
+            max_tokens=10,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    for chunk in chunks:
+        assert_matches("CreateChatCompletionStreamResponse", chunk.model_dump(exclude_unset=True))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-2].choices[0].finish_reason in ("stop", "length")
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    streamed = local.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Name a colour."}],
+        max_tokens=10,
+        temperature=0,
+    )
+    assert text == streamed.choices[0].message.content  # greedy: same text either way
+    assert chunks[-1].usage.completion_tokens == streamed.usage.completion_tokens
+
+
+def test_required_tool_call_validates(local: openai.OpenAI) -> None:
+    completion = local.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+        tools=[WEATHER_TOOL],
+        tool_choice="required",
+        temperature=0,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather" and call.id.startswith("call_")
+    jsonschema.validate(json.loads(call.function.arguments), WEATHER_TOOL["function"]["parameters"])
+
+
+def test_named_tool_call_streams_valid_arguments(local: openai.OpenAI) -> None:
+    chunks = list(
+        local.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Weather in Oslo, please."}],
+            tools=[WEATHER_TOOL],
+            temperature=0,
+            stream=True,
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        )
+    )
+    deltas = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    assert deltas[0].function.name == "get_weather" and deltas[0].index == 0
+    arguments = "".join(d.function.arguments or "" for d in deltas)
+    jsonschema.validate(json.loads(arguments), WEATHER_TOOL["function"]["parameters"])
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_json_schema_output_validates(local: openai.OpenAI) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+    completion = local.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Invent a person."}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "person", "schema": schema, "strict": True},
+        },
+        temperature=0.7,
+        seed=3,
+    )
+    jsonschema.validate(json.loads(completion.choices[0].message.content), schema)
+
+
+def test_two_concurrent_requests(local: openai.OpenAI) -> None:
+    prompts = ["Say one.", "Say two."]
+
+    def ask(prompt: str) -> openai.types.chat.ChatCompletion:
+        return local.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=8,
+            temperature=0,
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(ask, prompts))
+    alone = [ask(prompt) for prompt in prompts]
+    # Served one at a time: concurrency never mixes one answer into another.
+    assert [c.choices[0].message.content for c in together] == [
+        c.choices[0].message.content for c in alone
+    ]
+
+
+def test_disconnect_stops_generation(local_server: PortwayServer, local: openai.OpenAI) -> None:
+    provider = provider_of(local_server)
+    before = provider.tokens_generated
+    with httpx.stream(
+        "POST",
+        f"{local_server.base_url}/chat/completions",
+        json={
+            "model": MODEL,
+            "stream": True,
+            "max_tokens": 3000,
+            "logit_bias": {EOS_TOKEN: -100},
+            "messages": [{"role": "user", "content": "Write a very long essay."}],
+        },
+    ) as response:
+        lines = response.iter_lines()
+        for _ in range(3):
+            next(lines)
+    # The next request waits for the model; it can only run once the first one stopped.
+    local.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Hi"}],
+        max_tokens=2,
+    )
+    assert provider.tokens_generated - before < 1000
+
+
+def test_context_length_exceeded_is_400(local: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        local.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=100_000,
+        )
+    assert caught.value.code == "context_length_exceeded"
+
+
+def test_gguf_embedding_model(start_portway) -> None:
+    server = start_portway(
+        {
+            "models": [
+                {"name": "smol-embed", "provider": "local", "options": {"embedding": True}},
+            ]
+        }
+    )
+    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    result = client.embeddings.create(model="smol-embed", input=["red apple", "green pear"])
+    assert_matches("CreateEmbeddingResponse", result.model_dump(exclude_unset=True))
+    first, second = (item.embedding for item in result.data)
+    assert len(first) == len(second) > 100 and first != second
+    again = client.embeddings.create(model="smol-embed", input="red apple")
+    assert again.data[0].embedding == pytest.approx(first, rel=1e-4)
+    with pytest.raises(openai.BadRequestError):  # an embedding model does not chat
+        client.chat.completions.create(
+            model="smol-embed", messages=[{"role": "user", "content": "hi"}]
+        )
