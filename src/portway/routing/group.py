@@ -60,7 +60,8 @@ class Needs(NamedTuple):
 
     def met_by(self, capabilities: Capabilities) -> bool:
         return (
-            (capabilities.tools or not self.tools)
+            capabilities.chat
+            and (capabilities.tools or not self.tools)
             and (capabilities.json_schema or not self.json_schema)
             and (capabilities.logprobs or not self.logprobs)
         )
