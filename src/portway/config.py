@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,6 +84,50 @@ class ModelConfig(_Strict):
         return self.model or self.name
 
 
+CacheMode = Literal["deterministic", "always"]
+
+
+class SemanticCacheConfig(_Strict):
+    """Similar questions answered from the cache (off unless enabled here or per model)."""
+
+    enabled: bool = False
+    threshold: float = Field(default=0.9, gt=0, le=1)
+    # "local": the bundled all-MiniLM-L6-v2 run in-process; else a declared model name
+    # whose provider serves embeddings.
+    embedding_model: str = Field(default="local", min_length=1)
+    local_model_path: str | None = None
+    index: Literal["memory", "redis"] = "memory"
+    max_entries: int = Field(default=100_000, ge=1)
+
+
+class CacheModelPolicy(_Strict):
+    """Per-model overrides of the cache defaults; unset fields inherit them."""
+
+    enabled: bool | None = None
+    ttl: float | None = Field(default=None, gt=0)
+    mode: CacheMode | None = None
+    semantic: bool | None = None
+    semantic_threshold: float | None = Field(default=None, gt=0, le=1)
+
+
+class CacheConfig(_Strict):
+    """Response caching (exact, then semantic); see ``portway.cache``."""
+
+    enabled: bool = False
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    ttl: float = Field(default=3600.0, gt=0)
+    max_ttl: float | None = Field(default=None, gt=0)
+    mode: CacheMode = "deterministic"
+    shared: bool = False
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    max_entry_bytes: int = Field(default=4 * 1024 * 1024, ge=256)
+    stale_ttl: float = Field(default=86400.0, ge=0)
+    sqlite_path: str = "./.portway/cache.db"
+    redis_prefix: str = Field(default="portway:cache:", min_length=1)
+    semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
+    models: dict[str, CacheModelPolicy] = Field(default_factory=dict)
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -98,6 +143,7 @@ class Settings(_Strict):
     models: list[ModelConfig] = Field(default_factory=_default_models)
     # Per model group (or virtual model) routing: see portway.routing.config.
     router: dict[str, RouteEntry] = Field(default_factory=dict)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @field_validator("models")
     @classmethod
@@ -109,6 +155,23 @@ class Settings(_Strict):
     @model_validator(mode="after")
     def _router_names_known_models(self) -> Settings:
         check_router_references(self.router, {model.name for model in self.models})
+        return self
+
+    @model_validator(mode="after")
+    def _cache_refers_to_declared_models(self) -> Settings:
+        names = {model.name for model in self.models}
+        for pattern in self.cache.models:
+            if not any(fnmatchcase(name, pattern) for name in names):
+                raise ValueError(f"cache.models.{pattern}: matches no declared model")
+        embedding_model = self.cache.semantic.embedding_model
+        if embedding_model != "local" and embedding_model not in names:
+            raise ValueError(
+                f"cache.semantic.embedding_model: {embedding_model!r} is neither 'local' "
+                "nor a declared model"
+            )
+        uses_redis = self.cache.backend == "redis" or self.cache.semantic.index == "redis"
+        if self.cache.enabled and uses_redis and not self.redis_url:
+            raise ValueError("cache.backend/cache.semantic.index: 'redis' needs redis_url")
         return self
 
     @field_validator("master_key")
@@ -137,7 +200,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """Top-level scalar settings from ``PORTWAY_<NAME>`` variables."""
     overrides: dict[str, Any] = {}
     for name, field in Settings.model_fields.items():
-        if name in ("models", "router"):
+        if name in ("models", "router", "cache"):  # sections, not scalars
             continue
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is not None:

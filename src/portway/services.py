@@ -7,9 +7,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from portway.cache.factory import build_cache
+from portway.cache.stage import CacheStage
 from portway.config import Settings
-from portway.pipeline.base import Stage
+from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.chat import ChatService
+from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
@@ -36,6 +39,17 @@ def _model_cards(catalog: ModelCatalog, router: Router, created: int) -> dict[st
     return cards
 
 
+class CacheStaleAnswers:
+    """The cache's expired answers as the router's ``StaleAnswerSource`` (degradation)."""
+
+    def __init__(self, cache: CacheStage) -> None:
+        self._cache = cache
+
+    async def stale_answer(self, ctx: CallContext) -> ChatCompletionDict | None:
+        stale = await self._cache.lookup_stale(ctx)
+        return stale.completion() if stale is not None else None
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -44,6 +58,7 @@ class Services:
     chat: ChatService
     router: Router
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache: CacheStage | None = None
 
     @classmethod
     def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
@@ -51,8 +66,14 @@ class Services:
         registry = registry or ProviderRegistry()
         catalog = ModelCatalog.from_configs(settings.models, registry)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
-        router = Router(catalog, settings.router, store=build_breaker_store(settings.redis_url))
-        stages: list[Stage] = [router]
+        cache = build_cache(settings, catalog)
+        router = Router(
+            catalog,
+            settings.router,
+            store=build_breaker_store(settings.redis_url),
+            stale_source=CacheStaleAnswers(cache) if cache else None,
+        )
+        stages: list[Stage] = [*([cache] if cache else []), router]
         return cls(
             settings=settings,
             catalog=catalog,
@@ -60,6 +81,7 @@ class Services:
             chat=ChatService(stages),
             router=router,
             model_cards=_model_cards(catalog, router, int(time.time())),
+            cache=cache,
         )
 
     async def start(self) -> None:
@@ -70,7 +92,11 @@ class Services:
             )
         await self.catalog.start()
         await self.router.start()
+        if self.cache is not None:
+            await self.cache.start()
 
     async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
         await self.router.close()
         await self.catalog.close()

@@ -138,3 +138,27 @@ async def test_stale_only_without_an_answer_is_a_503() -> None:
     finally:
         await router._catalog.close()
     assert raised.value.headers["retry-after"] == "1"
+
+
+def test_stale_cached_answer_when_everything_is_down(gateway_for, upstreams) -> None:
+    import time
+
+    fake = upstreams[0]
+    gateway = gateway_for(
+        [deployment("chat", fake)],
+        {"chat": {**DOWN, "degrade": {"stale": True, "message": MESSAGE}}},
+        cache={"enabled": True, "ttl": 0.2, "mode": "always"},
+    )
+    fresh = gateway.chat("chat", "what is the capital of France?")
+    assert fresh.status_code == 200 and "x-portway-degraded" not in fresh.headers
+    time.sleep(0.3)  # past the TTL: only the stale window keeps the answer
+    fake.default = Fail(500)
+    stale = gateway.chat("chat", "what is the capital of France?")
+    assert stale.status_code == 200
+    assert stale.headers["x-portway-degraded"] == "true"
+    assert (
+        stale.json()["choices"][0]["message"]["content"] == "echo: what is the capital of France?"
+    )
+    assert len(fake.requests) == 3  # the first call, then two failed attempts
+    other = gateway.chat("chat", "never asked before")
+    assert other.json()["choices"][0]["message"]["content"] == MESSAGE

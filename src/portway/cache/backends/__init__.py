@@ -1,0 +1,1 @@
+"""Where cached completions are kept: memory (default), SQLite, Redis."""
