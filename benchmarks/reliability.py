@@ -79,7 +79,8 @@ class Portway:
         self.port = free_port()
         self._dir = tempfile.TemporaryDirectory()
         path = Path(self._dir.name) / "portway.yaml"
-        path.write_text(yaml.safe_dump(config))
+        database_url = f"sqlite:///{self._dir.name}/portway.db"
+        path.write_text(yaml.safe_dump({"database_url": database_url, **config}))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
         command = [sys.executable, "-m", "portway", "serve", "--config", str(path)]
         self.process = subprocess.Popen([*command, "--port", str(self.port)], env=env)

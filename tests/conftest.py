@@ -15,6 +15,8 @@ from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import PortwayServer
 
+pytest_plugins = ["tests.storage"]
+
 SERVICES_REQUIRED = os.environ.get("PORTWAY_TEST_SERVICES") == "required"
 
 
@@ -59,12 +61,18 @@ PortwayFactory = Callable[..., PortwayServer]
 
 
 @pytest.fixture(scope="module")
-def start_portway() -> Iterator[PortwayFactory]:
-    """Start Portway servers from settings dicts; all are stopped when the module ends."""
+def start_portway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortwayFactory]:
+    """Start Portway servers from settings dicts; all are stopped when the module ends.
+
+    Unless the settings name a ``database_url``, each server gets its own SQLite file.
+    """
     servers: list[PortwayServer] = []
 
     def start(settings: dict[str, Any] | Settings) -> PortwayServer:
         if isinstance(settings, dict):
+            if "database_url" not in settings:
+                directory = tmp_path_factory.mktemp("portway")
+                settings = {**settings, "database_url": f"sqlite:///{directory}/portway.db"}
             settings = Settings.model_validate(settings)
         server = PortwayServer(create_app(settings))
         server.start()

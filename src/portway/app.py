@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from portway.api import cache_admin, chat, embeddings, health, models
+from portway.api import admin, cache_admin, chat, embeddings, health, models
 from portway.api.hot_routes import HotRoutesMiddleware, render_exception
 from portway.api.middleware import EdgeMiddleware
 from portway.api.responses import error_response, internal_error
@@ -60,7 +60,7 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         title="Portway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.services = services
-    for module in (chat, models, embeddings, health, cache_admin):
+    for module in (chat, models, embeddings, health, admin, cache_admin):
         app.include_router(module.router)
     app.add_exception_handler(PortwayError, _portway_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -42,6 +42,26 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_upgrade(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from portway.store import Database
+    from portway.store.migrate import head_revision
+
+    settings = load_settings(args.config)
+
+    async def run() -> None:
+        database = Database(settings.database_url)
+        try:
+            await database.start()
+        finally:
+            await database.close()
+
+    asyncio.run(run())
+    print(f"database at revision {head_revision()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portway", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="YAML config file (default $PORTWAY_CONFIG)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(handler=_serve)
+    db = commands.add_parser("db", help="manage the database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply pending migrations")
+    upgrade.add_argument("--config", help="YAML config file (default $PORTWAY_CONFIG)")
+    upgrade.set_defaults(handler=_db_upgrade)
+    from portway.accounting.cli import add_commands
+
+    add_commands(commands)
     return parser
 
 

@@ -128,6 +128,41 @@ class CacheConfig(_Strict):
     models: dict[str, CacheModelPolicy] = Field(default_factory=dict)
 
 
+class KeysConfig(_Strict):
+    """Virtual keys: how long a looked-up key is trusted before it is read again."""
+
+    cache_ttl_seconds: float = Field(default=1.0, ge=0, le=60)
+
+
+class LedgerConfig(_Strict):
+    """The usage ledger (see ``accounting/ledger.py`` for the durability contract).
+
+    ``journal``: rows are appended to a local journal before the response is sent and
+    committed in batches; ``commit``: the response waits for the database commit;
+    ``batch``: no waiting, a killed process may lose the last ``flush_interval_ms``."""
+
+    enabled: bool = True
+    durability: Literal["journal", "commit", "batch"] = "journal"
+    journal_dir: str | None = None
+    flush_interval_ms: int = Field(default=100, ge=1, le=60_000)
+    max_batch: int = Field(default=500, ge=1)
+
+
+class LimitsConfig(_Strict):
+    """Rate limits and the per-deployment admission queue."""
+
+    backend: Literal["auto", "memory", "redis"] = "auto"
+    queue_max_depth: int = Field(default=1000, ge=0)
+    queue_max_wait_seconds: float = Field(default=30.0, ge=0)
+
+
+class AccountingConfig(_Strict):
+    """Token estimates used before a call (limits, budget reservations)."""
+
+    default_max_output_tokens: int = Field(default=4096, ge=1)
+    estimate_factor: float = Field(default=1.1, ge=1.0)
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -144,6 +179,10 @@ class Settings(_Strict):
     # Per model group (or virtual model) routing: see portway.routing.config.
     router: dict[str, RouteEntry] = Field(default_factory=dict)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    keys: KeysConfig = Field(default_factory=KeysConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    accounting: AccountingConfig = Field(default_factory=AccountingConfig)
 
     @field_validator("models")
     @classmethod
@@ -200,7 +239,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """Top-level scalar settings from ``PORTWAY_<NAME>`` variables."""
     overrides: dict[str, Any] = {}
     for name, field in Settings.model_fields.items():
-        if name in ("models", "router", "cache"):  # sections, not scalars
+        if field.default_factory is not None:  # sections and lists, not scalars
             continue
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is not None:

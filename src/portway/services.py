@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from portway.accounting.services import Accounting
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
@@ -17,7 +18,8 @@ from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
-from portway.security.auth import Authenticator, MasterKeyAuthenticator
+from portway.security.auth import Authenticator, KeyAuthenticator
+from portway.store import Database
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class Services:
     authenticator: Authenticator
     chat: ChatService
     router: Router
+    database: Database
+    accounting: Accounting
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
 
@@ -66,20 +70,26 @@ class Services:
         registry = registry or ProviderRegistry()
         catalog = ModelCatalog.from_configs(settings.models, registry)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
+        database = Database(settings.database_url)
+        accounting, accounting_stages = Accounting.build(settings, catalog, database)
         cache = build_cache(settings, catalog)
         router = Router(
             catalog,
             settings.router,
             store=build_breaker_store(settings.redis_url),
+            gate=accounting.gate,
             stale_source=CacheStaleAnswers(cache) if cache else None,
         )
-        stages: list[Stage] = [*([cache] if cache else []), router]
+        # Outermost first: accounting (ledger, limits, budget), then the cache, then the router.
+        stages: list[Stage] = [*accounting_stages, *([cache] if cache else []), router]
         return cls(
             settings=settings,
             catalog=catalog,
-            authenticator=MasterKeyAuthenticator(master_key),
+            authenticator=KeyAuthenticator(master_key, accounting.keys),
             chat=ChatService(stages),
             router=router,
+            database=database,
+            accounting=accounting,
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
         )
@@ -90,6 +100,8 @@ class Services:
                 "authentication is OFF: no master key is set, every /v1 call is accepted "
                 "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
             )
+        await self.database.start()
+        await self.accounting.start(self.catalog)
         await self.catalog.start()
         await self.router.start()
         if self.cache is not None:
@@ -100,3 +112,5 @@ class Services:
             await self.cache.close()
         await self.router.close()
         await self.catalog.close()
+        await self.accounting.close()
+        await self.database.close()

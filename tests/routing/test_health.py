@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
 
 from portway.config import ModelConfig
 from portway.errors import RateLimitError
 from portway.pipeline.base import CallContext
 from portway.protocol.chat import ChatCompletionRequest
 from portway.providers.registry import ProviderRegistry
-from portway.routing.catalog import Deployment, ModelCatalog
+from portway.routing.catalog import ModelCatalog
 from portway.routing.config import GroupRouteConfig
 from portway.routing.router import Router
 from portway.security.principal import ANONYMOUS
@@ -66,21 +64,26 @@ def test_active_health_check_closes_a_recovered_circuit(gateway_for, upstreams) 
 
 
 class RecordingGate:
-    """A stand-in for the limits stage: refuses one deployment, records the rest."""
+    """A stand-in for ``portway.limits.gate.DeploymentGate``: refuses one deployment."""
 
     def __init__(self, refuse: str) -> None:
         self.refuse = refuse
         self.acquired: list[tuple[str, int, int]] = []
-        self.released: list[Mapping[str, Any] | None] = []
+        self.released: list[tuple[str, int, int]] = []
 
-    async def acquire(self, deployment: Deployment, est_tokens: int, priority: int) -> Any:
-        if deployment.id == self.refuse:
+    def limited(self, deployment_id: str) -> bool:
+        return True
+
+    def counts_tokens(self, deployment_id: str) -> bool:
+        return True
+
+    async def acquire(self, deployment_id: str, est_tokens: int, priority: int = 0) -> None:
+        if deployment_id == self.refuse:
             raise RateLimitError("deployment saturated", retry_after=3)
-        self.acquired.append((deployment.id, est_tokens, priority))
-        return self
+        self.acquired.append((deployment_id, est_tokens, priority))
 
-    def release(self, usage: Mapping[str, Any] | None) -> None:
-        self.released.append(usage)
+    async def release(self, deployment_id: str, est_tokens: int, actual_tokens: int) -> None:
+        self.released.append((deployment_id, est_tokens, actual_tokens))
 
 
 async def test_gate_is_asked_before_each_attempt(upstreams) -> None:
@@ -94,12 +97,7 @@ async def test_gate_is_asked_before_each_attempt(upstreams) -> None:
     request = ChatCompletionRequest.model_validate(
         {"model": "chat", "messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 50}
     )
-    ctx = CallContext(
-        request_id="r",
-        principal=ANONYMOUS,
-        request=request,
-        request_headers={"x-portway-priority": "3"},
-    )
+    ctx = CallContext(request_id="r", principal=ANONYMOUS, request=request, priority=3)
     await catalog.start()
     try:
         completion = await router.complete(ctx, None)  # type: ignore[arg-type]
@@ -109,10 +107,9 @@ async def test_gate_is_asked_before_each_attempt(upstreams) -> None:
     assert ctx.response_headers["x-portway-deployment"] == "chat#1"
     assert ctx.response_headers["x-portway-attempts"] == "1"  # the refusal was not an attempt
     assert upstreams[0].requests == []
-    [(deployment_id, est_tokens, priority)] = gate.acquired
-    assert deployment_id == "chat#1" and priority == 3
-    assert est_tokens == 100 + 4 + 50  # 400 chars / 4 + framing + max_tokens
-    assert gate.released == [completion["usage"]]
+    assert gate.acquired == [("chat#1", 104, 3)]  # 400 chars / 4 + framing
+    assert ctx.prompt_tokens_estimate == 104  # estimated once, kept for later stages
+    assert gate.released == [("chat#1", 104, 12)]  # trued up to the upstream's usage
 
 
 async def test_gate_refusing_everything_returns_its_error(upstreams) -> None:
@@ -131,3 +128,31 @@ async def test_gate_refusing_everything_returns_its_error(upstreams) -> None:
     else:
         raise AssertionError("expected the gate's RateLimitError")
     assert upstreams[0].requests == []
+
+
+def test_a_saturated_deployment_is_passed_over_not_queued_for(gateway_for, upstreams) -> None:
+    limited, spare = upstreams[0], upstreams[1]
+    gateway = gateway_for(
+        [deployment("chat", limited, priority=0, rpm=1), deployment("chat", spare, priority=1)],
+        {"chat": {"strategy": "priority"}},
+        limits={"queue_max_wait_seconds": 20},
+    )
+    assert gateway.chat("chat").headers["x-portway-deployment"] == "chat"
+    started = time.monotonic()
+    response = gateway.chat("chat")  # the primary's one request per minute is spent
+    assert response.headers["x-portway-deployment"] == "chat#1"
+    assert response.headers["x-portway-attempts"] == "1"
+    assert time.monotonic() - started < 10  # not the 20 s queue wait
+    assert len(limited.requests) == 1
+
+
+def test_the_last_candidate_waits_in_the_gate_queue(gateway_for, upstreams) -> None:
+    gateway = gateway_for(
+        [deployment("chat", upstreams[0], rpm=1)], limits={"queue_max_wait_seconds": 0.3}
+    )
+    assert gateway.chat("chat").status_code == 200
+    response = gateway.chat("chat")
+    assert response.status_code == 429
+    assert "stayed at its rate limit" in response.json()["error"]["message"]
+    assert response.headers["x-portway-attempts"] == "0"
+    assert len(upstreams[0].requests) == 1

@@ -118,7 +118,9 @@ def two_processes(tmp_path: Path):
     started: list[PortwayProcess] = []
 
     def start(models: list[dict[str, Any]], router: dict[str, Any], **settings: Any) -> Gateway:
-        process = PortwayProcess({"models": models, "router": router, **settings}, tmp_path)
+        database_url = f"sqlite:///{tmp_path}/portway-{len(started)}.db"
+        config = {"models": models, "router": router, "database_url": database_url, **settings}
+        process = PortwayProcess(config, tmp_path)
         started.append(process)
         return process.gateway
 

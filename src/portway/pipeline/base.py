@@ -35,6 +35,12 @@ class CallContext:
     first_token_at: float | None = None
     usage: dict[str, Any] | None = None
     cache_status: str | None = None
+    # Accounting: the prompt estimate is computed once by the first stage that needs it;
+    # reservations are settled by the ledger stage at the real cost.
+    prompt_tokens_estimate: int | None = None
+    budget_reservations: tuple[Any, ...] = ()
+    priority: int = 0
+    cost_nanos: int = 0
 
     def __post_init__(self) -> None:
         if not self.model:

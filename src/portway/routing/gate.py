@@ -1,51 +1,25 @@
-"""The admission seam in front of every attempt (per-deployment rpm/tpm limits, queues).
+"""The admission seam in front of every attempt: per-deployment rpm/tpm limits and queues.
 
-Contract: before each attempt the router awaits ``gate.acquire(deployment, est_tokens,
-priority)`` and calls ``permit.release(usage)`` exactly once when the attempt ends
-(``usage`` is the upstream's usage dict, or None on failure). A gate may wait (queue)
-or raise a ``PortwayError``: a retryable one (e.g. ``RateLimitError`` when the
-deployment is saturated) makes the router try another deployment without counting an
-attempt; any other error goes to the client. The default gate admits everything.
+Contract (``portway.limits.gate.DeploymentGate`` implements it): for a deployment the
+gate ``limited`` by, the router awaits ``acquire(deployment_id, est_tokens, priority)``
+before each attempt and, once the attempt's real usage is known, ``release(deployment_id,
+est_tokens, actual_tokens)`` to true up the token count (a failed or abandoned attempt
+keeps its estimate). ``acquire`` may wait (queue) or raise a ``PortwayError``: a
+retryable one (``RateLimitError`` when the deployment is saturated) makes the router try
+another deployment without counting an attempt; any other error goes to the client.
+``counts_tokens`` says whether the estimate matters (it is only computed then).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from portway.routing.catalog import Deployment
-
-PRIORITY_HEADER = "x-portway-priority"
-
-
-class Permit(Protocol):
-    def release(self, usage: Mapping[str, Any] | None) -> None: ...
+from typing import Protocol
 
 
 class DeploymentGate(Protocol):
-    async def acquire(self, deployment: Deployment, est_tokens: int, priority: int) -> Permit: ...
+    def limited(self, deployment_id: str) -> bool: ...
 
+    def counts_tokens(self, deployment_id: str) -> bool: ...
 
-class _NoPermit:
-    def release(self, usage: Mapping[str, Any] | None) -> None:
-        return None
+    async def acquire(self, deployment_id: str, est_tokens: int, priority: int = 0) -> None: ...
 
-
-NO_PERMIT: Permit = _NoPermit()
-
-
-class OpenGate:
-    """Admits every attempt at once."""
-
-    async def acquire(self, deployment: Deployment, est_tokens: int, priority: int) -> Permit:
-        return NO_PERMIT
-
-
-def request_priority(headers: Mapping[str, str]) -> int:
-    """The call's priority for the gate: ``x-portway-priority`` (an integer), else 0."""
-    raw = headers.get(PRIORITY_HEADER)
-    try:
-        return int(raw) if raw is not None else 0
-    except ValueError:
-        return 0
+    async def release(self, deployment_id: str, est_tokens: int, actual_tokens: int) -> None: ...

@@ -23,7 +23,7 @@ from portway.providers.base import Capabilities
 from portway.routing.breaker import ORDINARY, BreakerView, CircuitBreaker, Lease, Outcome
 from portway.routing.catalog import Deployment
 from portway.routing.config import GroupRouteConfig
-from portway.routing.gate import Permit
+from portway.routing.gate import DeploymentGate
 from portway.routing.health import DeploymentHealth, HealthBook
 from portway.routing.retry import RetryPolicy, outcome_of, retry_after_of
 from portway.routing.state import BreakerRecord, BreakerStore
@@ -84,6 +84,7 @@ class Member:
 class Pick:
     member: Member
     lease: Lease
+    alternatives: int = 0  # other deployments that were ready at the same moment
 
     @property
     def deployment(self) -> Deployment:
@@ -99,6 +100,8 @@ class NoPick:
 
 
 MemberView = tuple[Member, BreakerRecord, BreakerView]
+# What an attempt took from the deployment gate: the gate and the tokens it counted.
+Admission = tuple[DeploymentGate, int] | None
 
 
 class DeploymentGroup:
@@ -171,12 +174,12 @@ class DeploymentGroup:
                 member, record, view = next(item for item in ready if item[0].id == chosen.id)
             lease = await member.breaker.admit(view, record) if view.probe else ORDINARY
             if lease is not None:
-                return Pick(member, lease)
+                return Pick(member, lease, len(ready) - 1)
             remaining.remove(member)  # another caller took the half-open probe first
         return NoPick(None, None)
 
-    def start_attempt(self, pick: Pick, permit: Permit | None) -> Attempt:
-        attempt = Attempt(pick.member, pick.lease, permit)
+    def start_attempt(self, pick: Pick, admission: Admission) -> Attempt:
+        attempt = Attempt(pick.member, pick.lease, admission)
         attempt.start()
         return attempt
 
@@ -197,14 +200,14 @@ def _no_pick(views: Sequence[MemberView], now: float) -> NoPick:
 class Attempt:
     """One call to one deployment, from start to its single settlement."""
 
-    __slots__ = ("breaker", "deployment", "health", "lease", "permit", "settled", "started")
+    __slots__ = ("admission", "breaker", "deployment", "health", "lease", "settled", "started")
 
-    def __init__(self, member: Member, lease: Lease, permit: Permit | None) -> None:
+    def __init__(self, member: Member, lease: Lease, admission: Admission) -> None:
         self.deployment = member.deployment
         self.breaker = member.breaker
         self.health = member.health
         self.lease = lease
-        self.permit = permit
+        self.admission = admission
         self.settled = False
         self.started = 0.0
 
@@ -216,15 +219,22 @@ class Attempt:
         self.health.record_first_byte(time.perf_counter() - self.started)
 
     async def succeed(self, usage: Mapping[str, Any] | None = None) -> None:
-        if self._settle(usage):
+        if self._settle():
             self.health.record_success(time.perf_counter() - self.started)
             if self.lease.probe:
                 await self.breaker.settle(self.lease, Outcome.SUCCESS)
             else:
                 self.breaker.count_success()  # the common case needs no store round trip
+            if self.admission is not None and usage:
+                gate, tokens = self.admission
+                actual = int(usage.get("prompt_tokens") or 0) + int(
+                    usage.get("completion_tokens") or 0
+                )
+                await gate.release(self.deployment.id, tokens, actual)
 
     async def fail(self, error: BaseException) -> None:
-        if self._settle(None):
+        """The attempt failed: a failed call keeps its admitted token estimate."""
+        if self._settle():
             outcome = outcome_of(error)
             if outcome is Outcome.SUCCESS:
                 self.health.record_success(time.perf_counter() - self.started)
@@ -233,16 +243,14 @@ class Attempt:
             await self.breaker.settle(self.lease, outcome, retry_after_of(error))
 
     async def abandon(self) -> None:
-        if self._settle(None):
+        if self._settle():
             await self.breaker.settle(self.lease, Outcome.ABANDONED)
 
-    def _settle(self, usage: Mapping[str, Any] | None) -> bool:
+    def _settle(self) -> bool:
         if self.settled:
             return False
         self.settled = True
         self.health.end()
-        if self.permit is not None:
-            self.permit.release(usage)
         return True
 
 

@@ -36,6 +36,7 @@ from portway.errors import (
     InvalidRequestError,
     ModelNotFoundError,
     PortwayError,
+    RateLimitError,
     ServiceUnavailableError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -61,8 +62,16 @@ from portway.routing.degrade import (
     completion_chunks,
     static_completion,
 )
-from portway.routing.gate import DeploymentGate, Permit, request_priority
-from portway.routing.group import Attempt, DeploymentGroup, Member, Needs, NoPick, Pick
+from portway.routing.gate import DeploymentGate
+from portway.routing.group import (
+    Admission,
+    Attempt,
+    DeploymentGroup,
+    Member,
+    Needs,
+    NoPick,
+    Pick,
+)
 from portway.routing.health import HealthBook
 from portway.routing.probes import ActiveHealthCheck
 from portway.routing.retry import is_retryable
@@ -86,6 +95,9 @@ SPECIAL_FALLBACKS: tuple[tuple[type[PortwayError], str], ...] = (
     (ContextLengthExceededError, "context_window_fallbacks"),
     (ContentPolicyError, "content_policy_fallbacks"),
 )
+# How long a rate-limited deployment may take to admit a call before the router tries
+# another ready deployment instead of queueing (long enough for a Redis round trip).
+GATE_PEEK_SECONDS = 0.05
 # Waking a little after a retry-after expires, never a little before it.
 _WAKE_MARGIN = 0.005
 
@@ -163,9 +175,11 @@ class RoutedCall:
             return seconds
         return max(0.0, remaining if seconds is None else min(seconds, remaining))
 
-    def est_tokens(self) -> int:
-        """Worst-case tokens for admission: estimated prompt plus the output cap."""
-        return self.estimator(self.request) + (self.request.max_output_tokens or 0)
+    def prompt_tokens(self, ctx: CallContext) -> int:
+        """The prompt estimate for admission, computed at most once per call."""
+        if ctx.prompt_tokens_estimate is None:
+            ctx.prompt_tokens_estimate = self.estimator(self.request)
+        return ctx.prompt_tokens_estimate
 
     def note_unavailable(self, nothing: NoPick) -> None:
         for moment in (nothing.ready_at, nothing.open_until):
@@ -261,7 +275,7 @@ class Router(Terminal):
             request=ctx.request,
             estimator=self._estimator,
             needs=Needs.of(ctx.request),
-            priority=request_priority(ctx.request_headers) if self._gate is not None else 0,
+            priority=ctx.priority,
             deadline=None if deadline is None else time.monotonic() + deadline,
         )
 
@@ -328,8 +342,14 @@ class Router(Terminal):
         first: ChatCompletionChunkDict,
         rest: AsyncIterator[ChatCompletionChunkDict],
     ) -> AsyncIterator[ChatCompletionChunkDict]:
-        """The committed stream: no failover from here; the outcome settles the attempt."""
+        """The committed stream: no failover from here; the outcome settles the attempt.
+
+        The upstream is closed before any bookkeeping, so a client that leaves stops the
+        upstream generation at once.
+        """
         model = ctx.model
+        failure: BaseException | None = None
+        cancelled = False
         try:
             first["model"] = model
             yield first
@@ -338,19 +358,24 @@ class Router(Terminal):
                 if chunk.get("usage"):
                     ctx.usage = chunk["usage"]  # type: ignore[assignment]
                 yield chunk
-        except GeneratorExit:
-            await attempt.succeed(ctx.usage)  # the client left; the deployment was fine
-            raise
         except asyncio.CancelledError:
-            await attempt.abandon()
+            cancelled = True
             raise
+        except GeneratorExit:
+            raise  # the client left: the deployment was doing fine
         except BaseException as error:
-            await attempt.fail(error)
+            failure = error
             raise
-        else:
-            await attempt.succeed(ctx.usage)
         finally:
-            await rest.aclose()  # type: ignore[attr-defined]
+            try:
+                await rest.aclose()  # type: ignore[attr-defined]
+            finally:
+                if cancelled:
+                    await attempt.abandon()
+                elif failure is not None:
+                    await attempt.fail(failure)
+                else:
+                    await attempt.succeed(ctx.usage)
 
     # Attempts, retries, fallbacks -------------------------------------------------
 
@@ -368,7 +393,7 @@ class Router(Terminal):
         while index < len(chain):
             try:
                 routed = await self._try_group(
-                    call, self.groups[chain[index]], run, attempt_timeout, primary=index == 0
+                    ctx, call, self.groups[chain[index]], run, attempt_timeout, primary=index == 0
                 )
             except PortwayError as error:
                 alternatives = self._special_fallbacks(call, error, chain[: index + 1])
@@ -395,6 +420,7 @@ class Router(Terminal):
 
     async def _try_group(
         self,
+        ctx: CallContext,
         call: RoutedCall,
         group: DeploymentGroup,
         run: RunAttempt[T],
@@ -419,7 +445,7 @@ class Router(Terminal):
             try:
                 if deployment.id in call.tried and not waited:
                     await self._sleep(call, policy.backoff(retry_number, self._rng))
-                permit = await self._admit(call, deployment)
+                admission = await self._admit(ctx, call, pick)
             except BaseException as error:
                 await pick.member.breaker.settle(pick.lease, Outcome.ABANDONED)
                 if isinstance(error, PortwayError) and is_retryable(error):
@@ -431,7 +457,7 @@ class Router(Terminal):
             retry_number += 1
             call.attempts += 1
             call.tried.add(deployment.id)
-            attempt = group.start_attempt(pick, permit)
+            attempt = group.start_attempt(pick, admission)
             limit = call.limit(attempt_timeout)
             try:
                 if limit is None:
@@ -482,10 +508,29 @@ class Router(Terminal):
             await asyncio.sleep(max(0.0, wait))
             waited = True
 
-    async def _admit(self, call: RoutedCall, deployment: Deployment) -> Permit | None:
-        if self._gate is None:
+    async def _admit(self, ctx: CallContext, call: RoutedCall, pick: Pick) -> Admission:
+        """Pass the gate, when the deployment has limits; returns what to true up later.
+
+        With other deployments ready, a saturated one is not worth queueing for: the gate
+        gets a moment to admit at once, then the router moves on. The last candidate
+        waits in the gate's queue.
+        """
+        gate = self._gate
+        deployment_id = pick.deployment.id
+        if gate is None or not gate.limited(deployment_id):
             return None
-        return await self._gate.acquire(deployment, call.est_tokens(), call.priority)
+        tokens = call.prompt_tokens(ctx) if gate.counts_tokens(deployment_id) else 0
+        if pick.alternatives == 0:
+            await gate.acquire(deployment_id, tokens, call.priority)
+            return gate, tokens
+        try:
+            async with asyncio.timeout(GATE_PEEK_SECONDS):
+                await gate.acquire(deployment_id, tokens, call.priority)
+        except TimeoutError:
+            raise RateLimitError(
+                f"Deployment `{deployment_id}` is at its rate limit.", retry_after=1.0
+            ) from None
+        return gate, tokens
 
     @staticmethod
     async def _sleep(call: RoutedCall, seconds: float) -> None:

@@ -90,9 +90,12 @@ class RequestFacts:
     def request(self) -> ChatCompletionRequest:
         return self._ctx.request
 
-    @cached_property
+    @property
     def prompt_tokens(self) -> int:
-        return self._estimator(self.request)
+        """An estimate made earlier in the pipeline (the accounting tokenizer) wins."""
+        if self._ctx.prompt_tokens_estimate is None:
+            self._ctx.prompt_tokens_estimate = self._estimator(self.request)
+        return self._ctx.prompt_tokens_estimate
 
     @property
     def has_tools(self) -> bool:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from typing import Protocol
 
 from portway.errors import AuthenticationError
+from portway.security.keys import KeyService, looks_like_virtual_key
 from portway.security.principal import ANONYMOUS, MASTER, Principal
 
 
@@ -54,3 +56,31 @@ class MasterKeyAuthenticator:
         if self.is_master(token):
             return MASTER
         raise AuthenticationError("Incorrect API key provided.")
+
+
+class KeyAuthenticator(MasterKeyAuthenticator):
+    """The master key or a virtual key (``pw-...``).
+
+    A revoked, expired or unknown virtual key gets 401 when a master key is set. On an
+    open server (no master key) a valid virtual key still identifies its caller (so its
+    limits and budgets apply) and a revoked or expired one is refused; anything else is
+    let in as the anonymous admin, as before.
+    """
+
+    def __init__(self, master_key: str | None, keys: KeyService) -> None:
+        super().__init__(master_key)
+        self._keys = keys
+
+    async def authenticate(self, token: str | None) -> Principal:
+        if token is not None and looks_like_virtual_key(token):
+            resolved = await self._keys.resolve(token)
+            principal = resolved.principal
+            if principal is not None:
+                if principal.expires_at is None or principal.expires_at > time.time():
+                    return principal
+                raise AuthenticationError("This API key has expired.", code="expired_api_key")
+            if resolved.rejection == "revoked":
+                raise AuthenticationError("This API key has been revoked.", code="revoked_api_key")
+            if resolved.rejection == "expired":
+                raise AuthenticationError("This API key has expired.", code="expired_api_key")
+        return await super().authenticate(token)

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import Any, Literal
 
 PrincipalKind = Literal["anonymous", "master", "virtual_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRef:
+    """A budget that applies to the caller (its key's, its user's or its team's)."""
+
+    id: int
+    scope: Literal["key", "user", "team"]
+    subject: str
+    limit_nanos: int
+    period: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +27,13 @@ class Principal:
     user: str | None = None
     team: str | None = None
     allowed_models: tuple[str, ...] | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    rpm: int | None = None
+    tpm: int | None = None
+    priority: int = 0
+    no_store: bool = False
+    expires_at: float | None = None
+    budgets: tuple[BudgetRef, ...] = ()
 
     @property
     def is_admin(self) -> bool:

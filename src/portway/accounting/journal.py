@@ -1,0 +1,111 @@
+"""The ledger journal: usage rows appended to a local file before the response is sent.
+
+Contract: ``append`` writes one JSON line with a single ``write(2)`` on a file opened
+with ``O_APPEND``. Once it returns, the line is in the kernel's page cache, so it survives
+the process being killed (SIGKILL, OOM) but not a crash of the machine itself. Each
+process writes its own segment files and holds an exclusive ``flock`` on them while it
+lives; a segment whose lock can be taken belongs to a dead process and is an orphan that
+``orphans()`` hands to recovery. ``seal()`` closes the current segment (its rows then go
+to the database) and starts a new one; ``discard()`` deletes a segment whose rows are
+committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUFFIX = ".jsonl"
+
+
+@dataclass(slots=True)
+class Segment:
+    path: Path
+    fd: int
+    lines: int = 0
+    records: list[object] = field(default_factory=list)
+
+
+class LedgerJournal:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._current: Segment | None = None
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._current = self._new_segment()
+
+    def _new_segment(self) -> Segment:
+        name = f"{os.getpid()}-{secrets.token_hex(6)}{SUFFIX}"
+        path = self.directory / name
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return Segment(path, fd)
+
+    def append(self, line: bytes, record: object) -> None:
+        """Journal one row (``line`` ends with a newline); ``record`` rides along in memory."""
+        segment = self._current
+        assert segment is not None, "journal not open"
+        os.write(segment.fd, line)
+        segment.lines += 1
+        segment.records.append(record)
+
+    def seal(self) -> Segment | None:
+        """Close the current segment for writing (None if empty) and start a new one."""
+        segment = self._current
+        if segment is None or segment.lines == 0:
+            return None
+        self._current = self._new_segment()
+        return segment
+
+    @staticmethod
+    def discard(segment: Segment) -> None:
+        """The segment's rows are committed: delete it, then let go of its lock."""
+        with contextlib.suppress(FileNotFoundError):
+            segment.path.unlink()
+        os.close(segment.fd)
+
+    def close(self) -> None:
+        """Release the empty current segment (a non-empty one stays for recovery)."""
+        segment = self._current
+        self._current = None
+        if segment is None:
+            return
+        if segment.lines == 0:
+            with contextlib.suppress(FileNotFoundError):
+                segment.path.unlink()
+        os.close(segment.fd)
+
+    def orphans(self) -> list[Segment]:
+        """Segments of dead processes, locked for us now; read them with ``read``."""
+        found: list[Segment] = []
+        if not self.directory.exists():
+            return found
+        own = {self._current.path} if self._current else set()
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            if path in own:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)  # a live process (maybe ourselves, sealed) owns it
+                continue
+            if not path.exists():  # deleted between listing and locking
+                os.close(fd)
+                continue
+            found.append(Segment(path, fd))
+        return found
+
+    @staticmethod
+    def read(segment: Segment) -> list[bytes]:
+        """Complete lines of an orphan (a line cut short by the kill is skipped)."""
+        data = segment.path.read_bytes()
+        return [line for line in data.split(b"\n")[:-1] if line.strip()]

@@ -1,0 +1,164 @@
+"""The outermost stage: one ledger row per chat call, written whatever the outcome.
+
+Its ``finally`` runs for completions, streams (also when the client goes away) and
+errors: it takes the provider's usage (or counts the output itself when there is none),
+prices it, settles budget reservations and hands the row to the ``LedgerWriter``. With
+``durability: journal`` the row is journaled, with ``commit`` committed, before the
+response is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from portway.accounting.estimate import UsageEstimator
+from portway.accounting.ledger import LedgerWriter, UsageRecord
+from portway.accounting.pricing import PricingCatalog
+from portway.errors import PortwayError
+from portway.pipeline.base import CallContext, CompleteHandler, Stage, StreamHandler
+from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict
+from portway.store.budgets import Settlement
+
+CACHE_HITS = frozenset({"hit", "semantic-hit"})
+CLIENT_CLOSED = 499
+
+
+def _status_of(error: BaseException) -> tuple[int, str | None]:
+    if isinstance(error, PortwayError):
+        return error.status_code, error.code
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return CLIENT_CLOSED, "client_closed_request"
+    return 500, "internal_error"
+
+
+def _message_text(completion: ChatCompletionDict) -> str:
+    parts: list[str] = []
+    for choice in completion.get("choices", ()):
+        message: Any = choice.get("message") or {}
+        parts.append(message.get("content") or "")
+        for call in message.get("tool_calls") or ():
+            parts.append(call["function"]["name"] + call["function"]["arguments"])
+    return "".join(parts)
+
+
+def _delta_text(chunk: ChatCompletionChunkDict, into: list[str]) -> None:
+    for choice in chunk.get("choices", ()):
+        delta: Any = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            into.append(content)
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") or {}
+            into.append((function.get("name") or "") + (function.get("arguments") or ""))
+
+
+class UsageRecorder(Stage):
+    def __init__(
+        self,
+        writer: LedgerWriter,
+        pricing: PricingCatalog,
+        estimator: UsageEstimator,
+        *,
+        record_rows: bool = True,
+        endpoint: str = "chat.completions",
+    ) -> None:
+        self._writer = writer
+        self._pricing = pricing
+        self._estimator = estimator
+        self._record_rows = record_rows
+        self._endpoint = endpoint
+
+    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
+        status, code = 200, None
+        completion: ChatCompletionDict | None = None
+        try:
+            completion = await call_next(ctx)
+            return completion
+        except BaseException as error:
+            status, code = _status_of(error)
+            raise
+        finally:
+            text = _message_text(completion) if completion is not None else ""
+            await self._finish(ctx, status, code, text, stream=False)
+
+    async def stream(  # type: ignore[override]
+        self, ctx: CallContext, call_next: StreamHandler
+    ) -> AsyncIterator[ChatCompletionChunkDict]:
+        status, code = 200, None
+        texts: list[str] = []
+        try:
+            async for chunk in call_next(ctx):
+                if ctx.usage is None:
+                    _delta_text(chunk, texts)
+                yield chunk
+        except BaseException as error:
+            status, code = _status_of(error)
+            raise
+        finally:
+            await self._finish(ctx, status, code, "".join(texts), stream=True)
+
+    async def _finish(
+        self, ctx: CallContext, status: int, code: str | None, output: str, *, stream: bool
+    ) -> None:
+        # Zero-retention keys (``no_store``) still get a row: it holds counts, never content.
+        record = await self._record(ctx, status, code, output, stream)
+        record.stored = self._record_rows
+        future = self._writer.submit(record)
+        if future is not None and status != CLIENT_CLOSED:
+            await self._writer.wait(future)
+
+    async def _record(
+        self, ctx: CallContext, status: int, code: str | None, output: str, stream: bool
+    ) -> UsageRecord:
+        usage: Any = ctx.usage
+        estimated = usage is None
+        if usage is not None:
+            prompt = int(usage.get("prompt_tokens") or 0)
+            completion = int(usage.get("completion_tokens") or 0)
+            cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        elif status == 200 or output:
+            prompt = await self._estimator.prompt_tokens(ctx)
+            completion = await self._estimator.output_tokens(ctx, output)
+            cached = 0
+        else:
+            prompt = completion = cached = 0  # failed before any model produced anything
+        cost = self._pricing.for_call(ctx.deployment, ctx.model).cost_nanos(
+            prompt, completion, cached
+        )
+        saved = 0
+        if ctx.cache_status in CACHE_HITS:
+            cost, saved = 0, cost
+        ctx.cost_nanos = cost
+        principal = ctx.principal
+        now = time.perf_counter()
+        first = ctx.first_token_at
+        return UsageRecord(
+            created_at=time.time(),
+            request_id=ctx.request_id,
+            endpoint=self._endpoint,
+            model=ctx.model,
+            latency_ms=(now - ctx.started_at) * 1000,
+            status=status,
+            key_id=principal.key_id,
+            user_id=principal.user,
+            team_id=principal.team,
+            deployment=ctx.deployment,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=cached,
+            usage_estimated=estimated and (prompt + completion) > 0,
+            cost_nanos=cost,
+            cost_saved_nanos=saved,
+            ttft_ms=(first - ctx.started_at) * 1000 if stream and first is not None else None,
+            error_code=code,
+            cache_status=ctx.cache_status,
+            attempts=ctx.attempts,
+            stream=stream,
+            settlements=tuple(
+                Settlement(r.budget_id, r.period_start, r.amount_nanos, cost)
+                for r in ctx.budget_reservations
+            ),
+        )

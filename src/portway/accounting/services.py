@@ -1,0 +1,111 @@
+"""Everything keys, limits, budgets and the ledger need, built once from the settings.
+
+``Accounting.build`` returns the bundle and the stages it contributes to the chat pipeline,
+outermost first: usage recorder, key rate limits, budget reservation (the cache and the
+router go after them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from portway.accounting.budgets import BudgetStage
+from portway.accounting.estimate import UsageEstimator
+from portway.accounting.ledger import LedgerWriter, default_journal_dir
+from portway.accounting.pricing import PricingCatalog
+from portway.accounting.recorder import UsageRecorder
+from portway.accounting.tokenizer import TokenizerService
+from portway.config import Settings
+from portway.limits.base import Limit, RateLimiter
+from portway.limits.gate import DeploymentGate
+from portway.limits.memory import MemoryRateLimiter
+from portway.limits.stage import KeyRateLimitStage
+from portway.pipeline.base import Stage
+from portway.routing.catalog import ModelCatalog
+from portway.security.keys import KeyService
+from portway.store import Database
+from portway.store.budgets import BudgetRepository
+from portway.store.keys import KeyRepository
+from portway.store.usage import UsageRepository
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    backend = settings.limits.backend
+    if backend == "auto":
+        backend = "redis" if settings.redis_url else "memory"
+    if backend == "redis":
+        from portway.config import ConfigError
+        from portway.limits.redis import RedisRateLimiter
+
+        if not settings.redis_url:
+            raise ConfigError("limits.backend: `redis` needs redis_url to be set")
+        return RedisRateLimiter.from_url(settings.redis_url)
+    return MemoryRateLimiter()
+
+
+@dataclass
+class Accounting:
+    tokenizer: TokenizerService
+    pricing: PricingCatalog
+    estimator: UsageEstimator
+    keys: KeyService
+    budgets: BudgetRepository
+    usage: UsageRepository
+    ledger: LedgerWriter
+    limiter: RateLimiter
+    gate: DeploymentGate
+
+    @classmethod
+    def build(
+        cls, settings: Settings, catalog: ModelCatalog, database: Database
+    ) -> tuple[Accounting, list[Stage]]:
+        tokenizer = TokenizerService(settings.accounting.estimate_factor)
+        pricing = PricingCatalog((d.id, d.config) for d in catalog.deployments)
+        estimator = UsageEstimator(tokenizer, catalog, settings.accounting)
+        budgets = BudgetRepository(database)
+        usage = UsageRepository(database)
+        limiter = build_limiter(settings)
+        gate = DeploymentGate(
+            limiter,
+            {d.id: Limit(d.config.rpm, d.config.tpm) for d in catalog.deployments},
+            max_depth=settings.limits.queue_max_depth,
+            max_wait=settings.limits.queue_max_wait_seconds,
+        )
+        accounting = cls(
+            tokenizer=tokenizer,
+            pricing=pricing,
+            estimator=estimator,
+            keys=KeyService(
+                KeyRepository(database), budgets, cache_ttl=settings.keys.cache_ttl_seconds
+            ),
+            budgets=budgets,
+            usage=usage,
+            ledger=LedgerWriter(
+                usage,
+                settings.ledger,
+                Path(settings.ledger.journal_dir)
+                if settings.ledger.journal_dir
+                else default_journal_dir(settings.database_url),
+            ),
+            limiter=limiter,
+            gate=gate,
+        )
+        stages: list[Stage] = [
+            UsageRecorder(
+                accounting.ledger, pricing, estimator, record_rows=settings.ledger.enabled
+            ),
+            KeyRateLimitStage(limiter, estimator, gate),
+            BudgetStage(budgets, pricing, estimator),
+        ]
+        return accounting, stages
+
+    async def start(self, catalog: ModelCatalog) -> None:
+        # BPE files load lazily (first count that needs one, in a thread): loading them at
+        # start-up would hold the GIL for ~1 s while the first requests arrive.
+        await self.ledger.start()
+
+    async def close(self) -> None:
+        await self.gate.close()
+        await self.ledger.close()
+        await self.limiter.close()

@@ -1,0 +1,262 @@
+"""The one tokenizer service: token counts before a call and when a provider reports none.
+
+Contract:
+- OpenAI model families are counted exactly with their BPE (``o200k_base`` for gpt-4o,
+  gpt-4.1, gpt-5, o-series; ``cl100k_base`` for gpt-4, gpt-3.5, embeddings v3/ada).
+- A model may plug in its own tokenizer (``TokenizerService.register``), e.g. a local GGUF
+  model's vocabulary.
+- Everything else is an estimate: the ``o200k_base`` count times ``estimate_factor``
+  (default 1.1, i.e. rounded up by 10%: Claude, Llama and Mistral vocabularies produce a
+  few percent more tokens than o200k on English text), marked ``exact=False``.
+- Chat prompts add OpenAI's per-message overhead (3 tokens per message, 1 per ``name``,
+  3 to prime the reply) and, for ``tools``, the function-definition overhead from OpenAI's
+  token counting guide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+import tiktoken
+
+from portway.accounting.encodings import load_encoding
+from portway.protocol.chat import ChatCompletionRequest, Tool
+
+# Prompts longer than this (characters) are counted in a thread, off the event loop.
+OFFLOAD_CHARS = 64_000
+# OpenAI bills images per tile; before a call we only know there is one: count low detail.
+IMAGE_TOKENS_ESTIMATE = 85
+
+_O200K_PREFIXES = (
+    "gpt-4o",
+    "chatgpt-4o",
+    "gpt-4.1",
+    "gpt-4.5",
+    "gpt-5",
+    "o1",
+    "o3",
+    "o4",
+    "gpt-oss",
+)
+_CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "gpt-35", "text-embedding-3", "text-embedding-ada")
+
+
+def encoding_for_model(model: str) -> str | None:
+    """The exact encoding of an OpenAI model id (dated and fine-tuned variants too)."""
+    base = model.rsplit("/", 1)[-1].removeprefix("ft:").lower()
+    if base.startswith(_O200K_PREFIXES):
+        return "o200k_base"
+    if base.startswith(_CL100K_PREFIXES):
+        return "cl100k_base"
+    return None
+
+
+class TokenCounter(Protocol):
+    """Counts the tokens of a text for one model."""
+
+    @property
+    def exact(self) -> bool: ...
+
+    def count(self, text: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BPECounter:
+    encoding: tiktoken.Encoding
+    exact: bool = True
+
+    def count(self, text: str) -> int:
+        return len(self.encoding.encode(text, disallowed_special=()))
+
+
+@dataclass(frozen=True, slots=True)
+class EstimatingCounter:
+    """A model without a known tokenizer: o200k scaled up by a documented factor."""
+
+    encoding: tiktoken.Encoding
+    factor: float
+    exact: bool = False
+
+    def count(self, text: str) -> int:
+        return math.ceil(len(self.encoding.encode(text, disallowed_special=())) * self.factor)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOverhead:
+    """Per-tool token costs from OpenAI's guide (gpt-4o family; older models differ)."""
+
+    function_start: int
+    property_start: int = 3
+    property_key: int = 3
+    enum_start: int = -3
+    enum_item: int = 3
+    functions_end: int = 12
+
+
+_TOOLS_O200K = ToolOverhead(function_start=7)
+_TOOLS_CL100K = ToolOverhead(function_start=10)
+
+
+def _text_of(content: Any) -> tuple[str, int]:
+    """Text of a message's content and the number of non-text parts (images, audio, files)."""
+    if content is None:
+        return "", 0
+    if isinstance(content, str):
+        return content, 0
+    texts: list[str] = []
+    others = 0
+    for part in content:
+        text = getattr(part, "text", None) or getattr(part, "refusal", None)
+        if text is not None:
+            texts.append(text)
+        else:
+            others += 1
+    return "".join(texts), others
+
+
+class ChatTokenCounter:
+    """Counts a chat request's prompt tokens as OpenAI bills them."""
+
+    def __init__(self, counter: TokenCounter, tools: ToolOverhead = _TOOLS_O200K) -> None:
+        self.counter = counter
+        self._tools = tools
+
+    @property
+    def exact(self) -> bool:
+        return self.counter.exact
+
+    def count_text(self, text: str) -> int:
+        return self.counter.count(text)
+
+    def count_messages(self, messages: Iterable[Any]) -> int:
+        count = self.counter.count
+        total = 3  # every reply is primed with <|start|>assistant<|message|>
+        for message in messages:
+            total += 3 + count(message.role)
+            text, others = _text_of(getattr(message, "content", None))
+            total += count(text) + others * IMAGE_TOKENS_ESTIMATE
+            name = getattr(message, "name", None)
+            if name:
+                total += count(name) + 1
+            for call in getattr(message, "tool_calls", None) or ():
+                total += 3 + count(call.function.name) + count(call.function.arguments)
+            tool_call_id = getattr(message, "tool_call_id", None)
+            if tool_call_id:
+                total += count(tool_call_id)
+        return total
+
+    def count_tools(self, tools: Iterable[Tool]) -> int:
+        count = self.counter.count
+        overhead = self._tools
+        total = 0
+        any_tool = False
+        for tool in tools:
+            any_tool = True
+            function = tool.function
+            total += overhead.function_start
+            description = (function.description or "").removesuffix(".")
+            total += count(f"{function.name}:{description}")
+            properties = (function.parameters or {}).get("properties") or {}
+            if properties:
+                total += overhead.property_start
+                for key, schema in properties.items():
+                    total += overhead.property_key
+                    schema = schema if isinstance(schema, dict) else {}
+                    for item in schema.get("enum") or ():
+                        total += overhead.enum_item + count(str(item))
+                    if schema.get("enum"):
+                        total += overhead.enum_start
+                    kind = schema.get("type", "object")
+                    if not isinstance(kind, str):
+                        kind = orjson.dumps(kind).decode()
+                    describe = str(schema.get("description", "")).removesuffix(".")
+                    total += count(f"{key}:{kind}:{describe}")
+        return total + overhead.functions_end if any_tool else total
+
+    def count_request(self, request: ChatCompletionRequest) -> int:
+        total = self.count_messages(request.messages)
+        if request.tools:
+            total += self.count_tools(request.tools)
+        schema = getattr(request.response_format, "json_schema", None)
+        if schema is not None and schema.schema_ is not None:
+            total += self.counter.count(orjson.dumps(schema.schema_).decode())
+        return total
+
+
+def _request_chars(request: ChatCompletionRequest) -> int:
+    chars = 0
+    for message in request.messages:
+        content = getattr(message, "content", None)
+        if isinstance(content, str):
+            chars += len(content)
+        elif content:
+            chars += sum(len(getattr(part, "text", "") or "") for part in content)
+    return chars
+
+
+class TokenizerService:
+    """Hands out the right ``ChatTokenCounter`` per (provider, model); loads BPEs lazily."""
+
+    def __init__(self, estimate_factor: float = 1.1) -> None:
+        self._estimate_factor = estimate_factor
+        self._registered: dict[str, TokenCounter] = {}
+        self._counters: dict[tuple[str, str], ChatTokenCounter] = {}
+        self._loading: dict[str, asyncio.Future[tiktoken.Encoding]] = {}
+
+    def register(self, model: str, counter: TokenCounter) -> None:
+        """Use ``counter`` for ``model`` (public or upstream name), e.g. a GGUF tokenizer."""
+        self._registered[model] = counter
+        self._counters = {k: v for k, v in self._counters.items() if k[1] != model}
+
+    def warm(self, models: Iterable[str]) -> None:
+        """Start loading the encodings these upstream models need, in threads (no waiting)."""
+        names = {encoding_for_model(model) or "o200k_base" for model in models}
+        for name in sorted(names):
+            if name not in self._loading:
+                self._loading[name] = asyncio.ensure_future(asyncio.to_thread(load_encoding, name))
+
+    async def _encoding(self, name: str) -> tiktoken.Encoding:
+        future = self._loading.get(name)
+        if future is None:
+            future = asyncio.ensure_future(asyncio.to_thread(load_encoding, name))
+            self._loading[name] = future
+        return await future
+
+    async def counter(self, provider: str, model: str) -> ChatTokenCounter:
+        """The counter for a deployment's upstream model; cached after the first call."""
+        key = (provider, model)
+        counter = self._counters.get(key)
+        if counter is not None:
+            return counter
+        registered = self._registered.get(model)
+        encoding_name = encoding_for_model(model)
+        if registered is not None:
+            counter = ChatTokenCounter(registered)
+        elif encoding_name is not None:
+            tools = _TOOLS_CL100K if encoding_name == "cl100k_base" else _TOOLS_O200K
+            counter = ChatTokenCounter(BPECounter(await self._encoding(encoding_name)), tools)
+        else:
+            encoding = await self._encoding("o200k_base")
+            counter = ChatTokenCounter(EstimatingCounter(encoding, self._estimate_factor))
+        self._counters[key] = counter
+        return counter
+
+    async def count_request(
+        self, provider: str, model: str, request: ChatCompletionRequest
+    ) -> tuple[int, bool]:
+        """(prompt tokens, exact?) for a chat request; big prompts are counted in a thread."""
+        counter = await self.counter(provider, model)
+        if _request_chars(request) > OFFLOAD_CHARS:
+            return await asyncio.to_thread(counter.count_request, request), counter.exact
+        return counter.count_request(request), counter.exact
+
+    async def count_text(self, provider: str, model: str, text: str) -> int:
+        counter = await self.counter(provider, model)
+        if len(text) > OFFLOAD_CHARS:
+            return await asyncio.to_thread(counter.count_text, text)
+        return counter.count_text(text)

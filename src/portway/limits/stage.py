@@ -1,0 +1,116 @@
+"""The key rate-limit stage: RPM/TPM per virtual key, with OpenAI's ``x-ratelimit-*`` headers.
+
+Tokens counted at admission are the prompt estimate plus the output cap the client asked
+for (``max_tokens``/``max_completion_tokens``, if any); once the call ends the count is
+trued up to the real usage. It also settles the call's queue priority: the key's
+``priority``, which an ``x-portway-priority`` header may lower but not raise (admins may
+set any).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from portway.accounting.estimate import UsageEstimator
+from portway.errors import RateLimitError
+from portway.limits.base import Limit, RateLimiter
+from portway.limits.gate import DeploymentGate
+from portway.pipeline.base import CallContext, CompleteHandler, Stage, StreamHandler
+from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict
+
+PRIORITY_HEADER = "x-portway-priority"
+
+
+def _priority(ctx: CallContext) -> int:
+    principal = ctx.principal
+    raw = ctx.request_headers.get(PRIORITY_HEADER)
+    try:
+        requested = int(raw) if raw is not None else None
+    except ValueError:
+        requested = None
+    if requested is None:
+        return principal.priority
+    return requested if principal.is_admin else min(requested, principal.priority)
+
+
+def _total_tokens(usage: Any) -> int | None:
+    if not usage:
+        return None
+    return int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
+
+
+class KeyRateLimitStage(Stage):
+    def __init__(
+        self, limiter: RateLimiter, estimator: UsageEstimator, gate: DeploymentGate
+    ) -> None:
+        self._limiter = limiter
+        self._estimator = estimator
+        self._gate = gate
+        self._token_limited_models = frozenset(
+            deployment.name
+            for deployment in estimator.catalog.deployments
+            if gate.counts_tokens(deployment.id)
+        )
+
+    async def _admit(self, ctx: CallContext) -> tuple[Limit, int] | None:
+        """Admit or raise 429; returns what to true up later (None: nothing to do)."""
+        ctx.priority = _priority(ctx)
+        principal = ctx.principal
+        if principal.tpm is not None or ctx.model in self._token_limited_models:
+            await self._estimator.prompt_tokens(ctx)
+        if principal.rpm is None and principal.tpm is None:
+            return None
+        limit = Limit(principal.rpm, principal.tpm)
+        tokens = 0
+        if principal.tpm is not None:
+            tokens = (ctx.prompt_tokens_estimate or 0) + (ctx.request.max_output_tokens or 0)
+        decision = await self._limiter.acquire(f"key:{principal.key_id}", limit, tokens)
+        headers = decision.headers()
+        ctx.response_headers.update(headers)
+        if not decision.allowed:
+            kind = "requests" if principal.rpm is not None else "tokens"
+            if principal.tpm is not None and decision.remaining_tokens == 0:
+                kind = "tokens"
+            raise RateLimitError(
+                f"Rate limit reached for {kind} on this API key "
+                f"(limit: {limit.requests if kind == 'requests' else limit.tokens} per minute).",
+                retry_after=decision.retry_after if decision.retry_after != float("inf") else 60,
+                headers=dict(headers),
+            )
+        return (limit, tokens) if principal.tpm is not None else None
+
+    async def _true_up(self, ctx: CallContext, admitted: tuple[Limit, int] | None) -> None:
+        actual = _total_tokens(ctx.usage)
+        if admitted is None or actual is None:
+            return
+        limit, tokens = admitted
+        if actual != tokens:
+            await self._limiter.adjust(f"key:{ctx.principal.key_id}", limit, actual - tokens)
+
+    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
+        admitted = await self._admit(ctx)
+        try:
+            return await call_next(ctx)
+        finally:
+            await self._true_up(ctx, admitted)
+
+    def stream(
+        self, ctx: CallContext, call_next: StreamHandler
+    ) -> AsyncIterator[ChatCompletionChunkDict]:
+        principal = ctx.principal
+        unlimited = principal.rpm is None and principal.tpm is None
+        if unlimited and ctx.model not in self._token_limited_models:
+            ctx.priority = _priority(ctx)
+            return call_next(ctx)  # nothing to count: no extra generator layer
+        return self._limited_stream(ctx, call_next)
+
+    async def _limited_stream(
+        self, ctx: CallContext, call_next: StreamHandler
+    ) -> AsyncIterator[ChatCompletionChunkDict]:
+        admitted = await self._admit(ctx)
+        try:
+            async for chunk in call_next(ctx):
+                yield chunk
+        finally:
+            await self._true_up(ctx, admitted)

@@ -1,0 +1,202 @@
+"""Virtual keys: issue, rotate, revoke, and resolve a presented secret to a ``Principal``.
+
+Contract:
+- A secret is ``pw-`` + 43 url-safe characters (256 random bits). Only its SHA-256 is
+  stored: a fast hash is enough because the secret is random, not a password; nobody can
+  search 2^256 candidates, so a slow KDF would only slow every cache miss.
+- ``KeyService.resolve`` answers from an in-process cache; an entry is trusted for
+  ``cache_ttl`` seconds (default 1 s), so a key revoked or changed on any process takes
+  effect everywhere within that time, and a busy key costs one DB round-trip per TTL.
+  Concurrent misses for one secret share a single lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from portway.security.principal import BudgetRef, Principal
+from portway.store.budgets import BudgetRepository, BudgetState
+from portway.store.keys import KeyFields, KeyRecord, KeyRepository, KeyWithBudgets
+
+SECRET_PREFIX = "pw-"
+_DISPLAY_CHARS = 10
+_MAX_CACHE_ENTRIES = 100_000
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def secret_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def display_prefix(secret: str) -> str:
+    """Enough of the secret to recognise it in a list, far too little to use it."""
+    return secret[:_DISPLAY_CHARS]
+
+
+def new_key_id() -> str:
+    return "key_" + secrets.token_hex(10)
+
+
+def looks_like_virtual_key(token: str) -> bool:
+    return token.startswith(SECRET_PREFIX)
+
+
+Rejection = Literal["revoked", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The outcome of presenting a secret: a principal, a rejection, or unknown (both None)."""
+
+    principal: Principal | None = None
+    rejection: Rejection | None = None
+
+
+UNKNOWN = Resolved()
+
+
+def _budget_ref(state: BudgetState) -> BudgetRef:
+    return BudgetRef(
+        id=state.id,
+        scope=state.scope,  # type: ignore[arg-type]
+        subject=state.subject,
+        limit_nanos=state.limit_nanos,
+        period=state.period,
+    )
+
+
+def principal_for(found: KeyWithBudgets) -> Principal:
+    key = found.key
+    return Principal(
+        kind="virtual_key",
+        key_id=key.id,
+        user=key.user_id,
+        team=key.team_id,
+        allowed_models=key.allowed_models,
+        metadata=dict(key.metadata),
+        rpm=key.rpm,
+        tpm=key.tpm,
+        priority=key.priority,
+        no_store=key.no_store,
+        expires_at=key.expires_at,
+        budgets=tuple(_budget_ref(budget) for budget in found.budgets),
+    )
+
+
+def _resolve(found: KeyWithBudgets | None, now: float) -> Resolved:
+    if found is None:
+        return UNKNOWN
+    status = found.key.status(now)
+    if status != "active":
+        return Resolved(rejection=status)  # type: ignore[arg-type]
+    return Resolved(principal=principal_for(found))
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpec:
+    limit_nanos: int
+    period: str
+
+
+class KeyService:
+    """Key lifecycle for the admin API and CLI, and cached resolution for authentication."""
+
+    def __init__(
+        self,
+        keys: KeyRepository,
+        budgets: BudgetRepository,
+        *,
+        cache_ttl: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.keys = keys
+        self.budgets = budgets
+        self._ttl = cache_ttl
+        self._clock = clock
+        self._cache: dict[str, tuple[float, Resolved]] = {}
+        self._inflight: dict[str, asyncio.Future[Resolved]] = {}
+
+    # Lifecycle ------------------------------------------------------------------------
+
+    async def create(
+        self, fields: KeyFields, budget: BudgetSpec | None = None
+    ) -> tuple[KeyRecord, str]:
+        """A new key and its secret; the secret is never retrievable again."""
+        secret = new_secret()
+        record = await self.keys.create(
+            new_key_id(),
+            secret_digest(secret),
+            display_prefix(secret),
+            fields,
+            budget=(budget.limit_nanos, budget.period) if budget else None,
+        )
+        return record, secret
+
+    async def rotate(self, key_id: str) -> tuple[KeyRecord, str] | None:
+        secret = new_secret()
+        record = await self.keys.rotate(key_id, secret_digest(secret), display_prefix(secret))
+        self._cache.clear()
+        return (record, secret) if record is not None else None
+
+    async def revoke(self, key_id: str) -> KeyRecord | None:
+        record = await self.keys.revoke(key_id)
+        self._cache.clear()
+        return record
+
+    async def update(
+        self,
+        key_id: str,
+        changes: dict[str, object],
+        budget: BudgetSpec | Literal["keep", "remove"] = "keep",
+    ) -> KeyRecord | None:
+        """Change fields and, unless ``keep``, replace or remove the key's budget."""
+        if await self.keys.get(key_id) is None:
+            return None
+        if budget == "remove":
+            await self.budgets.delete("key", key_id)
+        elif isinstance(budget, BudgetSpec):
+            await self.budgets.set("key", key_id, budget.limit_nanos, budget.period)
+        record = await self.keys.update(key_id, changes)
+        self._cache.clear()
+        return record
+
+    # Authentication -------------------------------------------------------------------
+
+    async def resolve(self, secret: str) -> Resolved:
+        digest = secret_digest(secret)
+        now = self._clock()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        pending = self._inflight.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Resolved] = asyncio.get_running_loop().create_future()
+        self._inflight[digest] = future
+        try:
+            resolved = _resolve(await self.keys.by_secret_hash(digest), time.time())
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: waiters re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(digest, None)
+        future.set_result(resolved)
+        if len(self._cache) >= _MAX_CACHE_ENTRIES:
+            self._evict(now)
+        self._cache[digest] = (now + self._ttl, resolved)
+        return resolved
+
+    def _evict(self, now: float) -> None:
+        self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+        if len(self._cache) >= _MAX_CACHE_ENTRIES:
+            self._cache.clear()

@@ -1,0 +1,10 @@
+"""Every table of Portway; importing this package registers them all on ``Base.metadata``.
+
+Add a module here per area (one concept each) and import it below.
+"""
+
+from portway.store.models.budgets import BudgetRow
+from portway.store.models.keys import VirtualKeyRow
+from portway.store.models.usage import UsageRow
+
+__all__ = ["BudgetRow", "UsageRow", "VirtualKeyRow"]

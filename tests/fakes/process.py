@@ -1,0 +1,80 @@
+"""Run `portway serve` as a real subprocess (for multi-process and SIGKILL tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.fakes.server import free_port
+
+_SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+class PortwayProcess:
+    """``portway serve --config <yaml>`` on a free loopback port."""
+
+    def __init__(self, settings: dict[str, Any], directory: Path) -> None:
+        self.port = free_port()
+        self._config = directory / f"portway-{self.port}.yaml"
+        self._config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        self._log = directory / f"portway-{self.port}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def start(self, timeout: float = 60.0) -> PortwayProcess:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_SRC), os.getcwd()])}
+        with open(self._log, "wb") as log:
+            self._process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "portway", "serve"),
+                    *("--config", str(self._config), "--port", str(self.port)),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"portway exited at start-up:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"portway did not start in time:\n{self.log()}")
+
+    def log(self) -> str:
+        return self._log.read_text(encoding="utf-8", errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks run."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM: a graceful shutdown (uvicorn drains, the lifespan closes services)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
