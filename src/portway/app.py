@@ -10,7 +10,16 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from portway.api import admin, cache_admin, chat, embeddings, health, models
+from portway.api import (
+    admin,
+    cache_admin,
+    chat,
+    embeddings,
+    files,
+    health,
+    models,
+    vector_stores,
+)
 from portway.api.hot_routes import HotRoutesMiddleware, render_exception
 from portway.api.middleware import EdgeMiddleware
 from portway.api.responses import error_response, internal_error
@@ -60,7 +69,7 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         title="Portway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.services = services
-    for module in (chat, models, embeddings, health, admin, cache_admin):
+    for module in (chat, models, embeddings, health, admin, cache_admin, files, vector_stores):
         app.include_router(module.router)
     app.add_exception_handler(PortwayError, _portway_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -73,5 +82,6 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         EdgeMiddleware,
         authenticator=lambda: services.authenticator,
         max_body_bytes=settings.max_request_bytes,
+        body_limits={"/v1/files": files.upload_body_limit(settings.files.max_bytes)},
     )
     return app

@@ -163,6 +163,50 @@ class AccountingConfig(_Strict):
     estimate_factor: float = Field(default=1.1, ge=1.0)
 
 
+class FilesConfig(_Strict):
+    """Uploaded files (`/v1/files`): stored on disk under ``storage_dir``, metadata in the DB."""
+
+    storage_dir: str = "./.portway/files"
+    max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+
+
+class RetrievalConfig(_Strict):
+    """Vector stores and file_search: chunking defaults (the ``auto`` strategy), search
+    defaults, and the optional embedding model (a public model name) for hybrid ranking."""
+
+    embedding_model: str | None = None
+    chunk_size_tokens: int = Field(default=800, ge=100, le=4096)
+    chunk_overlap_tokens: int = Field(default=400, ge=0)
+    max_num_results: int = Field(default=10, ge=1, le=50)
+    indexing_concurrency: int = Field(default=2, ge=1, le=64)
+    embedding_batch_size: int = Field(default=64, ge=1, le=2048)
+
+    @model_validator(mode="after")
+    def _overlap_at_most_half(self) -> RetrievalConfig:
+        if self.chunk_overlap_tokens * 2 > self.chunk_size_tokens:
+            raise ValueError("chunk_overlap_tokens must not exceed half of chunk_size_tokens")
+        return self
+
+
+class CodeInterpreterConfig(_Strict):
+    """The code_interpreter sandbox (see ``assistants/code_interpreter/README.md``)."""
+
+    enabled: bool = True
+    python: str | None = None
+    network_isolation: Literal["auto", "namespace", "audit_hook"] = "auto"
+    site_packages: bool = False
+    cpu_seconds: int = Field(default=10, ge=1)
+    wall_seconds: float = Field(default=30.0, gt=0)
+    memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=64 * 1024 * 1024)
+    max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_processes: int = Field(default=16, ge=1)
+    max_open_files: int = Field(default=64, ge=16)
+    max_output_bytes: int = Field(default=20_000, ge=256)
+    max_output_files: int = Field(default=20, ge=0)
+    max_concurrent: int = Field(default=2, ge=1)
+    work_dir: str | None = None
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -183,6 +227,9 @@ class Settings(_Strict):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     accounting: AccountingConfig = Field(default_factory=AccountingConfig)
+    files: FilesConfig = Field(default_factory=FilesConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    code_interpreter: CodeInterpreterConfig = Field(default_factory=CodeInterpreterConfig)
 
     @field_validator("models")
     @classmethod

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portway.accounting.services import Accounting
+from portway.assistants.builtin import BuiltinTool
+from portway.assistants.code_interpreter import CodeInterpreterTool
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
@@ -15,6 +17,7 @@ from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.chat import ChatService
 from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
+from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
@@ -61,8 +64,10 @@ class Services:
     router: Router
     database: Database
     accounting: Accounting
+    retrieval: Retrieval
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
+    builtin_tools: dict[str, BuiltinTool] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
@@ -82,6 +87,11 @@ class Services:
         )
         # Outermost first: accounting (ledger, limits, budget), then the cache, then the router.
         stages: list[Stage] = [*accounting_stages, *([cache] if cache else []), router]
+        retrieval = Retrieval.build(settings, database, catalog)
+        builtin_tools: dict[str, BuiltinTool] = {retrieval.file_search.type: retrieval.file_search}
+        if settings.code_interpreter.enabled:
+            code_interpreter = CodeInterpreterTool(settings.code_interpreter, retrieval.files)
+            builtin_tools[code_interpreter.type] = code_interpreter
         return cls(
             settings=settings,
             catalog=catalog,
@@ -90,8 +100,10 @@ class Services:
             router=router,
             database=database,
             accounting=accounting,
+            retrieval=retrieval,
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
+            builtin_tools=builtin_tools,
         )
 
     async def start(self) -> None:
@@ -102,6 +114,10 @@ class Services:
             )
         await self.database.start()
         await self.accounting.start(self.catalog)
+        await self.retrieval.start()
+        code_interpreter = self.builtin_tools.get(CodeInterpreterTool.type)
+        if isinstance(code_interpreter, CodeInterpreterTool):
+            await code_interpreter.start()
         await self.catalog.start()
         await self.router.start()
         if self.cache is not None:
@@ -112,5 +128,6 @@ class Services:
             await self.cache.close()
         await self.router.close()
         await self.catalog.close()
+        await self.retrieval.close()
         await self.accounting.close()
         await self.database.close()

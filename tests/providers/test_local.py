@@ -235,3 +235,14 @@ def test_gguf_embedding_model(start_portway) -> None:
         client.chat.completions.create(
             model="smol-embed", messages=[{"role": "user", "content": "hi"}]
         )
+
+
+async def test_accounting_counts_with_the_gguf_tokenizer(local_server: PortwayServer) -> None:
+    services = local_server.app.state.services
+    counter = await services.accounting.tokenizer.counter("local", MODEL)
+    assert counter.exact
+    text = "Grüße aus Köln: 東京タワーは高い。 Portway counts tokens."
+    gguf_count = provider_of(local_server).count_tokens(text)
+    assert counter.count_text(text) == gguf_count
+    o200k = await services.accounting.tokenizer.counter("openai", "gpt-4o")
+    assert o200k.count_text(text) != gguf_count  # a different vocabulary, not the estimate

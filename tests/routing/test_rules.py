@@ -108,3 +108,17 @@ async def test_all_conditions_of_a_rule_must_hold_and_the_classifier_is_asked_on
     assert await model.choose(model.facts(_ctx("hard question"), estimate_prompt_tokens)) == "c"
     assert len(asked) == 1
     assert asked[0].messages[1].content == "hard "  # truncated to max_chars
+
+
+async def test_an_unknown_upstream_estimate_does_not_hide_long_prompts() -> None:
+    config = VirtualModelConfig.model_validate(
+        {"rules": [{"when": {"prompt_tokens_over": 100}, "use": "big"}, {"use": "small"}]}
+    )
+    model = VirtualModel("auto", config, _never_asked)
+    ctx = _ctx("word " * 200)
+    ctx.prompt_tokens_estimate = 0  # what accounting records for a name it cannot resolve
+    assert await model.choose(model.facts(ctx, estimate_prompt_tokens)) == "big"
+    assert ctx.prompt_tokens_estimate > 100
+    ctx = _ctx("short")
+    ctx.prompt_tokens_estimate = 5000  # a real tokenizer's count is trusted
+    assert await model.choose(model.facts(ctx, estimate_prompt_tokens)) == "big"

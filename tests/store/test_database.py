@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 from portway.config import ConfigError
 from portway.store import Base, Database
 from portway.store.engine import async_url
-from portway.store.migrate import current_revision, head_revision
+from portway.store.migrate import current_revision, head_revision, include_name
 
 
 def test_urls_map_to_async_drivers() -> None:
@@ -54,7 +54,8 @@ async def test_migrations_match_the_models(database: Database) -> None:
     """A table or column added to a model without a migration fails here."""
 
     def diff(connection):  # type: ignore[no-untyped-def]
-        return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": include_name})
+        return compare_metadata(context, Base.metadata)
 
     async with database.connect() as connection:
         differences = await connection.run_sync(diff)

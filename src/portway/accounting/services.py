@@ -61,6 +61,10 @@ class Accounting:
         cls, settings: Settings, catalog: ModelCatalog, database: Database
     ) -> tuple[Accounting, list[Stage]]:
         tokenizer = TokenizerService(settings.accounting.estimate_factor)
+        for deployment in catalog.deployments:
+            model_tokenizer = deployment.provider.tokenizer()
+            if model_tokenizer is not None:
+                tokenizer.register(deployment.config.upstream_model, model_tokenizer)
         pricing = PricingCatalog((d.id, d.config) for d in catalog.deployments)
         estimator = UsageEstimator(tokenizer, catalog, settings.accounting)
         budgets = BudgetRepository(database)

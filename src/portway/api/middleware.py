@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,11 +59,14 @@ class EdgeMiddleware:
         *,
         authenticator: Callable[[], Authenticator],
         max_body_bytes: int,
+        body_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self._authenticator = authenticator
         self._max_body_bytes = max_body_bytes
         self._new_request_id = RequestIds()
+        # Per-path overrides, e.g. file uploads, which may be larger than any JSON body.
+        self._body_limits = dict(body_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,8 +81,9 @@ class EdgeMiddleware:
                 message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
+        limit = self._body_limits.get(scope["path"], self._max_body_bytes)
         try:
-            declared = self._check_declared_size(scope)
+            declared = self._check_declared_size(scope, limit)
             if scope["path"].startswith("/v1/"):
                 token = bearer_token(_header(scope, b"authorization"))
                 if token is None:
@@ -90,27 +94,25 @@ class EdgeMiddleware:
             await error_response(error)(scope, receive, send_with_request_id)
             return
         # The server enforces a declared Content-Length; only chunked bodies need counting.
-        bounded = receive if declared else self._bounded(receive)
+        bounded = receive if declared else self._bounded(receive, limit)
         await self.app(scope, bounded, send_with_request_id)
 
-    def _check_declared_size(self, scope: Scope) -> bool:
+    def _check_declared_size(self, scope: Scope, limit: int) -> bool:
         """Reject a declared length over the limit; True when a length was declared."""
         length = _header(scope, b"content-length")
         if length is None or not length.isdigit():
             return False
-        if int(length) > self._max_body_bytes:
-            raise self._too_large()
+        if int(length) > limit:
+            raise self._too_large(limit)
         return True
 
-    def _too_large(self) -> RequestTooLargeError:
-        return RequestTooLargeError(
-            f"The request body is larger than the limit of {self._max_body_bytes} bytes."
-        )
+    @staticmethod
+    def _too_large(limit: int) -> RequestTooLargeError:
+        return RequestTooLargeError(f"The request body is larger than the limit of {limit} bytes.")
 
-    def _bounded(self, receive: Receive) -> Receive:
+    def _bounded(self, receive: Receive, limit: int) -> Receive:
         """Count streamed (chunked) body bytes too: Content-Length may be absent."""
         received = 0
-        limit = self._max_body_bytes
 
         async def bounded_receive() -> Message:
             nonlocal received
@@ -118,7 +120,7 @@ class EdgeMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise self._too_large()
+                    raise self._too_large(limit)
             return message
 
         return bounded_receive

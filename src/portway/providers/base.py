@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from portway.config import ModelConfig
 from portway.errors import InvalidRequestError
@@ -35,6 +35,15 @@ class Capabilities:
     context_window: int | None = None
 
 
+class ModelTokenizer(Protocol):
+    """A model's own tokenizer, for exact counts before a call (see ``accounting``)."""
+
+    @property
+    def exact(self) -> bool: ...
+
+    def count(self, text: str) -> int: ...
+
+
 class Provider(ABC):
     """A model backend for one deployment."""
 
@@ -52,6 +61,10 @@ class Provider(ABC):
 
     async def close(self) -> None:
         """Release resources; called once at shutdown."""
+
+    def tokenizer(self) -> ModelTokenizer | None:
+        """The model's own tokenizer when the provider has it (local models do)."""
+        return None
 
     async def ready(self) -> bool:
         """Whether the provider can serve now (used by ``/health/ready``)."""

@@ -111,6 +111,18 @@ class _StopScanner:
         return safe, False
 
 
+class GGUFTokenizer:
+    """Exact token counts from the GGUF's own vocabulary (usable once the model loaded)."""
+
+    exact = True
+
+    def __init__(self, provider: LocalProvider) -> None:
+        self._provider = provider
+
+    def count(self, text: str) -> int:
+        return self._provider.count_tokens(text)
+
+
 class LocalProvider(Provider):
     name = "local"
 
@@ -174,6 +186,14 @@ class LocalProvider(Provider):
 
     async def ready(self) -> bool:
         return self._llama is not None
+
+    def tokenizer(self) -> GGUFTokenizer:
+        return GGUFTokenizer(self)
+
+    def count_tokens(self, text: str) -> int:
+        if self._llama is None:
+            raise RuntimeError(f"the local model {self.config.name} is not loaded")
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     # Prompt --------------------------------------------------------------------------
 

@@ -176,8 +176,8 @@ class RoutedCall:
         return max(0.0, remaining if seconds is None else min(seconds, remaining))
 
     def prompt_tokens(self, ctx: CallContext) -> int:
-        """The prompt estimate for admission, computed at most once per call."""
-        if ctx.prompt_tokens_estimate is None:
+        """The prompt estimate for admission, computed at most once per call (0: unknown)."""
+        if not ctx.prompt_tokens_estimate:
             ctx.prompt_tokens_estimate = self.estimator(self.request)
         return ctx.prompt_tokens_estimate
 

@@ -92,8 +92,11 @@ class RequestFacts:
 
     @property
     def prompt_tokens(self) -> int:
-        """An estimate made earlier in the pipeline (the accounting tokenizer) wins."""
-        if self._ctx.prompt_tokens_estimate is None:
+        """An estimate made earlier in the pipeline (the accounting tokenizer) wins.
+
+        Zero means "unknown" (accounting cannot resolve a virtual model's name).
+        """
+        if not self._ctx.prompt_tokens_estimate:
             self._ctx.prompt_tokens_estimate = self._estimator(self.request)
         return self._ctx.prompt_tokens_estimate
 

@@ -27,6 +27,17 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x706F7274776179
 
 
+# Objects named ``fts_*`` are backend-specific full-text indexes (an FTS5 table and its
+# shadow tables on SQLite, a GIN expression index on PostgreSQL) created by hand-written
+# migration DDL; the models cannot declare them, so autogenerate must not see them.
+UNMANAGED_PREFIX = "fts_"
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic ``include_name`` hook: skip the hand-managed ``fts_*`` objects."""
+    return not (name or "").startswith(UNMANAGED_PREFIX)
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

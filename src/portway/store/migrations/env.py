@@ -6,6 +6,7 @@ from alembic import context
 
 from portway.store import models  # noqa: F401  (registers every table on Base.metadata)
 from portway.store.base import Base
+from portway.store.migrate import include_name
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -16,6 +17,7 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_name=include_name,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -4,7 +4,23 @@ Add a module here per area (one concept each) and import it below.
 """
 
 from portway.store.models.budgets import BudgetRow
+from portway.store.models.files import (
+    ChunkRow,
+    FileBatchRow,
+    FileRow,
+    VectorStoreFileRow,
+    VectorStoreRow,
+)
 from portway.store.models.keys import VirtualKeyRow
 from portway.store.models.usage import UsageRow
 
-__all__ = ["BudgetRow", "UsageRow", "VirtualKeyRow"]
+__all__ = [
+    "BudgetRow",
+    "ChunkRow",
+    "FileBatchRow",
+    "FileRow",
+    "UsageRow",
+    "VectorStoreFileRow",
+    "VectorStoreRow",
+    "VirtualKeyRow",
+]

@@ -1,0 +1,37 @@
+"""Wire shapes of `/v1/files` (OpenAI's ``OpenAIFile``, ``ListFilesResponse``,
+``DeleteFileResponse``). Uploads are multipart forms, parsed in ``api/files.py``."""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+# Purposes a client may upload with (``CreateFileRequest.purpose``).
+UPLOAD_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
+# Files Portway itself creates (code_interpreter outputs).
+ASSISTANTS_OUTPUT = "assistants_output"
+
+
+class FileObjectDict(TypedDict):
+    id: str
+    object: Literal["file"]
+    bytes: int
+    created_at: int
+    expires_at: NotRequired[int]
+    filename: str
+    purpose: str
+    status: Literal["uploaded", "processed", "error"]
+    status_details: NotRequired[str]
+
+
+class FileListDict(TypedDict):
+    object: Literal["list"]
+    data: list[FileObjectDict]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class FileDeletedDict(TypedDict):
+    id: str
+    object: Literal["file"]
+    deleted: bool
