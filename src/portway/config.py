@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from portway.routing.config import RouteEntry, check_router_references
+
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 ENV_PREFIX = "PORTWAY_"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -235,6 +237,8 @@ class Settings(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     models: list[ModelConfig] = Field(default_factory=_default_models)
+    # Per model group (or virtual model) routing: see portway.routing.config.
+    router: dict[str, RouteEntry] = Field(default_factory=dict)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     keys: KeysConfig = Field(default_factory=KeysConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
@@ -251,6 +255,11 @@ class Settings(_Strict):
         if not models:
             raise ValueError("declare at least one model")
         return models
+
+    @model_validator(mode="after")
+    def _router_names_known_models(self) -> Settings:
+        check_router_references(self.router, {model.name for model in self.models})
+        return self
 
     @model_validator(mode="after")
     def _cache_refers_to_declared_models(self) -> Settings:
@@ -306,6 +315,8 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
 def _location(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
+        if isinstance(part, str) and "=" in part:
+            continue  # a tagged-union branch, not a key
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(root)"
 
@@ -316,6 +327,10 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key"
+        if not item["loc"] and item["type"] == "value_error":
+            # Whole-settings checks name the key in their message already.
+            lines.append(f"  {message.removeprefix('Value error, ')}")
+            continue
         lines.append(f"  {_location(item['loc'])}: {message}")
     return "\n".join(lines)
 

@@ -106,6 +106,12 @@ class ContextLengthExceededError(InvalidRequestError):
     default_code = "context_length_exceeded"
 
 
+class ContentPolicyError(InvalidRequestError):
+    """The provider refused the request (or its answer) under its content policy."""
+
+    default_code = "content_policy_violation"
+
+
 class RateLimitError(PortwayError):
     """The client (or the deployment it needs) is over a rate limit; ``retry_after`` in seconds."""
 

@@ -14,19 +14,21 @@ from portway.assistants.runtime import Assistants
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
-from portway.pipeline.base import Stage
+from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.chat import ChatService
+from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
 from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
+from portway.routing.state import build_breaker_store
 from portway.security.auth import Authenticator, KeyAuthenticator
 from portway.store import Database
 
 logger = logging.getLogger(__name__)
 
 
-def _model_cards(catalog: ModelCatalog, created: int) -> dict[str, dict[str, Any]]:
+def _model_cards(catalog: ModelCatalog, router: Router, created: int) -> dict[str, dict[str, Any]]:
     cards: dict[str, dict[str, Any]] = {}
     for deployment in catalog.deployments:
         cards.setdefault(
@@ -38,7 +40,20 @@ def _model_cards(catalog: ModelCatalog, created: int) -> dict[str, dict[str, Any
                 "owned_by": deployment.config.provider,
             },
         )
+    for name in router.virtual_models:
+        cards[name] = {"id": name, "object": "model", "created": created, "owned_by": "portway"}
     return cards
+
+
+class CacheStaleAnswers:
+    """The cache's expired answers as the router's ``StaleAnswerSource`` (degradation)."""
+
+    def __init__(self, cache: CacheStage) -> None:
+        self._cache = cache
+
+    async def stale_answer(self, ctx: CallContext) -> ChatCompletionDict | None:
+        stale = await self._cache.lookup_stale(ctx)
+        return stale.completion() if stale is not None else None
 
 
 @dataclass
@@ -47,6 +62,7 @@ class Services:
     catalog: ModelCatalog
     authenticator: Authenticator
     chat: ChatService
+    router: Router
     database: Database
     accounting: Accounting
     retrieval: Retrieval
@@ -65,12 +81,15 @@ class Services:
         database = Database(settings.database_url)
         accounting, accounting_stages = Accounting.build(settings, catalog, database)
         cache = build_cache(settings, catalog)
+        router = Router(
+            catalog,
+            settings.router,
+            store=build_breaker_store(settings.redis_url),
+            gate=accounting.gate,
+            stale_source=CacheStaleAnswers(cache) if cache else None,
+        )
         # Outermost first: accounting (ledger, limits, budget), then the cache, then the router.
-        stages: list[Stage] = [
-            *accounting_stages,
-            *([cache] if cache else []),
-            Router(catalog, accounting.gate),
-        ]
+        stages: list[Stage] = [*accounting_stages, *([cache] if cache else []), router]
         retrieval = Retrieval.build(settings, database, catalog)
         builtin_tools: dict[str, BuiltinTool] = {retrieval.file_search.type: retrieval.file_search}
         if settings.code_interpreter.enabled:
@@ -82,13 +101,14 @@ class Services:
             catalog=catalog,
             authenticator=KeyAuthenticator(master_key, accounting.keys),
             chat=chat,
+            router=router,
             database=database,
             accounting=accounting,
             retrieval=retrieval,
             assistants=Assistants.build(
                 settings, database, chat, catalog, builtin_tools, accounting.tokenizer
             ),
-            model_cards=_model_cards(catalog, int(time.time())),
+            model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,
         )
@@ -106,6 +126,7 @@ class Services:
         if isinstance(code_interpreter, CodeInterpreterTool):
             await code_interpreter.start()
         await self.catalog.start()
+        await self.router.start()
         if self.cache is not None:
             await self.cache.start()
         await self.assistants.start()
@@ -114,6 +135,7 @@ class Services:
         await self.assistants.close()
         if self.cache is not None:
             await self.cache.close()
+        await self.router.close()
         await self.catalog.close()
         await self.retrieval.close()
         await self.accounting.close()

@@ -39,7 +39,8 @@ def claude_gateway(
         "base_url": fake_anthropic_server.base_url,
         "api_key": "sk-ant-test",
     }
-    return start_portway({"models": [model]})
+    # No gateway retries: these tests check how one upstream answer maps to the client.
+    return start_portway({"models": [model], "router": {"claude": {"retries": 0}}})
 
 
 @pytest.fixture

@@ -60,7 +60,14 @@ def start_gateway(
 ) -> PortwayServer:
     """A Portway in front of the fake upstream whose keys are ``TEAM_A_KEY``/``TEAM_B_KEY``."""
     config = {"poll_after_ms": 10, "sweep_interval_seconds": 0.05, **assistants}
-    server = start_portway({"models": [fake_model(MODEL, fake.base_url)], "assistants": config})
+    # No gateway retries: the tests script single upstream failures and watch the run fail.
+    server = start_portway(
+        {
+            "models": [fake_model(MODEL, fake.base_url)],
+            "assistants": config,
+            "router": {"*": {"retries": 0}},
+        }
+    )
     server.app.state.services.authenticator = TENANTS
     return server
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -252,6 +253,36 @@ class Stall(Action):
             await response.write(b"data: " + orjson.dumps(item) + b"\n\n")
         await asyncio.sleep(self.seconds)
         return response
+
+
+@dataclass
+class Sometimes(Action):
+    """``action`` with the given probability (seeded, so runs repeat), else ``otherwise``."""
+
+    probability: float
+    action: Action
+    otherwise: Action = field(default_factory=Reply)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        chosen = self.action if self._rng.random() < self.probability else self.otherwise
+        return await chosen.respond(request, body)
+
+
+@dataclass
+class Cycle(Action):
+    """The given actions in turn, forever (e.g. exactly 3 failures in every 10 requests)."""
+
+    actions: list[Action]
+
+    def __post_init__(self) -> None:
+        self._next = itertools.cycle(self.actions)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return await next(self._next).respond(request, body)
 
 
 def fake_embedding(text: str, dimensions: int = 8) -> list[float]:

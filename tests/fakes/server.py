@@ -18,6 +18,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def refused_base_url() -> str:
+    """A loopback URL nobody listens on: connecting to it is refused at once."""
+    return f"http://127.0.0.1:{free_port()}/v1"
+
+
 class BackgroundServer:
     """An aiohttp app served from its own thread and event loop; subclasses build the app."""
 

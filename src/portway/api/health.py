@@ -24,3 +24,9 @@ async def ready(request: Request) -> Response:
         {"status": "ok" if is_ready else "unavailable", "deployments": deployments},
         status_code=200 if is_ready else 503,
     )
+
+
+@router.get("/health/deployments")
+async def deployments(request: Request) -> Response:
+    """Breaker state and health of every deployment (no secrets, no upstream URLs)."""
+    return JSONResponse(await services_of(request).router.health_report())

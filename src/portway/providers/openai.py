@@ -15,6 +15,7 @@ import orjson
 
 from portway.config import ModelConfig
 from portway.errors import (
+    ContentPolicyError,
     ContextLengthExceededError,
     PortwayError,
     RequestTooLargeError,
@@ -33,6 +34,7 @@ from portway.providers.http import HttpUpstream, decode_json, parse_retry_after
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context window")
+_CONTENT_POLICY_HINTS = ("content_policy", "content_filter", "content management policy")
 
 
 def _upstream_error_fields(body: bytes) -> tuple[str, str | None, str | None]:
@@ -71,6 +73,8 @@ def map_openai_error(status: int, body: bytes, headers: Mapping[str, str]) -> Po
         lowered = f"{code} {message}".lower()
         if any(hint in lowered for hint in _CONTEXT_HINTS):
             return ContextLengthExceededError(text, param=param or "messages")
+        if any(hint in lowered for hint in _CONTENT_POLICY_HINTS):
+            return ContentPolicyError(text, param=param)
         if status == 404:
             return UpstreamNotFoundError(text)
         return UpstreamBadRequestError(text, param=param)

@@ -1,12 +1,46 @@
-"""The router: the terminal pipeline stage that picks a deployment and calls its provider."""
+"""The router: the terminal pipeline stage that turns a model name into an answer.
+
+Contract, per call:
+1. Resolve the name: a virtual model's rules pick a group; the caller must be allowed
+   the name it sent. The group answering is reported in the response ``model`` and
+   the route in ``x-portway-route``.
+2. Try the group, then its ``fallbacks`` in order. Within a group each attempt goes
+   to a deployment the strategy picks among those whose circuit lets it through
+   (untried ones first), after the optional ``DeploymentGate`` admits it. Retryable
+   failures are retried (backoff with full jitter when the same deployment is tried
+   again; a rate-limited deployment's retry-after is waited out when it is short
+   enough); other errors reach the client at once, except context-length and
+   content-policy errors, which switch to their own fallback lists.
+3. Every attempt is bounded by the per-attempt timeout (streams: time to first chunk)
+   and all of them together by the deadline (``x-portway-timeout`` overrides it).
+4. When nothing answered, degrade as configured (stale answer, static message, 503
+   with retry-after); without ``degrade`` the last error is returned.
+A stream fails over only until its first chunk is produced; after that a failure
+ends the stream (``api.responses.EventStreamResponse`` sends the error event).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from portway.errors import InvalidRequestError, ModelNotFoundError
-from portway.limits.gate import DeploymentGate
+from portway.errors import (
+    ContentPolicyError,
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    PortwayError,
+    RateLimitError,
+    ServiceUnavailableError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from portway.pipeline.base import CallContext, CompleteHandler, StreamHandler, Terminal
 from portway.protocol.chat import (
     ChatCompletionChunkDict,
@@ -14,7 +48,58 @@ from portway.protocol.chat import (
     ChatCompletionRequest,
     ResponseFormatJSONSchema,
 )
+from portway.routing.breaker import Outcome
 from portway.routing.catalog import Deployment, ModelCatalog
+from portway.routing.config import (
+    DEFAULT_ROUTE_KEY,
+    GroupRouteConfig,
+    VirtualModelConfig,
+    parse_duration,
+)
+from portway.routing.degrade import (
+    DEGRADED_HEADER,
+    StaleAnswerSource,
+    completion_chunks,
+    static_completion,
+)
+from portway.routing.gate import DeploymentGate
+from portway.routing.group import (
+    Admission,
+    Attempt,
+    DeploymentGroup,
+    Member,
+    Needs,
+    NoPick,
+    Pick,
+)
+from portway.routing.health import HealthBook
+from portway.routing.probes import ActiveHealthCheck
+from portway.routing.retry import is_retryable
+from portway.routing.rules import VirtualModel
+from portway.routing.state import BreakerStore, MemoryBreakerStore
+from portway.routing.tokens import PromptTokenEstimator, estimate_prompt_tokens
+from portway.security.principal import ANONYMOUS
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEPLOYMENT_HEADER = "x-portway-deployment"
+ATTEMPTS_HEADER = "x-portway-attempts"
+FALLBACK_HEADER = "x-portway-fallback"
+ROUTE_HEADER = "x-portway-route"
+TIMEOUT_HEADER = "x-portway-timeout"
+
+# Error class → the route setting listing the groups that may answer instead.
+SPECIAL_FALLBACKS: tuple[tuple[type[PortwayError], str], ...] = (
+    (ContextLengthExceededError, "context_window_fallbacks"),
+    (ContentPolicyError, "content_policy_fallbacks"),
+)
+# How long a rate-limited deployment may take to admit a call before the router tries
+# another ready deployment instead of queueing (long enough for a Redis round trip).
+GATE_PEEK_SECONDS = 0.05
+# Waking a little after a retry-after expires, never a little before it.
+_WAKE_MARGIN = 0.005
 
 
 def check_capabilities(deployment: Deployment, request: ChatCompletionRequest) -> None:
@@ -43,42 +128,525 @@ def check_capabilities(deployment: Deployment, request: ChatCompletionRequest) -
         )
 
 
+def request_deadline(headers: Mapping[str, str], default: float | None) -> float | None:
+    """Seconds allowed for routing this call: ``x-portway-timeout``, else the route's deadline."""
+    raw = headers.get(TIMEOUT_HEADER)
+    if raw is None:
+        return default
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        raise InvalidRequestError(
+            f"Invalid `{TIMEOUT_HEADER}` header {raw!r}: expected a duration such as 30s, "
+            "500ms or a number of seconds.",
+            code="invalid_header",
+        ) from None
+
+
+@dataclass(slots=True)
+class RoutedCall:
+    """One call's routing state across its attempts and fallbacks."""
+
+    requested: str
+    primary: str
+    route: GroupRouteConfig
+    request: ChatCompletionRequest
+    estimator: PromptTokenEstimator
+    needs: Needs
+    priority: int = 0
+    deadline: float | None = None  # time.monotonic() value
+    attempts: int = 0
+    tried: set[str] = field(default_factory=set)
+    excluded: set[str] = field(default_factory=set)
+    last_error: PortwayError | None = None
+    next_ready_at: float | None = None  # wall clock: when some deployment frees up
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def expired(self) -> bool:
+        remaining = self.remaining()
+        return remaining is not None and remaining <= 0
+
+    def limit(self, seconds: float | None) -> float | None:
+        """``seconds`` capped by what is left of the deadline."""
+        remaining = self.remaining()
+        if remaining is None:
+            return seconds
+        return max(0.0, remaining if seconds is None else min(seconds, remaining))
+
+    def prompt_tokens(self, ctx: CallContext) -> int:
+        """The prompt estimate for admission, computed at most once per call (0: unknown)."""
+        if not ctx.prompt_tokens_estimate:
+            ctx.prompt_tokens_estimate = self.estimator(self.request)
+        return ctx.prompt_tokens_estimate
+
+    def note_unavailable(self, nothing: NoPick) -> None:
+        for moment in (nothing.ready_at, nothing.open_until):
+            if moment is not None and (self.next_ready_at is None or moment < self.next_ready_at):
+                self.next_ready_at = moment
+
+    def headers(self) -> dict[str, str]:
+        return {ATTEMPTS_HEADER: str(self.attempts), ROUTE_HEADER: self.primary}
+
+
+RunAttempt = Callable[[Attempt], Awaitable[T]]
+
+
 class Router(Terminal):
-    """Send each call to the first deployment of its model group."""
+    """Routes each call to a deployment of its (possibly rule-chosen) group."""
 
-    def __init__(self, catalog: ModelCatalog, gate: DeploymentGate | None = None) -> None:
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        routes: Mapping[str, GroupRouteConfig | VirtualModelConfig] | None = None,
+        *,
+        store: BreakerStore | None = None,
+        gate: DeploymentGate | None = None,
+        stale_source: StaleAnswerSource | None = None,
+        estimator: PromptTokenEstimator = estimate_prompt_tokens,
+        rng: random.Random | None = None,
+    ) -> None:
+        routes = routes or {}
+        default = routes.get(DEFAULT_ROUTE_KEY)
+        default_route = default if isinstance(default, GroupRouteConfig) else GroupRouteConfig()
         self._catalog = catalog
+        self._rng = rng or random.Random()
         self._gate = gate
+        self._stale = stale_source
+        self._estimator = estimator
+        self.store: BreakerStore = store or MemoryBreakerStore()
+        self.health = HealthBook.for_ids(d.id for d in catalog.deployments)
+        self.groups: dict[str, DeploymentGroup] = {}
+        for name in catalog.names():
+            route = routes.get(name)
+            self.groups[name] = DeploymentGroup(
+                name,
+                catalog.group(name),
+                route if isinstance(route, GroupRouteConfig) else default_route,
+                store=self.store,
+                health=self.health,
+                rng=self._rng,
+            )
+        self.virtual_models = {
+            name: VirtualModel(name, config, self._ask)
+            for name, config in routes.items()
+            if isinstance(config, VirtualModelConfig)
+        }
+        self._health_checks = [
+            ActiveHealthCheck(group, group.config.health_check)
+            for group in self.groups.values()
+            if group.config.health_check is not None
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
 
-    def select(self, ctx: CallContext) -> Deployment:
-        if not ctx.principal.may_use(ctx.model):
-            raise ModelNotFoundError(ctx.model)
-        deployment = self._catalog.group(ctx.model)[0]
-        check_capabilities(deployment, ctx.request)
-        ctx.deployment = deployment.id
-        ctx.attempts += 1
-        ctx.response_headers["x-portway-deployment"] = deployment.id
-        return deployment
+    async def start(self) -> None:
+        await self.store.start()
+        self._tasks = [
+            asyncio.create_task(check.run(), name=f"health-check:{check.group.name}")
+            for check in self._health_checks
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.store.close()
+
+    # Planning ----------------------------------------------------------------
+
+    async def _plan(self, ctx: CallContext) -> RoutedCall:
+        requested = ctx.model
+        if not ctx.principal.may_use(requested):
+            raise ModelNotFoundError(requested)
+        primary = requested
+        virtual = self.virtual_models.get(requested)
+        if virtual is not None:
+            primary = await virtual.choose(virtual.facts(ctx, self._estimator))
+        group = self.groups.get(primary)
+        if group is None:
+            raise ModelNotFoundError(requested)
+        deadline = request_deadline(ctx.request_headers, group.config.deadline)
+        return RoutedCall(
+            requested=requested,
+            primary=primary,
+            route=group.config,
+            request=ctx.request,
+            estimator=self._estimator,
+            needs=Needs.of(ctx.request),
+            priority=ctx.priority,
+            deadline=None if deadline is None else time.monotonic() + deadline,
+        )
+
+    # The pipeline stage ------------------------------------------------------
 
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
-        deployment = self.select(ctx)
-        if self._gate is not None:  # deployment RPM/TPM: may wait in its priority queue
-            await self._gate.acquire(deployment.id, ctx.prompt_tokens_estimate or 0, ctx.priority)
-        completion = await deployment.provider.chat(ctx.request)
+        call = await self._plan(ctx)
+        return await self._complete(ctx, call)
+
+    async def _complete(self, ctx: CallContext, call: RoutedCall) -> ChatCompletionDict:
+        async def run(attempt: Attempt) -> ChatCompletionDict:
+            completion = await attempt.deployment.provider.chat(ctx.request)
+            attempt.first_byte()  # a whole answer is its own first byte
+            if call.route.content_policy_fallbacks and _refused(completion):
+                raise ContentPolicyError(
+                    f"The deployment `{attempt.deployment.id}` filtered its answer."
+                )
+            return completion
+
+        routed = await self._route(ctx, call, run, call.route.timeout)
+        if routed is None:
+            return await self._degrade(ctx, call)
+        attempt, completion = routed
+        usage = completion.get("usage")
+        await attempt.succeed(usage)  # type: ignore[arg-type]
+        self._served(ctx, call, attempt)
         completion["model"] = ctx.model
-        ctx.usage = completion.get("usage")  # type: ignore[assignment]
+        ctx.usage = usage  # type: ignore[assignment]
         return completion
 
     async def stream(  # type: ignore[override]
         self, ctx: CallContext, call_next: StreamHandler
     ) -> AsyncIterator[ChatCompletionChunkDict]:
-        deployment = self.select(ctx)
-        if self._gate is not None:
-            await self._gate.acquire(deployment.id, ctx.prompt_tokens_estimate or 0, ctx.priority)
-        async with aclosing(deployment.provider.stream(ctx.request)) as chunks:  # type: ignore[type-var]
-            async for chunk in chunks:
-                chunk["model"] = ctx.model
-                usage = chunk.get("usage")
-                if usage:
-                    ctx.usage = usage  # type: ignore[assignment]
+        call = await self._plan(ctx)
+
+        async def run(attempt: Attempt) -> tuple[ChatCompletionChunkDict, Any]:
+            chunks = attempt.deployment.provider.stream(ctx.request)
+            try:
+                first = await anext(chunks)
+            except StopAsyncIteration:
+                raise UpstreamError("The upstream produced an empty stream.") from None
+            except BaseException:
+                await chunks.aclose()  # type: ignore[attr-defined]
+                raise
+            attempt.first_byte()
+            return first, chunks
+
+        first_byte_timeout = call.route.first_byte_timeout or call.route.timeout
+        routed = await self._route(ctx, call, run, first_byte_timeout)
+        if routed is None:
+            for chunk in completion_chunks(await self._degrade(ctx, call)):
                 yield chunk
+            return
+        attempt, (first, rest) = routed
+        self._served(ctx, call, attempt)
+        async with aclosing(self._relay(ctx, attempt, first, rest)) as relayed:
+            async for chunk in relayed:
+                yield chunk
+
+    async def _relay(
+        self,
+        ctx: CallContext,
+        attempt: Attempt,
+        first: ChatCompletionChunkDict,
+        rest: AsyncIterator[ChatCompletionChunkDict],
+    ) -> AsyncIterator[ChatCompletionChunkDict]:
+        """The committed stream: no failover from here; the outcome settles the attempt.
+
+        The upstream is closed before any bookkeeping, so a client that leaves stops the
+        upstream generation at once.
+        """
+        model = ctx.model
+        failure: BaseException | None = None
+        cancelled = False
+        try:
+            first["model"] = model
+            yield first
+            async for chunk in rest:
+                chunk["model"] = model
+                if chunk.get("usage"):
+                    ctx.usage = chunk["usage"]  # type: ignore[assignment]
+                yield chunk
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        except GeneratorExit:
+            raise  # the client left: the deployment was doing fine
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            try:
+                await rest.aclose()  # type: ignore[attr-defined]
+            finally:
+                if cancelled:
+                    await attempt.abandon()
+                elif failure is not None:
+                    await attempt.fail(failure)
+                else:
+                    await attempt.succeed(ctx.usage)
+
+    # Attempts, retries, fallbacks -------------------------------------------------
+
+    async def _route(
+        self,
+        ctx: CallContext,
+        call: RoutedCall,
+        run: RunAttempt[T],
+        attempt_timeout: float | None,
+    ) -> tuple[Attempt, T] | None:
+        """The first successful attempt over the group and its fallbacks, or None."""
+        # A "*" default may list the group itself among the fallbacks: skip it there.
+        chain = [call.primary, *(name for name in call.route.fallbacks if name != call.primary)]
+        index = 0
+        while index < len(chain):
+            try:
+                routed = await self._try_group(
+                    ctx, call, self.groups[chain[index]], run, attempt_timeout, primary=index == 0
+                )
+            except PortwayError as error:
+                alternatives = self._special_fallbacks(call, error, chain[: index + 1])
+                if not alternatives:
+                    error.headers.update(call.headers())
+                    raise
+                logger.info("%s on %s; trying %s", type(error).__name__, chain[index], alternatives)
+                call.last_error = error
+                chain = chain[: index + 1] + alternatives
+            else:
+                if routed is not None:
+                    return routed
+            index += 1
+            if call.expired():
+                return None
+        return None
+
+    @staticmethod
+    def _special_fallbacks(call: RoutedCall, error: PortwayError, tried: list[str]) -> list[str]:
+        for error_class, setting in SPECIAL_FALLBACKS:
+            if isinstance(error, error_class):
+                return [name for name in getattr(call.route, setting) if name not in tried]
+        return []
+
+    async def _try_group(
+        self,
+        ctx: CallContext,
+        call: RoutedCall,
+        group: DeploymentGroup,
+        run: RunAttempt[T],
+        attempt_timeout: float | None,
+        *,
+        primary: bool,
+    ) -> tuple[Attempt, T] | None:
+        eligible = group.eligible(call.needs)
+        if not eligible:
+            if primary:
+                check_capabilities(group.members[0].deployment, call.request)
+            return None
+        policy = group.retry
+        attempts_left = policy.attempts
+        retry_number = 0
+        while attempts_left > 0 and not call.expired():
+            picked = await self._pick(call, group, eligible)
+            if picked is None:
+                return None
+            pick, waited = picked
+            deployment = pick.deployment
+            try:
+                if deployment.id in call.tried and not waited:
+                    await self._sleep(call, policy.backoff(retry_number, self._rng))
+                admission = await self._admit(ctx, call, pick)
+            except BaseException as error:
+                await pick.member.breaker.settle(pick.lease, Outcome.ABANDONED)
+                if isinstance(error, PortwayError) and is_retryable(error):
+                    call.excluded.add(deployment.id)  # the gate says it is saturated
+                    call.last_error = error
+                    continue
+                raise
+            attempts_left -= 1
+            retry_number += 1
+            call.attempts += 1
+            call.tried.add(deployment.id)
+            attempt = group.start_attempt(pick, admission)
+            limit = call.limit(attempt_timeout)
+            try:
+                if limit is None:
+                    return attempt, await run(attempt)
+                async with asyncio.timeout(limit):
+                    return attempt, await run(attempt)
+            except TimeoutError:
+                error = UpstreamTimeoutError(
+                    f"The deployment `{deployment.id}` did not answer in time"
+                    + (f" ({limit:.3g}s)." if limit is not None else ".")
+                )
+                await attempt.fail(error)
+                call.last_error = error
+            except PortwayError as error:
+                await attempt.fail(error)
+                if not is_retryable(error):
+                    raise
+                call.last_error = error
+            except asyncio.CancelledError:
+                await attempt.abandon()
+                raise
+            except BaseException as error:
+                await attempt.fail(error)
+                raise
+        return None
+
+    async def _pick(
+        self, call: RoutedCall, group: DeploymentGroup, eligible: Sequence[Member]
+    ) -> tuple[Pick, bool] | None:
+        """A deployment for the next attempt, waiting once for a short retry-after."""
+        waited = False
+        while True:
+            candidates = eligible
+            if call.excluded:
+                candidates = [m for m in eligible if m.id not in call.excluded]
+            if not candidates:
+                return None
+            picked = await group.pick(candidates, call.tried)
+            if isinstance(picked, Pick):
+                return picked, waited
+            call.note_unavailable(picked)
+            if picked.ready_at is None or waited:
+                return None
+            wait = picked.ready_at - time.time() + _WAKE_MARGIN
+            remaining = call.remaining()
+            if wait > group.retry.retry_after_cap or (remaining is not None and wait > remaining):
+                return None
+            await asyncio.sleep(max(0.0, wait))
+            waited = True
+
+    async def _admit(self, ctx: CallContext, call: RoutedCall, pick: Pick) -> Admission:
+        """Pass the gate, when the deployment has limits; returns what to true up later.
+
+        With other deployments ready, a saturated one is not worth queueing for: the gate
+        gets a moment to admit at once, then the router moves on. The last candidate
+        waits in the gate's queue.
+        """
+        gate = self._gate
+        deployment_id = pick.deployment.id
+        if gate is None or not gate.limited(deployment_id):
+            return None
+        tokens = call.prompt_tokens(ctx) if gate.counts_tokens(deployment_id) else 0
+        if pick.alternatives == 0:
+            await gate.acquire(deployment_id, tokens, call.priority)
+            return gate, tokens
+        try:
+            async with asyncio.timeout(GATE_PEEK_SECONDS):
+                await gate.acquire(deployment_id, tokens, call.priority)
+        except TimeoutError:
+            raise RateLimitError(
+                f"Deployment `{deployment_id}` is at its rate limit.", retry_after=1.0
+            ) from None
+        return gate, tokens
+
+    @staticmethod
+    async def _sleep(call: RoutedCall, seconds: float) -> None:
+        limited = call.limit(seconds)
+        if limited:
+            await asyncio.sleep(limited)
+
+    # Outcomes ----------------------------------------------------------------
+
+    @staticmethod
+    def _served(ctx: CallContext, call: RoutedCall, attempt: Attempt) -> None:
+        group = attempt.deployment.name
+        ctx.model = group
+        ctx.deployment = attempt.deployment.id
+        ctx.attempts = call.attempts
+        headers = ctx.response_headers
+        headers.update(call.headers())
+        headers[DEPLOYMENT_HEADER] = attempt.deployment.id
+        if group != call.primary:
+            headers[FALLBACK_HEADER] = group
+
+    async def _degrade(self, ctx: CallContext, call: RoutedCall) -> ChatCompletionDict:
+        """What to answer when no attempt succeeded (or none was possible)."""
+        config = call.route.degrade
+        if config is None:
+            if call.last_error is not None:
+                call.last_error.headers.update(call.headers())
+                raise call.last_error
+            raise self._unavailable(call, None)
+        if config.stale and self._stale is not None:
+            answer = await self._stale.stale_answer(ctx)
+            if answer is not None:
+                ctx.cache_status = "stale"
+                return self._degraded(ctx, call, answer)
+        if config.message is not None:
+            return self._degraded(ctx, call, static_completion(call.primary, config.message))
+        raise self._unavailable(call, config.retry_after)
+
+    @staticmethod
+    def _degraded(
+        ctx: CallContext, call: RoutedCall, completion: ChatCompletionDict
+    ) -> ChatCompletionDict:
+        ctx.model = call.primary
+        ctx.attempts = call.attempts
+        completion["model"] = call.primary
+        ctx.response_headers.update(call.headers())
+        ctx.response_headers[DEGRADED_HEADER] = "true"
+        return completion
+
+    @staticmethod
+    def _unavailable(call: RoutedCall, retry_after: float | None) -> ServiceUnavailableError:
+        if retry_after is None:
+            soonest = call.next_ready_at
+            retry_after = soonest - time.time() if soonest is not None else 1.0
+        error = ServiceUnavailableError(
+            f"No deployment of `{call.primary}` is available right now; please retry later."
+        )
+        error.headers.update(call.headers())
+        error.headers["retry-after"] = str(max(1, round(retry_after)))
+        return error
+
+    # Internal calls (the classifier) -------------------------------------------
+
+    async def _ask(self, request: ChatCompletionRequest) -> ChatCompletionDict:
+        """A completion from a group for Portway's own use: routed, not billed, not cached."""
+        ctx = CallContext(request_id="portway-internal", principal=ANONYMOUS, request=request)
+        group = self.groups.get(request.model)
+        if group is None:
+            raise ModelNotFoundError(request.model)
+        call = RoutedCall(
+            requested=request.model,
+            primary=request.model,
+            route=group.config,
+            request=request,
+            estimator=self._estimator,
+            needs=Needs.of(request),
+        )
+        return await self._complete(ctx, call)
+
+    # Health ------------------------------------------------------------------------
+
+    async def health_report(self) -> dict[str, Any]:
+        """Every deployment's breaker state (shared) and health (this process's view)."""
+        now = time.time()
+        rows: list[dict[str, Any]] = []
+        for group in self.groups.values():
+            for member, record, view in await group.views(group.members):
+                deployment, health, breaker = member.deployment, member.health, member.breaker
+                rows.append(
+                    {
+                        "id": deployment.id,
+                        "model": group.name,
+                        "provider": deployment.config.provider,
+                        "state": view.state,
+                        "available": view.ready,
+                        "in_flight": health.in_flight,
+                        "requests": health.requests,
+                        "failures": health.failures,
+                        "error_rate": round(breaker.window.failure_rate(now), 4),
+                        "consecutive_failures": breaker.consecutive_failures,
+                        "latency_ms": _millis(health.latency_ewma),
+                        "ttfb_ms": _millis(health.ttfb_ewma),
+                        "open_until": record.open_until if view.state != "closed" else None,
+                        "throttled_until": (
+                            record.throttled_until if record.throttled_until > now else None
+                        ),
+                        "last_error": health.last_error,
+                    }
+                )
+        return {"object": "list", "store": self.store.kind, "data": rows}
+
+
+def _refused(completion: ChatCompletionDict) -> bool:
+    choices = completion.get("choices") or []
+    return bool(choices) and all(c.get("finish_reason") == "content_filter" for c in choices)
+
+
+def _millis(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)

@@ -1,0 +1,25 @@
+"""The admission seam in front of every attempt: per-deployment rpm/tpm limits and queues.
+
+Contract (``portway.limits.gate.DeploymentGate`` implements it): for a deployment the
+gate ``limited`` by, the router awaits ``acquire(deployment_id, est_tokens, priority)``
+before each attempt and, once the attempt's real usage is known, ``release(deployment_id,
+est_tokens, actual_tokens)`` to true up the token count (a failed or abandoned attempt
+keeps its estimate). ``acquire`` may wait (queue) or raise a ``PortwayError``: a
+retryable one (``RateLimitError`` when the deployment is saturated) makes the router try
+another deployment without counting an attempt; any other error goes to the client.
+``counts_tokens`` says whether the estimate matters (it is only computed then).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class DeploymentGate(Protocol):
+    def limited(self, deployment_id: str) -> bool: ...
+
+    def counts_tokens(self, deployment_id: str) -> bool: ...
+
+    async def acquire(self, deployment_id: str, est_tokens: int, priority: int = 0) -> None: ...
+
+    async def release(self, deployment_id: str, est_tokens: int, actual_tokens: int) -> None: ...
