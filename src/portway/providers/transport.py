@@ -349,7 +349,8 @@ class _Connection(asyncio.Protocol):
             return
         response.status = status
         response.head_complete = True
-        response._wake()
+        if response._wake_on_data:  # whole-body reads wake once, at the end
+            response._wake()
 
     def on_body(self, body: bytes) -> None:
         response = self.response
