@@ -646,3 +646,17 @@ def test_sse_line_endings_and_field_forms() -> None:
 def test_sse_last_event_without_blank_line_is_kept() -> None:
     assert decode(b"data: 1\n\ndata: [DONE]") == [SSEEvent(None, "1"), SSEEvent(None, "[DONE]")]
     assert decode(b"data: 1\n\ndata: 2\r") == [SSEEvent(None, "1"), SSEEvent(None, "2")]
+
+
+@pytest.mark.parametrize(
+    "headers", [{"x-bad": "a\r\nx-injected: 1"}, {"bad name": "v"}, {"x-key": "ключ"}]
+)
+def test_headers_http_cannot_carry_are_rejected_at_construction(headers: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        HttpUpstream(
+            "http://127.0.0.1:1",
+            headers=headers,
+            timeout=1,
+            connect_timeout=1,
+            error_mapper=map_openai_error,
+        )

@@ -110,6 +110,8 @@ class HttpUpstream:
             if name.lower() not in _FRAMING_HEADERS:
                 fixed[name.lower()] = value
         self._headers = fixed
+        # Fail at start-up, not on the first call, on a header HTTP cannot carry.
+        self._client.head("POST", "/", fixed)
         # Request heads (method, target, every fixed header) per path, built once.
         self._heads: dict[str, bytes] = {}
         self._timeout = timeout

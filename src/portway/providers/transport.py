@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 from collections import deque
@@ -33,6 +34,7 @@ import httptools
 DEFAULT_IDLE_TIMEOUT = 30.0
 # Stop reading from the socket while this many body bytes wait for a slow consumer.
 _HIGH_WATER = 1 << 20
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field names
 
 
 class TransportError(Exception):
@@ -422,7 +424,7 @@ class HttpClient:
         """A request head ending in ``content-length: `` for ``frame`` to complete."""
         lines = [f"{method} {target} HTTP/1.1", f"host: {self.host_header}"]
         for name, value in headers.items():
-            if any(c in name or c in value for c in "\r\n\0") or ":" in name or not name:
+            if not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
                 raise ValueError(f"invalid HTTP header {name!r}")
             lines.append(f"{name}: {value}")
         return ("\r\n".join(lines) + "\r\ncontent-length: ").encode("latin-1")
