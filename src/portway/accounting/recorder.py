@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from portway.accounting.estimate import UsageEstimator
@@ -64,8 +64,10 @@ class UsageRecorder(Stage):
         *,
         record_rows: bool = True,
         endpoint: str = "chat.completions",
+        observers: Sequence[Callable[[UsageRecord], None]] = (),
     ) -> None:
         self._writer = writer
+        self._observers = tuple(observers)
         self._pricing = pricing
         self._estimator = estimator
         self._record_rows = record_rows
@@ -106,6 +108,8 @@ class UsageRecorder(Stage):
         # Zero-retention keys (``no_store``) still get a row: it holds counts, never content.
         record = await self._record(ctx, status, code, output, stream)
         record.stored = self._record_rows
+        for observe in self._observers:
+            observe(record)
         future = self._writer.submit(record)
         if future is not None and status != CLIENT_CLOSED:
             await self._writer.wait(future)

@@ -7,12 +7,13 @@ router go after them).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from portway.accounting.budgets import BudgetStage
 from portway.accounting.estimate import UsageEstimator
-from portway.accounting.ledger import LedgerWriter, default_journal_dir
+from portway.accounting.ledger import LedgerWriter, UsageRecord, default_journal_dir
 from portway.accounting.pricing import PricingCatalog
 from portway.accounting.recorder import UsageRecorder
 from portway.accounting.tokenizer import TokenizerService
@@ -58,8 +59,13 @@ class Accounting:
 
     @classmethod
     def build(
-        cls, settings: Settings, catalog: ModelCatalog, database: Database
+        cls,
+        settings: Settings,
+        catalog: ModelCatalog,
+        database: Database,
+        observers: Sequence[Callable[[UsageRecord], None]] = (),
     ) -> tuple[Accounting, list[Stage]]:
+        """The accounting services and their stages; ``observers`` see every ledger record."""
         tokenizer = TokenizerService(settings.accounting.estimate_factor)
         for deployment in catalog.deployments:
             model_tokenizer = deployment.provider.tokenizer()
@@ -97,7 +103,11 @@ class Accounting:
         )
         stages: list[Stage] = [
             UsageRecorder(
-                accounting.ledger, pricing, estimator, record_rows=settings.ledger.enabled
+                accounting.ledger,
+                pricing,
+                estimator,
+                record_rows=settings.ledger.enabled,
+                observers=observers,
             ),
             KeyRateLimitStage(limiter, estimator, gate),
             BudgetStage(budgets, pricing, estimator),
