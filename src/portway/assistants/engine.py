@@ -20,10 +20,11 @@ from typing import Any
 
 import orjson
 
-from portway.assistants.builtin import BuiltinTool, ToolInvocation, ToolOutcome
+from portway.assistants.builtin import BuiltinTool, ThreadFileIndex, ToolInvocation, ToolOutcome
 from portway.assistants.context import ContextBuilder
 from portway.assistants.ids import new_id
 from portway.assistants.lifecycle import RunLifecycle, text_content
+from portway.assistants.objects import attached_for, file_search_stores
 from portway.assistants.principals import principal_from_snapshot
 from portway.assistants.tools import (
     BUILTIN_TYPES,
@@ -111,6 +112,7 @@ class RunEngine:
         chat: ChatService,
         context: ContextBuilder,
         builtin_tools: Mapping[str, BuiltinTool],
+        thread_files: ThreadFileIndex,
         config: AssistantsConfig,
         owner: str,
     ) -> None:
@@ -120,6 +122,7 @@ class RunEngine:
         self._chat = chat
         self._context = context
         self._builtin_tools = builtin_tools
+        self._thread_files = thread_files
         self._config = config
         self._owner = owner
 
@@ -151,6 +154,8 @@ class RunEngine:
             if remaining is not None and remaining <= 0:
                 await self._lifecycle.incomplete(run.id, reason)
                 return None
+        if run.model_calls == 0:
+            await self._await_thread_files(run)
         history = await self._objects.thread_messages(run.thread_id)
         steps = await self._runs.steps_of(run.id)
         prompt = await self._context.build(
@@ -201,6 +206,24 @@ class RunEngine:
             return await self._run_tools(run, turn, history, steps, turn_usage)
         await self._lifecycle.complete(run.id)
         return None
+
+    async def _await_thread_files(self, run: RunRow) -> None:
+        """Before a file_search run starts, let the thread's vector store finish indexing
+        (message attachments), as OpenAI does; after the wait runs anyway."""
+        if not any(tool.get("type") == "file_search" for tool in run.tools):
+            return
+        thread = await self._objects.get_thread(run.tenant, run.thread_id)
+        stores = file_search_stores(thread.tool_resources if thread else None)
+        if not stores:
+            return
+        timeout = self._config.thread_files_wait_seconds
+        if not await self._thread_files.wait_indexed(run.tenant, stores, timeout):
+            logger.warning(
+                "run %s: the thread's files were still being indexed after %.0f s; "
+                "running without waiting longer",
+                run.id,
+                timeout,
+            )
 
     async def _call_model(
         self, run: RunRow, request: ChatCompletionRequest, turn: _Turn, progress: Progress
@@ -577,15 +600,12 @@ def _tool_resources(
     run: RunRow, thread: ThreadRow | None, history: Sequence[MessageRow]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Vector stores for file_search and files for code_interpreter: the assistant's, the
-    thread's, and files attached to the thread's messages for code_interpreter."""
+    thread's (its store holds the messages' file_search attachments), and files attached
+    to the thread's messages for code_interpreter."""
     vector_stores: list[str] = []
     files: list[str] = []
     for resources in (run.assistant_tool_resources, thread.tool_resources if thread else None):
-        resources = resources or {}
-        vector_stores += (resources.get("file_search") or {}).get("vector_store_ids") or []
-        files += (resources.get("code_interpreter") or {}).get("file_ids") or []
-    for message in history:
-        for attachment in message.attachments or ():
-            if any(t.get("type") == "code_interpreter" for t in attachment.get("tools") or ()):
-                files.append(attachment["file_id"])
+        vector_stores += file_search_stores(resources)
+        files += ((resources or {}).get("code_interpreter") or {}).get("file_ids") or []
+    files += attached_for("code_interpreter", history)
     return tuple(dict.fromkeys(vector_stores)), tuple(dict.fromkeys(files))

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from portway.accounting.tokenizer import TokenizerService
-from portway.assistants.builtin import BuiltinTool
+from portway.assistants.builtin import BuiltinTool, ThreadFileIndex
 from portway.assistants.context import ContextBuilder
 from portway.assistants.engine import RunEngine
 from portway.assistants.events import RunEvents
@@ -36,6 +36,7 @@ class Assistants:
         chat: ChatService,
         catalog: ModelCatalog,
         builtin_tools: Mapping[str, BuiltinTool],
+        thread_files: ThreadFileIndex,
         tokenizer: TokenizerService,
     ) -> Assistants:
         """``builtin_tools`` is read on every call, so tools registered later are seen."""
@@ -54,6 +55,7 @@ class Assistants:
                 catalog, tokenizer, settings.accounting.default_max_output_tokens
             ),
             builtin_tools=builtin_tools,
+            thread_files=thread_files,
             config=config,
             owner=owner,
         )
@@ -65,7 +67,7 @@ class Assistants:
             owner=owner,
             single_process=database.dialect == "sqlite",
         )
-        objects = ObjectService(store, run_store, catalog)
+        objects = ObjectService(store, run_store, catalog, thread_files)
         runs = RunService(
             objects=objects,
             store=store,

@@ -7,6 +7,7 @@ is "not found".
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +47,8 @@ from portway.store.vector_stores import (
 )
 
 DAY = 86_400.0
+# How often a wait for another process's indexing looks at the database.
+PENDING_POLL_SECONDS = 0.1
 
 
 def _counts(counts: FileCounts) -> FileCountsDict:
@@ -232,6 +235,21 @@ class VectorStoreService:
         )
         await self.repository.touch(owned, self._clock())
         return hits
+
+    async def wait_indexed(self, tenant: str, store_ids: Sequence[str], max_seconds: float) -> bool:
+        """Wait until no file of these stores is being indexed (by any process), at most
+        ``max_seconds`` seconds; False if some still are."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds
+        while await self.repository.count_pending(tenant, store_ids):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            pause = min(remaining, PENDING_POLL_SECONDS)
+            if not await self.indexer.settle(set(store_ids), pause):
+                # Another process indexes them: look again after a pause.
+                await asyncio.sleep(pause)
+        return True
 
     # Files -----------------------------------------------------------------
 

@@ -119,6 +119,28 @@ class AssistantStore:
                 session, ThreadRow, [ThreadRow.id == thread_id, ThreadRow.tenant == tenant], changes
             )
 
+    async def change_thread(
+        self,
+        tenant: str,
+        thread_id: str,
+        change: Callable[[ThreadRow], dict[str, Any]],
+    ) -> ThreadRow | None:
+        """Apply the changes ``change`` derives from the thread's current row, with the row
+        locked (``FOR UPDATE`` on PostgreSQL; on SQLite a concurrent write makes this
+        transaction fail rather than be lost)."""
+        async with self._db.session() as session:
+            owned = ThreadRow.id == thread_id, ThreadRow.tenant == tenant
+            found = await session.execute(select(ThreadRow).where(*owned).with_for_update())
+            thread = found.scalar_one_or_none()
+            if thread is None:
+                return None
+            changes = change(thread)
+            if not changes:
+                return thread
+            return await _update_returning(  # type: ignore[no-any-return]
+                session, ThreadRow, list(owned), changes
+            )
+
     async def delete_thread(self, tenant: str, thread_id: str) -> bool:
         """Delete a thread with its messages, runs and steps."""
         async with self._db.session() as session:

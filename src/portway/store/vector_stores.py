@@ -333,6 +333,16 @@ class VectorStoreRepository:
             rows = (await session.execute(query)).scalars().all()
         return [_file(row) for row in rows]
 
+    async def count_pending(self, tenant: str, store_ids: Sequence[str]) -> int:
+        """Files of these stores (of ``tenant``) still being indexed."""
+        query = select(func.count()).where(
+            VectorStoreFileRow.vector_store_id.in_(list(store_ids)),
+            VectorStoreFileRow.tenant == tenant,
+            VectorStoreFileRow.status == IN_PROGRESS,
+        )
+        async with self._database.session() as session:
+            return int((await session.execute(query)).scalar_one())
+
     async def is_pending(self, job: VectorStoreFileRecord) -> bool:
         query = select(VectorStoreFileRow.file_id).where(*self._job_filter(job))
         async with self._database.session() as session:
