@@ -112,6 +112,7 @@ class Services:
                 catalog,
                 builtin_tools,
                 retrieval.thread_stores,
+                accounting.keys,
                 accounting.tokenizer,
             ),
             model_cards=_model_cards(catalog, router, int(time.time())),

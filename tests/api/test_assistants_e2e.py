@@ -20,7 +20,7 @@ import openai
 import orjson
 import pytest
 
-from tests.assistants.support import tool_call, wait_for_status
+from tests.assistants.support import WEATHER_TOOL, tool_call, wait_for, wait_for_status
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.server import PortwayServer
@@ -32,6 +32,7 @@ MASTER = "sk-master-e2e"
 MODEL = "fake-gpt"
 KEY_CACHE_TTL = 0.1
 POLL_MS = 20
+PRICING = {"input": 1000.0, "output": 1000.0}
 RESULTS_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 REFUNDS = """# Refund policy
@@ -50,7 +51,8 @@ def gateway(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> Po
         {
             "master_key": MASTER,
             "keys": {"cache_ttl_seconds": KEY_CACHE_TTL},
-            "models": [fake_model(MODEL, fake_openai_server.base_url)],
+            # $0.001 a token: budgets are easy to exhaust.
+            "models": [fake_model(MODEL, fake_openai_server.base_url, pricing=PRICING)],
             "assistants": {"poll_after_ms": 10, "sweep_interval_seconds": 0.05},
             "router": {"*": {"retries": 0}},
             "code_interpreter": {"cpu_seconds": 5, "wall_seconds": 20},
@@ -58,14 +60,19 @@ def gateway(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> Po
     )
 
 
-def create_key(gateway: PortwayServer, **fields: Any) -> dict[str, Any]:
-    response = httpx.post(
-        f"{gateway.url}/v1/admin/keys",
-        json=fields,
+def admin(gateway: PortwayServer, method: str, path: str, **fields: Any) -> dict[str, Any]:
+    response = httpx.request(
+        method,
+        f"{gateway.url}/v1/admin{path}",
+        json=fields or None,
         headers={"authorization": f"Bearer {MASTER}"},
     )
-    assert response.status_code == 201, response.text
-    return response.json()
+    assert response.is_success, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def create_key(gateway: PortwayServer, **fields: Any) -> dict[str, Any]:
+    return admin(gateway, "POST", "/keys", **fields)
 
 
 def sdk(gateway: PortwayServer, secret: str) -> openai.OpenAI:
@@ -393,3 +400,80 @@ def test_team_b_sees_nothing_of_team_a(
         bob.vector_stores.create(name="steal", file_ids=[file_id])
     listing = bob.beta.assistants.with_raw_response.list().http_response.json()
     assert_matches("ListAssistantsResponse", listing)
+
+
+# The run's creator is looked up again before each model call ----------------------------
+
+
+def start_weather_run(client: openai.OpenAI, fake: FakeOpenAI) -> Any:
+    """A run waiting for a function's output (one model call made, one more scripted)."""
+    assistant = client.beta.assistants.create(model=MODEL, tools=[WEATHER_TOOL])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather?"}])
+    fake.script(
+        Reply(tool_calls=[tool_call("call_w", "get_weather", '{"city": "Oslo"}')]),
+        Reply(content="It is cold."),
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=POLL_MS
+    )
+    assert run.status == "requires_action"
+    return run
+
+
+def submit_weather(client: openai.OpenAI, run: Any) -> Any:
+    return client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=run.thread_id,
+        tool_outputs=[{"tool_call_id": "call_w", "output": "-5C"}],
+        poll_interval_ms=POLL_MS,
+    )
+
+
+def test_a_revoked_key_stops_its_runs(gateway: PortwayServer, fake_openai: FakeOpenAI) -> None:
+    creator = create_key(gateway, team="team-r")
+    colleague = sdk(gateway, create_key(gateway, team="team-r")["key"])
+    run = start_weather_run(sdk(gateway, creator["key"]), fake_openai)
+
+    admin(gateway, "POST", f"/keys/{creator['id']}/revoke")
+    with pytest.raises(openai.AuthenticationError):
+        submit_weather(sdk(gateway, creator["key"]), run)
+    finished = submit_weather(colleague, run)  # a key of the same team may answer
+
+    assert finished.status == "failed"
+    assert finished.last_error is not None and finished.last_error.code == "server_error"
+    assert "revoked" in finished.last_error.message
+    assert creator["id"] in finished.last_error.message
+    assert len(fake_openai.requests) == 1  # no model call after the revocation
+    assert colleague.beta.threads.messages.list(run.thread_id, run_id=run.id).data == []
+
+
+def test_the_creators_current_budget_applies(
+    gateway: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    creator = create_key(gateway, team="team-q", max_budget=10.0, budget_period="daily")
+    client = sdk(gateway, creator["key"])
+    run = start_weather_run(client, fake_openai)
+
+    admin(gateway, "PATCH", f"/keys/{creator['id']}", max_budget=0.0, budget_period="daily")
+    finished = submit_weather(client, run)
+
+    assert finished.status == "failed"
+    assert finished.last_error is not None
+    assert finished.last_error.code == "rate_limit_exceeded"
+    assert "budget" in finished.last_error.message
+    assert len(fake_openai.requests) == 1
+
+
+def test_a_key_that_expires_mid_run_stops_it(
+    gateway: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    creator = create_key(gateway, team="team-e", expires_in=1.0)
+    client = sdk(gateway, creator["key"])
+    colleague = sdk(gateway, create_key(gateway, team="team-e")["key"])
+    run = start_weather_run(client, fake_openai)
+
+    wait_for(lambda: time.time() > creator["expires_at"], timeout=5)
+    finished = submit_weather(colleague, run)
+
+    assert finished.status == "failed"
+    assert finished.last_error is not None and "expired" in finished.last_error.message

@@ -5,8 +5,9 @@ returns when the run is completed, incomplete, failed, waiting for tool outputs
 (``requires_action``), or no longer this worker's (cancelled, deleted, taken over).
 Each model call is built from the database (``ContextBuilder``), so a run interrupted
 at any point can be resumed by any worker. Every model call goes through the chat
-pipeline (``ChatService.stream``) as the run's creator, so routing, limits, budgets and
-the ledger apply. Text and tool-call deltas are published as they stream; rows are
+pipeline (``ChatService.stream``) as the run's creator, looked up again before each call
+(``RunPrincipals``: a revoked or expired key fails the run), so routing, limits, budgets
+and the ledger apply. Text and tool-call deltas are published as they stream; rows are
 written when a message or step opens and when it closes, not per token.
 """
 
@@ -25,7 +26,7 @@ from portway.assistants.context import ContextBuilder
 from portway.assistants.ids import new_id
 from portway.assistants.lifecycle import RunLifecycle, text_content
 from portway.assistants.objects import attached_for, file_search_stores
-from portway.assistants.principals import principal_from_snapshot
+from portway.assistants.principals import RunPrincipals
 from portway.assistants.tools import (
     BUILTIN_TYPES,
     CitedFile,
@@ -34,7 +35,12 @@ from portway.assistants.tools import (
     renumber_markers,
 )
 from portway.config import AssistantsConfig
-from portway.errors import InvalidRequestError, PortwayError, RateLimitError
+from portway.errors import (
+    InsufficientQuotaError,
+    InvalidRequestError,
+    PortwayError,
+    RateLimitError,
+)
 from portway.pipeline.base import CallContext
 from portway.pipeline.chat import ChatService
 from portway.protocol.assistants import RunErrorCode
@@ -82,7 +88,7 @@ class _Turn:
 
 def error_code(error: PortwayError) -> RunErrorCode:
     """A pipeline error as a run's ``last_error.code``."""
-    if isinstance(error, RateLimitError):
+    if isinstance(error, RateLimitError | InsufficientQuotaError):
         return "rate_limit_exceeded"
     if isinstance(error, InvalidRequestError):
         return "invalid_prompt"
@@ -113,6 +119,7 @@ class RunEngine:
         context: ContextBuilder,
         builtin_tools: Mapping[str, BuiltinTool],
         thread_files: ThreadFileIndex,
+        principals: RunPrincipals,
         config: AssistantsConfig,
         owner: str,
     ) -> None:
@@ -123,6 +130,7 @@ class RunEngine:
         self._context = context
         self._builtin_tools = builtin_tools
         self._thread_files = thread_files
+        self._principals = principals
         self._config = config
         self._owner = owner
 
@@ -230,7 +238,7 @@ class RunEngine:
     ) -> None:
         ctx = CallContext(
             request_id=run.id,
-            principal=principal_from_snapshot(run.principal),
+            principal=await self._principals.current(run.principal),
             request=request,
         )
         builtin = {t["type"] for t in run.tools if t.get("type") in BUILTIN_TYPES}

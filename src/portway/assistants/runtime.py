@@ -12,11 +12,13 @@ from portway.assistants.engine import RunEngine
 from portway.assistants.events import RunEvents
 from portway.assistants.lifecycle import RunLifecycle
 from portway.assistants.objects import ObjectService
+from portway.assistants.principals import RunPrincipals
 from portway.assistants.runs import RunService
 from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
 from portway.pipeline.chat import ChatService
 from portway.routing.catalog import ModelCatalog
+from portway.security.keys import KeyService
 from portway.store import Database
 from portway.store.assistants import AssistantStore, RunStore
 
@@ -37,6 +39,7 @@ class Assistants:
         catalog: ModelCatalog,
         builtin_tools: Mapping[str, BuiltinTool],
         thread_files: ThreadFileIndex,
+        keys: KeyService,
         tokenizer: TokenizerService,
     ) -> Assistants:
         """``builtin_tools`` is read on every call, so tools registered later are seen."""
@@ -56,6 +59,7 @@ class Assistants:
             ),
             builtin_tools=builtin_tools,
             thread_files=thread_files,
+            principals=RunPrincipals(keys),
             config=config,
             owner=owner,
         )
