@@ -414,14 +414,6 @@ class RunStepObject(TypedDict):
     usage: dict[str, int] | None
 
 
-class ListObject(TypedDict):
-    object: Literal["list"]
-    data: list[Any]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
-
-
 class DeletedObject(TypedDict):
     id: str
     object: str

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from portway.errors import InvalidRequestError, NotFoundError
+from portway.protocol.lists import ListObject, list_object
 from portway.protocol.vector_stores import (
     ChunkingStrategy,
     CreateFileBatchRequest,
@@ -34,7 +35,7 @@ from portway.retrieval.chunking import Chunking
 from portway.retrieval.files import FileService, file_not_found
 from portway.retrieval.indexer import Indexer
 from portway.retrieval.search import SearchHit, SearchService
-from portway.store.paging import PageRequest
+from portway.store.pagination import PageRequest
 from portway.store.vector_stores import (
     CANCELLED,
     FAILED,
@@ -135,16 +136,6 @@ def batch_object(batch: FileBatchRecord) -> FileBatchDict:
     }
 
 
-def _list(data: Sequence[Any], first: str | None, last: str | None, more: bool) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": list(data),
-        "first_id": first,
-        "last_id": last,
-        "has_more": more,
-    }
-
-
 def _store_not_found(store_id: str) -> NotFoundError:
     return NotFoundError(f"No vector store found with id '{store_id}'.", param="vector_store_id")
 
@@ -190,11 +181,10 @@ class VectorStoreService:
     async def get(self, tenant: str, store_id: str) -> VectorStoreDict:
         return store_object(await self._store(tenant, store_id), self._clock())
 
-    async def list(self, tenant: str, page: PageRequest) -> dict[str, Any]:
-        stores, has_more = await self.repository.list(tenant, page)
+    async def list(self, tenant: str, page: PageRequest) -> ListObject:
+        found = await self.repository.list(tenant, page)
         now = self._clock()
-        first, last = (stores[0].id, stores[-1].id) if stores else (None, None)
-        return _list([store_object(store, now) for store in stores], first, last, has_more)
+        return list_object([store_object(store, now) for store in found.items], found.has_more)
 
     async def update(
         self, tenant: str, store_id: str, body: UpdateVectorStoreRequest
@@ -274,15 +264,14 @@ class VectorStoreService:
         page: PageRequest,
         status: str | None = None,
         batch_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ListObject:
         await self._store(tenant, store_id)
         if batch_id is not None:
             await self._batch(tenant, store_id, batch_id)
-        files, has_more = await self.repository.list_files(
+        found = await self.repository.list_files(
             tenant, store_id, page, status=status, batch_id=batch_id
         )
-        first, last = (files[0].file_id, files[-1].file_id) if files else (None, None)
-        return _list([store_file_object(record) for record in files], first, last, has_more)
+        return list_object([store_file_object(record) for record in found.items], found.has_more)
 
     async def update_file(
         self, tenant: str, store_id: str, file_id: str, body: UpdateVectorStoreFileRequest

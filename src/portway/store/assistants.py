@@ -29,6 +29,17 @@ from portway.store.models.assistants import (
 from portway.store.pagination import Page, PageRequest, paginate
 
 
+async def _page(
+    session: AsyncSession,
+    row_type: Any,
+    conditions: Sequence[ColumnElement[bool]],
+    page: PageRequest,
+) -> Page[Any]:
+    """A page of ``row_type`` rows in insertion order (``seq``; cursors are ``id``s)."""
+    query = select(row_type).where(*conditions)
+    return await paginate(session, query, page, order_by=(row_type.seq,), cursor=row_type.id)
+
+
 async def _update_returning(
     session: AsyncSession,
     row_type: Any,
@@ -70,7 +81,7 @@ class AssistantStore:
 
     async def list_assistants(self, tenant: str, page: PageRequest) -> Page[AssistantRow]:
         async with self._db.session() as session:
-            return await paginate(session, AssistantRow, [AssistantRow.tenant == tenant], page)
+            return await _page(session, AssistantRow, [AssistantRow.tenant == tenant], page)
 
     async def update_assistant(
         self, tenant: str, assistant_id: str, changes: dict[str, Any]
@@ -181,7 +192,7 @@ class AssistantStore:
         if run_id is not None:
             conditions.append(MessageRow.run_id == run_id)
         async with self._db.session() as session:
-            return await paginate(session, MessageRow, conditions, page)
+            return await _page(session, MessageRow, conditions, page)
 
     async def update_message(
         self, tenant: str, thread_id: str, message_id: str, changes: dict[str, Any]
@@ -255,7 +266,7 @@ class RunStore:
 
     async def list(self, tenant: str, thread_id: str, page: PageRequest) -> Page[RunRow]:
         async with self._db.session() as session:
-            return await paginate(
+            return await _page(
                 session, RunRow, [RunRow.thread_id == thread_id, RunRow.tenant == tenant], page
             )
 
@@ -303,7 +314,7 @@ class RunStore:
             RunStepRow.tenant == tenant,
         ]
         async with self._db.session() as session:
-            return await paginate(session, RunStepRow, conditions, page)
+            return await _page(session, RunStepRow, conditions, page)
 
     # Engine: claiming and leases -----------------------------------------------
 
