@@ -25,6 +25,7 @@ from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.server import PortwayServer
 from tests.openapi import assert_matches
+from tests.retrieval.helpers import REFUNDS, SHIPPING
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -34,15 +35,6 @@ KEY_CACHE_TTL = 0.1
 POLL_MS = 20
 PRICING = {"input": 1000.0, "output": 1000.0}
 RESULTS_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
-
-REFUNDS = """# Refund policy
-Customers may return unused items within 30 days of delivery. Refunds are paid to the
-original payment method within five business days after the warehouse receives the parcel.
-"""
-SHIPPING = """# Shipping
-Orders leave our warehouse in Lisbon every weekday. Standard delivery inside the EU takes
-three to five days; express courier delivery takes one day.
-"""
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +116,20 @@ def tool_message_to_model(fake: FakeOpenAI) -> str:
     return str(tool["content"])
 
 
+def script_search(fake: FakeOpenAI, query: str, answer: str) -> None:
+    """The model searches for ``query``, then answers ``answer``."""
+    arguments = orjson.dumps({"query": query}).decode()
+    fake.script(
+        Reply(tool_calls=[tool_call("call_search", "file_search", arguments)]),
+        Reply(content=answer),
+    )
+
+
+def searchable(file_id: str) -> list[dict[str, Any]]:
+    """A message's ``attachments`` giving ``file_id`` to file_search."""
+    return [{"file_id": file_id, "tools": [{"type": "file_search"}]}]
+
+
 def assert_cites(message: Any, file_id: str) -> None:
     text = message.content[0].text
     citations = [a for a in text.annotations if a.type == "file_citation"]
@@ -159,10 +165,7 @@ def test_file_search_over_an_assistant_vector_store(
     thread = alice.beta.threads.create(
         messages=[{"role": "user", "content": "How long do refunds take?"}]
     )
-    fake_openai.script(
-        Reply(tool_calls=[tool_call("call_fs", "file_search", '{"query": "refund payment"}')]),
-        Reply(content="Refunds are paid within five business days [1]."),
-    )
+    script_search(fake_openai, "refund payment", "Refunds are paid within five business days [1].")
 
     run = alice.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
 
@@ -170,7 +173,7 @@ def test_file_search_over_an_assistant_vector_store(
     assert "five business days" in tool_message_to_model(fake_openai)
     step = tool_step(alice, thread.id, run.id, include=[RESULTS_CONTENT])
     (call,) = step.step_details.tool_calls
-    assert call.type == "file_search" and call.id == "call_fs"
+    assert call.type == "file_search" and call.id == "call_search"
     first = call.file_search.results[0]
     assert first.file_id == refunds and first.file_name == "refunds.md"
     assert "five business days" in first.content[0].text
@@ -189,12 +192,9 @@ def test_file_search_over_a_message_attachment(
         thread.id,
         role="user",
         content="Where do orders ship from?",
-        attachments=[{"file_id": shipping, "tools": [{"type": "file_search"}]}],
+        attachments=searchable(shipping),
     )
-    fake_openai.script(
-        Reply(tool_calls=[tool_call("call_ship", "file_search", '{"query": "warehouse"}')]),
-        Reply(content="From Lisbon [1]."),
-    )
+    script_search(fake_openai, "warehouse", "From Lisbon [1].")
 
     run = alice.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
 
@@ -245,14 +245,11 @@ def test_a_run_waits_for_its_threads_files_to_be_indexed(
                 {
                     "role": "user",
                     "content": "Refund time?",
-                    "attachments": [{"file_id": refunds, "tools": [{"type": "file_search"}]}],
+                    "attachments": searchable(refunds),
                 }
             ]
         )
-        fake_openai.script(
-            Reply(tool_calls=[tool_call("call_w", "file_search", '{"query": "refunds"}')]),
-            Reply(content="Five business days [1]."),
-        )
+        script_search(fake_openai, "refunds", "Five business days [1].")
         run = alice.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
         wait_for_status(alice, thread.id, run.id, {"in_progress"})
         time.sleep(0.3)  # long enough for a model call that did not wait
@@ -275,7 +272,7 @@ def test_attachments_must_be_files_of_the_caller(alice: openai.OpenAI, bob: open
                 thread.id,
                 role="user",
                 content="Read this",
-                attachments=[{"file_id": file_id, "tools": [{"type": "file_search"}]}],
+                attachments=searchable(file_id),
             )
     assert alice.beta.threads.messages.list(thread.id).data == []
     assert alice.beta.threads.retrieve(thread.id).tool_resources.file_search is None
@@ -286,10 +283,7 @@ def test_attachments_of_a_new_thread_and_run_are_searchable(
 ) -> None:
     refunds = upload(alice, "refunds.md", REFUNDS)
     assistant = alice.beta.assistants.create(model=MODEL, tools=[{"type": "file_search"}])
-    fake_openai.script(
-        Reply(tool_calls=[tool_call("call_r", "file_search", '{"query": "refunds"}')]),
-        Reply(content="Five business days [1]."),
-    )
+    script_search(fake_openai, "refunds", "Five business days [1].")
 
     run = alice.beta.threads.create_and_run_poll(
         assistant_id=assistant.id,
@@ -298,7 +292,7 @@ def test_attachments_of_a_new_thread_and_run_are_searchable(
                 {
                     "role": "user",
                     "content": "Refund time?",
-                    "attachments": [{"file_id": refunds, "tools": [{"type": "file_search"}]}],
+                    "attachments": searchable(refunds),
                 }
             ]
         },
