@@ -137,9 +137,8 @@ class AssistantStore:
         change: Callable[[ThreadRow], dict[str, Any]],
     ) -> ThreadRow | None:
         """Apply the changes ``change`` derives from the thread's current row, with the row
-        locked (``FOR UPDATE`` on PostgreSQL; on SQLite a concurrent write makes this
-        transaction fail rather than be lost)."""
-        async with self._db.session() as session:
+        locked (``FOR UPDATE`` on PostgreSQL; the process's write lock on SQLite)."""
+        async with self._db.write_session() as session:
             owned = ThreadRow.id == thread_id, ThreadRow.tenant == tenant
             found = await session.execute(select(ThreadRow).where(*owned).with_for_update())
             thread = found.scalar_one_or_none()
