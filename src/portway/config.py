@@ -229,6 +229,8 @@ class AssistantsConfig(_Strict):
     max_attempts: int = Field(default=2, ge=1, le=100)
     max_model_calls_per_run: int = Field(default=32, ge=1, le=1000)
     poll_after_ms: int = Field(default=500, ge=1, le=60_000)
+    # A file_search run waits this long at most for its thread's attachments to be indexed.
+    thread_files_wait_seconds: float = Field(default=60.0, ge=0, le=3600)
 
 
 def _default_models() -> list[ModelConfig]:

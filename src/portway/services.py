@@ -112,7 +112,14 @@ class Services:
             accounting=accounting,
             retrieval=retrieval,
             assistants=Assistants.build(
-                settings, database, chat, catalog, builtin_tools, accounting.tokenizer
+                settings,
+                database,
+                chat,
+                catalog,
+                builtin_tools,
+                retrieval.thread_stores,
+                accounting.keys,
+                accounting.tokenizer,
             ),
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
