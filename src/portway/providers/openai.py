@@ -112,7 +112,7 @@ class OpenAIProvider(RemoteProvider):
         )
 
     def _payload(self, request: ChatCompletionRequest, *, stream: bool) -> dict[str, Any]:
-        payload = request.model_dump(exclude_unset=True, by_alias=True)
+        payload = dict(request.wire_body())  # a shallow copy: the body is shared
         payload["model"] = self.config.upstream_model
         payload["stream"] = stream
         if stream:
