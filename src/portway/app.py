@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portway.api import (
     admin,
@@ -55,7 +57,26 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return render_exception(request, exc)
 
 
-def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> FastAPI:
+class PortwayApp:
+    """The ASGI app uvicorn serves: the edge, the hot routes, then FastAPI for the rest.
+
+    The edge and the hot routes sit outside FastAPI, so a chat completion passes through
+    none of Starlette's and FastAPI's own middleware layers.
+    """
+
+    def __init__(self, api: FastAPI, outer: ASGIApp) -> None:
+        self.api = api
+        self._outer = outer
+
+    @property
+    def state(self) -> State:
+        return self.api.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._outer(scope, receive, send)
+
+
+def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> PortwayApp:
     """Build the app; providers are created now and started in the lifespan."""
     services = Services.build(settings, registry)
 
@@ -87,14 +108,13 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
     app.add_exception_handler(PortwayError, _portway_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    app.add_middleware(
-        HotRoutesMiddleware,
-        routes={("POST", "/v1/chat/completions"): chat.create_chat_completion},
+    hot_routes = HotRoutesMiddleware(
+        app, routes={("POST", "/v1/chat/completions"): chat.create_chat_completion}
     )
-    app.add_middleware(  # added last: the outermost layer
-        EdgeMiddleware,
+    edge = EdgeMiddleware(
+        hot_routes,
         authenticator=lambda: services.authenticator,
         max_body_bytes=settings.max_request_bytes,
         body_limits={"/v1/files": files.upload_body_limit(settings.files.max_bytes)},
     )
-    return app
+    return PortwayApp(app, edge)

@@ -43,6 +43,7 @@ class HotRoutesMiddleware:
         if endpoint is None:
             await self.app(scope, receive, send)
             return
+        scope["app"] = self.app  # what Starlette sets for the routes it dispatches
         request = Request(scope, receive)
         try:
             response = await endpoint(request)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portway.api.responses import error_response
+from portway.api.responses import error_response, internal_error
 from portway.errors import PortwayError, RequestTooLargeError
 from portway.security.auth import Authenticator, bearer_token
 
@@ -92,6 +92,10 @@ class EdgeMiddleware:
                 scope["state"]["principal"] = principal
         except PortwayError as error:
             await error_response(error)(scope, receive, send_with_request_id)
+            return
+        except Exception:  # e.g. the key store is unreachable: a clean 500, logged
+            logger.exception("authentication failed on %s", scope["path"])
+            await error_response(internal_error())(scope, receive, send_with_request_id)
             return
         # The server enforces a declared Content-Length; only chunked bodies need counting.
         bounded = receive if declared else self._bounded(receive, limit)
