@@ -10,17 +10,20 @@ response is released.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from portway.accounting.estimate import UsageEstimator
+from portway.accounting.leases import BudgetLeases
 from portway.accounting.ledger import LedgerWriter, UsageRecord
 from portway.accounting.pricing import PricingCatalog
 from portway.errors import PortwayError
 from portway.pipeline.base import CallContext, CompleteHandler, Stage, StreamHandler
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict
-from portway.store.budgets import Settlement
+
+logger = logging.getLogger(__name__)
 
 CACHE_HITS = frozenset({"hit", "semantic-hit"})
 CLIENT_CLOSED = 499
@@ -62,12 +65,14 @@ class UsageRecorder(Stage):
         pricing: PricingCatalog,
         estimator: UsageEstimator,
         *,
+        budgets: BudgetLeases | None = None,
         record_rows: bool = True,
         endpoint: str = "chat.completions",
     ) -> None:
         self._writer = writer
         self._pricing = pricing
         self._estimator = estimator
+        self._budgets = budgets
         self._record_rows = record_rows
         self._endpoint = endpoint
 
@@ -106,6 +111,11 @@ class UsageRecorder(Stage):
         # Zero-retention keys (``no_store``) still get a row: it holds counts, never content.
         record = await self._record(ctx, status, code, output, stream)
         record.stored = self._record_rows
+        for listener in ctx.usage_listeners:
+            try:
+                await listener(record.prompt_tokens, record.completion_tokens)
+            except Exception:
+                logger.exception("truing up a rate limit to the real usage failed")
         future = self._writer.submit(record)
         if future is not None and status != CLIENT_CLOSED:
             await self._writer.wait(future)
@@ -120,7 +130,7 @@ class UsageRecorder(Stage):
             completion = int(usage.get("completion_tokens") or 0)
             cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         elif status == 200 or output:
-            prompt = await self._estimator.prompt_tokens(ctx)
+            prompt = await self._estimator.served_prompt_tokens(ctx)
             completion = await self._estimator.output_tokens(ctx, output)
             cached = 0
         else:
@@ -131,6 +141,8 @@ class UsageRecorder(Stage):
         saved = 0
         if ctx.cache_status in CACHE_HITS:
             cost, saved = 0, cost
+        elif ctx.deployment is None and usage is None:
+            cost = 0  # no upstream answered (a degraded or stale answer): nothing billed
         ctx.cost_nanos = cost
         principal = ctx.principal
         now = time.perf_counter()
@@ -157,8 +169,9 @@ class UsageRecorder(Stage):
             cache_status=ctx.cache_status,
             attempts=ctx.attempts,
             stream=stream,
-            settlements=tuple(
-                Settlement(r.budget_id, r.period_start, r.amount_nanos, cost)
-                for r in ctx.budget_reservations
+            settlements=(
+                self._budgets.settle(ctx.budget_reservations, cost)
+                if self._budgets is not None and ctx.budget_reservations
+                else ()
             ),
         )
