@@ -58,8 +58,11 @@ from portway.store.budgets import BudgetRepository, LeaseSync, Settlement
 
 logger = logging.getLogger(__name__)
 
-# A fresh slice covers at least this many calls like the one that asked for it.
+# A fresh slice covers at least this many calls like the one that asked for it ...
 MIN_SLICE_CALLS = 8
+# ... and about this many seconds of this process's recent demand on the budget (a
+# claim can queue behind a ledger commit; the slice must last until it is granted).
+SLICE_SECONDS = 2.0
 # Spare slice kept at a sync, in multiples of the demand seen since the previous one.
 KEEP_INTERVALS = 2
 
@@ -86,8 +89,10 @@ class LocalLease:
         "budget_id",
         "demand",
         "granted",
+        "granted_at",
         "in_flight",
         "lease_id",
+        "low_water",
         "recent",
         "retired",
         "since_grant",
@@ -103,6 +108,9 @@ class LocalLease:
         self.demand = 0  # worst cases held since the last sync
         self.recent = 0  # ... and during the interval before it
         self.since_grant = 0  # worst cases held since the last grant
+        self.granted_at = 0.0
+        # Below this much free slice, a claim for more starts in the background.
+        self.low_water = 0
         # Lost (forfeited), or being given back whole: takes no new holds, only drains.
         self.retired = False
 
@@ -152,6 +160,7 @@ class BudgetLeases:
         self._claim_locks: dict[int, asyncio.Lock] = {}
         self._last_sync = clock()
         self._dropping: list[LeaseSync] = []  # drops whose commit is not confirmed
+        self._refills: set[asyncio.Future[LocalLease | bool | None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
 
@@ -173,7 +182,25 @@ class BudgetLeases:
         for lease, want in zip(leases, wants, strict=True):
             lease.take(want.amount)
             holds.append(Hold(lease, want.period_start, want.amount))
+            if lease.free < lease.low_water:
+                self._refill(lease, want)
         return holds
+
+    def _refill(self, lease: LocalLease, want: Want) -> None:
+        """Claim more before the slice runs out, so calls need not wait for the database
+        (a claim may queue behind a ledger commit for a while)."""
+        lock = self._claim_locks.setdefault(want.budget_id, asyncio.Lock())
+        if lock.locked():
+            return  # a claim is under way
+        lease.low_water = 0  # one refill per slice
+        task = asyncio.ensure_future(self._claim(want, refill=True))
+        self._refills.add(task)
+        task.add_done_callback(self._refilled)
+
+    def _refilled(self, task: asyncio.Future[LocalLease | bool | None]) -> None:
+        self._refills.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("claiming more budget ahead of need failed: %r", task.exception())
 
     async def reserve(self, wants: Sequence[Want]) -> list[Hold] | int:
         """Holds on every budget, or the id of the budget that refused (none are kept)."""
@@ -232,22 +259,25 @@ class BudgetLeases:
     # Claims ------------------------------------------------------------------------------
 
     def _slice(self, lease: LocalLease, amount: int) -> int:
-        """Spare to ask for beyond a claim's need: grows with this process's demand."""
-        return max(amount * MIN_SLICE_CALLS, 2 * lease.recent, 2 * lease.since_grant)
+        """Spare to ask for beyond a claim's need: about ``SLICE_SECONDS`` of demand."""
+        elapsed = max(self._clock() - lease.granted_at, self._config.sync_interval_seconds / 10)
+        rate = max(lease.recent / self._config.sync_interval_seconds, lease.since_grant / elapsed)
+        return max(amount * MIN_SLICE_CALLS, round(rate * SLICE_SECONDS))
 
-    async def _claim(self, want: Want) -> LocalLease | bool | None:
+    async def _claim(self, want: Want, *, refill: bool = False) -> LocalLease | bool | None:
         """Grow the lease until the hold fits: the lease holding it, False if refused,
-        None if the budget no longer exists."""
+        None if the budget no longer exists. A ``refill`` only grows the lease (by what
+        the budget can spare) and holds nothing."""
         lock = self._claim_locks.setdefault(want.budget_id, asyncio.Lock())
         async with lock:
             for _ in range(3):
                 lease = self._lease(want.budget_id)
-                if lease.take(want.amount):
+                if not refill and lease.take(want.amount):
                     return lease
                 # Hold what is free now; the claim asks for the rest.
-                taken = max(0, min(lease.free, want.amount))
+                taken = 0 if refill else max(0, min(lease.free, want.amount))
                 lease.in_flight += taken
-                need = want.amount - taken
+                need = 0 if refill else want.amount - taken
                 try:
                     claim = await self.repository.claim(
                         want.budget_id,
@@ -273,7 +303,9 @@ class BudgetLeases:
                 self._by_id[claim.lease_id] = lease  # type: ignore[index]
                 lease.granted += claim.granted
                 lease.since_grant = 0
-                if lease.take(want.amount):
+                lease.granted_at = self._clock()
+                lease.low_water = claim.granted // 2
+                if refill or lease.take(want.amount):
                     return lease
         return False
 
@@ -365,6 +397,7 @@ class BudgetLeases:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await asyncio.gather(*self._refills, return_exceptions=True)
         try:
             if all(lease.idle for lease in (*self._leases.values(), *self._by_id.values())):
                 # Also refunds what expired leases of ours were charged beyond their use.
