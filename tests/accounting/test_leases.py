@@ -10,9 +10,10 @@ import pytest
 
 from portway.accounting.budgets import period_start
 from portway.accounting.leases import BudgetLeases, Hold, Want
+from portway.accounting.ledger import UsageRecord
 from portway.config import BudgetsConfig
 from portway.store import Database
-from portway.store.budgets import BudgetRepository, Claim
+from portway.store.budgets import BudgetRepository, Claim, Settlement
 
 CONFIG = BudgetsConfig(sync_interval_seconds=1.0, lease_ttl_seconds=30.0)
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z, a Tuesday
@@ -217,3 +218,16 @@ def test_lease_ttl_must_outlive_several_syncs(lease_ttl: float) -> None:
             BudgetsConfig(sync_interval_seconds=0.5, lease_ttl_seconds=lease_ttl)
     else:
         assert BudgetsConfig(sync_interval_seconds=0.5, lease_ttl_seconds=lease_ttl)
+
+
+def test_settlements_survive_the_journal() -> None:
+    record = UsageRecord(
+        created_at=1.0,
+        request_id="r",
+        endpoint="chat.completions",
+        model="m",
+        latency_ms=2.0,
+        status=200,
+        settlements=(Settlement(3, 0, 150, 120, 9), Settlement(4, 86_400, 150, 120)),
+    )
+    assert UsageRecord.from_json(record.to_json()) == record

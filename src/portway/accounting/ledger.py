@@ -90,28 +90,17 @@ class UsageRecord:
         return {name: getattr(self, name) for name in _ROW_FIELDS}
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self, default=_settlement_json) + b"\n"
+        return orjson.dumps(self) + b"\n"
 
     @classmethod
     def from_json(cls, line: bytes) -> UsageRecord:
         data: dict[str, Any] = orjson.loads(line)
-        data["settlements"] = tuple(Settlement(*item) for item in data.get("settlements", ()))
+        # orjson writes dataclasses (the record and its settlements) as JSON objects.
+        data["settlements"] = tuple(Settlement(**item) for item in data.get("settlements", ()))
         return cls(**data)
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(UsageRecord) if f.name not in ("settlements", "stored"))
-
-
-def _settlement_json(value: object) -> object:
-    if isinstance(value, Settlement):
-        return [
-            value.budget_id,
-            value.period_start,
-            value.reserved_nanos,
-            value.actual_nanos,
-            value.lease_id,
-        ]
-    raise TypeError(type(value).__name__)
 
 
 OnCommitted = Callable[[Sequence[Settlement]], None]
