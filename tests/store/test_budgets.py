@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from portway.accounting.budgets import period_start
+from portway.accounting.budgets import PeriodStarts, period_end, period_start
 from portway.store import Database
 from portway.store.budgets import BudgetRepository, LeaseSync, Settlement
 
@@ -196,3 +196,13 @@ def test_period_starts_are_utc_boundaries() -> None:
     assert period_start("weekly", moment) == 1_699_833_600  # Monday 2023-11-13T00:00Z
     assert period_start("monthly", moment) == 1_698_796_800  # 2023-11-01T00:00Z
     assert period_start("total", moment) == 0
+
+
+def test_cached_period_starts_roll_over_at_the_boundaries() -> None:
+    starts = PeriodStarts()
+    for period in ("daily", "weekly", "monthly", "total"):
+        for moment in (NOW, NOW + 3 * 86_400, NOW + 17 * 86_400, NOW + 40 * 86_400):
+            assert starts(period, moment) == period_start(period, moment)
+    december = 1_701_388_800  # 2023-12-01T00:00Z
+    assert period_end("monthly", period_start("monthly", NOW)) == december
+    assert period_end("monthly", 1_701_388_800) == 1_704_067_200  # 2024-01-01T00:00Z

@@ -162,6 +162,7 @@ class BudgetLeases:
         self._dropping: list[LeaseSync] = []  # drops whose commit is not confirmed
         self._refills: set[asyncio.Future[LocalLease | bool | None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._sync_lock = asyncio.Lock()
 
     # The hot path ------------------------------------------------------------------------
@@ -327,8 +328,11 @@ class BudgetLeases:
             self._task = asyncio.create_task(self._run(), name="budget-leases")
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._config.sync_interval_seconds)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._config.sync_interval_seconds)
+            if self._stopping.is_set():
+                return
             try:
                 await self.sync()
             except Exception:
@@ -392,10 +396,9 @@ class BudgetLeases:
         committed (the database was down), only spare slice is given back: the rest
         stays for the journal's recovery, or expires.
         """
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._stopping.set()  # a sync under way finishes (cancelling it mid-query would
+        if self._task is not None:  # break its database connection)
+            await self._task
             self._task = None
         await asyncio.gather(*self._refills, return_exceptions=True)
         try:

@@ -592,8 +592,14 @@ def _rolled_start(period_start: int):  # type: ignore[no-untyped-def]
     )
 
 
-async def settle_in(connection: AsyncConnection, settlements: Sequence[Settlement]) -> None:
-    """Move settled amounts from their leases to ``spent`` (see the module contract)."""
+async def settle_in(
+    connection: AsyncConnection, settlements: Sequence[Settlement], *, wrote: bool = False
+) -> None:
+    """Move settled amounts from their leases to ``spent`` (see the module contract).
+
+    ``wrote``: the transaction has written already (SQLite then holds its only write
+    lock, so the budget rows need no locking of their own).
+    """
     if not settlements:
         return
     # (budget, lease, period) -> [reserved, actual]
@@ -602,15 +608,9 @@ async def settle_in(connection: AsyncConnection, settlements: Sequence[Settlemen
         entry = totals[(item.budget_id, item.lease_id, item.period_start)]
         entry[0] += item.reserved_nanos
         entry[1] += item.actual_nanos
-    await lock_budgets(connection, (budget_id for budget_id, _, _ in totals))
+    if not (wrote and connection.dialect.name == "sqlite"):
+        await lock_budgets(connection, (budget_id for budget_id, _, _ in totals))
     now = time.time()
-    lease_ids = sorted({lease for _, lease, _ in totals if lease is not None})
-    forfeited: dict[int, bool] = {}
-    if lease_ids:
-        result = await connection.execute(
-            select(_leases.c.id, _leases.c.forfeited_at).where(_leases.c.id.in_(lease_ids))
-        )
-        forfeited = {row.id: row.forfeited_at is not None for row in result.all()}
     for (budget_id, lease_id, period_start), (reserved, actual) in sorted(
         totals.items(), key=lambda item: (item[0][0], item[0][1] or 0, item[0][2])
     ):
@@ -619,15 +619,19 @@ async def settle_in(connection: AsyncConnection, settlements: Sequence[Settlemen
                 (_budgets.c.reserved_nanos > reserved, _budgets.c.reserved_nanos - reserved),
                 else_=0,
             )
-        elif lease_id not in forfeited:
-            continue  # its budget was deleted (or a tombstone long purged)
         else:
-            await connection.execute(
-                update(_leases)
-                .where(_leases.c.id == lease_id)
-                .values(amount_nanos=_leases.c.amount_nanos - actual)
-            )
-            if forfeited[lease_id]:
+            # Safe without reading first: a forfeit needs the budget row's lock, held here.
+            lease = (
+                await connection.execute(
+                    update(_leases)
+                    .where(_leases.c.id == lease_id)
+                    .values(amount_nanos=_leases.c.amount_nanos - actual)
+                    .returning(_leases.c.forfeited_at)
+                )
+            ).first()
+            if lease is None:
+                continue  # its budget was deleted (or a tombstone long purged)
+            if lease.forfeited_at is not None:
                 continue  # charged in full when it was forfeited
             shrink = _budgets.c.reserved_nanos - actual
         await connection.execute(
