@@ -18,18 +18,14 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import numpy as np
 import orjson
-from overhead import UPSTREAM, free_port, wait_for_port
+from overhead import upstream_and_portway
 
 from portway.cache.semantic.embedder import bundled_model_path
 from portway.cache.semantic.index import MatrixIndex, best_matches
@@ -207,49 +203,24 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="index sizes to time")
     args = parser.parse_args()
 
-    upstream_port, portway_port = free_port(), free_port()
-    processes: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "bench.yaml"
-        config.write_text(
-            "models:\n"
-            "  - name: bench\n"
-            "    provider: openai\n"
-            f"    base_url: http://127.0.0.1:{upstream_port}/v1\n"
-            "    api_key: sk-bench\n"
-            "cache:\n"
-            "  enabled: true\n"
-            "  semantic: {enabled: true, threshold: 0.9}\n"
+    cache_config = "cache:\n  enabled: true\n  semantic: {enabled: true, threshold: 0.9}\n"
+    with upstream_and_portway(cache_config) as (direct, portway, _pid):
+        serial = max(200, args.requests // 4)
+        bare = asyncio.run(drive("bare upstream", direct, exact_hit, serial, 1))
+        latency = [
+            asyncio.run(drive("portway, no cache", portway, passed_by, serial, 1)),
+            asyncio.run(drive("portway, exact hit", portway, exact_hit, serial, 1)),
+            asyncio.run(drive("portway, semantic hit", portway, reworded, serial, 1)),
+            asyncio.run(drive("portway, semantic miss", portway, new_question, serial, 1)),
+        ]
+        loaded_bare = asyncio.run(
+            drive("bare upstream", direct, exact_hit, args.requests, args.concurrency)
         )
-        env = {**os.environ, "PORTWAY_LOG_LEVEL": "warning"}
-        serve = [sys.executable, "-m", "portway", "serve", "--config", str(config)]
-        try:
-            processes.append(subprocess.Popen([sys.executable, "-c", UPSTREAM, str(upstream_port)]))
-            processes.append(subprocess.Popen([*serve, "--port", str(portway_port)], env=env))
-            wait_for_port(upstream_port)
-            wait_for_port(portway_port)
-            direct = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
-            portway = f"http://127.0.0.1:{portway_port}/v1/chat/completions"
-            serial = max(200, args.requests // 4)
-            bare = asyncio.run(drive("bare upstream", direct, exact_hit, serial, 1))
-            latency = [
-                asyncio.run(drive("portway, no cache", portway, passed_by, serial, 1)),
-                asyncio.run(drive("portway, exact hit", portway, exact_hit, serial, 1)),
-                asyncio.run(drive("portway, semantic hit", portway, reworded, serial, 1)),
-                asyncio.run(drive("portway, semantic miss", portway, new_question, serial, 1)),
-            ]
-            loaded_bare = asyncio.run(
-                drive("bare upstream", direct, exact_hit, args.requests, args.concurrency)
+        loaded = [
+            asyncio.run(
+                drive("portway, exact hit", portway, exact_hit, args.requests, args.concurrency)
             )
-            loaded = [
-                asyncio.run(
-                    drive("portway, exact hit", portway, exact_hit, args.requests, args.concurrency)
-                )
-            ]
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(10)
+        ]
 
     print(f"{os.cpu_count()} cores; chat completions, instant upstream, cache in memory\n")
     show(f"latency: {serial} requests at concurrency 1", [bare, *latency], bare)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +121,51 @@ async def drive(name: str, url: str, requests: int, concurrency: int) -> Result:
     )
 
 
+@contextlib.contextmanager
+def upstream_and_portway(config_extra: str = "") -> Iterator[tuple[str, str, int]]:
+    """Run the instant upstream and a Portway in front of it, each in its own process.
+
+    Yields (direct URL, Portway URL, Portway's pid) for chat completions.
+    """
+    upstream_port, portway_port = free_port(), free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "bench.yaml"
+        config.write_text(
+            "models:\n"
+            "  - name: bench\n"
+            "    provider: openai\n"
+            f"    base_url: http://127.0.0.1:{upstream_port}/v1\n"
+            "    api_key: sk-bench\n"
+            f"database_url: sqlite:///{tmp}/portway.db\n" + config_extra
+        )
+        env = {**os.environ, "PORTWAY_LOG_LEVEL": "warning"}
+        serve = [
+            sys.executable,
+            "-m",
+            "portway",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(portway_port),
+        ]
+        try:
+            processes.append(subprocess.Popen([sys.executable, "-c", UPSTREAM, str(upstream_port)]))
+            processes.append(subprocess.Popen(serve, env=env))
+            wait_for_port(upstream_port)
+            wait_for_port(portway_port)
+            yield (
+                f"http://127.0.0.1:{upstream_port}/v1/chat/completions",
+                f"http://127.0.0.1:{portway_port}/v1/chat/completions",
+                processes[1].pid,
+            )
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(10)
+
+
 def show(title: str, results: tuple[Result, Result]) -> None:
     print(title)
     print(f"{'target':<10}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
@@ -142,51 +189,18 @@ def main() -> None:
     parser.add_argument("--config-extra", default="", help="YAML appended to the bench config")
     args = parser.parse_args()
 
-    upstream_port, portway_port = free_port(), free_port()
-    processes: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "bench.yaml"
-        config.write_text(
-            "models:\n"
-            "  - name: bench\n"
-            "    provider: openai\n"
-            f"    base_url: http://127.0.0.1:{upstream_port}/v1\n"
-            "    api_key: sk-bench\n" + args.config_extra
+    with upstream_and_portway(args.config_extra) as (direct_url, portway_url, portway_pid):
+        loaded = (
+            asyncio.run(drive("direct", direct_url, args.requests, args.concurrency)),
+            asyncio.run(drive("portway", portway_url, args.requests, args.concurrency)),
         )
-        env = {**os.environ, "PORTWAY_LOG_LEVEL": "warning"}
-        serve = [
-            sys.executable,
-            "-m",
-            "portway",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(portway_port),
-        ]
-        try:
-            processes.append(subprocess.Popen([sys.executable, "-c", UPSTREAM, str(upstream_port)]))
-            processes.append(subprocess.Popen(serve, env=env))
-            wait_for_port(upstream_port)
-            wait_for_port(portway_port)
-            portway_pid = processes[1].pid
-            direct_url = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
-            portway_url = f"http://127.0.0.1:{portway_port}/v1/chat/completions"
-            loaded = (
-                asyncio.run(drive("direct", direct_url, args.requests, args.concurrency)),
-                asyncio.run(drive("portway", portway_url, args.requests, args.concurrency)),
-            )
-            cpu_before = cpu_seconds(portway_pid)
-            serial = args.requests // 5
-            unloaded = (
-                asyncio.run(drive("direct", direct_url, serial, 1)),
-                asyncio.run(drive("portway", portway_url, serial, 1)),
-            )
-            cpu_per_request = (cpu_seconds(portway_pid) - cpu_before) / (serial + 4)
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(10)
+        cpu_before = cpu_seconds(portway_pid)
+        serial = args.requests // 5
+        unloaded = (
+            asyncio.run(drive("direct", direct_url, serial, 1)),
+            asyncio.run(drive("portway", portway_url, serial, 1)),
+        )
+        cpu_per_request = (cpu_seconds(portway_pid) - cpu_before) / (serial + 4)
 
     print(f"{os.cpu_count()} cores; chat completions against an instant upstream\n")
     show(f"throughput: {args.requests} requests at concurrency {args.concurrency}", loaded)

@@ -8,6 +8,7 @@ Contract: ``load_settings()`` returns a fully validated ``Settings`` or raises
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from collections.abc import Mapping
@@ -77,6 +78,12 @@ class ModelConfig(_Strict):
     timeout: float = Field(default=600.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("api_version", mode="before")
+    @classmethod
+    def _date_as_text(cls, value: Any) -> Any:
+        # YAML reads an unquoted 2024-10-21 as a date; Azure wants the text.
+        return value.isoformat() if isinstance(value, datetime.date) else value
 
     @property
     def upstream_model(self) -> str:
@@ -243,6 +250,8 @@ class AssistantsConfig(_Strict):
     max_attempts: int = Field(default=2, ge=1, le=100)
     max_model_calls_per_run: int = Field(default=32, ge=1, le=1000)
     poll_after_ms: int = Field(default=500, ge=1, le=60_000)
+    # A file_search run waits this long at most for its thread's attachments to be indexed.
+    thread_files_wait_seconds: float = Field(default=60.0, ge=0, le=3600)
 
 
 def _default_models() -> list[ModelConfig]:

@@ -14,6 +14,7 @@ from portway.assistants.runtime import Assistants
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
+from portway.observability.metrics import Metrics
 from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.chat import ChatService
 from portway.protocol.chat import ChatCompletionDict
@@ -62,6 +63,7 @@ class Services:
     catalog: ModelCatalog
     authenticator: Authenticator
     chat: ChatService
+    metrics: Metrics
     router: Router
     database: Database
     accounting: Accounting
@@ -79,7 +81,10 @@ class Services:
         catalog = ModelCatalog.from_configs(settings.models, registry)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
         database = Database(settings.database_url)
-        accounting, accounting_stages = Accounting.build(settings, catalog, database)
+        metrics = Metrics()
+        accounting, accounting_stages = Accounting.build(
+            settings, catalog, database, observers=(metrics.observe,)
+        )
         cache = build_cache(settings, catalog)
         router = Router(
             catalog,
@@ -102,11 +107,19 @@ class Services:
             authenticator=KeyAuthenticator(master_key, accounting.keys),
             chat=chat,
             router=router,
+            metrics=metrics,
             database=database,
             accounting=accounting,
             retrieval=retrieval,
             assistants=Assistants.build(
-                settings, database, chat, catalog, builtin_tools, accounting.tokenizer
+                settings,
+                database,
+                chat,
+                catalog,
+                builtin_tools,
+                retrieval.thread_stores,
+                accounting.keys,
+                accounting.tokenizer,
             ),
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,

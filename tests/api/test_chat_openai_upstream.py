@@ -221,3 +221,15 @@ def test_client_disconnect_cancels_upstream(gateway, fake_openai: FakeOpenAI) ->
             break
         time.sleep(0.05)
     assert fake_openai.disconnects == 1
+
+
+def test_pass_through_keeps_the_clients_body_but_never_a_stale_one() -> None:
+    from portway.protocol.chat import ChatCompletionRequest
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "top_k": 3}
+    request = ChatCompletionRequest.from_wire(body)
+    assert request.wire_body() is body  # no re-serialisation on the hot path
+    changed = request.model_copy(update={"temperature": 0.5})
+    assert changed.wire_body() == {**body, "temperature": 0.5}
+    with pytest.raises(ValueError):
+        request.temperature = 0.1  # type: ignore[misc]  # frozen: change means a new object

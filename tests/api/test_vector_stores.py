@@ -12,22 +12,10 @@ from tests.conftest import PortwayFactory
 from tests.fakes.auth import TokenAuthenticator, team_key
 from tests.fakes.server import PortwayServer
 from tests.openapi import assert_matches
+from tests.retrieval.helpers import REFUNDS, SECURITY, SHIPPING
 from tests.storage import postgres_database
 
 POLL_MS = 20
-
-REFUNDS = """# Refund policy
-Customers may return unused items within 30 days of delivery. Refunds are paid to the
-original payment method within five business days after the warehouse receives the parcel.
-"""
-SHIPPING = """# Shipping
-Orders leave our warehouse in Lisbon every weekday. Standard delivery inside the EU takes
-three to five days; express courier delivery takes one day.
-"""
-SECURITY = """# Account security
-Enable two-factor authentication in the settings page. Passwords must have twelve
-characters. We never ask for your password by email.
-"""
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import openai
 
 from portway.assistants.builtin import Citation, ToolInvocation, ToolOutcome
 from portway.errors import AuthenticationError
+from portway.security.keys import display_prefix, secret_digest
 from portway.security.principal import Principal
+from portway.store import Database
+from portway.store.keys import KeyFields, KeyRepository
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import PortwayServer
@@ -38,10 +43,10 @@ class TenantAuthenticator:
     """Test-only keys: each maps to a principal of its own team (a tenant)."""
 
     def __init__(self, principals: dict[str, Principal]) -> None:
-        self._principals = principals
+        self.principals = principals
 
     async def authenticate(self, token: str | None) -> Principal:
-        principal = self._principals.get(token or "")
+        principal = self.principals.get(token or "")
         if principal is None:
             raise AuthenticationError("Incorrect API key provided.")
         return principal
@@ -53,6 +58,31 @@ TENANTS = TenantAuthenticator(
         TEAM_B_KEY: Principal(kind="virtual_key", key_id="key_b", team="team-b"),
     }
 )
+
+
+async def _store_tenant_keys(database_url: str) -> None:
+    database = Database(database_url)
+    await database.start()
+    try:
+        keys = KeyRepository(database)
+        for secret, principal in TENANTS.principals.items():
+            assert principal.key_id is not None
+            if await keys.get(principal.key_id) is None:
+                fields = KeyFields(team_id=principal.team)
+                digest, prefix = secret_digest(secret), display_prefix(secret)
+                await keys.create(principal.key_id, digest, prefix, fields)
+    finally:
+        await database.close()
+
+
+def use_test_tenants(server: PortwayServer) -> None:
+    """Authenticate ``server``'s callers with ``TENANTS``, whose keys are also stored as
+    virtual keys (runs look their creator's key up by id before each model call)."""
+    database_url = server.app.state.services.settings.database_url
+    # Its own thread and loop: callers may be async tests with a loop running.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _store_tenant_keys(database_url)).result()
+    server.app.state.services.authenticator = TENANTS
 
 
 def start_gateway(
@@ -68,7 +98,7 @@ def start_gateway(
             "router": {"*": {"retries": 0}},
         }
     )
-    server.app.state.services.authenticator = TENANTS
+    use_test_tenants(server)
     return server
 
 

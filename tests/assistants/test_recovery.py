@@ -19,9 +19,9 @@ from portway.store import Database
 from portway.store.assistants import RunStore
 from tests.assistants.support import (
     MODEL,
-    TENANTS,
     TERMINAL,
     sdk,
+    use_test_tenants,
     wait_for,
     wait_for_status,
 )
@@ -76,7 +76,7 @@ def test_interrupted_runs_are_recovered_at_start(
     }
     # A first server creates the objects, then stops as if it had died with runs in flight.
     first = start_portway(settings)
-    first.app.state.services.authenticator = TENANTS
+    use_test_tenants(first)
     client = sdk(first)
     assistant = client.beta.assistants.create(model=MODEL)
     setup = {"assistant": assistant.id}
@@ -89,7 +89,7 @@ def test_interrupted_runs_are_recovered_at_start(
     fake_openai.script(Reply(content="resumed answer"))
 
     second = start_portway(settings)
-    second.app.state.services.authenticator = TENANTS
+    use_test_tenants(second)
     try:
         check_recovered(sdk(second), setup, seeded)
     finally:

@@ -157,3 +157,27 @@ async def test_pagination_and_tenancy(database: Database) -> None:
     assert await runs.get("b", thread_id, made[0]) is None
     unknown = await runs.list("a", thread_id, PageRequest(after="run_unknown"))
     assert unknown.items == [] and not unknown.has_more
+
+
+async def test_change_thread_derives_changes_from_the_locked_row(database: Database) -> None:
+    store = AssistantStore(database)
+    thread_id = await new_thread(database, tenant="a")
+
+    def claim(store_id: str):  # type: ignore[no-untyped-def]
+        def change(row: ThreadRow) -> dict:
+            if row.tool_resources:
+                return {}
+            return {"tool_resources": {"file_search": {"vector_store_ids": [store_id]}}}
+
+        return change
+
+    assert await store.change_thread("b", thread_id, claim("vs_b")) is None  # another tenant
+    first, second = await asyncio.gather(
+        store.change_thread("a", thread_id, claim("vs_1")),
+        store.change_thread("a", thread_id, claim("vs_2")),
+    )
+    assert first is not None and second is not None
+    # Both see the same winner: the second derived its (empty) change from the first's row.
+    assert first.tool_resources == second.tool_resources
+    stored = await store.get_thread("a", thread_id)
+    assert stored is not None and stored.tool_resources == first.tool_resources

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.assistants.support import MODEL, TENANTS, sdk, wait_for_status
+from tests.assistants.support import MODEL, sdk, use_test_tenants, wait_for_status
 from tests.conftest import fake_model
 from tests.fakes.openai_upstream import Action, Fail, FakeOpenAI, Reply
 from tests.storage import postgres_database
@@ -61,7 +61,7 @@ async def test_two_processes_share_the_run_queue(start_portway, fake_openai: Fak
         servers = [start_portway(settings), start_portway(settings)]
         try:
             for server in servers:
-                server.app.state.services.authenticator = TENANTS
+                use_test_tenants(server)
             meeting = Meeting(parties=2)
             fake_openai.script(Together(meeting), Together(meeting))
             client = sdk(servers[0])

@@ -246,3 +246,40 @@ async def test_accounting_counts_with_the_gguf_tokenizer(local_server: PortwaySe
     assert counter.count_text(text) == gguf_count
     o200k = await services.accounting.tokenizer.counter("openai", "gpt-4o")
     assert o200k.count_text(text) != gguf_count  # a different vocabulary, not the estimate
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"logit_bias": {"999999999": 5}}, "logit_bias"),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": "x",
+                        "schema": {"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}},
+                    },
+                }
+            },
+            "response_format.json_schema.schema",
+        ),
+        (
+            {
+                "tools": [
+                    {"type": "function", "function": {"name": "f", "parameters": {"type": "weird"}}}
+                ],
+                "tool_choice": "required",
+            },
+            "tools",
+        ),
+    ],
+)
+def test_requests_the_model_cannot_honour_are_400(
+    local: openai.OpenAI, extra: dict, param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        local.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=3, **extra
+        )
+    assert caught.value.param == param

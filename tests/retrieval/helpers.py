@@ -1,4 +1,5 @@
-"""Build the retrieval services on a test database, with optional concept embeddings."""
+"""Build the retrieval services on a test database, with optional concept embeddings; sample
+documents; an indexer that never indexes."""
 
 from __future__ import annotations
 
@@ -8,10 +9,32 @@ from typing import Any
 
 from portway.config import Settings
 from portway.providers.registry import ProviderRegistry
+from portway.retrieval.indexer import Indexer
 from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.store import Database
 from tests.fakes.embedder import ConceptEmbedder
+
+REFUNDS = """# Refund policy
+Customers may return unused items within 30 days of delivery. Refunds are paid to the
+original payment method within five business days after the warehouse receives the parcel.
+"""
+SHIPPING = """# Shipping
+Orders leave our warehouse in Lisbon every weekday. Standard delivery inside the EU takes
+three to five days; express courier delivery takes one day.
+"""
+SECURITY = """# Account security
+Enable two-factor authentication in the settings page. Passwords must have twelve
+characters. We never ask for your password by email.
+"""
+
+
+class StalledIndexer(Indexer):
+    """Accepts jobs but never runs them: files stay in_progress (as when another process
+    is indexing them)."""
+
+    def submit(self, jobs: object) -> None:
+        return None
 
 
 async def start_retrieval(

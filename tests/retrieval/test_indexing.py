@@ -11,19 +11,11 @@ from portway.protocol.vector_stores import (
     CreateVectorStoreRequest,
     SearchRequest,
 )
-from portway.retrieval.indexer import Indexer
 from portway.store import Database
-from tests.retrieval.helpers import add_text_file, start_retrieval
+from tests.retrieval.helpers import StalledIndexer, add_text_file, start_retrieval
 
 CARS = "The automobile needs new tyres before the winter season starts."
 FRUIT = "Bananas are a yellow fruit, rich in potassium and easy to peel."
-
-
-class StalledIndexer(Indexer):
-    """Accepts jobs but never runs them: files stay in_progress."""
-
-    def submit(self, jobs: object) -> None:
-        return None
 
 
 async def _store_with(services, tenant: str, texts: dict[str, str]) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]

@@ -39,8 +39,9 @@ sync. Slices grow with demand (at most half of what is left of a budget per clai
 
 Caveat: a call whose real cost exceeds its worst case (a provider ignoring ``max_tokens``,
 a prompt estimate below the provider's own count) can overspend by the difference;
-after that the budget refuses further calls. A lowered limit binds slices already
-granted from the next sync on.
+after that the budget refuses further calls. A lowered limit binds the spare slices of
+the process whose admin API changed it at once (it gives them back), of other processes
+from their next sync (a budget over its limit gets all spare back).
 """
 
 from __future__ import annotations

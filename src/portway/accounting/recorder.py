@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from portway.accounting.estimate import UsageEstimator
@@ -68,8 +68,10 @@ class UsageRecorder(Stage):
         budgets: BudgetLeases | None = None,
         record_rows: bool = True,
         endpoint: str = "chat.completions",
+        observers: Sequence[Callable[[UsageRecord], None]] = (),
     ) -> None:
         self._writer = writer
+        self._observers = tuple(observers)
         self._pricing = pricing
         self._estimator = estimator
         self._budgets = budgets
@@ -116,6 +118,8 @@ class UsageRecorder(Stage):
                 await listener(record.prompt_tokens, record.completion_tokens)
             except Exception:
                 logger.exception("truing up a rate limit to the real usage failed")
+        for observe in self._observers:
+            observe(record)
         future = self._writer.submit(record)
         if future is not None and status != CLIENT_CLOSED:
             await self._writer.wait(future)

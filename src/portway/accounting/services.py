@@ -7,13 +7,14 @@ router go after them).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from portway.accounting.budgets import BudgetStage
 from portway.accounting.estimate import UsageEstimator
 from portway.accounting.leases import BudgetLeases
-from portway.accounting.ledger import LedgerWriter, default_journal_dir
+from portway.accounting.ledger import LedgerWriter, UsageRecord, default_journal_dir
 from portway.accounting.pricing import PricingCatalog
 from portway.accounting.recorder import UsageRecorder
 from portway.accounting.tokenizer import TokenizerService
@@ -60,8 +61,13 @@ class Accounting:
 
     @classmethod
     def build(
-        cls, settings: Settings, catalog: ModelCatalog, database: Database
+        cls,
+        settings: Settings,
+        catalog: ModelCatalog,
+        database: Database,
+        observers: Sequence[Callable[[UsageRecord], None]] = (),
     ) -> tuple[Accounting, list[Stage]]:
+        """The accounting services and their stages; ``observers`` see every ledger record."""
         tokenizer = TokenizerService(settings.accounting.estimate_factor)
         for deployment in catalog.deployments:
             model_tokenizer = deployment.provider.tokenizer()
@@ -109,6 +115,7 @@ class Accounting:
                 estimator,
                 budgets=leases,
                 record_rows=settings.ledger.enabled,
+                observers=observers,
             ),
             KeyRateLimitStage(limiter, estimator, gate),
             BudgetStage(leases, pricing, estimator),

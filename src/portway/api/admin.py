@@ -96,6 +96,8 @@ async def update_key(request: Request, key_id: str) -> Response:
     record = await services.accounting.keys.update(key_id, body.changes(), budget)
     if record is None:
         raise _key_not_found(key_id)
+    if budget != "keep":
+        await services.accounting.settle_now()  # spare slices must not outlive a lower limit
     return JSONResponse(key_json(record))
 
 
@@ -145,10 +147,9 @@ async def set_budget(request: Request, scope: str, subject: str) -> Response:
     body = await read_body(request, BudgetSet)
     if _scope(scope) == "key" and await services.accounting.keys.keys.get(subject) is None:
         raise _key_not_found(subject)
-    budget = await services.accounting.budgets.set(
-        scope, subject, nanos(body.max_budget), body.period
-    )
-    return JSONResponse(budget_json(budget))
+    await services.accounting.budgets.set(scope, subject, nanos(body.max_budget), body.period)
+    await services.accounting.settle_now()  # spare slices must not outlive a lower limit
+    return JSONResponse(budget_json(await services.accounting.budgets.get(scope, subject)))
 
 
 @router.get("/v1/admin/budgets/{scope}/{subject}")

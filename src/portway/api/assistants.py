@@ -1,62 +1,20 @@
-"""`/v1/assistants`: create, list, retrieve, modify, delete (HTTP only; ``ObjectService`` decides).
-
-Also the query parsing shared by every Assistants API list endpoint (cursor pagination).
-"""
+"""`/v1/assistants`: create, list, retrieve, modify, delete (HTTP only; ``ObjectService``
+decides)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from portway.api.cursor import page_request
 from portway.api.deps import principal_of, services_of
 from portway.api.responses import JSONResponse
 from portway.api.wire import read_body
-from portway.assistants.render import assistant_object, deleted_object, list_object
-from portway.errors import InvalidRequestError
+from portway.assistants.render import assistant_object, deleted_object
 from portway.protocol.assistants import CreateAssistantRequest, ModifyAssistantRequest
-from portway.store.pagination import PageRequest
+from portway.protocol.lists import list_object
 
 router = APIRouter()
-
-MAX_LIMIT = 100
-
-
-def page_request(request: Request) -> PageRequest:
-    """``limit`` (1..100, default 20), ``order`` (asc|desc, default desc), ``after``, ``before``."""
-    query = request.query_params
-    raw_limit = query.get("limit")
-    limit = 20
-    if raw_limit is not None:
-        if not raw_limit.strip().lstrip("-").isdigit():
-            raise InvalidRequestError(
-                f"Invalid value for 'limit': expected an integer, got '{raw_limit}'.",
-                param="limit",
-                code="invalid_value",
-            )
-        limit = int(raw_limit)
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidRequestError(
-                f"Invalid 'limit': integer below minimum value. Expected a value between 1 "
-                f"and {MAX_LIMIT}, but got {limit} instead."
-                if limit < 1
-                else f"Invalid 'limit': integer above maximum value. Expected a value between "
-                f"1 and {MAX_LIMIT}, but got {limit} instead.",
-                param="limit",
-                code="invalid_value",
-            )
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise InvalidRequestError(
-            f"Invalid value for 'order': expected 'asc' or 'desc', got '{order}'.",
-            param="order",
-            code="invalid_value",
-        )
-    return PageRequest(
-        limit=limit,
-        order=order,  # type: ignore[arg-type]
-        after=query.get("after") or None,
-        before=query.get("before") or None,
-    )
 
 
 @router.post("/v1/assistants")

@@ -30,3 +30,13 @@ async def ready(request: Request) -> Response:
 async def deployments(request: Request) -> Response:
     """Breaker state and health of every deployment (no secrets, no upstream URLs)."""
     return JSONResponse(await services_of(request).router.health_report())
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition (no authentication, like the health probes)."""
+    services = services_of(request)
+    body = await services.metrics.render(
+        services.accounting.gate.stats, services.router.health_report
+    )
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

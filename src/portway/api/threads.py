@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from portway.api.assistants import page_request
+from portway.api.cursor import page_request
 from portway.api.deps import principal_of, services_of
 from portway.api.responses import EventStreamResponse, JSONResponse
 from portway.api.wire import parse_json, parse_model, read_body
 from portway.assistants.render import (
     deleted_object,
-    list_object,
     message_object,
     run_object,
     step_object,
@@ -31,6 +30,7 @@ from portway.protocol.assistants import (
     SubmitToolOutputsRunRequest,
 )
 from portway.protocol.events import ServerSentEvent
+from portway.protocol.lists import list_object
 
 router = APIRouter()
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from portway.errors import InvalidRequestError
+from portway.protocol.chat import ChatCompletionRequest
 
 WireT = TypeVar("WireT", bound=BaseModel)
 
@@ -57,6 +58,8 @@ def parse_json(body: bytes) -> dict:
 
 def parse_model(data: dict, model: type[WireT]) -> WireT:
     try:
+        if model is ChatCompletionRequest:  # the hot path keeps the body for pass-through
+            return ChatCompletionRequest.from_wire(data)  # type: ignore[return-value]
         return model.model_validate(data, strict=True)
     except ValidationError as exc:
         raise validation_error(exc) from None

@@ -1,7 +1,9 @@
-"""Built-in tools (file_search, code_interpreter) as the run engine sees them."""
+"""Built-in tools (file_search, code_interpreter) as the run engine sees them, and the
+thread vector stores that message attachments go to."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -37,3 +39,25 @@ class BuiltinTool(Protocol):
     type: ClassVar[str]  # "file_search" | "code_interpreter"
 
     async def invoke(self, invocation: ToolInvocation) -> ToolOutcome: ...
+
+
+class ThreadFileIndex(Protocol):
+    """The thread vector stores that message attachments for file_search go to (OpenAI's
+    "thread helper" stores); implemented by ``retrieval.thread_stores``.
+
+    Unknown files and stores of another tenant raise ``NotFoundError``.
+    """
+
+    async def create_store(self, tenant: str, thread_id: str, file_ids: Sequence[str]) -> str:
+        """A new vector store for the thread, indexing ``file_ids``; its id."""
+        ...
+
+    async def add_files(self, tenant: str, store_id: str, file_ids: Sequence[str]) -> None:
+        """Index ``file_ids`` in the store too (files it has already are left alone)."""
+        ...
+
+    async def drop_store(self, tenant: str, store_id: str) -> None: ...
+
+    async def wait_indexed(self, tenant: str, store_ids: Sequence[str], max_seconds: float) -> bool:
+        """Wait until no file of the stores is being indexed; False after ``max_seconds`` s."""
+        ...

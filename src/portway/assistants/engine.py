@@ -5,8 +5,9 @@ returns when the run is completed, incomplete, failed, waiting for tool outputs
 (``requires_action``), or no longer this worker's (cancelled, deleted, taken over).
 Each model call is built from the database (``ContextBuilder``), so a run interrupted
 at any point can be resumed by any worker. Every model call goes through the chat
-pipeline (``ChatService.stream``) as the run's creator, so routing, limits, budgets and
-the ledger apply. Text and tool-call deltas are published as they stream; rows are
+pipeline (``ChatService.stream``) as the run's creator, looked up again before each call
+(``RunPrincipals``: a revoked or expired key fails the run), so routing, limits, budgets
+and the ledger apply. Text and tool-call deltas are published as they stream; rows are
 written when a message or step opens and when it closes, not per token.
 """
 
@@ -20,11 +21,12 @@ from typing import Any
 
 import orjson
 
-from portway.assistants.builtin import BuiltinTool, ToolInvocation, ToolOutcome
+from portway.assistants.builtin import BuiltinTool, ThreadFileIndex, ToolInvocation, ToolOutcome
 from portway.assistants.context import ContextBuilder
 from portway.assistants.ids import new_id
 from portway.assistants.lifecycle import RunLifecycle, text_content
-from portway.assistants.principals import principal_from_snapshot
+from portway.assistants.objects import attached_for, file_search_stores
+from portway.assistants.principals import RunPrincipals
 from portway.assistants.tools import (
     BUILTIN_TYPES,
     CitedFile,
@@ -33,7 +35,12 @@ from portway.assistants.tools import (
     renumber_markers,
 )
 from portway.config import AssistantsConfig
-from portway.errors import InvalidRequestError, PortwayError, RateLimitError
+from portway.errors import (
+    InsufficientQuotaError,
+    InvalidRequestError,
+    PortwayError,
+    RateLimitError,
+)
 from portway.pipeline.base import CallContext
 from portway.pipeline.chat import ChatService
 from portway.protocol.assistants import RunErrorCode
@@ -81,7 +88,7 @@ class _Turn:
 
 def error_code(error: PortwayError) -> RunErrorCode:
     """A pipeline error as a run's ``last_error.code``."""
-    if isinstance(error, RateLimitError):
+    if isinstance(error, RateLimitError | InsufficientQuotaError):
         return "rate_limit_exceeded"
     if isinstance(error, InvalidRequestError):
         return "invalid_prompt"
@@ -111,6 +118,8 @@ class RunEngine:
         chat: ChatService,
         context: ContextBuilder,
         builtin_tools: Mapping[str, BuiltinTool],
+        thread_files: ThreadFileIndex,
+        principals: RunPrincipals,
         config: AssistantsConfig,
         owner: str,
     ) -> None:
@@ -120,6 +129,8 @@ class RunEngine:
         self._chat = chat
         self._context = context
         self._builtin_tools = builtin_tools
+        self._thread_files = thread_files
+        self._principals = principals
         self._config = config
         self._owner = owner
 
@@ -151,6 +162,8 @@ class RunEngine:
             if remaining is not None and remaining <= 0:
                 await self._lifecycle.incomplete(run.id, reason)
                 return None
+        if run.model_calls == 0:
+            await self._await_thread_files(run)
         history = await self._objects.thread_messages(run.thread_id)
         steps = await self._runs.steps_of(run.id)
         prompt = await self._context.build(
@@ -202,12 +215,30 @@ class RunEngine:
         await self._lifecycle.complete(run.id)
         return None
 
+    async def _await_thread_files(self, run: RunRow) -> None:
+        """Before a file_search run starts, let the thread's vector store finish indexing
+        (message attachments), as OpenAI does; after the wait runs anyway."""
+        if not any(tool.get("type") == "file_search" for tool in run.tools):
+            return
+        thread = await self._objects.get_thread(run.tenant, run.thread_id)
+        stores = file_search_stores(thread.tool_resources if thread else None)
+        if not stores:
+            return
+        timeout = self._config.thread_files_wait_seconds
+        if not await self._thread_files.wait_indexed(run.tenant, stores, timeout):
+            logger.warning(
+                "run %s: the thread's files were still being indexed after %.0f s; "
+                "running without waiting longer",
+                run.id,
+                timeout,
+            )
+
     async def _call_model(
         self, run: RunRow, request: ChatCompletionRequest, turn: _Turn, progress: Progress
     ) -> None:
         ctx = CallContext(
             request_id=run.id,
-            principal=principal_from_snapshot(run.principal),
+            principal=await self._principals.current(run.principal),
             request=request,
         )
         builtin = {t["type"] for t in run.tools if t.get("type") in BUILTIN_TYPES}
@@ -577,15 +608,12 @@ def _tool_resources(
     run: RunRow, thread: ThreadRow | None, history: Sequence[MessageRow]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Vector stores for file_search and files for code_interpreter: the assistant's, the
-    thread's, and files attached to the thread's messages for code_interpreter."""
+    thread's (its store holds the messages' file_search attachments), and files attached
+    to the thread's messages for code_interpreter."""
     vector_stores: list[str] = []
     files: list[str] = []
     for resources in (run.assistant_tool_resources, thread.tool_resources if thread else None):
-        resources = resources or {}
-        vector_stores += (resources.get("file_search") or {}).get("vector_store_ids") or []
-        files += (resources.get("code_interpreter") or {}).get("file_ids") or []
-    for message in history:
-        for attachment in message.attachments or ():
-            if any(t.get("type") == "code_interpreter" for t in attachment.get("tools") or ()):
-                files.append(attachment["file_id"])
+        vector_stores += file_search_stores(resources)
+        files += ((resources or {}).get("code_interpreter") or {}).get("file_ids") or []
+    files += attached_for("code_interpreter", history)
     return tuple(dict.fromkeys(vector_stores)), tuple(dict.fromkeys(files))

@@ -2,17 +2,19 @@
 
 Contract: every method takes the caller's ``Principal``; objects of another tenant are
 reported as missing (404). A thread accepts no new message while one of its runs is
-active, as OpenAI's API does.
+active, as OpenAI's API does. Files a message attaches for ``file_search`` are indexed
+into the thread's vector store, which the thread gets on first use (``ThreadFileIndex``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
+from portway.assistants.builtin import ThreadFileIndex
 from portway.assistants.ids import new_id
 from portway.assistants.lifecycle import text_content
 from portway.errors import InvalidRequestError, ModelNotFoundError, NotFoundError
@@ -64,6 +66,27 @@ def message_content(content: str | Sequence[BaseModel]) -> list[dict[str, Any]]:
     return parts
 
 
+def file_search_stores(resources: dict[str, Any] | None) -> list[str]:
+    """The vector store ids of stored ``tool_resources``."""
+    return list(((resources or {}).get("file_search") or {}).get("vector_store_ids") or ())
+
+
+def with_file_search_store(resources: dict[str, Any] | None, store_id: str) -> dict[str, Any]:
+    return {**(resources or {}), "file_search": {"vector_store_ids": [store_id]}}
+
+
+def attached_for(tool: str, messages: Iterable[MessageRow]) -> list[str]:
+    """Files the messages attach for ``tool`` (``file_search`` or ``code_interpreter``)."""
+    return list(
+        dict.fromkeys(
+            attachment["file_id"]
+            for message in messages
+            for attachment in message.attachments or ()
+            if any(t.get("type") == tool for t in attachment.get("tools") or ())
+        )
+    )
+
+
 def new_message(
     tenant: str, thread_id: str, request: CreateMessageRequest, now: float
 ) -> MessageRow:
@@ -87,11 +110,13 @@ class ObjectService:
         objects: AssistantStore,
         runs: RunStore,
         catalog: ModelCatalog,
+        thread_files: ThreadFileIndex,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._objects = objects
         self._runs = runs
         self._catalog = catalog
+        self._thread_files = thread_files
         self._clock = clock
 
     def check_model(self, principal: Principal, model: str) -> None:
@@ -168,14 +193,21 @@ class ObjectService:
     # Threads ------------------------------------------------------------------------
 
     def new_thread(
-        self, principal: Principal, request: CreateThreadRequest | None
+        self,
+        principal: Principal,
+        request: CreateThreadRequest | None,
+        resources: ToolResources | None = None,
     ) -> tuple[ThreadRow, list[MessageRow]]:
+        """A thread and its first messages, not stored yet (nor their attachments indexed);
+        ``resources`` replace the request's ``tool_resources`` when given."""
         now = self._clock()
+        if resources is None and request is not None:
+            resources = request.tool_resources
         thread = ThreadRow(
             id=new_id("thread"),
             tenant=principal.tenant,
             created_at=now,
-            tool_resources=tool_resources(request.tool_resources) if request else None,
+            tool_resources=tool_resources(resources),
             meta=(request.metadata if request else None) or {},
         )
         messages = [
@@ -188,7 +220,39 @@ class ObjectService:
         self, principal: Principal, request: CreateThreadRequest | None
     ) -> ThreadRow:
         thread, messages = self.new_thread(principal, request)
+        await self.index_attachments(thread, messages, stored=False)
         return await self._objects.create_thread(thread, messages)
+
+    async def index_attachments(
+        self, thread: ThreadRow, messages: Sequence[MessageRow], *, stored: bool
+    ) -> None:
+        """Index the files ``messages`` attach for file_search in the thread's vector store,
+        creating it when the thread has none (``stored``: the thread is in the database)."""
+        file_ids = attached_for("file_search", messages)
+        if not file_ids:
+            return
+        tenant = thread.tenant
+        current = file_search_stores(thread.tool_resources)
+        if current:
+            await self._thread_files.add_files(tenant, current[0], file_ids)
+            return
+        created = await self._thread_files.create_store(tenant, thread.id, file_ids)
+        if not stored:
+            thread.tool_resources = with_file_search_store(thread.tool_resources, created)
+            return
+
+        def claim(row: ThreadRow) -> dict[str, Any]:
+            if file_search_stores(row.tool_resources):
+                return {}
+            return {"tool_resources": with_file_search_store(row.tool_resources, created)}
+
+        updated = await self._objects.change_thread(tenant, thread.id, claim)
+        winner = file_search_stores(updated.tool_resources) if updated else []
+        if winner != [created]:
+            # A concurrent request gave the thread a store first: use that one.
+            await self._thread_files.drop_store(tenant, created)
+            if winner:
+                await self._thread_files.add_files(tenant, winner[0], file_ids)
 
     async def get_thread(self, principal: Principal, thread_id: str) -> ThreadRow:
         row = await self._objects.get_thread(principal.tenant, thread_id)
@@ -228,7 +292,7 @@ class ObjectService:
     async def create_message(
         self, principal: Principal, thread_id: str, request: CreateMessageRequest
     ) -> MessageRow:
-        await self.get_thread(principal, thread_id)
+        thread = await self.get_thread(principal, thread_id)
         active = await self._runs.active_run(thread_id)
         if active is not None:
             raise InvalidRequestError(
@@ -236,6 +300,7 @@ class ObjectService:
                 code="thread_locked",
             )
         message = new_message(principal.tenant, thread_id, request, self._clock())
+        await self.index_attachments(thread, [message], stored=True)
         return await self._objects.create_message(message)
 
     async def get_message(

@@ -10,7 +10,6 @@ from portway.protocol.assistants import (
     RUN_TERMINAL,
     AssistantObject,
     DeletedObject,
-    ListObject,
     MessageObject,
     RunObject,
     RunStepObject,
@@ -144,16 +143,6 @@ def step_object(row: RunStepRow, include: Sequence[str] = ()) -> RunStepObject:
         "completed_at": _seconds(row.completed_at),
         "metadata": row.meta or {},
         "usage": row.usage,
-    }
-
-
-def list_object(data: list[Any], has_more: bool) -> ListObject:
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
     }
 
 

@@ -79,6 +79,7 @@ class RunService:
             for message in request.additional_messages or ()
         ]
         run = self._new_run(principal, thread.id, assistant, request, now)
+        await self._objects.index_attachments(thread, messages, stored=True)
         await self._runs.create(run, messages)
         if not request.stream:
             self._workers.wake()
@@ -89,10 +90,11 @@ class RunService:
     ) -> tuple[RunRow, ThreadRow]:
         """The run and its new thread."""
         assistant = await self._assistant(principal, request.assistant_id)
-        thread, messages = self._objects.new_thread(principal, request.thread)
-        if request.tool_resources is not None:
-            thread.tool_resources = dump(request.tool_resources)
+        thread, messages = self._objects.new_thread(
+            principal, request.thread, request.tool_resources
+        )
         run = self._new_run(principal, thread.id, assistant, request, self._clock())
+        await self._objects.index_attachments(thread, messages, stored=False)
         await self._store.create_thread(thread, messages)
         await self._runs.create(run)
         if not request.stream:

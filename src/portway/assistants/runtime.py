@@ -6,17 +6,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from portway.accounting.tokenizer import TokenizerService
-from portway.assistants.builtin import BuiltinTool
+from portway.assistants.builtin import BuiltinTool, ThreadFileIndex
 from portway.assistants.context import ContextBuilder
 from portway.assistants.engine import RunEngine
 from portway.assistants.events import RunEvents
 from portway.assistants.lifecycle import RunLifecycle
 from portway.assistants.objects import ObjectService
+from portway.assistants.principals import RunPrincipals
 from portway.assistants.runs import RunService
 from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
 from portway.pipeline.chat import ChatService
 from portway.routing.catalog import ModelCatalog
+from portway.security.keys import KeyService
 from portway.store import Database
 from portway.store.assistants import AssistantStore, RunStore
 
@@ -36,6 +38,8 @@ class Assistants:
         chat: ChatService,
         catalog: ModelCatalog,
         builtin_tools: Mapping[str, BuiltinTool],
+        thread_files: ThreadFileIndex,
+        keys: KeyService,
         tokenizer: TokenizerService,
     ) -> Assistants:
         """``builtin_tools`` is read on every call, so tools registered later are seen."""
@@ -54,6 +58,8 @@ class Assistants:
                 catalog, tokenizer, settings.accounting.default_max_output_tokens
             ),
             builtin_tools=builtin_tools,
+            thread_files=thread_files,
+            principals=RunPrincipals(keys),
             config=config,
             owner=owner,
         )
@@ -65,7 +71,7 @@ class Assistants:
             owner=owner,
             single_process=database.dialect == "sqlite",
         )
-        objects = ObjectService(store, run_store, catalog)
+        objects = ObjectService(store, run_store, catalog, thread_files)
         runs = RunService(
             objects=objects,
             store=store,

@@ -1,1 +1,1 @@
-"""observability."""
+"""Observability: Prometheus metrics fed by the ledger's per-request records."""

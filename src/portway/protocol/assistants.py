@@ -19,6 +19,7 @@ from portway.protocol.chat import (
     ResponseFormatText,
     WireModel,
 )
+from portway.protocol.metadata import Metadata
 
 # Run lifecycle -------------------------------------------------------------
 
@@ -36,36 +37,6 @@ RunStatus = Literal[
 RUN_ACTIVE: tuple[RunStatus, ...] = ("queued", "in_progress", "requires_action", "cancelling")
 RUN_TERMINAL: tuple[RunStatus, ...] = ("cancelled", "failed", "completed", "incomplete", "expired")
 RunErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
-
-MAX_METADATA_KEYS = 16
-MAX_METADATA_KEY_CHARS = 64
-MAX_METADATA_VALUE_CHARS = 512
-
-
-def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
-    """OpenAI's limits: at most 16 pairs, keys up to 64 and values up to 512 characters."""
-    if value is None:
-        return None
-    if len(value) > MAX_METADATA_KEYS:
-        raise ValueError(f"metadata may have at most {MAX_METADATA_KEYS} keys")
-    for key, item in value.items():
-        if len(key) > MAX_METADATA_KEY_CHARS:
-            raise ValueError(f"metadata keys may be at most {MAX_METADATA_KEY_CHARS} characters")
-        if len(item) > MAX_METADATA_VALUE_CHARS:
-            raise ValueError(
-                f"metadata values may be at most {MAX_METADATA_VALUE_CHARS} characters"
-            )
-    return value
-
-
-Metadata = Annotated[dict[str, str] | None, Field(default=None)]
-
-
-class _WithMetadata(WireModel):
-    @field_validator("metadata", check_fields=False)
-    @classmethod
-    def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return check_metadata(value)
 
 
 def _type_of(value: Any) -> str:
@@ -160,7 +131,7 @@ class TruncationStrategy(WireModel):
 # Assistants ----------------------------------------------------------------
 
 
-class CreateAssistantRequest(_WithMetadata):
+class CreateAssistantRequest(WireModel):
     model: str = Field(min_length=1)
     name: str | None = Field(default=None, max_length=256)
     description: str | None = Field(default=None, max_length=512)
@@ -168,13 +139,13 @@ class CreateAssistantRequest(_WithMetadata):
     reasoning_effort: str | None = None
     tools: list[AssistantTool] = Field(default_factory=list, max_length=128)
     tool_resources: ToolResources | None = None
-    metadata: Metadata
+    metadata: Metadata | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     response_format: ResponseFormatOption | None = None
 
 
-class ModifyAssistantRequest(_WithMetadata):
+class ModifyAssistantRequest(WireModel):
     model: str | None = Field(default=None, min_length=1)
     reasoning_effort: str | None = None
     name: str | None = Field(default=None, max_length=256)
@@ -182,7 +153,7 @@ class ModifyAssistantRequest(_WithMetadata):
     instructions: str | None = Field(default=None, max_length=256_000)
     tools: list[AssistantTool] | None = Field(default=None, max_length=128)
     tool_resources: ToolResources | None = None
-    metadata: Metadata
+    metadata: Metadata | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     response_format: ResponseFormatOption | None = None
@@ -240,73 +211,63 @@ class Attachment(WireModel):
     tools: list[AttachmentTool] = Field(default_factory=list)
 
 
-class CreateMessageRequest(_WithMetadata):
+class CreateMessageRequest(WireModel):
     role: Literal["user", "assistant"]
     content: str | list[MessageInputPart] = Field(min_length=1)
     attachments: list[Attachment] | None = None
-    metadata: Metadata
+    metadata: Metadata | None = None
 
 
-class ModifyMessageRequest(_WithMetadata):
-    metadata: Metadata
+class ModifyMessageRequest(WireModel):
+    metadata: Metadata | None = None
 
 
-class CreateThreadRequest(_WithMetadata):
+class CreateThreadRequest(WireModel):
     messages: list[CreateMessageRequest] | None = None
     tool_resources: ToolResources | None = None
-    metadata: Metadata
+    metadata: Metadata | None = None
 
 
-class ModifyThreadRequest(_WithMetadata):
+class ModifyThreadRequest(WireModel):
     tool_resources: ToolResources | None = None
-    metadata: Metadata
+    metadata: Metadata | None = None
 
 
 # Runs ----------------------------------------------------------------------
 
 
-class CreateRunRequest(_WithMetadata):
+class _RunOptions(WireModel):
+    """What creating a run and creating a thread-and-run have in common."""
+
     assistant_id: str = Field(min_length=1)
     model: str | None = None
     reasoning_effort: str | None = None
     instructions: str | None = None
+    tools: list[AssistantTool] | None = Field(default=None, max_length=20)
+    metadata: Metadata | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    stream: bool | None = None
+    max_prompt_tokens: int | None = Field(default=None, ge=256)
+    max_completion_tokens: int | None = Field(default=None, ge=256)
+    truncation_strategy: TruncationStrategy | None = None
+    tool_choice: AssistantToolChoice | None = None
+    parallel_tool_calls: bool = True
+    response_format: ResponseFormatOption | None = None
+
+
+class CreateRunRequest(_RunOptions):
     additional_instructions: str | None = None
     additional_messages: list[CreateMessageRequest] | None = None
-    tools: list[AssistantTool] | None = Field(default=None, max_length=20)
-    metadata: Metadata
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    stream: bool | None = None
-    max_prompt_tokens: int | None = Field(default=None, ge=256)
-    max_completion_tokens: int | None = Field(default=None, ge=256)
-    truncation_strategy: TruncationStrategy | None = None
-    tool_choice: AssistantToolChoice | None = None
-    parallel_tool_calls: bool = True
-    response_format: ResponseFormatOption | None = None
 
 
-class CreateThreadAndRunRequest(_WithMetadata):
-    assistant_id: str = Field(min_length=1)
+class CreateThreadAndRunRequest(_RunOptions):
     thread: CreateThreadRequest | None = None
-    model: str | None = None
-    instructions: str | None = None
-    tools: list[AssistantTool] | None = Field(default=None, max_length=20)
     tool_resources: ToolResources | None = None
-    metadata: Metadata
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    stream: bool | None = None
-    max_prompt_tokens: int | None = Field(default=None, ge=256)
-    max_completion_tokens: int | None = Field(default=None, ge=256)
-    truncation_strategy: TruncationStrategy | None = None
-    tool_choice: AssistantToolChoice | None = None
-    parallel_tool_calls: bool = True
-    response_format: ResponseFormatOption | None = None
-    reasoning_effort: str | None = None
 
 
-class ModifyRunRequest(_WithMetadata):
-    metadata: Metadata
+class ModifyRunRequest(WireModel):
+    metadata: Metadata | None = None
 
 
 class ToolOutput(WireModel):
@@ -412,14 +373,6 @@ class RunStepObject(TypedDict):
     completed_at: int | None
     metadata: dict[str, str]
     usage: dict[str, int] | None
-
-
-class ListObject(TypedDict):
-    object: Literal["list"]
-    data: list[Any]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
 
 
 class DeletedObject(TypedDict):

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    field_validator,
+)
 
 _WIRE = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -218,6 +226,12 @@ class StreamOptions(WireModel):
 
 
 class ChatCompletionRequest(WireModel):
+    # Frozen: a changed request is a new object (model_copy), so the client's own JSON body
+    # kept for pass-through can never describe a request that was changed after parsing.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    _wire: dict[str, Any] | None = PrivateAttr(default=None)
+    _wire_owner: int = PrivateAttr(default=0)
+
     messages: list[ChatMessage] = Field(min_length=1)
     model: str = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
@@ -258,6 +272,20 @@ class ChatCompletionRequest(WireModel):
             if not -100 <= bias <= 100:
                 raise ValueError(f"logit_bias values must be between -100 and 100, got {bias}")
         return value
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> ChatCompletionRequest:
+        """Validate a client's JSON body (strict types) and keep it for pass-through."""
+        request = cls.model_validate(body, strict=True)
+        request._wire = body
+        request._wire_owner = id(request)
+        return request
+
+    def wire_body(self) -> dict[str, Any]:
+        """The request as JSON: the client's body itself when this object was parsed from it."""
+        if self._wire is not None and self._wire_owner == id(self):
+            return self._wire
+        return self.model_dump(exclude_unset=True, by_alias=True)
 
     @property
     def max_output_tokens(self) -> int | None:

@@ -23,14 +23,6 @@ class FileObjectDict(TypedDict):
     status_details: NotRequired[str]
 
 
-class FileListDict(TypedDict):
-    object: Literal["list"]
-    data: list[FileObjectDict]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
-
-
 class FileDeletedDict(TypedDict):
     id: str
     object: Literal["file"]

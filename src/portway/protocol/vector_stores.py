@@ -12,12 +12,12 @@ from typing import Annotated, Any, Literal, NotRequired, TypedDict
 from pydantic import Discriminator, Field, field_validator, model_validator
 
 from portway.protocol.chat import WireModel
+from portway.protocol.metadata import MAX_PAIRS, Metadata, MetadataKey, MetadataText
 
-# Metadata and attributes: up to 16 pairs; keys ≤ 64 characters, string values ≤ 512.
-_Key = Annotated[str, Field(max_length=64)]
-_Text = Annotated[str, Field(max_length=512)]
-Metadata = Annotated[dict[_Key, _Text], Field(max_length=16)]
-Attributes = Annotated[dict[_Key, _Text | bool | int | float], Field(max_length=16)]
+# Attributes: metadata's limits, with numbers and booleans as values too.
+Attributes = Annotated[
+    dict[MetadataKey, MetadataText | bool | int | float], Field(max_length=MAX_PAIRS)
+]
 
 
 # Chunking ------------------------------------------------------------------

@@ -42,8 +42,9 @@ from portway.errors import (
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.providers.anthropic_stream import StreamTranslator
 from portway.providers.anthropic_translate import to_completion, to_messages_request
-from portway.providers.base import Capabilities, Provider
+from portway.providers.base import Capabilities
 from portway.providers.http import HttpUpstream, decode_json, parse_retry_after
+from portway.providers.remote import RemoteProvider
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
@@ -94,17 +95,16 @@ def map_anthropic_error(status: int, body: bytes, headers: Mapping[str, str]) ->
     return UpstreamError(text)
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(RemoteProvider):
     name = "anthropic"
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config)
         base_url, self._path = messages_endpoint(config.base_url or DEFAULT_BASE_URL)
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if config.api_key is not None:
             headers["x-api-key"] = config.api_key.get_secret_value()
         headers.update({name.lower(): value for name, value in config.headers.items()})
-        self._http = HttpUpstream(
+        http = HttpUpstream(
             base_url,
             headers=headers,
             timeout=config.timeout,
@@ -112,26 +112,11 @@ class AnthropicProvider(Provider):
             error_mapper=map_anthropic_error,
         )
         self._max_tokens = config.max_output_tokens or DEFAULT_MAX_TOKENS
-        self._capabilities = Capabilities(
-            tools=config.supports_tools if config.supports_tools is not None else True,
-            json_schema=(
-                config.supports_json_schema if config.supports_json_schema is not None else True
-            ),
-            vision=config.supports_vision if config.supports_vision is not None else True,
-            embeddings=False,
-            logprobs=False,
-            context_window=config.context_window,
+        super().__init__(
+            config,
+            http,
+            Capabilities.for_remote(config, vision=True, embeddings=False, logprobs=False),
         )
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    async def start(self) -> None:
-        await self._http.start()
-
-    async def close(self) -> None:
-        await self._http.close()
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionDict:
         model = self.config.upstream_model

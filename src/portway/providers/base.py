@@ -34,6 +34,20 @@ class Capabilities:
     logprobs: bool = False
     context_window: int | None = None
 
+    @classmethod
+    def for_remote(
+        cls, config: ModelConfig, *, vision: bool, embeddings: bool, logprobs: bool
+    ) -> Capabilities:
+        """A remote upstream's assumed abilities; ``supports_*`` in the config override them."""
+        return cls(
+            tools=config.supports_tools is not False,
+            json_schema=config.supports_json_schema is not False,
+            vision=vision if config.supports_vision is None else config.supports_vision,
+            embeddings=embeddings,
+            logprobs=logprobs,
+            context_window=config.context_window,
+        )
+
 
 class ModelTokenizer(Protocol):
     """A model's own tokenizer, for exact counts before a call (see ``accounting``)."""

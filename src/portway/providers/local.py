@@ -242,6 +242,14 @@ class LocalProvider(Provider):
             raise InvalidRequestError(
                 f"The model `{self.config.name}` is an embedding model.", param="model"
             )
+        vocabulary = self._llama.n_vocab()
+        for token in request.logit_bias or {}:
+            if int(token) >= vocabulary:
+                raise InvalidRequestError(
+                    f"logit_bias names token {token}, but the model `{self.config.name}` has "
+                    f"{vocabulary} tokens.",
+                    param="logit_bias",
+                )
         plan = plan_output(request)
         formatted = self._formatter(messages=self._template_messages(request, plan))
         tokens = self._llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)

@@ -52,7 +52,15 @@ def _call_schema(tool: Tool) -> dict[str, Any]:
 def _grammar_for_schema(schema: dict[str, Any], param: str) -> str:
     try:
         return str(json_schema_to_gbnf(json.dumps(schema)))
-    except (ValueError, KeyError, TypeError, NotImplementedError, RecursionError) as exc:
+    # llama.cpp's converter signals unsupported schemas with assert as well as exceptions
+    except (
+        AssertionError,
+        ValueError,
+        KeyError,
+        TypeError,
+        NotImplementedError,
+        RecursionError,
+    ) as exc:
         raise InvalidRequestError(
             f"This JSON schema cannot be enforced on a local model: {exc}", param=param
         ) from None

@@ -29,8 +29,9 @@ from portway.errors import (
 )
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
-from portway.providers.base import Capabilities, Provider
+from portway.providers.base import Capabilities
 from portway.providers.http import HttpUpstream, decode_json, parse_retry_after
+from portway.providers.remote import RemoteProvider
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context window")
@@ -83,11 +84,10 @@ def map_openai_error(status: int, body: bytes, headers: Mapping[str, str]) -> Po
     return UpstreamError(text)
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(RemoteProvider):
     name = "openai"
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config)
         api_key = config.api_key.get_secret_value() if config.api_key else None
         headers = dict(config.headers)
         query: dict[str, str] = {}
@@ -97,7 +97,7 @@ class OpenAIProvider(Provider):
                 headers["api-key"] = api_key
         elif api_key:
             headers["authorization"] = f"Bearer {api_key}"
-        self._http = HttpUpstream(
+        http = HttpUpstream(
             config.base_url or DEFAULT_BASE_URL,
             headers=headers,
             query=query,
@@ -105,29 +105,14 @@ class OpenAIProvider(Provider):
             connect_timeout=config.connect_timeout,
             error_mapper=map_openai_error,
         )
-        self._capabilities = Capabilities(
-            tools=config.supports_tools if config.supports_tools is not None else True,
-            json_schema=(
-                config.supports_json_schema if config.supports_json_schema is not None else True
-            ),
-            vision=bool(config.supports_vision),
-            embeddings=True,
-            logprobs=True,
-            context_window=config.context_window,
+        super().__init__(
+            config,
+            http,
+            Capabilities.for_remote(config, vision=False, embeddings=True, logprobs=True),
         )
 
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    async def start(self) -> None:
-        await self._http.start()
-
-    async def close(self) -> None:
-        await self._http.close()
-
     def _payload(self, request: ChatCompletionRequest, *, stream: bool) -> dict[str, Any]:
-        payload = request.model_dump(exclude_unset=True, by_alias=True)
+        payload = dict(request.wire_body())  # a shallow copy: the body is shared
         payload["model"] = self.config.upstream_model
         payload["stream"] = stream
         if stream:

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from portway.errors import NotFoundError
-from portway.protocol.files import FileDeletedDict, FileListDict, FileObjectDict
+from portway.protocol.files import FileDeletedDict, FileObjectDict
+from portway.protocol.lists import ListObject, list_object
 from portway.retrieval.storage import FileStorage
 from portway.store.files import FileRecord, FileRepository
-from portway.store.paging import PageRequest
+from portway.store.pagination import PageRequest
 
 logger = logging.getLogger(__name__)
 
@@ -130,15 +131,9 @@ class FileService:
     async def get_many(self, tenant: str, file_ids: list[str]) -> dict[str, FileRecord]:
         return await self.repository.get_many(tenant, file_ids, self._clock())
 
-    async def list(self, tenant: str, page: PageRequest, purpose: str | None) -> FileListDict:
-        records, has_more = await self.repository.list(tenant, page, self._clock(), purpose)
-        return {
-            "object": "list",
-            "data": [file_object(record) for record in records],
-            "first_id": records[0].id if records else None,
-            "last_id": records[-1].id if records else None,
-            "has_more": has_more,
-        }
+    async def list(self, tenant: str, page: PageRequest, purpose: str | None) -> ListObject:
+        found = await self.repository.list(tenant, page, self._clock(), purpose)
+        return list_object([file_object(record) for record in found.items], found.has_more)
 
     async def delete(self, tenant: str, file_id: str) -> FileDeletedDict:
         if not await self.repository.delete(tenant, file_id):

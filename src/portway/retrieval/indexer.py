@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from portway.errors import PortwayError
 from portway.retrieval.chunking import Chunking, chunk_text, chunking_encoding
@@ -75,6 +75,15 @@ class Indexer:
         """Wait until every submitted job has finished (for tests and shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    async def settle(self, store_ids: Collection[str], max_seconds: float) -> bool:
+        """Wait up to ``max_seconds`` s for this process's jobs of these stores; False at once
+        when it runs none of them (another process may be indexing them)."""
+        tasks = [task for (store, _), task in self._tasks.items() if store in store_ids]
+        if not tasks:
+            return False
+        await asyncio.wait(tasks, timeout=max_seconds)
+        return True
 
     def _forget(self, key: JobKey, task: asyncio.Task[None]) -> None:
         if self._tasks.get(key) is task:

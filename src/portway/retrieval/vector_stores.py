@@ -7,6 +7,7 @@ is "not found".
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from portway.errors import InvalidRequestError, NotFoundError
+from portway.protocol.lists import ListObject, list_object
 from portway.protocol.vector_stores import (
     ChunkingStrategy,
     CreateFileBatchRequest,
@@ -33,7 +35,7 @@ from portway.retrieval.chunking import Chunking
 from portway.retrieval.files import FileService, file_not_found
 from portway.retrieval.indexer import Indexer
 from portway.retrieval.search import SearchHit, SearchService
-from portway.store.paging import PageRequest
+from portway.store.pagination import PageRequest
 from portway.store.vector_stores import (
     CANCELLED,
     FAILED,
@@ -46,6 +48,8 @@ from portway.store.vector_stores import (
 )
 
 DAY = 86_400.0
+# How often a wait for another process's indexing looks at the database.
+PENDING_POLL_SECONDS = 0.1
 
 
 def _counts(counts: FileCounts) -> FileCountsDict:
@@ -132,16 +136,6 @@ def batch_object(batch: FileBatchRecord) -> FileBatchDict:
     }
 
 
-def _list(data: Sequence[Any], first: str | None, last: str | None, more: bool) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": list(data),
-        "first_id": first,
-        "last_id": last,
-        "has_more": more,
-    }
-
-
 def _store_not_found(store_id: str) -> NotFoundError:
     return NotFoundError(f"No vector store found with id '{store_id}'.", param="vector_store_id")
 
@@ -187,11 +181,10 @@ class VectorStoreService:
     async def get(self, tenant: str, store_id: str) -> VectorStoreDict:
         return store_object(await self._store(tenant, store_id), self._clock())
 
-    async def list(self, tenant: str, page: PageRequest) -> dict[str, Any]:
-        stores, has_more = await self.repository.list(tenant, page)
+    async def list(self, tenant: str, page: PageRequest) -> ListObject:
+        found = await self.repository.list(tenant, page)
         now = self._clock()
-        first, last = (stores[0].id, stores[-1].id) if stores else (None, None)
-        return _list([store_object(store, now) for store in stores], first, last, has_more)
+        return list_object([store_object(store, now) for store in found.items], found.has_more)
 
     async def update(
         self, tenant: str, store_id: str, body: UpdateVectorStoreRequest
@@ -233,6 +226,21 @@ class VectorStoreService:
         await self.repository.touch(owned, self._clock())
         return hits
 
+    async def wait_indexed(self, tenant: str, store_ids: Sequence[str], max_seconds: float) -> bool:
+        """Wait until no file of these stores is being indexed (by any process), at most
+        ``max_seconds`` seconds; False if some still are."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds
+        while await self.repository.count_pending(tenant, store_ids):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            pause = min(remaining, PENDING_POLL_SECONDS)
+            if not await self.indexer.settle(set(store_ids), pause):
+                # Another process indexes them: look again after a pause.
+                await asyncio.sleep(pause)
+        return True
+
     # Files -----------------------------------------------------------------
 
     async def add_file(
@@ -256,15 +264,14 @@ class VectorStoreService:
         page: PageRequest,
         status: str | None = None,
         batch_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ListObject:
         await self._store(tenant, store_id)
         if batch_id is not None:
             await self._batch(tenant, store_id, batch_id)
-        files, has_more = await self.repository.list_files(
+        found = await self.repository.list_files(
             tenant, store_id, page, status=status, batch_id=batch_id
         )
-        first, last = (files[0].file_id, files[-1].file_id) if files else (None, None)
-        return _list([store_file_object(record) for record in files], first, last, has_more)
+        return list_object([store_file_object(record) for record in found.items], found.has_more)
 
     async def update_file(
         self, tenant: str, store_id: str, file_id: str, body: UpdateVectorStoreFileRequest

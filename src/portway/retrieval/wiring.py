@@ -12,6 +12,7 @@ from portway.retrieval.files import FileService
 from portway.retrieval.indexer import Indexer
 from portway.retrieval.search import SearchService
 from portway.retrieval.storage import FileStorage
+from portway.retrieval.thread_stores import ThreadVectorStores
 from portway.retrieval.vector_stores import VectorStoreService
 from portway.routing.catalog import ModelCatalog
 from portway.store import Database
@@ -26,6 +27,7 @@ class Retrieval:
     vector_stores: VectorStoreService
     indexer: Indexer
     file_search: FileSearchTool
+    thread_stores: ThreadVectorStores
 
     @classmethod
     def build(cls, settings: Settings, database: Database, catalog: ModelCatalog) -> Retrieval:
@@ -56,6 +58,7 @@ class Retrieval:
             vector_stores=vector_stores,
             indexer=indexer,
             file_search=FileSearchTool(vector_stores, config.max_num_results),
+            thread_stores=ThreadVectorStores(vector_stores),
         )
 
     async def start(self) -> None:

@@ -74,13 +74,11 @@ class KeyAuthenticator(MasterKeyAuthenticator):
     async def authenticate(self, token: str | None) -> Principal:
         if token is not None and looks_like_virtual_key(token):
             resolved = await self._keys.resolve(token)
-            principal = resolved.principal
-            if principal is not None:
-                if principal.expires_at is None or principal.expires_at > time.time():
-                    return principal
-                raise AuthenticationError("This API key has expired.", code="expired_api_key")
-            if resolved.rejection == "revoked":
+            status = resolved.status(time.time())
+            if status == "active" and resolved.principal is not None:
+                return resolved.principal
+            if status == "revoked":
                 raise AuthenticationError("This API key has been revoked.", code="revoked_api_key")
-            if resolved.rejection == "expired":
+            if status == "expired":
                 raise AuthenticationError("This API key has expired.", code="expired_api_key")
         return await super().authenticate(token)

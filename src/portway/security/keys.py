@@ -4,10 +4,11 @@ Contract:
 - A secret is ``pw-`` + 43 url-safe characters (256 random bits). Only its SHA-256 is
   stored: a fast hash is enough because the secret is random, not a password; nobody can
   search 2^256 candidates, so a slow KDF would only slow every cache miss.
-- ``KeyService.resolve`` answers from an in-process cache; an entry is trusted for
+- ``KeyService.resolve`` (by secret) and ``resolve_id`` (by key id, for work done later
+  on a key's behalf) answer from an in-process cache; an entry is trusted for
   ``cache_ttl`` seconds (default 1 s), so a key revoked or changed on any process takes
   effect everywhere within that time, and a busy key costs one DB round-trip per TTL.
-  Concurrent misses for one secret share a single lookup.
+  Concurrent misses for one key share a single lookup.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +28,8 @@ from portway.store.keys import KeyFields, KeyRecord, KeyRepository, KeyWithBudge
 SECRET_PREFIX = "pw-"
 _DISPLAY_CHARS = 10
 _MAX_CACHE_ENTRIES = 100_000
+# ("secret", sha256 of a presented secret) or ("id", key id)
+CacheKey = tuple[Literal["secret", "id"], str]
 
 
 def new_secret() -> str:
@@ -51,14 +54,23 @@ def looks_like_virtual_key(token: str) -> bool:
 
 
 Rejection = Literal["revoked", "expired"]
+KeyStatus = Literal["active", "revoked", "expired", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """The outcome of presenting a secret: a principal, a rejection, or unknown (both None)."""
+    """The outcome of a key lookup: a principal, a rejection, or unknown (both None)."""
 
     principal: Principal | None = None
     rejection: Rejection | None = None
+
+    def status(self, now: float) -> KeyStatus:
+        """``active`` only while the key is valid at ``now`` (wall-clock): an answer cached
+        before the key expired says ``expired`` once it has."""
+        if self.principal is not None:
+            expires_at = self.principal.expires_at
+            return "active" if expires_at is None or expires_at > now else "expired"
+        return self.rejection or "unknown"
 
 
 UNKNOWN = Resolved()
@@ -122,8 +134,8 @@ class KeyService:
         self.budgets = budgets
         self._ttl = cache_ttl
         self._clock = clock
-        self._cache: dict[str, tuple[float, Resolved]] = {}
-        self._inflight: dict[str, asyncio.Future[Resolved]] = {}
+        self._cache: dict[CacheKey, tuple[float, Resolved]] = {}
+        self._inflight: dict[CacheKey, asyncio.Future[Resolved]] = {}
 
     # Lifecycle ------------------------------------------------------------------------
 
@@ -172,28 +184,39 @@ class KeyService:
     # Authentication -------------------------------------------------------------------
 
     async def resolve(self, secret: str) -> Resolved:
+        """The key a presented secret belongs to."""
         digest = secret_digest(secret)
+        return await self._cached(("secret", digest), lambda: self.keys.by_secret_hash(digest))
+
+    async def resolve_id(self, key_id: str) -> Resolved:
+        """The key with this id, as ``resolve`` would find it now: for work done later on a
+        key's behalf (assistant runs), so revocation, expiry, limits and budgets apply."""
+        return await self._cached(("id", key_id), lambda: self.keys.by_id(key_id))
+
+    async def _cached(
+        self, cache_key: CacheKey, lookup: Callable[[], Awaitable[KeyWithBudgets | None]]
+    ) -> Resolved:
         now = self._clock()
-        cached = self._cache.get(digest)
+        cached = self._cache.get(cache_key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        pending = self._inflight.get(digest)
+        pending = self._inflight.get(cache_key)
         if pending is not None:
             return await asyncio.shield(pending)
         future: asyncio.Future[Resolved] = asyncio.get_running_loop().create_future()
-        self._inflight[digest] = future
+        self._inflight[cache_key] = future
         try:
-            resolved = _resolve(await self.keys.by_secret_hash(digest), time.time())
+            resolved = _resolve(await lookup(), time.time())
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved here: waiters re-raise it themselves
             raise
         finally:
-            self._inflight.pop(digest, None)
+            self._inflight.pop(cache_key, None)
         future.set_result(resolved)
         if len(self._cache) >= _MAX_CACHE_ENTRIES:
             self._evict(now)
-        self._cache[digest] = (now + self._ttl, resolved)
+        self._cache[cache_key] = (now + self._ttl, resolved)
         return resolved
 
     def _evict(self, now: float) -> None:

@@ -29,6 +29,17 @@ from portway.store.models.assistants import (
 from portway.store.pagination import Page, PageRequest, paginate
 
 
+async def _page(
+    session: AsyncSession,
+    row_type: Any,
+    conditions: Sequence[ColumnElement[bool]],
+    page: PageRequest,
+) -> Page[Any]:
+    """A page of ``row_type`` rows in insertion order (``seq``; cursors are ``id``s)."""
+    query = select(row_type).where(*conditions)
+    return await paginate(session, query, page, order_by=(row_type.seq,), cursor=row_type.id)
+
+
 async def _update_returning(
     session: AsyncSession,
     row_type: Any,
@@ -70,7 +81,7 @@ class AssistantStore:
 
     async def list_assistants(self, tenant: str, page: PageRequest) -> Page[AssistantRow]:
         async with self._db.session() as session:
-            return await paginate(session, AssistantRow, [AssistantRow.tenant == tenant], page)
+            return await _page(session, AssistantRow, [AssistantRow.tenant == tenant], page)
 
     async def update_assistant(
         self, tenant: str, assistant_id: str, changes: dict[str, Any]
@@ -119,6 +130,27 @@ class AssistantStore:
                 session, ThreadRow, [ThreadRow.id == thread_id, ThreadRow.tenant == tenant], changes
             )
 
+    async def change_thread(
+        self,
+        tenant: str,
+        thread_id: str,
+        change: Callable[[ThreadRow], dict[str, Any]],
+    ) -> ThreadRow | None:
+        """Apply the changes ``change`` derives from the thread's current row, with the row
+        locked (``FOR UPDATE`` on PostgreSQL; the process's write lock on SQLite)."""
+        async with self._db.write_session() as session:
+            owned = ThreadRow.id == thread_id, ThreadRow.tenant == tenant
+            found = await session.execute(select(ThreadRow).where(*owned).with_for_update())
+            thread = found.scalar_one_or_none()
+            if thread is None:
+                return None
+            changes = change(thread)
+            if not changes:
+                return thread
+            return await _update_returning(  # type: ignore[no-any-return]
+                session, ThreadRow, list(owned), changes
+            )
+
     async def delete_thread(self, tenant: str, thread_id: str) -> bool:
         """Delete a thread with its messages, runs and steps."""
         async with self._db.session() as session:
@@ -159,7 +191,7 @@ class AssistantStore:
         if run_id is not None:
             conditions.append(MessageRow.run_id == run_id)
         async with self._db.session() as session:
-            return await paginate(session, MessageRow, conditions, page)
+            return await _page(session, MessageRow, conditions, page)
 
     async def update_message(
         self, tenant: str, thread_id: str, message_id: str, changes: dict[str, Any]
@@ -233,7 +265,7 @@ class RunStore:
 
     async def list(self, tenant: str, thread_id: str, page: PageRequest) -> Page[RunRow]:
         async with self._db.session() as session:
-            return await paginate(
+            return await _page(
                 session, RunRow, [RunRow.thread_id == thread_id, RunRow.tenant == tenant], page
             )
 
@@ -281,7 +313,7 @@ class RunStore:
             RunStepRow.tenant == tenant,
         ]
         async with self._db.session() as session:
-            return await paginate(session, RunStepRow, conditions, page)
+            return await _page(session, RunStepRow, conditions, page)
 
     # Engine: claiming and leases -----------------------------------------------
 

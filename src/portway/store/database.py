@@ -48,6 +48,14 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """Like ``session`` for read-modify-write transactions: on SQLite (where a read does
+        not open the transaction) they are serialised per process, as ``write`` is."""
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock, self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A Core connection in a transaction: the lean path for hot statements."""
         async with self.engine.begin() as connection:

@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, delete, or_, select
 
 from portway.store.database import Database
 from portway.store.models.files import ChunkRow, FileRow, VectorStoreFileRow
-from portway.store.paging import PageRequest, paginate
+from portway.store.pagination import Page, PageRequest, paginate
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +74,15 @@ class FileRepository:
 
     async def list(
         self, tenant: str, page: PageRequest, now: float, purpose: str | None = None
-    ) -> tuple[list[FileRecord], bool]:
+    ) -> Page[FileRecord]:
         query = select(FileRow).where(FileRow.tenant == tenant, _live(now))
         if purpose is not None:
             query = query.where(FileRow.purpose == purpose)
         async with self._database.session() as session:
-            rows, has_more = await paginate(session, query, FileRow.created_at, FileRow.id, page)
-        return [_record(row) for row in rows], has_more
+            rows = await paginate(
+                session, query, page, order_by=(FileRow.created_at, FileRow.id), cursor=FileRow.id
+            )
+        return Page([_record(row) for row in rows.items], rows.has_more)
 
     async def delete(self, tenant: str, file_id: str) -> bool:
         """Delete the file and its presence in every vector store (chunks included)."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
 from portway.store.budgets import BudgetRepository, BudgetState
 from portway.store.database import Database
@@ -194,12 +194,16 @@ class KeyRepository:
 
     async def by_secret_hash(self, secret_hash: str) -> KeyWithBudgets | None:
         """The key for a presented secret plus its key, user and team budgets: one session."""
+        return await self._with_budgets(VirtualKeyRow.secret_hash == secret_hash)
+
+    async def by_id(self, key_id: str) -> KeyWithBudgets | None:
+        """The key with this id plus its key, user and team budgets (for work done later
+        on a key's behalf, such as assistant runs)."""
+        return await self._with_budgets(VirtualKeyRow.id == key_id)
+
+    async def _with_budgets(self, condition: ColumnElement[bool]) -> KeyWithBudgets | None:
         async with self._db.session() as session:
-            row = (
-                await session.scalars(
-                    select(VirtualKeyRow).where(VirtualKeyRow.secret_hash == secret_hash)
-                )
-            ).one_or_none()
+            row = (await session.scalars(select(VirtualKeyRow).where(condition))).one_or_none()
             if row is None:
                 return None
             subjects: list[tuple[str, str]] = [("key", row.id)]

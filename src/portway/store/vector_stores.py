@@ -22,7 +22,7 @@ from portway.store.models.files import (
     VectorStoreFileRow,
     VectorStoreRow,
 )
-from portway.store.paging import PageRequest, paginate
+from portway.store.pagination import Page, PageRequest, paginate
 
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
@@ -178,13 +178,13 @@ class VectorStoreRepository:
                 return None
             return (await self._with_counts(session, [_store(row)]))[0]
 
-    async def list(self, tenant: str, page: PageRequest) -> tuple[list[VectorStoreRecord], bool]:
+    async def list(self, tenant: str, page: PageRequest) -> Page[VectorStoreRecord]:
         query = select(VectorStoreRow).where(VectorStoreRow.tenant == tenant)
+        order = (VectorStoreRow.created_at, VectorStoreRow.id)
         async with self._database.session() as session:
-            rows, has_more = await paginate(
-                session, query, VectorStoreRow.created_at, VectorStoreRow.id, page
-            )
-            return await self._with_counts(session, [_store(row) for row in rows]), has_more
+            rows = await paginate(session, query, page, order_by=order, cursor=VectorStoreRow.id)
+            stores = await self._with_counts(session, [_store(row) for row in rows.items])
+        return Page(stores, rows.has_more)
 
     async def save(self, store: VectorStoreRecord) -> None:
         """Write the mutable fields (name, expiry, metadata, last activity)."""
@@ -260,7 +260,7 @@ class VectorStoreRepository:
         page: PageRequest,
         status: str | None = None,
         batch_id: str | None = None,
-    ) -> tuple[list[VectorStoreFileRecord], bool]:
+    ) -> Page[VectorStoreFileRecord]:
         query = select(VectorStoreFileRow).where(
             VectorStoreFileRow.vector_store_id == store_id, VectorStoreFileRow.tenant == tenant
         )
@@ -268,11 +268,12 @@ class VectorStoreRepository:
             query = query.where(VectorStoreFileRow.status == status)
         if batch_id is not None:
             query = query.where(VectorStoreFileRow.batch_id == batch_id)
+        order = (VectorStoreFileRow.created_at, VectorStoreFileRow.file_id)
         async with self._database.session() as session:
-            rows, has_more = await paginate(
-                session, query, VectorStoreFileRow.created_at, VectorStoreFileRow.file_id, page
+            rows = await paginate(
+                session, query, page, order_by=order, cursor=VectorStoreFileRow.file_id
             )
-        return [_file(row) for row in rows], has_more
+        return Page([_file(row) for row in rows.items], rows.has_more)
 
     async def file_attributes(self, store_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """``file_id -> attributes`` of the completed files in these stores (for filters)."""
@@ -332,6 +333,16 @@ class VectorStoreRepository:
         async with self._database.session() as session:
             rows = (await session.execute(query)).scalars().all()
         return [_file(row) for row in rows]
+
+    async def count_pending(self, tenant: str, store_ids: Sequence[str]) -> int:
+        """Files of these stores (of ``tenant``) still being indexed."""
+        query = select(func.count()).where(
+            VectorStoreFileRow.vector_store_id.in_(list(store_ids)),
+            VectorStoreFileRow.tenant == tenant,
+            VectorStoreFileRow.status == IN_PROGRESS,
+        )
+        async with self._database.session() as session:
+            return int((await session.execute(query)).scalar_one())
 
     async def is_pending(self, job: VectorStoreFileRecord) -> bool:
         query = select(VectorStoreFileRow.file_id).where(*self._job_filter(job))

@@ -1,0 +1,132 @@
+"""Prometheus metrics for `GET /metrics`.
+
+Contract: ``Metrics.observe`` takes the ``UsageRecord`` the ledger recorder builds for
+every chat call (so requests, tokens, cost and latency are computed once, for both the
+ledger and the metrics); gauges (deployment queues, breaker states, in-flight calls) are
+read from their owners when Prometheus scrapes. Each ``Metrics`` has its own registry:
+no process-wide state, several apps can live in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from portway.accounting.ledger import UsageRecord
+
+NANOS_PER_USD = 1_000_000_000
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+BREAKER_STATES = ("closed", "open", "half_open")
+
+QueueStats = Callable[[], Mapping[str, Mapping[str, float | int]]]
+HealthReport = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class _Snapshots(Collector):
+    """Gauges read at scrape time from the last snapshot of queues and deployments."""
+
+    def __init__(self) -> None:
+        self.queues: Mapping[str, Mapping[str, float | int]] = {}
+        self.deployments: list[dict[str, Any]] = []
+
+    def collect(self) -> Iterable[Metric]:
+        depth = GaugeMetricFamily(
+            "portway_deployment_queue_depth",
+            "Requests waiting for a deployment",
+            labels=["deployment"],
+        )
+        wait = GaugeMetricFamily(
+            "portway_deployment_queue_wait_p99_seconds",
+            "p99 wait of recently admitted requests",
+            labels=["deployment"],
+        )
+        for deployment, stats in self.queues.items():
+            depth.add_metric([deployment], float(stats.get("depth", 0)))
+            wait.add_metric([deployment], float(stats.get("wait_p99_ms", 0)) / 1000)
+        in_flight = GaugeMetricFamily(
+            "portway_deployment_in_flight", "Calls in flight per deployment", labels=["deployment"]
+        )
+        state = GaugeMetricFamily(
+            "portway_deployment_breaker_state",
+            "1 for the circuit breaker's current state",
+            labels=["deployment", "state"],
+        )
+        for row in self.deployments:
+            in_flight.add_metric([row["id"]], float(row.get("in_flight", 0)))
+            for name in BREAKER_STATES:
+                state.add_metric([row["id"], name], 1.0 if row.get("state") == name else 0.0)
+        yield from (depth, wait, in_flight, state)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        labels = ["model", "status", "cache"]
+        self._requests = Counter(
+            "portway_requests",
+            "Chat calls by model, HTTP status and cache outcome",
+            labels,
+            registry=self.registry,
+        )
+        self._tokens = Counter(
+            "portway_tokens",
+            "Tokens by model and kind (prompt, completion, cached)",
+            ["model", "kind"],
+            registry=self.registry,
+        )
+        self._cost = Counter(
+            "portway_cost_usd",
+            "Upstream cost in USD by model",
+            ["model"],
+            registry=self.registry,
+        )
+        self._saved = Counter(
+            "portway_cost_saved_usd",
+            "Cost the cache saved, in USD, by model",
+            ["model"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "portway_request_duration_seconds",
+            "Chat call latency by model",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._ttft = Histogram(
+            "portway_time_to_first_token_seconds",
+            "Streams: time to the first token",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._snapshots = _Snapshots()
+        self.registry.register(self._snapshots)
+
+    def observe(self, record: UsageRecord) -> None:
+        model = record.model
+        self._requests.labels(model, str(record.status), record.cache_status or "none").inc()
+        self._latency.labels(model).observe(record.latency_ms / 1000)
+        if record.ttft_ms is not None:
+            self._ttft.labels(model).observe(record.ttft_ms / 1000)
+        for kind, count in (
+            ("prompt", record.prompt_tokens),
+            ("completion", record.completion_tokens),
+            ("cached", record.cached_tokens),
+        ):
+            if count:
+                self._tokens.labels(model, kind).inc(count)
+        if record.cost_nanos:
+            self._cost.labels(model).inc(record.cost_nanos / NANOS_PER_USD)
+        if record.cost_saved_nanos:
+            self._saved.labels(model).inc(record.cost_saved_nanos / NANOS_PER_USD)
+
+    async def render(self, queues: QueueStats, health: HealthReport) -> bytes:
+        """The exposition text, with the gauges refreshed from their owners first."""
+        self._snapshots.queues = queues()
+        self._snapshots.deployments = (await health())["data"]
+        return bytes(generate_latest(self.registry))
