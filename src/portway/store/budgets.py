@@ -153,10 +153,6 @@ class BudgetRepository:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    @property
-    def database(self) -> Database:
-        return self._db
-
     # Helpers usable inside another repository's session ------------------------------
 
     @staticmethod
