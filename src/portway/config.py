@@ -170,6 +170,27 @@ class AccountingConfig(_Strict):
     estimate_factor: float = Field(default=1.1, ge=1.0)
 
 
+class BudgetsConfig(_Strict):
+    """How processes lease slices of budgets (see ``accounting/leases.py``).
+
+    Every ``sync_interval_seconds`` a process renews its leases and gives back what it
+    does not need; a lease not renewed for ``lease_ttl_seconds`` (its process died) is
+    charged to its budget in full and freed. Clocks of processes sharing a database
+    must agree to well within ``lease_ttl_seconds``."""
+
+    sync_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    lease_ttl_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _ttl_outlives_syncs(self) -> BudgetsConfig:
+        if self.lease_ttl_seconds < 3 * self.sync_interval_seconds:
+            raise ValueError(
+                "lease_ttl_seconds must be at least 3 x sync_interval_seconds, or live "
+                "processes would lose their leases"
+            )
+        return self
+
+
 class FilesConfig(_Strict):
     """Uploaded files (`/v1/files`): stored on disk under ``storage_dir``, metadata in the DB."""
 
@@ -253,6 +274,7 @@ class Settings(_Strict):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     accounting: AccountingConfig = Field(default_factory=AccountingConfig)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     files: FilesConfig = Field(default_factory=FilesConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     code_interpreter: CodeInterpreterConfig = Field(default_factory=CodeInterpreterConfig)

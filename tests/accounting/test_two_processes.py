@@ -1,7 +1,9 @@
-"""Two `portway serve` processes sharing PostgreSQL and Redis: budgets and key limits hold.
+"""Two `portway serve` processes sharing state: budgets and key limits hold.
 
-200 concurrent requests spread over both processes against one key's budget never spend
-past the limit, and a key's RPM admits no more than the limit across both processes.
+Shared PostgreSQL and Redis, PostgreSQL alone, or one SQLite file: 200 concurrent
+requests spread over both processes against one key's budget never spend past the
+limit (budgets lease slices from the database; Redis plays no part in them), and with
+Redis a key's RPM admits no more than the limit across both processes.
 """
 
 from __future__ import annotations
@@ -52,18 +54,35 @@ async def shared_database() -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module", params=["postgresql+redis", "postgresql", "sqlite"])
+def sharing(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def shared_state(
+    sharing: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, str | None]:
+    """(database URL, Redis URL or None) for the sharing mode."""
+    if sharing == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('shared-sqlite')}/portway.db", None
+    database: str = request.getfixturevalue("shared_database")
+    redis: str | None = request.getfixturevalue("redis_url") if "redis" in sharing else None
+    return database, redis
+
+
 @pytest.fixture(scope="module")
 def processes(
-    shared_database: str,
-    redis_url: str,
+    shared_state: tuple[str, str | None],
     fake_openai_server: FakeOpenAI,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[PortwayProcess]]:
     directory = tmp_path_factory.mktemp("two-processes")
+    database_url, redis_url = shared_state
     settings: dict[str, Any] = {
         "master_key": MASTER,
-        "database_url": shared_database,
-        "redis_url": redis_url,
+        "database_url": database_url,
+        **({"redis_url": redis_url} if redis_url else {}),
         "models": [
             fake_model(
                 "fake-gpt",
@@ -93,6 +112,13 @@ async def issue_key(database_url: str, **fields: Any) -> tuple[str, str]:
     return record.id, secret
 
 
+def settle(processes: list[PortwayProcess], key_id: str) -> None:
+    """Have every process commit its ledger and give back its spare budget slices."""
+    for process in processes:
+        with httpx.Client(headers={"authorization": f"Bearer {MASTER}"}) as http:
+            assert http.get(f"{process.base_url}/admin/keys/{key_id}").status_code == 200
+
+
 async def fire(processes: list[PortwayProcess], key: str, count: int) -> list[httpx.Response]:
     """``count`` concurrent chat calls, alternating between the processes."""
     body = {"model": "fake-gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
@@ -110,13 +136,15 @@ async def fire(processes: list[PortwayProcess], key: str, count: int) -> list[ht
 
 
 async def test_two_processes_never_overspend_a_budget(
-    processes: list[PortwayProcess], shared_database: str, fake_openai: FakeOpenAI
+    processes: list[PortwayProcess], shared_state: tuple[str, str | None], fake_openai: FakeOpenAI
 ) -> None:
+    shared_database = shared_state[0]
     fake_openai.default = Reply(delay=0.02)  # keep calls in flight together
     limit_usd = 0.6  # room for at most 50 calls at their real cost
     key_id, secret = await issue_key(shared_database, budget=limit_usd)
 
     responses = await fire(processes, secret, 200)
+    settle(processes, key_id)
 
     ok = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code != 200]
@@ -139,9 +167,11 @@ async def test_two_processes_never_overspend_a_budget(
 
 
 async def test_key_rpm_holds_across_processes(
-    processes: list[PortwayProcess], shared_database: str, fake_openai: FakeOpenAI
+    processes: list[PortwayProcess], shared_state: tuple[str, str | None], fake_openai: FakeOpenAI
 ) -> None:
-    _key_id, secret = await issue_key(shared_database, rpm=40)
+    if shared_state[1] is None:
+        pytest.skip("key limits are shared through Redis only")
+    _key_id, secret = await issue_key(shared_state[0], rpm=40)
     responses = await fire(processes, secret, 100)
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 40
@@ -153,9 +183,9 @@ async def test_key_rpm_holds_across_processes(
 
 
 async def test_revocation_reaches_every_process(
-    processes: list[PortwayProcess], shared_database: str
+    processes: list[PortwayProcess], shared_state: tuple[str, str | None]
 ) -> None:
-    key_id, secret = await issue_key(shared_database)
+    key_id, secret = await issue_key(shared_state[0])
     assert all(r.status_code == 200 for r in await fire(processes, secret, 4))
     async with httpx.AsyncClient(headers={"authorization": f"Bearer {MASTER}"}) as http:
         revoked = await http.post(f"{processes[0].base_url}/admin/keys/{key_id}/revoke")

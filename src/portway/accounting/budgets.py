@@ -1,49 +1,67 @@
-"""Budget periods and enforcement: reserve the worst case before a call, settle after.
+"""The budget stage: reserve the worst case before a call (the ledger settles it after).
 
-Contract: a call whose principal has budgets (its key's, user's or team's) first reserves
-``prompt tokens * input price + max output tokens * output price`` (the dearest deployment
-of the model) on all of them at once, atomically across processes (see
-``store.budgets``). If any would exceed its limit the call fails with 429
-``insufficient_quota`` before reaching a model. The ledger later settles each reservation
-to the real cost. Periods reset automatically at 00:00 UTC (daily), Monday 00:00 UTC
+Contract: a call whose principal has budgets (its key's, user's or team's) first holds
+its worst-case cost (``UsageEstimator.worst_case_nanos``: the prompt by the most generous
+tokenizer and the output cap, at the dearest deployment the model name can reach,
+virtual models and fallbacks included) on all of them at once, through
+``accounting.leases`` (in process memory; the database only when this process's slice of
+a budget runs out). If any would exceed its limit the call fails with 429
+``insufficient_quota`` before reaching a model. The usage recorder settles the holds at
+the real cost. Periods reset automatically at 00:00 UTC (daily), Monday 00:00 UTC
 (weekly) and the 1st of the month 00:00 UTC (monthly); ``total`` never resets.
 """
 
 from __future__ import annotations
 
 import calendar
+import math
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Literal
 
 from portway.accounting.estimate import UsageEstimator
+from portway.accounting.leases import BudgetLeases, Want
 from portway.accounting.pricing import PricingCatalog, usd
 from portway.errors import InsufficientQuotaError
 from portway.pipeline.base import CallContext, CompleteHandler, Stage, StreamHandler
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict
 from portway.security.principal import BudgetRef
-from portway.store.budgets import BudgetRepository, Reservation
+from portway.store.budgets import period_start_at
 
 Period = Literal["daily", "weekly", "monthly", "total"]
 PERIODS: tuple[Period, ...] = ("daily", "weekly", "monthly", "total")
 
+period_start = period_start_at
+DAY = 86_400
 
-def period_start(period: str, now: float) -> int:
-    """Epoch seconds at which the period containing ``now`` began (0 for ``total``)."""
+
+def period_end(period: str, start: int) -> float:
+    """When the period that began at ``start`` ends (never, for ``total``)."""
     if period == "total":
-        return 0
-    moment = datetime.fromtimestamp(now, UTC)
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        return math.inf
     if period == "daily":
-        start = day
-    elif period == "weekly":
-        start = day - timedelta(days=day.weekday())
-    elif period == "monthly":
-        start = day.replace(day=1)
-    else:
-        raise ValueError(f"unknown budget period {period!r}")
-    return calendar.timegm(start.timetuple())
+        return start + DAY
+    if period == "weekly":
+        return start + 7 * DAY
+    first = datetime.fromtimestamp(start, UTC)
+    month = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+    return calendar.timegm(month.timetuple())
+
+
+class PeriodStarts:
+    """``period_start`` with each kind's current period kept until it ends (hot path)."""
+
+    def __init__(self) -> None:
+        self._current: dict[str, tuple[int, float]] = {}
+
+    def __call__(self, period: str, now: float) -> int:
+        current = self._current.get(period)
+        if current is not None and current[0] <= now < current[1]:
+            return current[0]
+        start = period_start(period, now)
+        self._current[period] = (start, period_end(period, start))
+        return start
 
 
 def _describe(budget: BudgetRef) -> str:
@@ -53,33 +71,36 @@ def _describe(budget: BudgetRef) -> str:
 
 
 class BudgetStage(Stage):
-    """Reserves the worst-case cost on every budget of the caller before the call."""
+    """Holds the worst-case cost on every budget of the caller before the call."""
 
     def __init__(
-        self, budgets: BudgetRepository, pricing: PricingCatalog, estimator: UsageEstimator
+        self,
+        leases: BudgetLeases,
+        pricing: PricingCatalog,
+        estimator: UsageEstimator,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._budgets = budgets
+        self._leases = leases
         self._pricing = pricing
         self._estimator = estimator
+        self._clock = clock
+        self._period_starts = PeriodStarts()
 
     async def _reserve(self, ctx: CallContext) -> None:
         applicable = ctx.principal.budgets
-        price = self._pricing.worst_for_model(ctx.model)
-        prompt = await self._estimator.prompt_tokens(ctx)
-        worst = price.worst_case_nanos(prompt, self._estimator.max_output_tokens(ctx))
-        now = time.time()
-        reservations = tuple(
-            Reservation(budget.id, period_start(budget.period, now), worst) for budget in applicable
-        )
-        refused = await self._budgets.reserve(reservations)
-        if refused is not None:
-            budget = next(b for b in applicable if b.id == refused)
+        worst = await self._estimator.worst_case_nanos(ctx, self._pricing)
+        now = self._clock()
+        starts = self._period_starts
+        wants = [Want(b.id, starts(b.period, now), worst) for b in applicable]
+        held = await self._leases.reserve(wants)
+        if isinstance(held, int):
+            budget = next(b for b in applicable if b.id == held)
             raise InsufficientQuotaError(
                 f"You exceeded your current quota: this request may cost up to "
                 f"${usd(worst):.6f}, which would exceed {_describe(budget)}. "
                 "Raise the budget or wait for the next period.",
             )
-        ctx.budget_reservations = reservations
+        ctx.budget_reservations = tuple(held)
 
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
         if ctx.principal.budgets:

@@ -1,61 +1,134 @@
-"""Before a call: how many prompt tokens it has and how many output tokens it may produce."""
+"""Before a call: how many prompt tokens it has, how many it may produce, what it may cost.
+
+Contract: a public name (a model group or a virtual model such as ``auto``) reaches the
+deployments of every group the router may send it to (``routing.reach``: a virtual
+model's rule targets, each group's fallbacks). Before the call, the prompt is counted
+with every distinct tokenizer among them and the largest count is kept; the output cap
+is the client's (times ``n``), else the largest cap among them (a deployment without
+one counts ``accounting.default_max_output_tokens``); the worst-case cost is the most
+any one of them could charge for that prompt and cap. Unknown names count 0 (the router
+answers 404 later). After the call, a missing usage is counted with the tokenizer of
+the deployment that served it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from portway.accounting.pricing import PricingCatalog
 from portway.accounting.tokenizer import TokenizerService
 from portway.config import AccountingConfig
-from portway.errors import PortwayError
 from portway.pipeline.base import CallContext
 from portway.routing.catalog import Deployment, ModelCatalog
+from portway.routing.reach import Routes, public_names, reachable_groups
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """The deployments a public name may be served by, resolved at start-up."""
+
+    deployments: tuple[Deployment, ...]
+    # One deployment per distinct tokenizer among them: the prompt is counted with each.
+    counters: tuple[Deployment, ...]
+    # The largest output cap among them (``default_max_output_tokens`` for uncapped ones).
+    output_cap: int
 
 
 class UsageEstimator:
-    """Counts with the tokenizer of the model group's first deployment, once per call."""
+    """Counts a call's prompt once (worst tokenizer of its reach) and bounds its cost."""
 
     def __init__(
-        self, tokenizer: TokenizerService, catalog: ModelCatalog, config: AccountingConfig
+        self,
+        tokenizer: TokenizerService,
+        catalog: ModelCatalog,
+        config: AccountingConfig,
+        routes: Routes | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.catalog = catalog
         self._config = config
+        self._by_id = {deployment.id: deployment for deployment in catalog.deployments}
+        routes = routes or {}
+        groups = catalog.names()
+        self.reach: Mapping[str, Reach] = {
+            name: self._resolve(reachable_groups(name, routes, groups))
+            for name in public_names(routes, groups)
+        }
+        # With one tokenizer everywhere, the estimate made before the call is also the
+        # count of whichever deployment served it.
+        self._one_tokenizer = (
+            len({tokenizer.kind(d.config.upstream_model) for d in catalog.deployments}) <= 1
+        )
 
-    def _deployment(self, model: str) -> Deployment | None:
-        try:
-            return self.catalog.group(model)[0]
-        except PortwayError:
-            return None  # unknown model: the router answers 404
+    def _resolve(self, groups: tuple[str, ...]) -> Reach:
+        deployments = tuple(d for group in groups for d in self.catalog.group(group))
+        counters: dict[str, Deployment] = {}
+        for deployment in deployments:
+            counters.setdefault(self.tokenizer.kind(deployment.config.upstream_model), deployment)
+        default = self._config.default_max_output_tokens
+        cap = max((d.config.max_output_tokens or default for d in deployments), default=default)
+        return Reach(deployments, tuple(counters.values()), cap)
+
+    def deployments_of(self, model: str) -> tuple[Deployment, ...]:
+        reach = self.reach.get(model)
+        return reach.deployments if reach is not None else ()
 
     async def prompt_tokens(self, ctx: CallContext) -> int:
+        """The prompt's size by the most generous tokenizer the call may meet (cached)."""
         if ctx.prompt_tokens_estimate is None:
-            deployment = self._deployment(ctx.model)
-            if deployment is None:
-                ctx.prompt_tokens_estimate = 0
-            else:
-                config = deployment.config
-                tokens, _exact = await self.tokenizer.count_request(
-                    config.provider, config.upstream_model, ctx.request
+            reach = self.reach.get(ctx.model)
+            tokens = 0
+            for deployment in reach.counters if reach is not None else ():
+                count, _exact = await self.tokenizer.count_request(
+                    deployment.config.provider, deployment.config.upstream_model, ctx.request
                 )
-                ctx.prompt_tokens_estimate = tokens
+                tokens = max(tokens, count)
+            ctx.prompt_tokens_estimate = tokens
         return ctx.prompt_tokens_estimate
 
     def max_output_tokens(self, ctx: CallContext) -> int:
-        """The client's cap, else the model's, else ``accounting.default_max_output_tokens``."""
+        """The client's cap, else the largest cap of the reach, times ``n``."""
         requested = ctx.request.max_output_tokens
-        deployment = self._deployment(ctx.model)
-        model_cap = deployment.config.max_output_tokens if deployment else None
-        cap = requested or model_cap or self._config.default_max_output_tokens
-        return cap * (ctx.request.n or 1)
+        if requested is None:
+            reach = self.reach.get(ctx.model)
+            requested = reach.output_cap if reach else self._config.default_max_output_tokens
+        return requested * (ctx.request.n or 1)
+
+    async def worst_case_nanos(self, ctx: CallContext, pricing: PricingCatalog) -> int:
+        """The most the call may cost on any deployment it can reach (before the call)."""
+        prompt = await self.prompt_tokens(ctx)
+        requested = ctx.request.max_output_tokens
+        choices = ctx.request.n or 1
+        default = self._config.default_max_output_tokens
+        worst = 0
+        for deployment in self.deployments_of(ctx.model):
+            cap = requested or deployment.config.max_output_tokens or default
+            price = pricing.for_deployment(deployment.id)
+            worst = max(worst, price.worst_case_nanos(prompt, cap * choices))
+        return worst
+
+    def _served_by(self, ctx: CallContext) -> Deployment | None:
+        if ctx.deployment is not None and ctx.deployment in self._by_id:
+            return self._by_id[ctx.deployment]
+        deployments = self.deployments_of(ctx.model)
+        return deployments[0] if deployments else None
+
+    async def served_prompt_tokens(self, ctx: CallContext) -> int:
+        """The prompt counted as the deployment that served it counts (no usage reported)."""
+        deployment = self._served_by(ctx)
+        if deployment is None or (self._one_tokenizer and ctx.prompt_tokens_estimate):
+            return await self.prompt_tokens(ctx)
+        config = deployment.config
+        tokens, _exact = await self.tokenizer.count_request(
+            config.provider, config.upstream_model, ctx.request
+        )
+        return tokens
 
     async def output_tokens(self, ctx: CallContext, text: str) -> int:
         """Count generated text when the provider reported no usage."""
-        if not text:
-            return 0
-        deployment = None
-        for candidate in self.catalog.deployments:
-            if candidate.id == ctx.deployment:
-                deployment = candidate
-        deployment = deployment or self._deployment(ctx.model)
-        if deployment is None:
+        deployment = self._served_by(ctx)
+        if not text or deployment is None:
             return 0
         config = deployment.config
         return await self.tokenizer.count_text(config.provider, config.upstream_model, text)

@@ -7,7 +7,8 @@ process writes its own segment files and holds an exclusive ``flock`` on them wh
 lives; a segment whose lock can be taken belongs to a dead process and is an orphan that
 ``orphans()`` hands to recovery. ``seal()`` closes the current segment (its rows then go
 to the database) and starts a new one; ``discard()`` deletes a segment whose rows are
-committed.
+committed. Segment names start with the writing process's instance id (its budget lease
+holder id), so recovery can tell when everything an instance wrote is committed.
 """
 
 from __future__ import annotations
@@ -30,9 +31,16 @@ class Segment:
     records: list[object] = field(default_factory=list)
 
 
+def instance_of(path: Path) -> str:
+    """The process instance that wrote a segment (``<instance>-<token>.jsonl``)."""
+    return path.name.split("-", 1)[0]
+
+
 class LedgerJournal:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, instance: str | None = None) -> None:
         self.directory = directory
+        # Names this process's segments; `-` separates it from each segment's token.
+        self.instance = (instance or str(os.getpid())).replace("-", "")
         self._current: Segment | None = None
 
     def open(self) -> None:
@@ -40,7 +48,7 @@ class LedgerJournal:
         self._current = self._new_segment()
 
     def _new_segment(self) -> Segment:
-        name = f"{os.getpid()}-{secrets.token_hex(6)}{SUFFIX}"
+        name = f"{self.instance}-{secrets.token_hex(6)}{SUFFIX}"
         path = self.directory / name
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -103,6 +111,16 @@ class LedgerJournal:
                 continue
             found.append(Segment(path, fd))
         return found
+
+    def all_orphaned(self, segments: list[Segment]) -> set[str]:
+        """Instances whose every segment on disk is among ``segments`` (we hold them all):
+        once those are committed, nothing that instance wrote is left to recover."""
+        held = {segment.path for segment in segments}
+        instances = {instance_of(path) for path in held}
+        for path in self.directory.glob(f"*{SUFFIX}"):
+            if path not in held:
+                instances.discard(instance_of(path))
+        return instances
 
     @staticmethod
     def read(segment: Segment) -> list[bytes]:

@@ -15,7 +15,12 @@ Durability contract (``ledger.durability``):
 - ``batch``: requests never wait and nothing is journaled; a SIGKILL loses at most the
   rows of the last ``flush_interval_ms`` plus the batch being written.
 In every mode ``close()`` (graceful shutdown) writes everything still queued. A failing
-database is retried with backoff.
+database is retried with backoff; rows it could not write by shutdown stay in the journal.
+
+Budget settlements ride in the rows and are committed with them (exactly once, also on
+recovery); ``on_committed`` hears of each batch's settlements after its commit, and
+``on_recovered`` of the instances whose whole journal was recovered (their budget leases
+can then be released: see ``accounting.leases``).
 """
 
 from __future__ import annotations
@@ -24,16 +29,18 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import secrets
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from portway.accounting.journal import LedgerJournal, Segment
+from portway.accounting.journal import LedgerJournal, Segment, instance_of
 from portway.config import LedgerConfig
 from portway.store.budgets import Settlement
 from portway.store.usage import UsageRepository
@@ -94,22 +101,21 @@ class UsageRecord:
         return {name: getattr(self, name) for name in _ROW_FIELDS}
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self, default=_settlement_json) + b"\n"
+        return orjson.dumps(self) + b"\n"
 
     @classmethod
     def from_json(cls, line: bytes) -> UsageRecord:
         data: dict[str, Any] = orjson.loads(line)
-        data["settlements"] = tuple(Settlement(*item) for item in data.get("settlements", ()))
+        # orjson writes dataclasses (the record and its settlements) as JSON objects.
+        data["settlements"] = tuple(Settlement(**item) for item in data.get("settlements", ()))
         return cls(**data)
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(UsageRecord) if f.name not in ("settlements", "stored"))
 
 
-def _settlement_json(value: object) -> object:
-    if isinstance(value, Settlement):
-        return [value.budget_id, value.period_start, value.reserved_nanos, value.actual_nanos]
-    raise TypeError(type(value).__name__)
+OnCommitted = Callable[[Sequence[Settlement]], None]
+OnRecovered = Callable[[Sequence[str]], Awaitable[object]]
 
 
 def default_journal_dir(database_url: str) -> Path:
@@ -124,14 +130,25 @@ class LedgerWriter:
     """``submit`` is cheap; a background task commits rows in batches."""
 
     def __init__(
-        self, usage: UsageRepository, config: LedgerConfig, journal_dir: Path | None = None
+        self,
+        usage: UsageRepository,
+        config: LedgerConfig,
+        journal_dir: Path | None = None,
+        *,
+        instance: str | None = None,
+        on_committed: OnCommitted | None = None,
+        on_recovered: OnRecovered | None = None,
     ) -> None:
         self._usage = usage
         self._config = config
         self._mode = config.durability
         self._journal = (
-            LedgerJournal(journal_dir) if self._mode == "journal" and journal_dir else None
+            LedgerJournal(journal_dir, instance)
+            if self._mode == "journal" and journal_dir
+            else None
         )
+        self._on_committed = on_committed
+        self._on_recovered = on_recovered
         self._queue: deque[tuple[UsageRecord, asyncio.Future[None] | None]] = deque()
         self._wakeup = asyncio.Event()
         self._closed = asyncio.Event()
@@ -218,22 +235,34 @@ class LedgerWriter:
             count = len(self._queue)
             if segment is None or count == 0:
                 return
-            await self._write([self._queue.popleft()[0] for _ in range(count)])
+            records = [self._queue.popleft()[0] for _ in range(count)]
+            if not await self._write(records):
+                return  # shutting down with the database away: the segment stays on disk
             self._journal.discard(segment)
+            self._committed(records)
             self.written += count
             return
         while self._queue:
             count = min(len(self._queue), self._config.max_batch)
             batch = [self._queue[i] for i in range(count)]
-            await self._write([record for record, _future in batch])
+            written = await self._write([record for record, _future in batch])
             for _ in range(count):
                 self._queue.popleft()
             for _record, future in batch:
                 if future is not None and not future.done():
                     future.set_result(None)
-            self.written += count
+            if written:
+                self._committed([record for record, _future in batch])
+                self.written += count
 
-    async def _write(self, records: list[UsageRecord], *, recovering: bool = False) -> None:
+    def _committed(self, records: list[UsageRecord]) -> None:
+        if self._on_committed is not None:
+            settlements = [s for record in records for s in record.settlements]
+            if settlements:
+                self._on_committed(settlements)
+
+    async def _write(self, records: list[UsageRecord], *, recovering: bool = False) -> bool:
+        """Commit rows (and their settlements); False if given up on at shutdown."""
         rows = [record.row() for record in records if record.stored]
         attempt = 0
         while True:
@@ -245,13 +274,13 @@ class LedgerWriter:
                 else:
                     settlements = [s for record in records for s in record.settlements]
                     await self._usage.append(rows, settlements)
-                return
+                return True
             except Exception:
                 delay = _RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)]
                 logger.exception("writing %d usage rows failed; retry in %.1f s", len(rows), delay)
                 if self._closing and attempt >= 3:
                     logger.error("shutting down: %d usage rows were not written", len(rows))
-                    return
+                    return False
                 await asyncio.sleep(delay)
                 attempt += 1
 
@@ -259,16 +288,23 @@ class LedgerWriter:
         """Commit the journal segments of dead processes (exactly once), then delete them."""
         assert self._journal is not None
         self._next_recovery = time.monotonic() + RECOVERY_INTERVAL
-        for segment in self._journal.orphans():
+        orphans = self._journal.orphans()
+        complete = self._journal.all_orphaned(orphans)
+        for segment in orphans:
             records = self._parse(segment)
+            if records and not await self._write(records, recovering=True):
+                complete.discard(instance_of(segment.path))
+                os.close(segment.fd)  # not committed: leave it for the next recovery
+                continue
             if records:
-                await self._write(records, recovering=True)
                 logger.warning(
                     "recovered %d usage rows from the journal of a stopped process (%s)",
                     len(records),
                     segment.path.name,
                 )
             self._journal.discard(segment)
+        if complete and self._on_recovered is not None:
+            await self._on_recovered(sorted(complete))
 
     @staticmethod
     def _parse(segment: Segment) -> list[UsageRecord]:

@@ -10,17 +10,20 @@ response is released.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from portway.accounting.estimate import UsageEstimator
+from portway.accounting.leases import BudgetLeases
 from portway.accounting.ledger import LedgerWriter, UsageRecord
 from portway.accounting.pricing import PricingCatalog
 from portway.errors import PortwayError
 from portway.pipeline.base import CallContext, CompleteHandler, Stage, StreamHandler
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict
-from portway.store.budgets import Settlement
+
+logger = logging.getLogger(__name__)
 
 CACHE_HITS = frozenset({"hit", "semantic-hit"})
 CLIENT_CLOSED = 499
@@ -62,6 +65,7 @@ class UsageRecorder(Stage):
         pricing: PricingCatalog,
         estimator: UsageEstimator,
         *,
+        budgets: BudgetLeases | None = None,
         record_rows: bool = True,
         endpoint: str = "chat.completions",
         observers: Sequence[Callable[[UsageRecord], None]] = (),
@@ -70,6 +74,7 @@ class UsageRecorder(Stage):
         self._observers = tuple(observers)
         self._pricing = pricing
         self._estimator = estimator
+        self._budgets = budgets
         self._record_rows = record_rows
         self._endpoint = endpoint
 
@@ -108,6 +113,11 @@ class UsageRecorder(Stage):
         # Zero-retention keys (``no_store``) still get a row: it holds counts, never content.
         record = await self._record(ctx, status, code, output, stream)
         record.stored = self._record_rows
+        for listener in ctx.usage_listeners:
+            try:
+                await listener(record.prompt_tokens, record.completion_tokens)
+            except Exception:
+                logger.exception("truing up a rate limit to the real usage failed")
         for observe in self._observers:
             observe(record)
         future = self._writer.submit(record)
@@ -124,7 +134,7 @@ class UsageRecorder(Stage):
             completion = int(usage.get("completion_tokens") or 0)
             cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         elif status == 200 or output:
-            prompt = await self._estimator.prompt_tokens(ctx)
+            prompt = await self._estimator.served_prompt_tokens(ctx)
             completion = await self._estimator.output_tokens(ctx, output)
             cached = 0
         else:
@@ -135,6 +145,8 @@ class UsageRecorder(Stage):
         saved = 0
         if ctx.cache_status in CACHE_HITS:
             cost, saved = 0, cost
+        elif ctx.deployment is None and usage is None:
+            cost = 0  # no upstream answered (a degraded or stale answer): nothing billed
         ctx.cost_nanos = cost
         principal = ctx.principal
         now = time.perf_counter()
@@ -161,8 +173,9 @@ class UsageRecorder(Stage):
             cache_status=ctx.cache_status,
             attempts=ctx.attempts,
             stream=stream,
-            settlements=tuple(
-                Settlement(r.budget_id, r.period_start, r.amount_nanos, cost)
-                for r in ctx.budget_reservations
+            settlements=(
+                self._budgets.settle(ctx.budget_reservations, cost)
+                if self._budgets is not None and ctx.budget_reservations
+                else ()
             ),
         )

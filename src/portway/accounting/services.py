@@ -13,6 +13,7 @@ from pathlib import Path
 
 from portway.accounting.budgets import BudgetStage
 from portway.accounting.estimate import UsageEstimator
+from portway.accounting.leases import BudgetLeases
 from portway.accounting.ledger import LedgerWriter, UsageRecord, default_journal_dir
 from portway.accounting.pricing import PricingCatalog
 from portway.accounting.recorder import UsageRecorder
@@ -52,6 +53,7 @@ class Accounting:
     estimator: UsageEstimator
     keys: KeyService
     budgets: BudgetRepository
+    leases: BudgetLeases
     usage: UsageRepository
     ledger: LedgerWriter
     limiter: RateLimiter
@@ -72,8 +74,9 @@ class Accounting:
             if model_tokenizer is not None:
                 tokenizer.register(deployment.config.upstream_model, model_tokenizer)
         pricing = PricingCatalog((d.id, d.config) for d in catalog.deployments)
-        estimator = UsageEstimator(tokenizer, catalog, settings.accounting)
+        estimator = UsageEstimator(tokenizer, catalog, settings.accounting, settings.router)
         budgets = BudgetRepository(database)
+        leases = BudgetLeases(budgets, settings.budgets)
         usage = UsageRepository(database)
         limiter = build_limiter(settings)
         gate = DeploymentGate(
@@ -90,6 +93,7 @@ class Accounting:
                 KeyRepository(database), budgets, cache_ttl=settings.keys.cache_ttl_seconds
             ),
             budgets=budgets,
+            leases=leases,
             usage=usage,
             ledger=LedgerWriter(
                 usage,
@@ -97,6 +101,9 @@ class Accounting:
                 Path(settings.ledger.journal_dir)
                 if settings.ledger.journal_dir
                 else default_journal_dir(settings.database_url),
+                instance=leases.holder,
+                on_committed=leases.committed,
+                on_recovered=budgets.release_holders,
             ),
             limiter=limiter,
             gate=gate,
@@ -106,11 +113,12 @@ class Accounting:
                 accounting.ledger,
                 pricing,
                 estimator,
+                budgets=leases,
                 record_rows=settings.ledger.enabled,
                 observers=observers,
             ),
             KeyRateLimitStage(limiter, estimator, gate),
-            BudgetStage(budgets, pricing, estimator),
+            BudgetStage(leases, pricing, estimator),
         ]
         return accounting, stages
 
@@ -118,8 +126,17 @@ class Accounting:
         # BPE files load lazily (first count that needs one, in a thread): loading them at
         # start-up would hold the GIL for ~1 s while the first requests arrive.
         await self.ledger.start()
+        await self.leases.start()
+
+    async def settle_now(self) -> None:
+        """Commit this process's settlements and give back its spare budget slices, so
+        budget figures read next are exact for it (admin reads; other processes' slices
+        show as ``reserved`` until their next sync)."""
+        await self.ledger.flush()
+        await self.leases.give_back()
 
     async def close(self) -> None:
         await self.gate.close()
-        await self.ledger.close()
+        await self.ledger.close()  # commits the settlements first ...
+        await self.leases.close()  # ... so the leases can be given back whole
         await self.limiter.close()

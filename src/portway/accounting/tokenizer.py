@@ -213,6 +213,12 @@ class TokenizerService:
         self._registered[model] = counter
         self._counters = {k: v for k, v in self._counters.items() if k[1] != model}
 
+    def kind(self, model: str) -> str:
+        """Which tokenizer counts ``model``: equal kinds give equal counts."""
+        if model in self._registered:
+            return f"registered:{model}"
+        return encoding_for_model(model) or "estimate"
+
     def warm(self, models: Iterable[str]) -> None:
         """Start loading the encodings these upstream models need, in threads (no waiting)."""
         names = {encoding_for_model(model) or "o200k_base" for model in models}

@@ -63,6 +63,7 @@ async def create_key(request: Request) -> Response:
 async def list_keys(request: Request) -> Response:
     services = _admin(request)
     params = request.query_params
+    await services.accounting.settle_now()
     records = await services.accounting.keys.keys.list(
         user_id=params.get("user"),
         team_id=params.get("team"),
@@ -74,6 +75,7 @@ async def list_keys(request: Request) -> Response:
 @router.get("/v1/admin/keys/{key_id}")
 async def retrieve_key(request: Request, key_id: str) -> Response:
     services = _admin(request)
+    await services.accounting.settle_now()
     record = await services.accounting.keys.keys.get(key_id)
     if record is None:
         raise _key_not_found(key_id)
@@ -94,6 +96,8 @@ async def update_key(request: Request, key_id: str) -> Response:
     record = await services.accounting.keys.update(key_id, body.changes(), budget)
     if record is None:
         raise _key_not_found(key_id)
+    if budget != "keep":
+        await services.accounting.settle_now()  # spare slices must not outlive a lower limit
     return JSONResponse(key_json(record))
 
 
@@ -132,6 +136,7 @@ def _scope(scope: str) -> str:
 async def list_budgets(request: Request) -> Response:
     services = _admin(request)
     scope = request.query_params.get("scope")
+    await services.accounting.settle_now()
     budgets = await services.accounting.budgets.list(_scope(scope) if scope else None)
     return JSONResponse({"object": "list", "data": [budget_json(b) for b in budgets]})
 
@@ -142,15 +147,15 @@ async def set_budget(request: Request, scope: str, subject: str) -> Response:
     body = await read_body(request, BudgetSet)
     if _scope(scope) == "key" and await services.accounting.keys.keys.get(subject) is None:
         raise _key_not_found(subject)
-    budget = await services.accounting.budgets.set(
-        scope, subject, nanos(body.max_budget), body.period
-    )
-    return JSONResponse(budget_json(budget))
+    await services.accounting.budgets.set(scope, subject, nanos(body.max_budget), body.period)
+    await services.accounting.settle_now()  # spare slices must not outlive a lower limit
+    return JSONResponse(budget_json(await services.accounting.budgets.get(scope, subject)))
 
 
 @router.get("/v1/admin/budgets/{scope}/{subject}")
 async def retrieve_budget(request: Request, scope: str, subject: str) -> Response:
     services = _admin(request)
+    await services.accounting.settle_now()
     budget = await services.accounting.budgets.get(_scope(scope), subject)
     if budget is None:
         raise NotFoundError(f"No budget for {scope} `{subject}`.")

@@ -143,12 +143,16 @@ def format_duration(seconds: float) -> str:
 
 
 class RateLimiter(Protocol):
+    # True when decisions are made without awaiting anything (no cancellation point).
+    in_process: bool
+
     async def acquire(self, key: str, limit: Limit, tokens: int) -> Decision:
         """Admit one request of ``tokens`` tokens under ``limit`` for ``key``, or refuse."""
         ...
 
-    async def adjust(self, key: str, limit: Limit, tokens: int) -> None:
-        """Add (or give back, if negative) tokens once the real usage is known."""
+    async def adjust(self, key: str, limit: Limit, tokens: int, requests: int = 0) -> None:
+        """Add (or give back, if negative) tokens once the real usage is known, and
+        requests (give back an admission that was never used)."""
         ...
 
     async def close(self) -> None: ...

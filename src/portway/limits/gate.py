@@ -5,8 +5,9 @@ deployment's limiter admits the call. When the deployment is at its limit the ca
 in a per-deployment queue (higher ``priority`` first, then arrival order) for at most
 ``max_wait`` seconds; a full queue (``max_depth``) or a wait past ``max_wait`` raises
 ``RateLimitError`` (429 with ``retry-after``). Deployments without rpm/tpm pass at once.
-``release`` trues up the token count after the call. ``stats()`` shows queue depth and
-wait times per deployment.
+``release`` trues up the token count after the call. An admission the caller cannot use
+(it was cancelled or timed out just as it was admitted) is given back, request and
+tokens. ``stats()`` shows queue depth and wait times per deployment.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from portway.errors import RateLimitError
-from portway.limits.base import Limit, RateLimiter
+from portway.limits.base import Decision, Limit, RateLimiter
 
 _MIN_POLL = 0.005
 _MAX_POLL = 0.25
@@ -72,6 +73,7 @@ class DeploymentGate:
         self._max_wait = max_wait
         self._queues: dict[str, _Queue] = {}
         self._sequence = itertools.count()
+        self._background: set[asyncio.Future[None]] = set()
 
     def limited(self, deployment_id: str) -> bool:
         return deployment_id in self._limits
@@ -90,7 +92,7 @@ class DeploymentGate:
             return
         queue = self._queues.setdefault(deployment_id, _Queue())
         if not queue.heap:
-            decision = await self._limiter.acquire(self._key(deployment_id), limit, est_tokens)
+            decision = await self._ask(deployment_id, limit, est_tokens)
             if decision.allowed:
                 queue.admitted += 1
                 return
@@ -118,7 +120,8 @@ class DeploymentGate:
         try:
             await asyncio.wait_for(asyncio.shield(waiter.future), self._max_wait)
         except TimeoutError:
-            waiter.future.cancel()
+            if not waiter.future.cancel():  # admitted just as the wait ran out
+                self._give_back(deployment_id, limit, est_tokens)
             queue.rejected_timeout += 1
             raise RateLimitError(
                 f"Deployment `{deployment_id}` stayed at its rate limit for "
@@ -126,9 +129,37 @@ class DeploymentGate:
                 retry_after=1.0,
             ) from None
         except asyncio.CancelledError:
-            waiter.future.cancel()
+            if not waiter.future.cancel():  # admitted, but the caller left before using it
+                self._give_back(deployment_id, limit, est_tokens)
             raise
         queue.waits.append(time.perf_counter() - waiter.enqueued_at)
+
+    async def _ask(self, deployment_id: str, limit: Limit, tokens: int) -> Decision:
+        """The limiter's decision; if the caller is cancelled meanwhile (a Redis round
+        trip), an admission that arrives afterwards is given back, not leaked."""
+        if self._limiter.in_process:  # decides without awaiting: cannot be interrupted
+            return await self._limiter.acquire(self._key(deployment_id), limit, tokens)
+        asked = asyncio.ensure_future(
+            self._limiter.acquire(self._key(deployment_id), limit, tokens)
+        )
+        try:
+            return await asyncio.shield(asked)
+        except asyncio.CancelledError:
+
+            def unused(done: asyncio.Future[Decision]) -> None:
+                if not done.cancelled() and done.exception() is None and done.result().allowed:
+                    self._give_back(deployment_id, limit, tokens)
+
+            asked.add_done_callback(unused)
+            raise
+
+    def _give_back(self, deployment_id: str, limit: Limit, tokens: int) -> None:
+        """Return an admission nobody used (one request and its tokens), in the background."""
+        task = asyncio.ensure_future(
+            self._limiter.adjust(self._key(deployment_id), limit, -tokens, requests=-1)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _pump(self, deployment_id: str, limit: Limit, queue: _Queue) -> None:
         """Admit waiters in priority order as capacity frees up."""
@@ -142,7 +173,7 @@ class DeploymentGate:
             if decision.allowed:
                 heapq.heappop(queue.heap)
                 if head.future.done():  # gave up while we asked: return the capacity
-                    await self._limiter.adjust(key, limit, -head.tokens)
+                    await self._limiter.adjust(key, limit, -head.tokens, requests=-1)
                     continue
                 head.future.set_result(None)
                 queue.admitted += 1
@@ -182,3 +213,4 @@ class DeploymentGate:
                 queue.pump.cancel()
             for waiter in queue.heap:
                 waiter.future.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)

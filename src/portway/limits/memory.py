@@ -9,6 +9,8 @@ from portway.limits.base import Decision, Limit, WindowCounts, admits
 
 
 class MemoryRateLimiter:
+    in_process = True
+
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         # key -> [window index, prev requests, prev tokens, cur requests, cur tokens]
@@ -38,8 +40,9 @@ class MemoryRateLimiter:
             state[4] += tokens
         return Decision.evaluate(limit, counts, tokens, allowed)
 
-    async def adjust(self, key: str, limit: Limit, tokens: int) -> None:
+    async def adjust(self, key: str, limit: Limit, tokens: int, requests: int = 0) -> None:
         state, _ = self._roll(key, limit)
+        state[3] = max(0.0, state[3] + requests)
         state[4] = max(0.0, state[4] + tokens)
 
     async def close(self) -> None:

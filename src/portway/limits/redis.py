@@ -28,7 +28,12 @@ local mode = ARGV[5]
 local weight = 1 - offset / window_ms
 local allowed = 1
 if mode == 'adjust' then
-  redis.call('HINCRBY', cur_key, 't', tokens)
+  -- Never below zero: a give-back may concern a call counted in the previous window.
+  if redis.call('HINCRBY', cur_key, 't', tokens) < 0 then redis.call('HSET', cur_key, 't', 0) end
+  local requests = tonumber(ARGV[6]) or 0
+  if requests ~= 0 and redis.call('HINCRBY', cur_key, 'r', requests) < 0 then
+    redis.call('HSET', cur_key, 'r', 0)
+  end
   redis.call('PEXPIRE', cur_key, window_ms * 2 + 1000)
   return {1, prev_r, prev_t, cur_r, cur_t, offset}
 end
@@ -44,6 +49,8 @@ return {allowed, prev_r, prev_t, cur_r, cur_t, offset}
 
 
 class RedisRateLimiter:
+    in_process = False
+
     def __init__(self, redis: Redis, prefix: str = "portway:rl") -> None:
         self._redis = redis
         self._prefix = prefix
@@ -56,12 +63,15 @@ class RedisRateLimiter:
     def _key(self, key: str) -> str:
         return f"{self._prefix}:{{{key}}}"
 
-    async def _run(self, key: str, limit: Limit, tokens: int, mode: str) -> list[int]:
+    async def _run(
+        self, key: str, limit: Limit, tokens: int, mode: str, requests: int = 0
+    ) -> list[int]:
         window_ms = round(limit.window * 1000)
-        requests = -1 if limit.requests is None else limit.requests
+        request_limit = -1 if limit.requests is None else limit.requests
         token_limit = -1 if limit.tokens is None else limit.tokens
         return await self._script(  # type: ignore[no-any-return]
-            keys=[self._key(key)], args=[window_ms, requests, token_limit, tokens, mode]
+            keys=[self._key(key)],
+            args=[window_ms, request_limit, token_limit, tokens, mode, requests],
         )
 
     async def acquire(self, key: str, limit: Limit, tokens: int) -> Decision:
@@ -72,8 +82,8 @@ class RedisRateLimiter:
         counts = WindowCounts(prev_r, prev_t, cur_r, cur_t, elapsed)
         return Decision.evaluate(limit, counts, tokens, bool(allowed))
 
-    async def adjust(self, key: str, limit: Limit, tokens: int) -> None:
-        await self._run(key, limit, tokens, "adjust")
+    async def adjust(self, key: str, limit: Limit, tokens: int, requests: int = 0) -> None:
+        await self._run(key, limit, tokens, "adjust", requests)
 
     async def close(self) -> None:
         await self._redis.aclose()

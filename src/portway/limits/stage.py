@@ -2,9 +2,9 @@
 
 Tokens counted at admission are the prompt estimate plus the output cap the client asked
 for (``max_tokens``/``max_completion_tokens``, if any); once the call ends the count is
-trued up to the real usage. It also settles the call's queue priority: the key's
-``priority``, which an ``x-portway-priority`` header may lower but not raise (admins may
-set any).
+trued up to the real usage (the provider's, else the usage recorder's count). It also
+settles the call's queue priority: the key's ``priority``, which an
+``x-portway-priority`` header may lower but not raise (admins may set any).
 """
 
 from __future__ import annotations
@@ -47,10 +47,12 @@ class KeyRateLimitStage(Stage):
         self._limiter = limiter
         self._estimator = estimator
         self._gate = gate
+        # Names (virtual models too) that may reach a deployment with a TPM limit: the
+        # prompt is counted here once, for the router's gate.
         self._token_limited_models = frozenset(
-            deployment.name
-            for deployment in estimator.catalog.deployments
-            if gate.counts_tokens(deployment.id)
+            name
+            for name, reach in estimator.reach.items()
+            if any(gate.counts_tokens(deployment.id) for deployment in reach.deployments)
         )
 
     async def _admit(self, ctx: CallContext) -> tuple[Limit, int] | None:
@@ -81,12 +83,22 @@ class KeyRateLimitStage(Stage):
         return (limit, tokens) if principal.tpm is not None else None
 
     async def _true_up(self, ctx: CallContext, admitted: tuple[Limit, int] | None) -> None:
-        actual = _total_tokens(ctx.usage)
-        if admitted is None or actual is None:
+        """Correct the key's token count to the real usage, now or once it is counted."""
+        if admitted is None:
             return
         limit, tokens = admitted
-        if actual != tokens:
-            await self._limiter.adjust(f"key:{ctx.principal.key_id}", limit, actual - tokens)
+        key = f"key:{ctx.principal.key_id}"
+        actual = _total_tokens(ctx.usage)
+        if actual is not None:
+            if actual != tokens:
+                await self._limiter.adjust(key, limit, actual - tokens)
+            return
+
+        async def counted(prompt: int, completion: int) -> None:
+            if prompt + completion != tokens:
+                await self._limiter.adjust(key, limit, prompt + completion - tokens)
+
+        ctx.usage_listeners.append(counted)
 
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
         admitted = await self._admit(ctx)

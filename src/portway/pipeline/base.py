@@ -18,6 +18,11 @@ from typing import Any
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.security.principal import Principal
 
+# Told the served call's (prompt, completion) tokens once the usage recorder knows them
+# (from the provider's usage, else counted): stages that admitted the call on an
+# estimate and could not true it up themselves (no usage reported) register one.
+UsageListener = Callable[[int, int], Awaitable[None]]
+
 
 @dataclass(slots=True)
 class CallContext:
@@ -41,6 +46,7 @@ class CallContext:
     budget_reservations: tuple[Any, ...] = ()
     priority: int = 0
     cost_nanos: int = 0
+    usage_listeners: list[UsageListener] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.model:

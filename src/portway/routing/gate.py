@@ -2,9 +2,11 @@
 
 Contract (``portway.limits.gate.DeploymentGate`` implements it): for a deployment the
 gate ``limited`` by, the router awaits ``acquire(deployment_id, est_tokens, priority)``
-before each attempt and, once the attempt's real usage is known, ``release(deployment_id,
-est_tokens, actual_tokens)`` to true up the token count (a failed or abandoned attempt
-keeps its estimate). ``acquire`` may wait (queue) or raise a ``PortwayError``: a
+before each attempt and, for the attempt that served the call (completed, streamed to
+the end, or cut short), ``release(deployment_id, est_tokens, actual_tokens)`` exactly
+once to true up the token count: with the provider's usage, else with the usage
+recorder's count (``CallContext.usage_listeners``). An attempt that failed before
+answering keeps its estimate. ``acquire`` may wait (queue) or raise a ``PortwayError``: a
 retryable one (``RateLimitError`` when the deployment is saturated) makes the router try
 another deployment without counting an attempt; any other error goes to the client.
 ``counts_tokens`` says whether the estimate matters (it is only computed then).

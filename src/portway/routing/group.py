@@ -218,19 +218,32 @@ class Attempt:
     def first_byte(self) -> None:
         self.health.record_first_byte(time.perf_counter() - self.started)
 
-    async def succeed(self, usage: Mapping[str, Any] | None = None) -> None:
+    async def succeed(self) -> None:
         if self._settle():
             self.health.record_success(time.perf_counter() - self.started)
             if self.lease.probe:
                 await self.breaker.settle(self.lease, Outcome.SUCCESS)
             else:
                 self.breaker.count_success()  # the common case needs no store round trip
-            if self.admission is not None and usage:
-                gate, tokens = self.admission
-                actual = int(usage.get("prompt_tokens") or 0) + int(
-                    usage.get("completion_tokens") or 0
-                )
-                await gate.release(self.deployment.id, tokens, actual)
+
+    async def true_up(self, usage: Mapping[str, Any] | None, listeners: list[Any]) -> None:
+        """Correct the gate's token count of the attempt that served the call: to the
+        reported usage now, else once the usage recorder has counted it (``listeners``,
+        ``CallContext.usage_listeners``). An attempt that failed before answering keeps
+        its estimate (the upstream may have read the prompt)."""
+        if self.admission is None:
+            return
+        gate, tokens = self.admission
+        deployment_id = self.deployment.id
+        if usage:
+            actual = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
+            await gate.release(deployment_id, tokens, actual)
+            return
+
+        async def counted(prompt: int, completion: int) -> None:
+            await gate.release(deployment_id, tokens, prompt + completion)
+
+        listeners.append(counted)
 
     async def fail(self, error: BaseException) -> None:
         """The attempt failed: a failed call keeps its admitted token estimate."""

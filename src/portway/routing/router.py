@@ -300,7 +300,8 @@ class Router(Terminal):
             return await self._degrade(ctx, call)
         attempt, completion = routed
         usage = completion.get("usage")
-        await attempt.succeed(usage)  # type: ignore[arg-type]
+        await attempt.succeed()
+        await attempt.true_up(usage, ctx.usage_listeners)  # type: ignore[arg-type]
         self._served(ctx, call, attempt)
         completion["model"] = ctx.model
         ctx.usage = usage  # type: ignore[assignment]
@@ -375,7 +376,9 @@ class Router(Terminal):
                 elif failure is not None:
                     await attempt.fail(failure)
                 else:
-                    await attempt.succeed(ctx.usage)
+                    await attempt.succeed()
+                # Whatever the outcome, this attempt produced the output the client got.
+                await attempt.true_up(ctx.usage, ctx.usage_listeners)
 
     # Attempts, retries, fallbacks -------------------------------------------------
 

@@ -70,7 +70,7 @@ class UsageRepository:
             if rows:
                 await connection.execute(insert(_usage), list(rows))
             if settlements:
-                await settle_in(connection, settlements)
+                await settle_in(connection, settlements, wrote=bool(rows))
 
     async def append_missing(
         self, rows: Sequence[dict[str, Any]], settlements: dict[str, tuple[Settlement, ...]]
@@ -93,7 +93,7 @@ class UsageRepository:
                 s for rid, group in settlements.items() if rid not in present for s in group
             ]
             if to_settle:
-                await settle_in(connection, to_settle)
+                await settle_in(connection, to_settle, wrote=bool(fresh))
         return len(fresh)
 
     async def summary(

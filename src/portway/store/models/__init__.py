@@ -10,7 +10,7 @@ from portway.store.models.assistants import (
     RunStepRow,
     ThreadRow,
 )
-from portway.store.models.budgets import BudgetRow
+from portway.store.models.budgets import BudgetLeaseRow, BudgetRow
 from portway.store.models.files import (
     ChunkRow,
     FileBatchRow,
@@ -23,6 +23,7 @@ from portway.store.models.usage import UsageRow
 
 __all__ = [
     "AssistantRow",
+    "BudgetLeaseRow",
     "BudgetRow",
     "ChunkRow",
     "FileBatchRow",
