@@ -27,7 +27,7 @@ import re
 import socket
 import ssl
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import httptools
 
@@ -458,23 +458,8 @@ class HttpClient:
 
     async def request(self, data: bytes, total_timeout: float) -> Response:
         """Send ``data`` and read the whole answer, all within ``total_timeout`` seconds."""
-        loop = self._running_loop()
-        deadline = loop.time() + total_timeout
-        for attempt in (0, 1):
-            connection = await self._acquire(deadline, fresh=attempt == 1)
-            response = Response(loop, wake_on_data=False)
-            connection.send(response, data)
-            try:
-                await response._until_complete(deadline)
-            except _StaleConnection:
-                if attempt == 0:
-                    continue
-                raise
-            except BaseException:
-                response.close()
-                raise
-            return response
-        raise AssertionError("unreachable")
+        deadline = self._running_loop().time() + total_timeout
+        return await self._exchange(data, lambda: deadline, streaming=False)
 
     async def stream(self, data: bytes, read_timeout: float) -> Response:
         """Send ``data`` and return once the answer's head arrived; read with ``next_chunk``.
@@ -483,13 +468,23 @@ class HttpClient:
         was read to its end).
         """
         loop = self._running_loop()
+        return await self._exchange(data, lambda: loop.time() + read_timeout, streaming=True)
+
+    async def _exchange(
+        self, data: bytes, deadline: Callable[[], float], *, streaming: bool
+    ) -> Response:
+        """One request, retried once on a fresh connection if a pooled one proved stale."""
+        loop = self._running_loop()
         for attempt in (0, 1):
-            deadline = loop.time() + read_timeout
-            connection = await self._acquire(deadline, fresh=attempt == 1)
-            response = Response(loop, wake_on_data=True)
+            until = deadline()
+            connection = await self._acquire(until, fresh=attempt == 1)
+            response = Response(loop, wake_on_data=streaming)
             connection.send(response, data)
             try:
-                await response._until_head(deadline)
+                if streaming:
+                    await response._until_head(until)
+                else:
+                    await response._until_complete(until)
             except _StaleConnection:
                 if attempt == 0:
                     continue
