@@ -35,11 +35,6 @@ from portway.services import Services
 logger = logging.getLogger(__name__)
 
 
-async def _portway_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, PortwayError)
-    return error_response(exc)
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
@@ -53,7 +48,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(internal_error())
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
+async def _error_object(request: Request, exc: Exception) -> Response:
+    """Portway errors as their OpenAI error object; anything else as a logged 500."""
     return render_exception(request, exc)
 
 
@@ -105,9 +101,9 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         threads,
     ):
         app.include_router(module.router)
-    app.add_exception_handler(PortwayError, _portway_error)
+    app.add_exception_handler(PortwayError, _error_object)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(Exception, _error_object)
     hot_routes = HotRoutesMiddleware(
         app, routes={("POST", "/v1/chat/completions"): chat.create_chat_completion}
     )
