@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -319,3 +320,211 @@ def test_error_event_mid_stream_reaches_the_client(
             received.append(chunk)
     assert received and received[0].choices[0].delta.role == "assistant"
     assert "overloaded_error" in caught.value.message
+
+
+# Translation details Anthropic is strict about (the fake refuses what the API refuses) --
+
+
+def test_temperature_and_top_p_together_send_only_temperature(
+    claude: openai.OpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    completion = claude.chat.completions.create(
+        model="claude",
+        messages=[{"role": "user", "content": "pick a colour"}],
+        temperature=0.3,
+        top_p=0.9,
+    )
+    assert completion.choices[0].message.content == "echo: pick a colour"
+    body = fake_anthropic.last_body
+    assert body["temperature"] == 0.3
+    assert "top_p" not in body
+
+
+def test_whitespace_only_stops_and_text_parts_are_dropped(
+    claude: openai.OpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    completion = claude.chat.completions.create(
+        model="claude",
+        messages=[
+            {"role": "system", "content": [{"type": "text", "text": "\n"}]},
+            {"role": "user", "content": "Write a haiku."},
+            {"role": "assistant", "content": " \n"},
+            {"role": "user", "content": [{"type": "text", "text": "About rain."}]},
+        ],
+        stop=["\n\n", "END"],
+    )
+    assert completion.choices[0].finish_reason == "stop"
+    body = fake_anthropic.last_body
+    assert body["stop_sequences"] == ["END"]
+    assert "system" not in body
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Write a haiku."},
+                {"type": "text", "text": "About rain."},
+            ],
+        }
+    ]
+
+
+def test_a_whitespace_only_user_message_is_a_400_naming_it(
+    claude: openai.OpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        claude.chat.completions.create(
+            model="claude",
+            messages=[
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "Hello!"},
+                {"role": "user", "content": "   "},
+            ],
+        )
+    error = assert_openai_error(caught.value.response, 400, None)
+    assert error["param"] == "messages[2].content"
+    assert fake_anthropic.requests == []
+
+
+def test_system_parts_keep_a_separator(
+    claude: openai.OpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    claude.chat.completions.create(
+        model="claude",
+        messages=[
+            {
+                "role": "system",
+                "content": [
+                    {"type": "text", "text": "You are terse."},
+                    {"type": "text", "text": "Reply in German."},
+                ],
+            },
+            {"role": "user", "content": "hi"},
+        ],
+    )
+    assert fake_anthropic.last_body["system"] == "You are terse.\n\nReply in German."
+
+
+KIMI_CALLS: Any = [
+    {
+        "id": f"functions.get_weather:{index}",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": json.dumps({"city": city})},
+    }
+    for index, city in enumerate(("Paris", "Rome"))
+]
+KIMI_HISTORY: Any = [
+    {"role": "user", "content": "Weather in Paris and Rome?"},
+    {"role": "assistant", "content": None, "tool_calls": KIMI_CALLS},
+    {"role": "tool", "tool_call_id": "functions.get_weather:0", "content": "sunny"},
+    {"role": "tool", "tool_call_id": "functions.get_weather:1", "content": "rainy"},
+]
+
+
+def test_foreign_tool_call_ids_are_mapped_the_same_way_each_time(
+    claude: openai.OpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(Reply(text="Sunny, then rainy."), Reply(text="Sunny, then rainy."))
+    for _ in range(2):
+        completion = claude.chat.completions.create(
+            model="claude", messages=KIMI_HISTORY, tools=[WEATHER_TOOL]
+        )
+        assert completion.choices[0].message.content == "Sunny, then rainy."
+    first, second = (recorded.body["messages"] for recorded in fake_anthropic.requests)
+    assert first == second
+    used = [block["id"] for block in first[1]["content"]]
+    assert [block["tool_use_id"] for block in first[2]["content"]] == used
+    assert len(set(used)) == 2
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", call_id) for call_id in used)
+
+
+def test_tool_history_without_tools(claude: openai.OpenAI, fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(Reply(text="Paris is sunny, Rome is rainy."))
+    # A follow-up that no longer offers tools, e.g. "now just summarise".
+    completion = claude.chat.completions.create(model="claude", messages=KIMI_HISTORY)
+    assert completion.choices[0].message.content == "Paris is sunny, Rome is rainy."
+    assert completion.choices[0].message.tool_calls is None
+    body = fake_anthropic.last_body
+    assert [tool["name"] for tool in body["tools"]] == ["get_weather"]
+    assert body["tool_choice"] == {"type": "none"}
+
+
+# An overloaded Anthropic (529) that says when to come back ---------------------------
+
+
+@pytest.fixture(scope="module")
+def retrying_gateway(
+    start_portway: PortwayFactory, fake_anthropic_server: FakeAnthropic
+) -> PortwayServer:
+    def model(name: str, api_key: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-5",
+            "base_url": fake_anthropic_server.base_url,
+            "api_key": api_key,
+            **extra,
+        }
+
+    # Backoff far shorter than any retry-after: a wait of a second comes from the header.
+    fast = {"retries": 2, "backoff": {"base": "10ms", "max": "50ms"}}
+    return start_portway(
+        {
+            "models": [
+                model("claude-retry", "sk-ant-retry"),
+                model("claude-capped", "sk-ant-capped"),
+                model("claude-pair", "sk-ant-first", priority=0),
+                model("claude-pair", "sk-ant-second", priority=1),
+            ],
+            "router": {
+                "claude-retry": fast,
+                "claude-capped": {**fast, "backoff": {**fast["backoff"], "retry_after_cap": "1s"}},
+                "claude-pair": {**fast, "strategy": "priority"},
+            },
+        }
+    )
+
+
+def overloaded(retry_after: str) -> Fail:
+    return Fail(529, "overloaded_error", "Overloaded", {"retry-after": retry_after})
+
+
+def test_an_overload_retry_after_is_waited_for_then_retried(
+    retrying_gateway: PortwayServer, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(overloaded("1"), Reply(text="after the wait"))
+    client = openai.OpenAI(base_url=retrying_gateway.base_url, api_key="unused", max_retries=0)
+    completion = client.chat.completions.with_raw_response.create(
+        model="claude-retry", messages=[{"role": "user", "content": "x"}]
+    )
+    assert completion.parse().choices[0].message.content == "after the wait"
+    assert completion.headers["x-portway-attempts"] == "2"
+    first, second = fake_anthropic.requests
+    assert second.at - first.at >= 0.95  # a lower bound only: Anthropic asked for 1 s
+
+
+def test_an_overload_retry_after_reaches_the_client_when_too_long_to_wait(
+    retrying_gateway: PortwayServer, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.default = overloaded("60")
+    client = openai.OpenAI(base_url=retrying_gateway.base_url, api_key="unused", max_retries=0)
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(
+            model="claude-capped", messages=[{"role": "user", "content": "x"}]
+        )
+    assert_openai_error(caught.value.response, 503, "upstream_unavailable")
+    assert caught.value.response.headers["retry-after"] == "60"
+    assert len(fake_anthropic.requests) == 1  # not hammered while it said to wait a minute
+
+
+def test_an_overloaded_deployment_rests_for_its_retry_after(
+    retrying_gateway: PortwayServer, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(overloaded("30"))
+    client = openai.OpenAI(base_url=retrying_gateway.base_url, api_key="unused", max_retries=0)
+    for _ in range(3):
+        completion = client.chat.completions.create(
+            model="claude-pair", messages=[{"role": "user", "content": "x"}]
+        )
+        assert completion.choices[0].message.content == "echo: x"
+    keys = [recorded.headers["x-api-key"] for recorded in fake_anthropic.requests]
+    assert keys == ["sk-ant-first", "sk-ant-second", "sk-ant-second", "sk-ant-second"]

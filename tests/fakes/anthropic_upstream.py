@@ -3,15 +3,20 @@
 Each request to ``POST /v1/messages`` takes the next scripted action (or echoes the
 last user text when the script is empty). Requests are checked first the way
 Anthropic checks them (strictly alternating roles, tool results right after their
-tool calls, no empty text, a ``max_tokens``, ...), so a translation mistake fails as
-a 400 here instead of only in production. Streams use Anthropic's real event
-sequence; errors use its shape ``{"type": "error", "error": {"type", "message"}}``.
+tool calls, no empty or whitespace-only text, tool ids of ``[a-zA-Z0-9_-]``, tools
+declared whenever the history holds tool blocks, not both ``temperature`` and
+``top_p`` on current models, no whitespace-only stop sequences, a ``max_tokens``,
+...), with the real API's messages, so a translation mistake fails as a 400 here
+instead of only in production. Streams use Anthropic's real event sequence; errors
+use its shape ``{"type": "error", "error": {"type", "message"}}``; ``Fail`` sends
+any headers, such as the ``retry-after`` of a 429 or 529.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -228,6 +233,15 @@ class Drop(Action):
 
 _USER_BLOCKS = {"text", "image", "document", "tool_result"}
 _ASSISTANT_BLOCKS = {"text", "tool_use"}
+_TOOL_ID = re.compile(r"[a-zA-Z0-9_-]+")
+# Models before Claude 4.1 accept temperature and top_p together; later ones do not.
+_BOTH_SAMPLERS_ALLOWED = ("claude-3",)
+
+
+def _id_problem(value: Any, where: str) -> str | None:
+    if isinstance(value, str) and _TOOL_ID.fullmatch(value):
+        return None
+    return f"{where}: String should match pattern '^[a-zA-Z0-9_-]+$'"
 
 
 def _check_block(block: Any, role: str, where: str) -> str | None:
@@ -245,13 +259,56 @@ def _check_block(block: Any, role: str, where: str) -> str | None:
         )
         if not (base64_ok or (source.get("type") == "url" and source.get("url"))):
             return f"{where}.source: invalid {kind} source"
-    if kind == "tool_use" and not (
-        block.get("id") and block.get("name") and isinstance(block.get("input"), dict)
-    ):
-        return f"{where}: tool_use needs id, name and an input object"
-    if kind == "tool_result" and not block.get("tool_use_id"):
-        return f"{where}: tool_result needs tool_use_id"
+    if kind == "tool_use":
+        if not (block.get("name") and isinstance(block.get("input"), dict)):
+            return f"{where}: tool_use needs id, name and an input object"
+        return _id_problem(block.get("id"), f"{where}.id")
+    if kind == "tool_result":
+        return _id_problem(block.get("tool_use_id"), f"{where}.tool_use_id")
     return None
+
+
+def _check_texts(blocks: list[Any]) -> str | None:
+    """A turn whose text is all whitespace is refused (whitespace beside real text is not)."""
+    texts = [b["text"] for b in blocks if b["type"] == "text"]
+    if texts and not any(text.strip() for text in texts):
+        return "messages: text content blocks must contain non-whitespace text"
+    return None
+
+
+def _check_sampling(body: dict[str, Any]) -> str | None:
+    for key in ("temperature", "top_p"):
+        if key in body and not 0 <= body[key] <= 1:
+            return f"{key}: must be between 0 and 1"
+    both = "temperature" in body and "top_p" in body
+    if both and not str(body["model"]).startswith(_BOTH_SAMPLERS_ALLOWED):
+        return (
+            "`temperature` and `top_p` cannot both be specified for this model. "
+            "Please use only one."
+        )
+    stops = body.get("stop_sequences")
+    if stops is None:
+        return None
+    if not isinstance(stops, list) or not all(isinstance(stop, str) for stop in stops):
+        return "stop_sequences: must be a list of strings"
+    if not all(stops):
+        return "stop_sequences: each stop sequence must be non-empty"
+    if not all(stop.strip() for stop in stops):
+        return "stop_sequences: each stop sequence must contain non-whitespace"
+    return None
+
+
+def _check_system(system: Any) -> str | None:
+    if system is None or isinstance(system, str):
+        return None
+    if not isinstance(system, list):
+        return "system: must be a string or a list of text blocks"
+    for index, block in enumerate(system):
+        if not (isinstance(block, dict) and block.get("type") == "text"):
+            return f"system.{index}: must be a text block"
+        if not (isinstance(block.get("text"), str) and block["text"]):
+            return f"system.{index}: text content blocks must be non-empty"
+    return _check_texts(system)
 
 
 def _check_tool_pairs(messages: list[dict[str, Any]]) -> str | None:
@@ -281,7 +338,9 @@ def _check_tools(body: dict[str, Any], uses_tools: bool) -> str | None:
     if tools is None:
         if "tool_choice" in body:
             return "tool_choice: requires tools"
-        return "tools: requests with tool_use blocks must define tools" if uses_tools else None
+        if uses_tools:
+            return "Requests which include `tool_use` or `tool_result` blocks must define tools."
+        return None
     names = [tool.get("name") for tool in tools]
     if len(set(names)) != len(names):
         return "tools: tool names must be unique"
@@ -306,12 +365,9 @@ def validate(body: dict[str, Any]) -> str | None:
         return "model: Field required"
     if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
         return "max_tokens: Field required"
-    for key in ("temperature", "top_p"):
-        if key in body and not 0 <= body[key] <= 1:
-            return f"{key}: must be between 0 and 1"
-    system = body.get("system")
-    if system is not None and not isinstance(system, str | list):
-        return "system: must be a string or a list of text blocks"
+    problem = _check_sampling(body) or _check_system(body.get("system"))
+    if problem:
+        return problem
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
@@ -328,6 +384,8 @@ def validate(body: dict[str, Any]) -> str | None:
         if isinstance(content, str):
             if not content:
                 return f"messages.{index}: content must be non-empty"
+            if not content.strip():
+                return "messages: text content blocks must contain non-whitespace text"
             continue
         if not isinstance(content, list) or not content:
             return f"messages.{index}: content must be a non-empty string or list"
@@ -336,6 +394,9 @@ def validate(body: dict[str, Any]) -> str | None:
             if problem:
                 return problem
             uses_tools = uses_tools or block["type"] in ("tool_use", "tool_result")
+        problem = _check_texts(content)
+        if problem:
+            return problem
     last = messages[-1]
     if last["role"] == "assistant" and isinstance(last["content"], list):
         tail = last["content"][-1]

@@ -8,6 +8,7 @@ also shows the translated request is valid.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from portway.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
     PortwayError,
+    RateLimitError,
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamError,
@@ -25,7 +27,8 @@ from portway.errors import (
     UpstreamUnavailableError,
 )
 from portway.protocol.chat import ChatCompletionRequest
-from portway.providers.anthropic import AnthropicProvider
+from portway.providers.anthropic import AnthropicProvider, UpstreamOverloadedError
+from portway.providers.anthropic_ids import to_anthropic_id
 from portway.providers.anthropic_translate import OPENING_USER_TEXT
 from tests.fakes.anthropic_upstream import (
     Drop,
@@ -349,17 +352,283 @@ async def test_sampling_parameters(
     provider: AnthropicProvider, fake_anthropic: FakeAnthropic
 ) -> None:
     await provider.chat(
-        make_request(
-            temperature=1.6, top_p=0.5, stop=["END", "STOP"], user="u-42", seed=3, top_k=40
-        )
+        make_request(temperature=1.6, stop=["END", "STOP"], user="u-42", seed=3, top_k=40)
     )
     body = fake_anthropic.last_body
     assert body["temperature"] == 1.0  # OpenAI's 0..2 clamped to Anthropic's 0..1
-    assert body["top_p"] == 0.5
     assert body["top_k"] == 40
     assert body["stop_sequences"] == ["END", "STOP"]
     assert body["metadata"] == {"user_id": "u-42"}
     assert "seed" not in body and "stop" not in body
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"temperature": 0.2, "top_p": 0.5}, {"temperature": 0.2}),
+        ({"top_p": 0.5}, {"top_p": 0.5}),
+        ({"temperature": 0.0}, {"temperature": 0.0}),
+    ],
+)
+async def test_temperature_and_top_p_are_never_sent_together(
+    provider: AnthropicProvider,
+    fake_anthropic: FakeAnthropic,
+    fields: dict[str, Any],
+    expected: dict[str, float],
+) -> None:
+    # claude-sonnet-4-5 (the README's example) answers 400 to both; temperature wins.
+    completion = await provider.chat(make_request(**fields))
+    assert completion["choices"][0]["message"]["content"] == "echo: hi"
+    body = fake_anthropic.last_body
+    assert {key: body[key] for key in ("temperature", "top_p") if key in body} == expected
+
+
+@pytest.mark.parametrize(
+    ("stop", "expected"),
+    [
+        (["END", " ", "\t\n", "STOP"], ["END", "STOP"]),
+        (["", "END"], ["END"]),
+        ("\n", None),
+        (["\n\n", "  "], None),
+        ("\nHuman:", ["\nHuman:"]),
+    ],
+)
+async def test_whitespace_only_stop_sequences_are_dropped(
+    provider: AnthropicProvider,
+    fake_anthropic: FakeAnthropic,
+    stop: str | list[str],
+    expected: list[str] | None,
+) -> None:
+    await provider.chat(make_request(stop=stop))
+    assert fake_anthropic.last_body.get("stop_sequences") == expected
+
+
+async def test_whitespace_only_text_parts_are_dropped(
+    provider: AnthropicProvider, fake_anthropic: FakeAnthropic
+) -> None:
+    await provider.chat(
+        make_request(
+            messages=[
+                {"role": "system", "content": [{"type": "text", "text": " \n"}]},
+                {"role": "developer", "content": "  "},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "\n"},
+                        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                    ],
+                },
+                {"role": "assistant", "content": " \n "},
+                {"role": "user", "content": [{"type": "text", "text": "What is it?"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]},
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "Sure?"}, {"type": "text", "text": " "}],
+                },
+            ]
+        )
+    )
+    body = fake_anthropic.last_body
+    assert "system" not in body
+    image = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+    assert body["messages"] == [
+        {"role": "user", "content": [image, {"type": "text", "text": "What is it?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Sure?"}]},
+    ]
+
+
+async def test_whitespace_only_tool_output_is_an_empty_tool_result(
+    provider: AnthropicProvider, fake_anthropic: FakeAnthropic
+) -> None:
+    await provider.chat(
+        make_request(
+            tools=[TIME_TOOL],
+            messages=[
+                {"role": "user", "content": "Time?"},
+                {"role": "assistant", "content": "\n", "tool_calls": [call("get_time", "")]},
+                {"role": "tool", "tool_call_id": "t", "content": "  "},
+            ],
+        )
+    )
+    turns = fake_anthropic.last_body["messages"]
+    assert turns[1]["content"] == [{"type": "tool_use", "id": "t", "name": "get_time", "input": {}}]
+    assert turns[2]["content"] == [{"type": "tool_result", "tool_use_id": "t"}]
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ([{"role": "user", "content": " \n\t"}], "messages[0].content"),
+        (
+            [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "Hello!"},
+                {"role": "user", "content": [{"type": "text", "text": "  "}]},
+            ],
+            "messages[2].content",
+        ),
+    ],
+)
+async def test_a_user_message_without_text_is_a_400_naming_it(
+    provider: AnthropicProvider,
+    fake_anthropic: FakeAnthropic,
+    messages: list[dict[str, Any]],
+    param: str,
+) -> None:
+    # Dropping the last user turn would make "Hello!" a prefill for the model to continue.
+    with pytest.raises(InvalidRequestError) as caught:
+        await provider.chat(make_request(messages=messages))
+    assert caught.value.param == param
+    assert fake_anthropic.requests == []
+
+
+async def test_system_parts_are_separated(
+    provider: AnthropicProvider, fake_anthropic: FakeAnthropic
+) -> None:
+    await provider.chat(
+        make_request(
+            messages=[
+                {
+                    "role": "system",
+                    "content": [
+                        {"type": "text", "text": "You are a pirate."},
+                        {"type": "text", "text": "Answer in one line."},
+                    ],
+                },
+                {"role": "developer", "content": [{"type": "text", "text": "No emoji."}]},
+                {"role": "user", "content": "hi"},
+            ]
+        )
+    )
+    assert fake_anthropic.last_body["system"] == (
+        "You are a pirate.\n\nAnswer in one line.\n\nNo emoji."
+    )
+
+
+FOREIGN_IDS = ["functions.get_weather:0", "functions.get_weather:1"]
+
+
+def foreign_history(ids: list[str]) -> list[dict[str, Any]]:
+    """A history whose tool-call ids came from another server (Kimi-style ids)."""
+    calls = [
+        call("get_weather", f'{{"city": "{city}"}}', i) for i, city in zip(ids, "AB", strict=True)
+    ]
+    results = [{"role": "tool", "tool_call_id": i, "content": "sunny"} for i in ids]
+    return [
+        {"role": "user", "content": "Weather in A and B?"},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        *results,
+    ]
+
+
+async def test_foreign_tool_call_ids_are_mapped_stably(
+    provider: AnthropicProvider, fake_anthropic: FakeAnthropic
+) -> None:
+    for _ in range(2):
+        await provider.chat(
+            make_request(tools=[WEATHER_TOOL], messages=foreign_history(FOREIGN_IDS))
+        )
+    first, second = (recorded.body["messages"] for recorded in fake_anthropic.requests)
+    assert first == second  # the same history maps the same way, with no state kept
+    used = [block["id"] for block in first[1]["content"]]
+    answered = [block["tool_use_id"] for block in first[2]["content"]]
+    assert used == answered == [to_anthropic_id(i) for i in FOREIGN_IDS]
+    assert len(set(used)) == 2
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", i) for i in used)
+    assert used[0].startswith("functions_get_weather_0_")
+
+
+@pytest.mark.parametrize(
+    ("original", "expected"),
+    [
+        ("toolu_01A-b", "toolu_01A-b"),
+        ("call_abc123", "call_abc123"),
+    ],
+)
+def test_conforming_ids_pass_unchanged(original: str, expected: str) -> None:
+    assert to_anthropic_id(original) == expected
+
+
+def test_ids_differing_only_in_replaced_characters_stay_distinct() -> None:
+    mapped = {to_anthropic_id(i) for i in ("a.b", "a:b", "a_b", "a b", "", "é")}
+    assert len(mapped) == 6
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", i) for i in mapped)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_answer_naming_a_mapped_id_gives_the_client_its_own_id(
+    provider: AnthropicProvider, fake_anthropic: FakeAnthropic, stream: bool
+) -> None:
+    mapped = to_anthropic_id(FOREIGN_IDS[0])
+    fake_anthropic.script(
+        Reply(tool_uses=[ToolUse("get_weather", id=mapped), ToolUse("get_weather", id="toolu_9")])
+    )
+    request = make_request(
+        tools=[WEATHER_TOOL], messages=foreign_history(FOREIGN_IDS), stream=stream
+    )
+    if stream:
+        chunks = await collect(provider, request)
+        ids = [
+            call["id"]
+            for chunk in chunks
+            if chunk["choices"]
+            for call in chunk["choices"][0]["delta"].get("tool_calls", [])
+            if "id" in call
+        ]
+    else:
+        completion = await provider.chat(request)
+        ids = [call["id"] for call in completion["choices"][0]["message"]["tool_calls"]]
+    assert ids == [FOREIGN_IDS[0], "toolu_9"]
+
+
+async def test_tool_history_without_tools_declares_stubs_that_cannot_be_called(
+    provider: AnthropicProvider, fake_anthropic: FakeAnthropic
+) -> None:
+    history = [
+        {"role": "user", "content": "Weather and time?"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                call("get_weather", '{"city": "Oslo"}', "c1"),
+                call("get_time", "", "c2"),
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "snow"},
+        {"role": "tool", "tool_call_id": "c2", "content": "noon"},
+        {"role": "assistant", "tool_calls": [call("get_weather", '{"city": "Rome"}', "c3")]},
+        {"role": "tool", "tool_call_id": "c3", "content": "sun"},
+    ]
+    for choice in (None, "none", "auto"):
+        fields: dict[str, Any] = {"messages": history}
+        if choice is not None:
+            fields["tool_choice"] = choice
+        completion = await provider.chat(make_request(**fields))
+        assert completion["choices"][0]["finish_reason"] == "stop"
+        body = fake_anthropic.last_body
+        assert [tool["name"] for tool in body["tools"]] == ["get_weather", "get_time"]
+        assert all(tool["input_schema"] == {"type": "object"} for tool in body["tools"])
+        assert body["tool_choice"] == {"type": "none"}
+
+
+async def test_tool_history_without_tools_beside_an_emulated_format(
+    provider: AnthropicProvider, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(Reply(tool_uses=[ToolUse("person", {"name": "Ada", "age": 36})]))
+    completion = await provider.chat(
+        make_request(
+            response_format=PERSON_FORMAT,
+            messages=[
+                {"role": "user", "content": "Who? Look it up."},
+                {"role": "assistant", "tool_calls": [call("lookup", '{"q": "Ada"}', "c1")]},
+                {"role": "tool", "tool_call_id": "c1", "content": "Ada Lovelace, 36"},
+            ],
+        )
+    )
+    body = fake_anthropic.last_body
+    assert [tool["name"] for tool in body["tools"]] == ["lookup", "person"]
+    assert body["tool_choice"]["name"] == "person"
+    assert json.loads(completion["choices"][0]["message"]["content"]) == {"name": "Ada", "age": 36}
 
 
 def image_message(url: str) -> dict[str, Any]:
@@ -382,7 +651,8 @@ BROKEN_CALL = {"role": "assistant", "tool_calls": [call("f", "{oops")]}
         ({"logprobs": True}, "logprobs"),
         ({"tool_choice": "required"}, "tool_choice"),
         ({"tools": [WEATHER_TOOL], "tool_choice": UNKNOWN_CHOICE}, "tool_choice"),
-        ({"messages": [{"role": "user", "content": ""}]}, "messages"),
+        ({"messages": [{"role": "user", "content": ""}]}, "messages[0].content"),
+        ({"messages": [{"role": "system", "content": " "}]}, "messages"),
         ({"messages": [image_message("ftp://x/y.png")]}, "messages[0].content[0]"),
         ({"messages": [image_message("data:image/bmp;base64,AA")]}, "messages[0].content[0]"),
         (
@@ -550,6 +820,16 @@ async def test_json_schema_with_real_tools_lets_the_model_pick_either(
             429,
         ),
         (Fail(529, "overloaded_error", "Overloaded"), UpstreamUnavailableError, 503),
+        (
+            Fail(529, "overloaded_error", "Overloaded", {"retry-after": "3"}),
+            UpstreamOverloadedError,
+            503,
+        ),
+        (
+            Fail(503, "overloaded_error", "Overloaded", {"retry-after-ms": "1500"}),
+            UpstreamOverloadedError,
+            503,
+        ),
         (Fail(401, "authentication_error", "invalid x-api-key"), UpstreamAuthError, 502),
         (Fail(403, "permission_error", "no access"), UpstreamAuthError, 502),
         (
@@ -583,6 +863,31 @@ async def test_error_mapping(
     if error_class is UpstreamRateLimitError:
         assert caught.value.retry_after == 7.0  # type: ignore[attr-defined]
         assert caught.value.headers["retry-after"] == "7"
+
+
+@pytest.mark.parametrize(
+    ("headers", "retry_after", "header"),
+    [({"retry-after": "3"}, 3.0, "3"), ({"retry-after-ms": "1500"}, 1.5, "2")],
+)
+async def test_an_overload_keeps_its_retry_after_for_the_router(
+    provider: AnthropicProvider,
+    fake_anthropic: FakeAnthropic,
+    headers: dict[str, str],
+    retry_after: float,
+    header: str,
+) -> None:
+    fake_anthropic.script(Fail(529, "overloaded_error", "Overloaded", headers))
+    with pytest.raises(UpstreamUnavailableError) as caught:
+        await provider.chat(make_request())
+    error = caught.value
+    # The router pauses a deployment and waits for it only on a rate-limit error's retry_after.
+    assert isinstance(error, RateLimitError)
+    assert error.retry_after == retry_after
+    assert (error.status_code, error.code, error.headers["retry-after"]) == (
+        503,
+        "upstream_unavailable",
+        header,
+    )
 
 
 # Streams ---------------------------------------------------------------------
@@ -703,6 +1008,8 @@ def _body(*contents: Any, **extra: Any) -> dict[str, Any]:
 
 _USE = {"type": "tool_use", "id": "t1", "name": "f", "input": {}}
 _RESULT = {"type": "tool_result", "tool_use_id": "t1"}
+_USE_FOREIGN = {**_USE, "id": "functions.f:0"}
+_RESULT_FOREIGN = {**_RESULT, "tool_use_id": "functions.f:0"}
 _TEXT = {"type": "text", "text": "b"}
 _TOOLS = [{"name": "f", "input_schema": {"type": "object"}}]
 _TWO_USERS = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "a"}] * 2}
@@ -717,6 +1024,14 @@ _TWO_USERS = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "con
             "first message",
         ),
         (_body([{"type": "text", "text": ""}]), "non-empty"),
+        (_body([{"type": "text", "text": " \n"}]), "non-whitespace text"),
+        (_body("a", "  ", "b"), "non-whitespace text"),
+        (_body("a", system=[{"type": "text", "text": " "}]), "non-whitespace text"),
+        (_body("a", temperature=0.5, top_p=0.9), "cannot both be specified"),
+        (_body("a", stop_sequences=["END", "\n"]), "non-whitespace"),
+        (_body("a", stop_sequences=[""]), "non-empty"),
+        (_body("a", [_USE_FOREIGN], [_RESULT_FOREIGN], tools=_TOOLS), "should match pattern"),
+        (_body("a", [_USE], [_RESULT_FOREIGN], tools=_TOOLS), "should match pattern"),
         (_body("a", temperature=1.5), "temperature"),
         ({"model": "m", "messages": [{"role": "user", "content": "a"}]}, "max_tokens"),
         (_body("a", [_USE], "b", tools=_TOOLS), "without `tool_result`"),
@@ -733,3 +1048,17 @@ def test_fake_rejects_what_anthropic_rejects(body: dict[str, Any], problem: str)
 
 def test_fake_accepts_a_valid_tool_round_trip() -> None:
     assert validate(_body("a", [_TEXT, _USE], [_RESULT, _TEXT], tools=_TOOLS)) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Whitespace beside real text is accepted; only all-whitespace turns are refused.
+        _body([{"type": "text", "text": " "}, _TEXT]),
+        # Claude 3 models still take both samplers.
+        {**_body("a", temperature=0.5, top_p=0.9), "model": "claude-3-5-haiku-latest"},
+        _body("a", stop_sequences=["\nHuman:"]),
+    ],
+)
+def test_fake_accepts_what_anthropic_accepts(body: dict[str, Any]) -> None:
+    assert validate(body) is None

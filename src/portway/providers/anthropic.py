@@ -13,7 +13,8 @@ host root *without* ``/v1`` (default https://api.anthropic.com); a ``base_url`` 
 ends in ``/v1``, as OpenAI-style configs do, is accepted too and not doubled.
 
 Errors map to ``PortwayError`` at the edge: 429 → ``UpstreamRateLimitError`` (with
-``retry-after``), 529 overloaded → ``UpstreamUnavailableError``, 401/403 →
+``retry-after``), 529/503 overloaded → ``UpstreamUnavailableError``, or
+``UpstreamOverloadedError`` when it says when to come back (``retry-after``), 401/403 →
 ``UpstreamAuthError``, 400 "prompt is too long" → ``ContextLengthExceededError``, other
 4xx → ``UpstreamBadRequestError``, 5xx → ``UpstreamError``, and an ``error`` event in
 a stream (or a stream that ends before ``message_stop``) → ``UpstreamError``.
@@ -30,6 +31,7 @@ from portway.config import ModelConfig
 from portway.errors import (
     ContextLengthExceededError,
     PortwayError,
+    RateLimitError,
     RequestTooLargeError,
     UpstreamAuthError,
     UpstreamBadRequestError,
@@ -72,6 +74,12 @@ def _error_fields(body: bytes) -> tuple[str, str]:
     return "error", str(payload)[:500]
 
 
+class UpstreamOverloadedError(UpstreamUnavailableError, RateLimitError):
+    """An overloaded upstream that sent ``retry-after``: still a 503 to the client, but the
+    router treats it as a rate limit, pausing the deployment for ``retry_after`` and
+    retrying after it, rather than as a failure soon retried."""
+
+
 def map_anthropic_error(status: int, body: bytes, headers: Mapping[str, str]) -> PortwayError:
     """An Anthropic error answer as the matching ``PortwayError``."""
     error_type, message = _error_fields(body)
@@ -79,7 +87,10 @@ def map_anthropic_error(status: int, body: bytes, headers: Mapping[str, str]) ->
     if status == 429:
         return UpstreamRateLimitError(text, retry_after=parse_retry_after(headers))
     if status in (503, 529) or error_type == "overloaded_error":
-        return UpstreamUnavailableError(text)
+        retry_after = parse_retry_after(headers)
+        if retry_after is None:
+            return UpstreamUnavailableError(text)
+        return UpstreamOverloadedError(text, retry_after=retry_after)
     if status in (401, 402, 403):
         return UpstreamAuthError(text)
     if status in (408, 504):
@@ -122,14 +133,14 @@ class AnthropicProvider(RemoteProvider):
         model = self.config.upstream_model
         translated = to_messages_request(request, model, self._max_tokens, stream=False)
         message = await self._http.post(self._path, translated.payload)
-        return to_completion(message, translated.answer_tool, model)
+        return to_completion(message, translated, model)
 
     async def stream(
         self, request: ChatCompletionRequest
     ) -> AsyncIterator[ChatCompletionChunkDict]:
         model = self.config.upstream_model
         translated = to_messages_request(request, model, self._max_tokens, stream=True)
-        translator = StreamTranslator(model, translated.answer_tool)
+        translator = StreamTranslator(model, translated)
         async with aclosing(self._http.stream(self._path, translated.payload)) as events:
             async for event in events:
                 data = decode_json(event.data.encode("utf-8"), "stream")

@@ -1,10 +1,11 @@
 """Anthropic Messages stream events → ``chat.completion.chunk`` dicts.
 
-Contract: ``StreamTranslator.feed`` takes one decoded event at a time and returns the
-chunks it produces (often none): a first chunk with the assistant role, text deltas,
-tool-call deltas with a 0-based ``index`` among the calls (id and name on the first
-delta of each call), a final chunk with the ``finish_reason``, then a usage chunk with
-empty ``choices``. ``finished`` turns true at ``message_stop``; an ``error`` event
+Contract: a ``StreamTranslator`` serves one sent ``MessagesRequest``; ``feed`` takes
+one decoded event at a time and returns the chunks it produces (often none): a first
+chunk with the assistant role, text deltas, tool-call deltas with a 0-based ``index``
+among the calls (id, given back in the client's form, and name on the first delta of
+each call), a final chunk with the ``finish_reason``, then a usage chunk with empty
+``choices``. ``finished`` turns true at ``message_stop``; an ``error`` event
 raises ``UpstreamError``. The answer tool of an emulated ``response_format`` streams
 as content; any text beside it is dropped, as in a whole completion.
 """
@@ -18,7 +19,7 @@ from typing import Any, Literal
 
 from portway.errors import UpstreamError, UpstreamUnavailableError
 from portway.protocol.chat import ChatCompletionChunkDict, DeltaDict
-from portway.providers.anthropic_translate import finish_reason, to_usage
+from portway.providers.anthropic_translate import MessagesRequest, finish_reason, to_usage
 
 
 def stream_error(event: Mapping[str, Any]) -> UpstreamError:
@@ -51,18 +52,19 @@ class _OpenBlock:
 class StreamTranslator:
     """Messages stream events → ``chat.completion.chunk`` dicts, one event at a time."""
 
-    def __init__(self, model: str, answer_tool: str | None) -> None:
+    def __init__(self, model: str, sent: MessagesRequest) -> None:
         self._id = "chatcmpl-"
         self._model = model
         self._created = int(time.time())
-        self._answer_tool = answer_tool
+        self._answer_tool = sent.answer_tool
+        self._tool_ids = sent.tool_ids
         self._blocks: dict[int, _OpenBlock] = {}
         self._tool_calls = 0
         self._usage: dict[str, int] = {}
         self._stop_reason: str | None = None
         # With an emulated response_format, text is held back: once the answer tool is
         # called it is dropped (as in non-streamed answers), else sent at the end.
-        self._held_text: list[str] | None = [] if answer_tool else None
+        self._held_text: list[str] | None = [] if sent.answer_tool else None
         self.finished = False
 
     def feed(self, event: Mapping[str, Any]) -> list[ChatCompletionChunkDict]:
@@ -123,7 +125,7 @@ class StreamTranslator:
         self._tool_calls += 1
         call = {
             "index": self._blocks[index].tool_index,
-            "id": str(block.get("id")),
+            "id": self._tool_ids.to_client(str(block.get("id"))),
             "type": "function",
             "function": {"name": str(block.get("name")), "arguments": ""},
         }

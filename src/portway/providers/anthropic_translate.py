@@ -7,17 +7,24 @@ dict (streams: ``anthropic_stream``). ``response_format`` json_schema / json_obj
 is emulated with a forced tool (the "answer tool") whose input comes back as the
 message content with ``finish_reason: stop``.
 
-Requests: system and developer messages become the top-level ``system``; tool messages
-become ``tool_result`` blocks; consecutive turns of one role are merged into one
-(so parallel tool results share one user turn). ``seed``, penalties and ``logit_bias``
+Requests: system and developer messages become the top-level ``system``, their text
+parts joined by a blank line; tool messages become ``tool_result`` blocks; consecutive
+turns of one role are merged into one (so parallel tool results share one user turn).
+Anthropic refuses whitespace-only text and stop sequences, so they are dropped; a user
+message left with nothing is a 400 naming ``messages[i].content``. Tool-call ids are
+mapped into Anthropic's alphabet (``anthropic_ids``). A history that calls tools in a
+request without ``tools`` declares them as stubs with ``tool_choice: none``, since
+Anthropic reads ``tool_use`` blocks only against declared tools. ``temperature`` and
+``top_p`` together are refused by current models (Sonnet 4.5, Haiku 4.5, Opus 4.1):
+``temperature`` is sent and ``top_p`` dropped. ``seed``, penalties and ``logit_bias``
 have no Anthropic equivalent and are ignored, as OpenAI-compatible servers commonly do.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -40,8 +47,8 @@ from portway.protocol.chat import (
     ToolMessage,
     UsageDict,
     UserMessage,
-    message_text,
 )
+from portway.providers.anthropic_ids import ToolIds
 
 Block = dict[str, Any]
 
@@ -49,6 +56,8 @@ IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/we
 _EMPTY_OBJECT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 _JSON_OBJECT_TOOL = "json_object"
 OPENING_USER_TEXT = "(start)"
+SYSTEM_SEPARATOR = "\n\n"
+_STUB_DESCRIPTION = "Called earlier in this conversation; not available now."
 
 _FINISH_REASONS = {
     "end_turn": "stop",
@@ -63,10 +72,12 @@ _FINISH_REASONS = {
 
 @dataclass(frozen=True, slots=True)
 class MessagesRequest:
-    """A Messages API body and, when ``response_format`` is emulated, the answer tool's name."""
+    """A Messages API body, the answer tool's name when ``response_format`` is emulated, and
+    the tool-call ids the body had to map."""
 
     payload: dict[str, Any]
     answer_tool: str | None = None
+    tool_ids: ToolIds = field(default_factory=ToolIds)
 
 
 # Requests ------------------------------------------------------------------
@@ -77,7 +88,8 @@ def to_messages_request(
 ) -> MessagesRequest:
     """The Messages API body for ``request``, sent to the upstream ``model``."""
     _reject_unsupported(request)
-    system, messages = _translate_messages(request)
+    tool_ids = ToolIds()
+    system, messages = _translate_messages(request, tool_ids)
     payload: dict[str, Any] = {
         "model": model,
         "max_tokens": request.max_output_tokens or default_max_tokens,
@@ -85,26 +97,34 @@ def to_messages_request(
     }
     if system:
         payload["system"] = system
-    if request.temperature is not None:
-        # OpenAI's range is 0..2, Anthropic's 0..1: the top of both means "most random".
-        payload["temperature"] = min(request.temperature, 1.0)
-    if request.top_p is not None:
-        payload["top_p"] = request.top_p
-    top_k = (request.model_extra or {}).get("top_k")
-    if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > 0:
-        payload["top_k"] = top_k
-    if request.stop_sequences:
-        payload["stop_sequences"] = request.stop_sequences
+    payload.update(_sampling(request))
+    stops = [stop for stop in request.stop_sequences if stop.strip()]
+    if stops:
+        payload["stop_sequences"] = stops
     if request.user:
         payload["metadata"] = {"user_id": request.user}
     if stream:
         payload["stream"] = True
-    tools, tool_choice, answer_tool = _tools_and_choice(request)
+    tools, tool_choice, answer_tool = _tools_and_choice(request, _called_tools(messages))
     if tools:
         payload["tools"] = tools
     if tool_choice:
         payload["tool_choice"] = tool_choice
-    return MessagesRequest(payload, answer_tool)
+    return MessagesRequest(payload, answer_tool, tool_ids)
+
+
+def _sampling(request: ChatCompletionRequest) -> dict[str, float | int]:
+    """``temperature`` or ``top_p`` (never both: current models refuse that), and ``top_k``."""
+    sampling: dict[str, float | int] = {}
+    if request.temperature is not None:
+        # OpenAI's range is 0..2, Anthropic's 0..1: the top of both means "most random".
+        sampling["temperature"] = min(request.temperature, 1.0)
+    elif request.top_p is not None:
+        sampling["top_p"] = request.top_p
+    top_k = (request.model_extra or {}).get("top_k")
+    if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > 0:
+        sampling["top_k"] = top_k
+    return sampling
 
 
 def _reject_unsupported(request: ChatCompletionRequest) -> None:
@@ -119,22 +139,34 @@ def _reject_unsupported(request: ChatCompletionRequest) -> None:
         )
 
 
-def _translate_messages(request: ChatCompletionRequest) -> tuple[str, list[dict[str, Any]]]:
+def _texts(content: str | Sequence[Any] | None) -> list[str]:
+    """The text parts of ``content`` that Anthropic accepts (whitespace-only ones are not)."""
+    if content is None:
+        return []
+    parts = (
+        [content]
+        if isinstance(content, str)
+        else [p.text for p in content if isinstance(p, TextPart)]
+    )
+    return [text for text in parts if text.strip()]
+
+
+def _translate_messages(
+    request: ChatCompletionRequest, tool_ids: ToolIds
+) -> tuple[str, list[dict[str, Any]]]:
     system_parts: list[str] = []
     turns: list[dict[str, Any]] = []
     for index, message in enumerate(request.messages):
         role: Literal["user", "assistant"]
         if isinstance(message, SystemMessage | DeveloperMessage):
-            text = message_text(message.content)
-            if text:
-                system_parts.append(text)
+            system_parts.extend(_texts(message.content))
             continue
         if isinstance(message, UserMessage):
             role, blocks = "user", _user_blocks(message, index)
         elif isinstance(message, AssistantMessage):
-            role, blocks = "assistant", _assistant_blocks(message, index)
+            role, blocks = "assistant", _assistant_blocks(message, index, tool_ids)
         elif isinstance(message, ToolMessage):
-            role, blocks = "user", [_tool_result(message)]
+            role, blocks = "user", [_tool_result(message, tool_ids)]
         else:
             raise InvalidRequestError(
                 "Legacy `function` messages are not supported for Anthropic models; "
@@ -161,7 +193,19 @@ def _translate_messages(request: ChatCompletionRequest) -> tuple[str, list[dict[
         # Anthropic requires a user turn first; OpenAI also accepts a conversation that
         # opens with the assistant (a greeting) or holds only a system prompt.
         turns.insert(0, {"role": "user", "content": [_text_block(OPENING_USER_TEXT)]})
-    return "\n\n".join(system_parts), turns
+    return SYSTEM_SEPARATOR.join(system_parts), turns
+
+
+def _called_tools(turns: list[dict[str, Any]]) -> list[str]:
+    """The names of the tools the history calls, each once, in order of first call."""
+    names = (
+        block["name"]
+        for turn in turns
+        if turn["role"] == "assistant"
+        for block in turn["content"]
+        if block["type"] == "tool_use"
+    )
+    return list(dict.fromkeys(names))
 
 
 def _trim_prefill(turns: list[dict[str, Any]]) -> None:
@@ -182,13 +226,25 @@ def _text_block(text: str) -> Block:
 
 
 def _user_blocks(message: UserMessage, index: int) -> list[Block]:
+    blocks = _user_content(message, index)
+    if not blocks:
+        # Dropping the turn would silently change the conversation (a trailing assistant
+        # turn becomes a prefill to continue), so the client decides.
+        raise InvalidRequestError(
+            "Anthropic models refuse a user message without non-whitespace text or other content.",
+            param=f"messages[{index}].content",
+        )
+    return blocks
+
+
+def _user_content(message: UserMessage, index: int) -> list[Block]:
     if isinstance(message.content, str):
-        return [_text_block(message.content)] if message.content else []
+        return [_text_block(text) for text in _texts(message.content)]
     blocks: list[Block] = []
     for position, part in enumerate(message.content):
         param = f"messages[{index}].content[{position}]"
         if isinstance(part, TextPart):
-            if part.text:
+            if part.text.strip():
                 blocks.append(_text_block(part.text))
         elif isinstance(part, ImagePart):
             blocks.append(_image_block(part.image_url.url, param))
@@ -246,20 +302,19 @@ def _document_block(file: Mapping[str, Any], param: str) -> Block:
     }
 
 
-def _assistant_blocks(message: AssistantMessage, index: int) -> list[Block]:
+def _assistant_blocks(message: AssistantMessage, index: int, tool_ids: ToolIds) -> list[Block]:
     if message.function_call is not None:
         raise InvalidRequestError(
             "Legacy `function_call` is not supported for Anthropic models; use `tool_calls`.",
             param=f"messages[{index}].function_call",
         )
-    text = message_text(message.content)
-    blocks = [_text_block(text)] if text else []
+    blocks = [_text_block(text) for text in _texts(message.content)]
     for position, call in enumerate(message.tool_calls or ()):
         param = f"messages[{index}].tool_calls[{position}].function.arguments"
         blocks.append(
             {
                 "type": "tool_use",
-                "id": call.id,
+                "id": tool_ids.to_anthropic(call.id),
                 "name": call.function.name,
                 "input": _parse_arguments(call.function.arguments, param),
             }
@@ -279,11 +334,16 @@ def _parse_arguments(arguments: str, param: str) -> dict[str, Any]:
     return parsed
 
 
-def _tool_result(message: ToolMessage) -> Block:
-    block: Block = {"type": "tool_result", "tool_use_id": message.tool_call_id}
-    text = message_text(message.content)
-    if text:
-        block["content"] = text
+def _tool_result(message: ToolMessage, tool_ids: ToolIds) -> Block:
+    block: Block = {
+        "type": "tool_result",
+        "tool_use_id": tool_ids.to_anthropic(message.tool_call_id),
+    }
+    texts = _texts(message.content)
+    if len(texts) == 1:
+        block["content"] = texts[0]
+    elif texts:
+        block["content"] = [_text_block(text) for text in texts]
     return block
 
 
@@ -327,10 +387,15 @@ def _answer_tool(request: ChatCompletionRequest) -> Block | None:
     return None
 
 
+def _stub(name: str) -> Block:
+    return {"name": name, "description": _STUB_DESCRIPTION, "input_schema": {"type": "object"}}
+
+
 def _tools_and_choice(
-    request: ChatCompletionRequest,
+    request: ChatCompletionRequest, called: Sequence[str]
 ) -> tuple[list[Block], Block | None, str | None]:
-    """(tools, tool_choice, answer tool name) for the Messages API."""
+    """(tools, tool_choice, answer tool name) for the Messages API; ``called`` names the
+    tools the history calls."""
     tools = [_tool(tool) for tool in request.tools or ()]
     names = {tool["name"] for tool in tools}
     choice = request.tool_choice
@@ -353,6 +418,8 @@ def _tools_and_choice(
         anthropic_choice = {"type": "auto"}
 
     answer = _answer_tool(request)
+    # Without client tools, the history's calls are declared as stubs the model must not call.
+    stubs = [] if tools else [_stub(n) for n in called if answer is None or n != answer["name"]]
     forced_user_tool = anthropic_choice is not None and anthropic_choice["type"] in ("any", "tool")
     if answer is not None and not forced_user_tool:
         if answer["name"] in names:
@@ -365,7 +432,9 @@ def _tools_and_choice(
             anthropic_choice = {"type": "any"} if tools else _forced(answer["name"])
         else:
             anthropic_choice = _forced(answer["name"])
-        return [*tools, answer], _with_parallel(anthropic_choice, request), answer["name"]
+        return [*tools, *stubs, answer], _with_parallel(anthropic_choice, request), answer["name"]
+    if stubs:
+        return stubs, {"type": "none"}, None
     return tools, _with_parallel(anthropic_choice, request) if tools else None, None
 
 
@@ -410,8 +479,8 @@ def _arguments(block: Mapping[str, Any]) -> str:
     return orjson.dumps(block.get("input") or {}).decode()
 
 
-def to_completion(message: Any, answer_tool: str | None, model: str) -> ChatCompletionDict:
-    """The ``chat.completion`` for a Messages API response."""
+def to_completion(message: Any, sent: MessagesRequest, model: str) -> ChatCompletionDict:
+    """The ``chat.completion`` for a Messages API response to the request ``sent``."""
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
         raise UpstreamError("The upstream answered without a `content` list.")
     texts: list[str] = []
@@ -421,12 +490,12 @@ def to_completion(message: Any, answer_tool: str | None, model: str) -> ChatComp
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
             texts.append(str(block.get("text") or ""))
-        elif kind == "tool_use" and block.get("name") == answer_tool:
+        elif kind == "tool_use" and block.get("name") == sent.answer_tool:
             answer = _arguments(block)
         elif kind == "tool_use":
             calls.append(
                 {
-                    "id": str(block.get("id")),
+                    "id": sent.tool_ids.to_client(str(block.get("id"))),
                     "type": "function",
                     "function": {"name": str(block.get("name")), "arguments": _arguments(block)},
                 }
