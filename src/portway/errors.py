@@ -161,6 +161,12 @@ class UpstreamUnavailableError(UpstreamError):
     default_code = "upstream_unavailable"
 
 
+class UpstreamOverloadedError(UpstreamUnavailableError, RateLimitError):
+    """An overloaded upstream that sent ``retry-after``: still a 503 to the client, but the
+    router treats it as a rate limit, pausing the deployment for ``retry_after`` and
+    retrying after it, rather than as a failure soon retried."""
+
+
 class UpstreamAuthError(UpstreamError):
     """Portway's credentials for the provider were refused: a server configuration fault."""
 

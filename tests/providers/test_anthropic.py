@@ -23,11 +23,12 @@ from portway.errors import (
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamError,
+    UpstreamOverloadedError,
     UpstreamRateLimitError,
     UpstreamUnavailableError,
 )
 from portway.protocol.chat import ChatCompletionRequest
-from portway.providers.anthropic import AnthropicProvider, UpstreamOverloadedError
+from portway.providers.anthropic import AnthropicProvider
 from portway.providers.anthropic_ids import to_anthropic_id
 from portway.providers.anthropic_translate import OPENING_USER_TEXT
 from tests.fakes.anthropic_upstream import (

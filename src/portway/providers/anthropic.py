@@ -31,7 +31,6 @@ from portway.config import ModelConfig
 from portway.errors import (
     ContextLengthExceededError,
     PortwayError,
-    RateLimitError,
     RequestTooLargeError,
     UpstreamAuthError,
     UpstreamBadRequestError,
@@ -39,13 +38,12 @@ from portway.errors import (
     UpstreamNotFoundError,
     UpstreamRateLimitError,
     UpstreamTimeoutError,
-    UpstreamUnavailableError,
 )
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.providers.anthropic_stream import StreamTranslator
 from portway.providers.anthropic_translate import to_completion, to_messages_request
 from portway.providers.base import Capabilities
-from portway.providers.http import HttpUpstream, decode_json, parse_retry_after
+from portway.providers.http import HttpUpstream, decode_json, parse_retry_after, unavailable_error
 from portway.providers.remote import RemoteProvider
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -74,12 +72,6 @@ def _error_fields(body: bytes) -> tuple[str, str]:
     return "error", str(payload)[:500]
 
 
-class UpstreamOverloadedError(UpstreamUnavailableError, RateLimitError):
-    """An overloaded upstream that sent ``retry-after``: still a 503 to the client, but the
-    router treats it as a rate limit, pausing the deployment for ``retry_after`` and
-    retrying after it, rather than as a failure soon retried."""
-
-
 def map_anthropic_error(status: int, body: bytes, headers: Mapping[str, str]) -> PortwayError:
     """An Anthropic error answer as the matching ``PortwayError``."""
     error_type, message = _error_fields(body)
@@ -87,10 +79,7 @@ def map_anthropic_error(status: int, body: bytes, headers: Mapping[str, str]) ->
     if status == 429:
         return UpstreamRateLimitError(text, retry_after=parse_retry_after(headers))
     if status in (503, 529) or error_type == "overloaded_error":
-        retry_after = parse_retry_after(headers)
-        if retry_after is None:
-            return UpstreamUnavailableError(text)
-        return UpstreamOverloadedError(text, retry_after=retry_after)
+        return unavailable_error(text, headers)
     if status in (401, 402, 403):
         return UpstreamAuthError(text)
     if status in (408, 504):

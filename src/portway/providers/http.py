@@ -26,6 +26,7 @@ import orjson
 from portway.errors import (
     PortwayError,
     UpstreamError,
+    UpstreamOverloadedError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
@@ -64,6 +65,14 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(value) if value else None
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def unavailable_error(text: str, headers: Mapping[str, str]) -> UpstreamUnavailableError:
+    """An overloaded upstream's answer; one that says when to come back is paced like a 429."""
+    retry_after = parse_retry_after(headers)
+    if retry_after is None:
+        return UpstreamUnavailableError(text)
+    return UpstreamOverloadedError(text, retry_after=retry_after)
 
 
 def decode_json(body: bytes, what: str) -> Any:

@@ -25,12 +25,11 @@ from portway.errors import (
     UpstreamNotFoundError,
     UpstreamRateLimitError,
     UpstreamTimeoutError,
-    UpstreamUnavailableError,
 )
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
 from portway.providers.base import Capabilities
-from portway.providers.http import HttpUpstream, decode_json, parse_retry_after
+from portway.providers.http import HttpUpstream, decode_json, parse_retry_after, unavailable_error
 from portway.providers.remote import RemoteProvider
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -80,7 +79,7 @@ def map_openai_error(status: int, body: bytes, headers: Mapping[str, str]) -> Po
             return UpstreamNotFoundError(text)
         return UpstreamBadRequestError(text, param=param)
     if status == 503:
-        return UpstreamUnavailableError(text)
+        return unavailable_error(text, headers)
     return UpstreamError(text)
 
 
