@@ -1,5 +1,9 @@
 """Optional embeddings for hybrid search: vectors from a configured model, cosine ranking.
 
+The model is called through the pipeline (``pipeline.client.ModelClient``) as the system
+principal, so indexing and query embeddings are limited, budgeted, routed (retries,
+fallbacks) and ledgered like any call; the ledger's ``endpoint`` says which of the two.
+
 Vectors are L2-normalised float32 arrays stored as bytes in ``vector_store_chunks``; the
 nearest neighbours are found by a brute-force dot product (numpy, in a thread) over the
 embedded chunks of the searched stores, which is fine up to ~10^5 chunks per search.
@@ -14,8 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from portway.errors import UpstreamError
+from portway.pipeline.client import ModelClient
 from portway.protocol.embeddings import EmbeddingRequest
-from portway.routing.catalog import ModelCatalog
 
 
 def pack(vector: Sequence[float]) -> bytes:
@@ -31,19 +35,20 @@ def _vector(embedding: list[float] | str) -> list[float] | np.ndarray:
 
 
 class Embedder:
-    """Embeds texts with the first deployment of a public model name."""
+    """Embeds texts with a public model name, in batches, through the pipeline."""
 
-    def __init__(self, catalog: ModelCatalog, model: str, batch_size: int = 64) -> None:
+    def __init__(self, models: ModelClient, model: str, batch_size: int = 64) -> None:
         self.model = model
-        self._catalog = catalog
+        self._models = models
         self._batch_size = batch_size
 
-    async def embed(self, texts: Sequence[str]) -> list[bytes]:
-        provider = self._catalog.group(self.model)[0].provider
+    async def embed(self, texts: Sequence[str], *, endpoint: str) -> list[bytes]:
+        """Unit vectors of ``texts``; ``endpoint`` names the job in the ledger."""
         vectors: list[bytes] = []
         for start in range(0, len(texts), self._batch_size):
             batch = list(texts[start : start + self._batch_size])
-            result = await provider.embed(EmbeddingRequest(model=self.model, input=batch))
+            request = EmbeddingRequest(model=self.model, input=batch)
+            result = await self._models.embed(request, endpoint=endpoint)
             data = sorted(result["data"], key=lambda item: item["index"])
             if len(data) != len(batch):
                 raise UpstreamError(

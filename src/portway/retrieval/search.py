@@ -131,7 +131,9 @@ class SearchService:
         if self._embedder is None:
             return None
         try:
-            [query_vector] = await self._embedder.embed([" ".join(queries)])
+            [query_vector] = await self._embedder.embed(
+                [" ".join(queries)], endpoint="retrieval.search"
+            )
         except PortwayError as error:
             logger.warning("query embedding failed, full-text only: %s", error.message)
             return None
