@@ -4,7 +4,6 @@ budget holds, routing (retries, fallbacks) and a ledger row, exactly like chat."
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -249,10 +248,12 @@ def test_the_classifier_is_billed_to_the_caller(
     assert budget["spend"] == pytest.approx(0.021 + 0.012)
 
 
-def test_retrieval_embeddings_go_through_the_door_as_the_system_principal(
+def test_retrieval_embeddings_go_through_the_door(
     door: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
-    client = openai.OpenAI(base_url=door.base_url, api_key=MASTER, max_retries=0)
+    # The key may name no model: the operator chose the embedding model, it only pays.
+    key = create_key(door, models=["none"], max_budget=10.0, budget_period="daily")
+    client = openai.OpenAI(base_url=door.base_url, api_key=key["key"], max_retries=0)
     text = "Refunds are paid within five days.\n" * 20
     file_id = client.files.create(
         file=("refunds.txt", io.BytesIO(text.encode())), purpose="assistants"
@@ -260,16 +261,20 @@ def test_retrieval_embeddings_go_through_the_door_as_the_system_principal(
     store = client.vector_stores.create(name="docs", file_ids=[file_id])
     done = client.vector_stores.files.poll(file_id, vector_store_id=store.id, poll_interval_ms=20)
     assert done.status == "completed"
-    hits = client.vector_stores.search(store.id, query="refund").data
-    assert hits
+    assert client.vector_stores.search(store.id, query="refund").data
     embedded = [r for r in fake_openai.requests if r.path == "/v1/embeddings"]
     assert len(embedded) == 2  # the chunks, then the query
 
-    rows = {row["endpoint"]: row for row in usage(door, "endpoint,model", key=SYSTEM)}
-    assert set(rows) == {"retrieval.index", "retrieval.search"}
-    for row in rows.values():
+    # Indexing has no caller behind it: the system principal; the query is the key's.
+    [indexing] = usage(door, "endpoint,model", key=SYSTEM)
+    [query] = usage(door, "endpoint,model", key=key["id"])
+    assert (indexing["endpoint"], query["endpoint"]) == ("retrieval.index", "retrieval.search")
+    for row in (indexing, query):
         assert row["model"] == "emb" and row["requests"] == 1 and row["errors"] == 0
         assert row["prompt_tokens"] >= 1 and row["cost"] > 0
+    with admin(door) as http:
+        budget = http.get(f"/v1/admin/keys/{key['id']}").json()["budget"]
+    assert budget["spend"] == pytest.approx(query["cost"])
 
 
 @pytest.fixture(scope="module")
@@ -294,15 +299,36 @@ def test_the_system_principal_budget_binds_internal_calls(
     store = client.vector_stores.create(name="docs", file_ids=[file_id])
     done = client.vector_stores.files.poll(file_id, vector_store_id=store.id, poll_interval_ms=20)
     assert done.status == "completed"  # indexed for full-text search only
-    assert client.vector_stores.search(store.id, query="shipping").data
     assert [r for r in fake_openai.requests if r.path == "/v1/embeddings"] == []
-    deadline = time.monotonic() + 5
-    while True:
-        rows = usage(limited_system, "endpoint,status", key=SYSTEM)
-        if len(rows) == 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert {(row["endpoint"], row["status"]) for row in rows} == {
-        ("retrieval.index", 429),
-        ("retrieval.search", 429),
-    }
+    [row] = usage(limited_system, "endpoint,status", key=SYSTEM)
+    assert (row["endpoint"], row["status"], row["cost"]) == ("retrieval.index", 429, 0)
+
+
+@pytest.fixture(scope="module")
+def semantic_cache(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> PortwayServer:
+    return start_portway(
+        {
+            "master_key": MASTER,
+            "models": [
+                fake_model("chat", fake_openai_server.base_url, pricing=PRICE),
+                fake_model("emb", fake_openai_server.base_url, pricing=PRICE),
+            ],
+            "cache": {"enabled": True, "semantic": {"enabled": True, "embedding_model": "emb"}},
+            "system_principal": {"key_id": SYSTEM},
+        }
+    )
+
+
+def test_semantic_cache_embeddings_go_through_the_door(
+    semantic_cache: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    key = create_key(semantic_cache)["key"]
+    client = openai.OpenAI(base_url=semantic_cache.base_url, api_key=key, max_retries=0)
+    for _ in range(2):
+        client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "Name a colour."}], temperature=0
+        )
+    assert [r.path for r in fake_openai.requests].count("/v1/chat/completions") == 1
+    [row] = usage(semantic_cache, "endpoint,model", key=SYSTEM)
+    assert (row["endpoint"], row["model"]) == ("cache.embeddings", "emb")
+    assert row["requests"] >= 1 and row["prompt_tokens"] >= 1 and row["cost"] > 0

@@ -537,15 +537,16 @@ class RunEngine:
                 step_details=_initial_entry(draft)[draft.name],
             )
         vector_stores, files = _tool_resources(run, thread, history)
-        invocation = ToolInvocation(
-            tenant=run.tenant,
-            run_id=run.id,
-            thread_id=run.thread_id,
-            arguments=arguments,
-            vector_store_ids=vector_stores,
-            file_ids=files,
-        )
         try:
+            invocation = ToolInvocation(
+                tenant=run.tenant,
+                run_id=run.id,
+                thread_id=run.thread_id,
+                arguments=arguments,
+                vector_store_ids=vector_stores,
+                file_ids=files,
+                principal=await self._principals.current(run.principal),
+            )
             return await tool.invoke(invocation)
         except PortwayError as error:
             message = f"The {draft.name} tool failed: {error.message}"

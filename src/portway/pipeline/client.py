@@ -28,6 +28,12 @@ def internal_request_id() -> str:
     return "internal_" + secrets.token_hex(8)
 
 
+def for_operator_model(principal: Principal) -> Principal:
+    """The caller as it pays for a model the operator chose for a job (the classifier, the
+    retrieval embedder): its limits and budgets apply, its list of models does not."""
+    return replace(principal, allowed_models=None)
+
+
 class ModelClient:
     """Portway's own model calls, each under the caller it serves or the system principal."""
 
@@ -73,7 +79,7 @@ class ModelClient:
         as that call's caller, who may use the model the operator chose for the job."""
         return await self.complete(
             request,
-            principal=replace(parent.principal, allowed_models=None),
+            principal=for_operator_model(parent.principal),
             request_id=parent.request_id,
             endpoint="classifier",
         )
@@ -86,5 +92,9 @@ class ModelClient:
         request_id: str | None = None,
         endpoint: str = "",
     ) -> EmbeddingResponseDict:
+        """Embeddings with the operator's embedding model, for ``principal`` (None: the
+        system principal)."""
+        if principal is not None:
+            principal = for_operator_model(principal)
         ctx = self.context(request, principal=principal, request_id=request_id, endpoint=endpoint)
         return await self._pipeline.embed(ctx)

@@ -1,8 +1,9 @@
 """Optional embeddings for hybrid search: vectors from a configured model, cosine ranking.
 
-The model is called through the pipeline (``pipeline.client.ModelClient``) as the system
-principal, so indexing and query embeddings are limited, budgeted, routed (retries,
-fallbacks) and ledgered like any call; the ledger's ``endpoint`` says which of the two.
+The model is called through the pipeline (``pipeline.client.ModelClient``), so indexing
+and query embeddings are limited, budgeted, routed (retries, fallbacks) and ledgered like
+any call: a query as the caller searching (a key, a run's creator), indexing as the system
+principal; the ledger's ``endpoint`` says which of the two.
 
 Vectors are L2-normalised float32 arrays stored as bytes in ``vector_store_chunks``; the
 nearest neighbours are found by a brute-force dot product (numpy, in a thread) over the
@@ -20,6 +21,7 @@ import numpy as np
 from portway.errors import UpstreamError
 from portway.pipeline.client import ModelClient
 from portway.protocol.embeddings import EmbeddingRequest
+from portway.security.principal import Principal
 
 
 def pack(vector: Sequence[float]) -> bytes:
@@ -42,13 +44,16 @@ class Embedder:
         self._models = models
         self._batch_size = batch_size
 
-    async def embed(self, texts: Sequence[str], *, endpoint: str) -> list[bytes]:
-        """Unit vectors of ``texts``; ``endpoint`` names the job in the ledger."""
+    async def embed(
+        self, texts: Sequence[str], *, endpoint: str, principal: Principal | None = None
+    ) -> list[bytes]:
+        """Unit vectors of ``texts``, billed to ``principal`` (None: the system principal);
+        ``endpoint`` names the job in the ledger."""
         vectors: list[bytes] = []
         for start in range(0, len(texts), self._batch_size):
             batch = list(texts[start : start + self._batch_size])
             request = EmbeddingRequest(model=self.model, input=batch)
-            result = await self._models.embed(request, endpoint=endpoint)
+            result = await self._models.embed(request, principal=principal, endpoint=endpoint)
             data = sorted(result["data"], key=lambda item: item["index"])
             if len(data) != len(batch):
                 raise UpstreamError(
