@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from tests.assistants.support import tool_call
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import Fail, FakeOpenAI, Reply
 from tests.fakes.server import PortwayServer
@@ -189,7 +190,7 @@ def test_embeddings_are_in_the_ledger_and_in_own_usage(
 def test_embeddings_retry_on_another_deployment(
     door: PortwayServer, fake_openai: FakeOpenAI, backup: FakeOpenAI
 ) -> None:
-    fake_openai.script(Fail(500))
+    fake_openai.script_embeddings(Fail(500))
     key = create_key(door)
     response = embed(door, key["key"], model="emb-pair")
     assert response.status_code == 200, response.text
@@ -206,7 +207,7 @@ def test_embeddings_retry_on_another_deployment(
 def test_embeddings_fall_back_to_another_group(
     door: PortwayServer, fake_openai: FakeOpenAI, backup: FakeOpenAI
 ) -> None:
-    fake_openai.script(Fail(503))
+    fake_openai.script_embeddings(Fail(503))
     response = embed(door, create_key(door)["key"], model="emb-main")
     assert response.status_code == 200, response.text
     assert response.headers["x-portway-fallback"] == "emb-backup"
@@ -217,7 +218,9 @@ def test_embeddings_fall_back_to_another_group(
 def test_a_failing_group_without_fallback_gives_the_upstream_error(
     door: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
-    fake_openai.script(Fail(400, "bad input", code="invalid_value", error_type="invalid_request"))
+    fake_openai.script_embeddings(
+        Fail(400, "bad input", code="invalid_value", error_type="invalid_request")
+    )
     key = create_key(door)
     response = embed(door, key["key"])
     assert_openai_error(response, 400, "upstream_bad_request")
@@ -332,3 +335,31 @@ def test_semantic_cache_embeddings_go_through_the_door(
     [row] = usage(semantic_cache, "endpoint,model", key=SYSTEM)
     assert (row["endpoint"], row["model"]) == ("cache.embeddings", "emb")
     assert row["requests"] >= 1 and row["prompt_tokens"] >= 1 and row["cost"] > 0
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's beta.assistants
+def test_file_search_in_a_run_embeds_the_query_on_the_run_creators_bill(
+    door: PortwayServer, fake_openai: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    key = create_key(door, max_budget=10.0, budget_period="daily")
+    client = openai.OpenAI(base_url=door.base_url, api_key=key["key"], max_retries=0)
+    file_id = client.files.create(
+        file=("ship.txt", io.BytesIO(b"Orders ship from Lisbon.")), purpose="assistants"
+    ).id
+    store = client.vector_stores.create(name="docs", file_ids=[file_id])
+    client.vector_stores.files.poll(file_id, vector_store_id=store.id, poll_interval_ms=20)
+    assistant = client.beta.assistants.create(
+        model="large",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "From where?"}])
+    call = tool_call("call_fs", "file_search", '{"query": "ship"}')
+    backup.script(Reply(tool_calls=[call]), Reply(content="From Lisbon [1]."))
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed", run.last_error
+    rows = {row["endpoint"]: row for row in usage(door, "endpoint", key=key["id"])}
+    assert rows["retrieval.search"]["requests"] == 1
+    assert rows["chat.completions"]["requests"] == 2
+    queries = [r.body["input"] for r in fake_openai.requests if r.path == "/v1/embeddings"]
+    assert queries[-1] == ["ship"]
