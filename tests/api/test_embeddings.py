@@ -55,6 +55,14 @@ def door(
                 fake_model("judge", primary, pricing=PRICE),
                 fake_model("large", second, pricing=PRICE),
                 fake_model("small", second, pricing=PRICE),
+                # A chat-only provider (never reached: the router refuses before any call).
+                {
+                    "name": "claude",
+                    "provider": "anthropic",
+                    "model": "claude-x",
+                    "base_url": "http://127.0.0.1:9",
+                    "api_key": "x",
+                },
             ],
             "router": {
                 "emb-pair": {"strategy": "priority", "retries": 1},
@@ -226,6 +234,15 @@ def test_a_failing_group_without_fallback_gives_the_upstream_error(
     assert_openai_error(response, 400, "upstream_bad_request")
     [row] = usage(door, "status", key=key["id"])
     assert row["status"] == 400 and row["errors"] == 1
+
+
+@pytest.mark.parametrize("model", ["claude", "smart"])
+def test_models_that_do_not_embed_are_refused_with_400(door: PortwayServer, model: str) -> None:
+    key = create_key(door)
+    error = assert_openai_error(embed(door, key["key"], model=model), 400, "model_not_supported")
+    assert error["param"] == "model"
+    [row] = usage(door, "status", key=key["id"])
+    assert row["status"] == 400 and row["cost"] == 0
 
 
 def test_the_classifier_is_billed_to_the_caller(

@@ -53,7 +53,7 @@ class CallContext:
     model: str = ""
     # The ledger's ``endpoint``: the HTTP endpoint, or what an internal call is for.
     endpoint: str = ""
-    operation: Operation = "chat"
+    operation: Operation = field(init=False, default="chat")  # from the request's type
     deployment: str | None = None
     attempts: int = 0
     first_token_at: float | None = None
