@@ -377,6 +377,6 @@ def test_file_search_in_a_run_embeds_the_query_on_the_run_creators_bill(
     assert run.status == "completed", run.last_error
     rows = {row["endpoint"]: row for row in usage(door, "endpoint", key=key["id"])}
     assert rows["retrieval.search"]["requests"] == 1
-    assert rows["chat.completions"]["requests"] == 2
+    assert rows["assistants.runs"]["requests"] == 2  # the run's two model calls
     queries = [r.body["input"] for r in fake_openai.requests if r.path == "/v1/embeddings"]
     assert queries[-1] == ["ship"]

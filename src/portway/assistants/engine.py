@@ -236,7 +236,10 @@ class RunEngine:
         self, run: RunRow, request: ChatCompletionRequest, turn: _Turn, progress: Progress
     ) -> None:
         ctx = self._models.context(
-            request, principal=await self._principals.current(run.principal), request_id=run.id
+            request,
+            principal=await self._principals.current(run.principal),
+            request_id=run.id,
+            endpoint="assistants.runs",
         )
         builtin = {t["type"] for t in run.tools if t.get("type") in BUILTIN_TYPES}
         builtin -= function_names(run.tools)
