@@ -380,3 +380,16 @@ def test_file_search_in_a_run_embeds_the_query_on_the_run_creators_bill(
     assert rows["assistants.runs"]["requests"] == 2  # the run's two model calls
     queries = [r.body["input"] for r in fake_openai.requests if r.path == "/v1/embeddings"]
     assert queries[-1] == ["ship"]
+
+
+def test_embeddings_pass_a_cache_enabled_pipeline_uncached(
+    semantic_cache: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    key = create_key(semantic_cache)
+    for _ in range(2):
+        response = embed(semantic_cache, key["key"], text="same text")
+        assert response.status_code == 200, response.text
+        assert "x-portway-cache" not in response.headers
+    assert [r.path for r in fake_openai.requests] == ["/v1/embeddings"] * 2
+    [row] = usage(semantic_cache, "endpoint", key=key["id"])
+    assert (row["endpoint"], row["requests"], row["cache_hits"]) == ("embeddings", 2, 0)
