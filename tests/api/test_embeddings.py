@@ -50,6 +50,8 @@ def door(
                 fake_model("emb", primary, pricing=PRICE),
                 fake_model("emb-pair", primary, pricing=PRICE, priority=0),
                 fake_model("emb-pair", second, pricing=PRICE, priority=1),
+                fake_model("emb-brk", primary, pricing=PRICE, priority=0),
+                fake_model("emb-brk", second, pricing=PRICE, priority=1),
                 fake_model("emb-main", primary, pricing=PRICE),
                 fake_model("emb-backup", second, pricing=PRICE),
                 fake_model("judge", primary, pricing=PRICE),
@@ -67,6 +69,11 @@ def door(
             "router": {
                 "emb-pair": {"strategy": "priority", "retries": 1},
                 "emb-main": {"retries": 0, "fallbacks": ["emb-backup"]},
+                "emb-brk": {
+                    "strategy": "priority",
+                    "retries": 1,
+                    "breaker": {"consecutive_failures": 1, "cooldown": "60s"},
+                },
                 "judge": {"retries": 0},
                 "smart": {
                     "classifier": {"model": "judge", "timeout": "5s"},
@@ -210,6 +217,23 @@ def test_embeddings_retry_on_another_deployment(
     assert [r.body["model"] for r in backup.requests] == ["upstream-emb-pair"]
     [row] = usage(door, "deployment", key=key["id"])
     assert row["deployment"] == "emb-pair#1" and row["requests"] == 1
+
+
+def test_a_failing_embedding_deployment_opens_its_circuit(
+    door: PortwayServer, fake_openai: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    fake_openai.script_embeddings(Fail(500))
+    key = create_key(door)["key"]
+    first = embed(door, key, model="emb-brk")
+    assert (first.status_code, first.headers["x-portway-attempts"]) == (200, "2")
+    second = embed(door, key, model="emb-brk")
+    assert second.status_code == 200
+    assert second.headers["x-portway-attempts"] == "1"  # the open circuit is not tried
+    assert second.headers["x-portway-deployment"] == "emb-brk#1"
+    assert len(fake_openai.requests) == 1 and len(backup.requests) == 2
+    health = httpx.get(f"{door.url}/health/deployments").json()["data"]
+    states = {row["id"]: row["state"] for row in health}
+    assert (states["emb-brk"], states["emb-brk#1"]) == ("open", "closed")
 
 
 def test_embeddings_fall_back_to_another_group(
