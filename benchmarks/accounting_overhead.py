@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from portway.accounting.services import Accounting
 from portway.config import Settings
 from portway.pipeline.base import CallContext, CompleteHandler, Terminal
-from portway.pipeline.chat import ChatService
+from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionDict, ChatCompletionRequest
 from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
@@ -73,7 +73,7 @@ class InstantModel(Terminal):
 Call = Callable[[int], Awaitable[None]]
 
 
-def make_call(authenticator: Authenticator, chat: ChatService, token: str) -> Call:
+def make_call(authenticator: Authenticator, chat: Pipeline, token: str) -> Call:
     request = ChatCompletionRequest.model_validate(BODY)
 
     async def call(index: int) -> None:
@@ -138,7 +138,7 @@ async def variant(
         _record, secret = await accounting.keys.create(
             KeyFields(rpm=10**9, tpm=2 * 10**9, user_id="bench", team_id="bench"), budget
         )
-        chat = ChatService([*stages, InstantModel()])
+        chat = Pipeline.of([*stages, InstantModel()])
         call = make_call(KeyAuthenticator(MASTER, accounting.keys), chat, secret)
         return await measure(call, calls, concurrency)
     finally:
@@ -147,7 +147,7 @@ async def variant(
 
 
 async def baseline(calls: int, concurrency: int) -> list[float]:
-    chat = ChatService([InstantModel()])
+    chat = Pipeline.of([InstantModel()])
     return await measure(
         make_call(MasterKeyAuthenticator(MASTER), chat, MASTER), calls, concurrency
     )

@@ -191,6 +191,19 @@ class BudgetsConfig(_Strict):
         return self
 
 
+class SystemPrincipalConfig(_Strict):
+    """Who Portway's own model calls run as when no caller is behind them (indexing files
+    into vector stores, semantic-cache embeddings). Its ledger rows carry ``key_id``; its
+    limits apply like a virtual key's; ``max_budget`` (USD per ``budget_period``) is written
+    to the key budget of ``key_id`` at start-up (admins see it in `/v1/admin/budgets`)."""
+
+    key_id: str = Field(default="portway-system", min_length=1)
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_budget: float | None = Field(default=None, ge=0)
+    budget_period: Literal["daily", "weekly", "monthly", "total"] = "monthly"
+
+
 class FilesConfig(_Strict):
     """Uploaded files (`/v1/files`): stored on disk under ``storage_dir``, metadata in the DB."""
 
@@ -275,6 +288,7 @@ class Settings(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     accounting: AccountingConfig = Field(default_factory=AccountingConfig)
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    system_principal: SystemPrincipalConfig = Field(default_factory=SystemPrincipalConfig)
     files: FilesConfig = Field(default_factory=FilesConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     code_interpreter: CodeInterpreterConfig = Field(default_factory=CodeInterpreterConfig)

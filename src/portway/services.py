@@ -16,7 +16,8 @@ from portway.cache.stage import CacheStage
 from portway.config import Settings
 from portway.observability.metrics import Metrics
 from portway.pipeline.base import CallContext, Stage
-from portway.pipeline.chat import ChatService
+from portway.pipeline.client import ModelClient
+from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
 from portway.retrieval.wiring import Retrieval
@@ -24,6 +25,7 @@ from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
 from portway.security.auth import Authenticator, KeyAuthenticator
+from portway.security.system import SystemPrincipal
 from portway.store import Database
 
 logger = logging.getLogger(__name__)
@@ -62,7 +64,10 @@ class Services:
     settings: Settings
     catalog: ModelCatalog
     authenticator: Authenticator
-    chat: ChatService
+    # The one door: HTTP endpoints call it directly, Portway's own calls through `models`.
+    pipeline: Pipeline
+    models: ModelClient
+    system: SystemPrincipal
     metrics: Metrics
     router: Router
     database: Database
@@ -85,27 +90,35 @@ class Services:
         accounting, accounting_stages = Accounting.build(
             settings, catalog, database, observers=(metrics.observe,)
         )
-        cache = build_cache(settings, catalog)
+        # Stages that make model calls of their own (the classifier, the cache's embedder)
+        # reach them through the pipeline they are part of: it is assembled below.
+        pipeline = Pipeline()
+        system = SystemPrincipal(settings.system_principal, accounting.budgets)
+        models = ModelClient(pipeline, system)
+        cache = build_cache(settings, catalog, models)
         router = Router(
             catalog,
             settings.router,
             store=build_breaker_store(settings.redis_url),
             gate=accounting.gate,
             stale_source=CacheStaleAnswers(cache) if cache else None,
+            classify=models.ask,
         )
         # Outermost first: accounting (ledger, limits, budget), then the cache, then the router.
         stages: list[Stage] = [*accounting_stages, *([cache] if cache else []), router]
-        retrieval = Retrieval.build(settings, database, catalog)
+        pipeline.assemble(stages)
+        retrieval = Retrieval.build(settings, database, catalog, models)
         builtin_tools: dict[str, BuiltinTool] = {retrieval.file_search.type: retrieval.file_search}
         if settings.code_interpreter.enabled:
             code_interpreter = CodeInterpreterTool(settings.code_interpreter, retrieval.files)
             builtin_tools[code_interpreter.type] = code_interpreter
-        chat = ChatService(stages)
         return cls(
             settings=settings,
             catalog=catalog,
             authenticator=KeyAuthenticator(master_key, accounting.keys),
-            chat=chat,
+            pipeline=pipeline,
+            models=models,
+            system=system,
             router=router,
             metrics=metrics,
             database=database,
@@ -114,7 +127,7 @@ class Services:
             assistants=Assistants.build(
                 settings,
                 database,
-                chat,
+                models,
                 catalog,
                 builtin_tools,
                 retrieval.thread_stores,
@@ -134,6 +147,7 @@ class Services:
             )
         await self.database.start()
         await self.accounting.start(self.catalog)
+        await self.system.start()
         await self.retrieval.start()
         code_interpreter = self.builtin_tools.get(CodeInterpreterTool.type)
         if isinstance(code_interpreter, CodeInterpreterTool):

@@ -291,20 +291,27 @@ def fake_embedding(text: str, dimensions: int = 8) -> list[float]:
 
 
 class FakeOpenAI(BackgroundServer):
-    """The fake upstream; ``script(...)`` queues actions, ``requests`` records what arrived."""
+    """The fake upstream; ``script(...)`` queues actions for chat completions,
+    ``script_embeddings(...)`` for embeddings; ``requests`` records what arrived."""
 
     def __init__(self) -> None:
         super().__init__()
         self.requests: list[Recorded] = []
         self._script: deque[Action] = deque()
+        self._embedding_script: deque[Action] = deque()
         self.default: Action = Reply()
         self.disconnects = 0  # streams the client (Portway) abandoned midway
 
     def script(self, *actions: Action) -> None:
         self._script.extend(actions)
 
+    def script_embeddings(self, *actions: Action) -> None:
+        """Answers for the next ``/v1/embeddings`` calls (e.g. ``Fail(500)``)."""
+        self._embedding_script.extend(actions)
+
     def reset(self) -> None:
         self._script.clear()
+        self._embedding_script.clear()
         self.requests.clear()
         self.default = Reply()
         self.disconnects = 0
@@ -329,8 +336,8 @@ class FakeOpenAI(BackgroundServer):
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        if self._script:
-            return await self._script.popleft().respond(request, body)
+        if self._embedding_script:
+            return await self._embedding_script.popleft().respond(request, body)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [
             {"object": "embedding", "index": i, "embedding": fake_embedding(str(text))}

@@ -18,7 +18,7 @@ from portway.limits.gate import DeploymentGate
 from portway.limits.memory import MemoryRateLimiter
 from portway.limits.stage import KeyRateLimitStage
 from portway.pipeline.base import CallContext
-from portway.pipeline.chat import ChatService
+from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionRequest
 from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
@@ -66,7 +66,7 @@ async def test_a_stream_without_usage_is_trued_up_to_the_counted_tokens(
     estimator = UsageEstimator(TokenizerService(), catalog, AccountingConfig())
     ledger = Ledger()
     pricing = PricingCatalog((d.id, d.config) for d in catalog.deployments)
-    chat = ChatService(
+    chat = Pipeline.of(
         [
             UsageRecorder(ledger, pricing, estimator),  # type: ignore[arg-type]
             KeyRateLimitStage(limiter, estimator, gate),

@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from portway.config import Settings
+from portway.pipeline.client import ModelClient
+from portway.pipeline.service import Pipeline
 from portway.providers.registry import ProviderRegistry
 from portway.retrieval.indexer import Indexer
 from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
+from portway.routing.router import Router
+from portway.security.system import SystemPrincipal
 from portway.store import Database
+from portway.store.budgets import BudgetRepository
 from tests.fakes.embedder import ConceptEmbedder
 
 REFUNDS = """# Refund policy
@@ -53,7 +58,10 @@ async def start_retrieval(
     )
     registry = ProviderRegistry(extra={"concepts": ConceptEmbedder})
     catalog = ModelCatalog.from_configs(settings.models, registry)
-    services = Retrieval.build(settings, database, catalog)
+    # The door with only its router: these tests are about retrieval, not accounting.
+    system = SystemPrincipal(settings.system_principal, BudgetRepository(database))
+    models = ModelClient(Pipeline.of([Router(catalog)]), system)
+    services = Retrieval.build(settings, database, catalog, models)
     await services.start()
     return services
 

@@ -60,7 +60,7 @@ async def test_estimator_is_replaceable_and_lazy() -> None:
     assert calls == ["auto"]
 
 
-async def _never_asked(request: ChatCompletionRequest) -> ChatCompletionDict:
+async def _never_asked(request: ChatCompletionRequest, parent: CallContext) -> ChatCompletionDict:
     raise AssertionError("no classifier configured")
 
 
@@ -89,7 +89,8 @@ async def test_tier_from_virtual_key_beats_the_header() -> None:
 async def test_all_conditions_of_a_rule_must_hold_and_the_classifier_is_asked_once() -> None:
     asked: list[ChatCompletionRequest] = []
 
-    async def ask(request: ChatCompletionRequest) -> ChatCompletionDict:
+    async def ask(request: ChatCompletionRequest, parent: CallContext) -> ChatCompletionDict:
+        assert parent.request_id == "r"  # asked on behalf of the call being routed
         asked.append(request)
         return static_completion("judge", "complex")
 

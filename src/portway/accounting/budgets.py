@@ -24,8 +24,8 @@ from portway.accounting.estimate import UsageEstimator
 from portway.accounting.leases import BudgetLeases, Want
 from portway.accounting.pricing import PricingCatalog, usd
 from portway.errors import InsufficientQuotaError
-from portway.pipeline.base import CallContext, CompleteHandler, Stage, StreamHandler
-from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict
+from portway.pipeline.base import CallContext, CompleteHandler, ModelResult, Stage, StreamHandler
+from portway.protocol.chat import ChatCompletionChunkDict
 from portway.security.principal import BudgetRef
 from portway.store.budgets import period_start_at
 
@@ -102,7 +102,7 @@ class BudgetStage(Stage):
             )
         ctx.budget_reservations = tuple(held)
 
-    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
+    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         if ctx.principal.budgets:
             await self._reserve(ctx)
         return await call_next(ctx)

@@ -88,7 +88,9 @@ class UsageEstimator:
         return ctx.prompt_tokens_estimate
 
     def max_output_tokens(self, ctx: CallContext) -> int:
-        """The client's cap, else the largest cap of the reach, times ``n``."""
+        """The client's cap, else the largest cap of the reach, times ``n`` (embeddings: 0)."""
+        if ctx.operation == "embed":
+            return 0
         requested = ctx.request.max_output_tokens
         if requested is None:
             reach = self.reach.get(ctx.model)
@@ -98,10 +100,15 @@ class UsageEstimator:
     async def worst_case_nanos(self, ctx: CallContext, pricing: PricingCatalog) -> int:
         """The most the call may cost on any deployment it can reach (before the call)."""
         prompt = await self.prompt_tokens(ctx)
+        worst = 0
+        if ctx.operation == "embed":  # input tokens only: an embedding generates none
+            for deployment in self.deployments_of(ctx.model):
+                price = pricing.for_deployment(deployment.id)
+                worst = max(worst, price.worst_case_nanos(prompt, 0))
+            return worst
         requested = ctx.request.max_output_tokens
         choices = ctx.request.n or 1
         default = self._config.default_max_output_tokens
-        worst = 0
         for deployment in self.deployments_of(ctx.model):
             cap = requested or deployment.config.max_output_tokens or default
             price = pricing.for_deployment(deployment.id)

@@ -1,4 +1,5 @@
-"""The outermost stage: one ledger row per chat call, written whatever the outcome.
+"""The outermost stage: one ledger row per model call (chat or embed), written whatever the
+outcome; the row's ``endpoint`` is the call's (``CallContext.endpoint``).
 
 Its ``finally`` runs for completions, streams (also when the client goes away) and
 errors: it takes the provider's usage (or counts the output itself when there is none),
@@ -20,8 +21,8 @@ from portway.accounting.leases import BudgetLeases
 from portway.accounting.ledger import LedgerWriter, UsageRecord
 from portway.accounting.pricing import PricingCatalog
 from portway.errors import PortwayError
-from portway.pipeline.base import CallContext, CompleteHandler, Stage, StreamHandler
-from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict
+from portway.pipeline.base import CallContext, CompleteHandler, ModelResult, Stage, StreamHandler
+from portway.protocol.chat import ChatCompletionChunkDict
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ def _status_of(error: BaseException) -> tuple[int, str | None]:
     return 500, "internal_error"
 
 
-def _message_text(completion: ChatCompletionDict) -> str:
+def _message_text(completion: ModelResult) -> str:
+    """The generated text of a completion (an embeddings result has none)."""
     parts: list[str] = []
     for choice in completion.get("choices", ()):
         message: Any = choice.get("message") or {}
@@ -67,7 +69,6 @@ class UsageRecorder(Stage):
         *,
         budgets: BudgetLeases | None = None,
         record_rows: bool = True,
-        endpoint: str = "chat.completions",
         observers: Sequence[Callable[[UsageRecord], None]] = (),
     ) -> None:
         self._writer = writer
@@ -76,11 +77,10 @@ class UsageRecorder(Stage):
         self._estimator = estimator
         self._budgets = budgets
         self._record_rows = record_rows
-        self._endpoint = endpoint
 
-    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
+    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         status, code = 200, None
-        completion: ChatCompletionDict | None = None
+        completion: ModelResult | None = None
         try:
             completion = await call_next(ctx)
             return completion
@@ -154,7 +154,7 @@ class UsageRecorder(Stage):
         return UsageRecord(
             created_at=time.time(),
             request_id=ctx.request_id,
-            endpoint=self._endpoint,
+            endpoint=ctx.endpoint,
             model=ctx.model,
             latency_ms=(now - ctx.started_at) * 1000,
             status=status,

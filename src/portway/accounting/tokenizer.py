@@ -26,6 +26,7 @@ import tiktoken
 
 from portway.accounting.encodings import load_encoding
 from portway.protocol.chat import ChatCompletionRequest, Tool
+from portway.protocol.embeddings import EmbeddingRequest
 
 # Prompts longer than this (characters) are counted in a thread, off the event loop.
 OFFLOAD_CHARS = 64_000
@@ -253,13 +254,26 @@ class TokenizerService:
         return counter
 
     async def count_request(
-        self, provider: str, model: str, request: ChatCompletionRequest
+        self, provider: str, model: str, request: ChatCompletionRequest | EmbeddingRequest
     ) -> tuple[int, bool]:
-        """(prompt tokens, exact?) for a chat request; big prompts are counted in a thread."""
+        """(prompt tokens, exact?) for a chat or embeddings request; big prompts are counted
+        in a thread."""
         counter = await self.counter(provider, model)
+        if isinstance(request, EmbeddingRequest):
+            return await self._count_input(counter, request), counter.exact
         if _request_chars(request) > OFFLOAD_CHARS:
             return await asyncio.to_thread(counter.count_request, request), counter.exact
         return counter.count_request(request), counter.exact
+
+    @staticmethod
+    async def _count_input(counter: ChatTokenCounter, request: EmbeddingRequest) -> int:
+        """An embeddings request's input: its texts counted, its token ids as sent."""
+        texts = request.texts()
+        if texts is None:
+            return request.token_ids()
+        if sum(len(text) for text in texts) > OFFLOAD_CHARS:
+            return await asyncio.to_thread(lambda: sum(map(counter.count_text, texts)))
+        return sum(map(counter.count_text, texts))
 
     async def count_text(self, provider: str, model: str, text: str) -> int:
         counter = await self.counter(provider, model)

@@ -1,4 +1,4 @@
-"""`POST /v1/chat/completions`: HTTP only; the logic lives in ``ChatService``."""
+"""`POST /v1/chat/completions`: HTTP only; the logic lives in the ``Pipeline``."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ async def create_chat_completion(request: Request) -> Response:
     body = await read_body(request, ChatCompletionRequest)
     ctx = call_context(request, body)
     if not body.stream:
-        completion = await services.chat.complete(ctx)
+        completion = await services.pipeline.complete(ctx)
         return JSONResponse(completion, headers=ctx.response_headers)
-    chunks = services.chat.stream(ctx)
+    chunks = services.pipeline.stream(ctx)
     # Pull the first chunk before answering: a failure here is still a JSON error with
     # its status code, and the router may still fail over.
     try:

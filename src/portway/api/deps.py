@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from portway.pipeline.base import CallContext
-from portway.protocol.chat import ChatCompletionRequest
+from portway.pipeline.base import CallContext, ModelRequest
 from portway.security.principal import ANONYMOUS, Principal
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ def request_id_of(request: Request) -> str:
     return request.scope["state"]["request_id"]  # type: ignore[no-any-return]
 
 
-def call_context(request: Request, body: ChatCompletionRequest) -> CallContext:
+def call_context(request: Request, body: ModelRequest) -> CallContext:
     return CallContext(
         request_id=request_id_of(request),
         principal=principal_of(request),

@@ -1,14 +1,14 @@
-"""`POST /v1/embeddings`."""
+"""`POST /v1/embeddings`: HTTP only; the call goes through the pipeline like chat's
+(key limits, budget hold, router, ledger)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from portway.api.deps import principal_of, services_of
+from portway.api.deps import call_context, services_of
 from portway.api.responses import JSONResponse
 from portway.api.wire import read_body
-from portway.errors import ModelNotFoundError
 from portway.protocol.embeddings import EmbeddingRequest
 
 router = APIRouter()
@@ -18,9 +18,6 @@ router = APIRouter()
 async def create_embeddings(request: Request) -> Response:
     services = services_of(request)
     body = await read_body(request, EmbeddingRequest)
-    if not principal_of(request).may_use(body.model):
-        raise ModelNotFoundError(body.model)
-    deployment = services.catalog.group(body.model)[0]
-    result = await deployment.provider.embed(body)
-    result["model"] = body.model
-    return JSONResponse(result)
+    ctx = call_context(request, body)
+    result = await services.pipeline.embed(ctx)
+    return JSONResponse(result, headers=ctx.response_headers)

@@ -66,7 +66,7 @@ async def delete_vector_store(request: Request, store_id: str) -> Response:
 async def search_vector_store(request: Request, store_id: str) -> Response:
     service, tenant = _service(request)
     body = await read_body(request, SearchRequest)
-    return JSONResponse(await service.search(tenant, store_id, body))
+    return JSONResponse(await service.search(tenant, store_id, body, principal_of(request)))
 
 
 # Files of a store -----------------------------------------------------------

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from portway.security.principal import Principal
+
 
 @dataclass(frozen=True, slots=True)
 class ToolInvocation:
@@ -16,6 +18,8 @@ class ToolInvocation:
     arguments: dict[str, Any]  # file_search: {"query": str}; code_interpreter: {"code": str}
     vector_store_ids: tuple[str, ...] = ()  # assistant + thread tool_resources.file_search
     file_ids: tuple[str, ...] = ()  # tool_resources.code_interpreter.file_ids
+    # The run's creator as of now: who the tool's model calls (query embeddings) bill.
+    principal: Principal | None = None
 
 
 @dataclass(frozen=True, slots=True)

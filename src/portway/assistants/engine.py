@@ -4,8 +4,8 @@ Contract: ``execute(run, progress)`` takes a run this worker holds (``in_progres
 returns when the run is completed, incomplete, failed, waiting for tool outputs
 (``requires_action``), or no longer this worker's (cancelled, deleted, taken over).
 Each model call is built from the database (``ContextBuilder``), so a run interrupted
-at any point can be resumed by any worker. Every model call goes through the chat
-pipeline (``ChatService.stream``) as the run's creator, looked up again before each call
+at any point can be resumed by any worker. Every model call goes through the pipeline
+(the internal ``ModelClient``, streamed) as the run's creator, looked up again before each call
 (``RunPrincipals``: a revoked or expired key fails the run), so routing, limits, budgets
 and the ledger apply. Text and tool-call deltas are published as they stream; rows are
 written when a message or step opens and when it closes, not per token.
@@ -41,8 +41,7 @@ from portway.errors import (
     PortwayError,
     RateLimitError,
 )
-from portway.pipeline.base import CallContext
-from portway.pipeline.chat import ChatService
+from portway.pipeline.client import ModelClient
 from portway.protocol.assistants import RunErrorCode
 from portway.protocol.chat import ChatCompletionRequest
 from portway.store.assistants import AssistantStore, RunStore
@@ -115,7 +114,7 @@ class RunEngine:
         objects: AssistantStore,
         runs: RunStore,
         lifecycle: RunLifecycle,
-        chat: ChatService,
+        models: ModelClient,
         context: ContextBuilder,
         builtin_tools: Mapping[str, BuiltinTool],
         thread_files: ThreadFileIndex,
@@ -126,7 +125,7 @@ class RunEngine:
         self._objects = objects
         self._runs = runs
         self._lifecycle = lifecycle
-        self._chat = chat
+        self._models = models
         self._context = context
         self._builtin_tools = builtin_tools
         self._thread_files = thread_files
@@ -236,14 +235,15 @@ class RunEngine:
     async def _call_model(
         self, run: RunRow, request: ChatCompletionRequest, turn: _Turn, progress: Progress
     ) -> None:
-        ctx = CallContext(
-            request_id=run.id,
+        ctx = self._models.context(
+            request,
             principal=await self._principals.current(run.principal),
-            request=request,
+            request_id=run.id,
+            endpoint="assistants.runs",
         )
         builtin = {t["type"] for t in run.tools if t.get("type") in BUILTIN_TYPES}
         builtin -= function_names(run.tools)
-        async with aclosing(self._chat.stream(ctx)) as chunks:  # type: ignore[type-var]
+        async with aclosing(self._models.stream(ctx)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:
                 if chunk.get("usage"):
                     turn.usage = dict(chunk["usage"])  # type: ignore[arg-type]
@@ -540,15 +540,16 @@ class RunEngine:
                 step_details=_initial_entry(draft)[draft.name],
             )
         vector_stores, files = _tool_resources(run, thread, history)
-        invocation = ToolInvocation(
-            tenant=run.tenant,
-            run_id=run.id,
-            thread_id=run.thread_id,
-            arguments=arguments,
-            vector_store_ids=vector_stores,
-            file_ids=files,
-        )
         try:
+            invocation = ToolInvocation(
+                tenant=run.tenant,
+                run_id=run.id,
+                thread_id=run.thread_id,
+                arguments=arguments,
+                vector_store_ids=vector_stores,
+                file_ids=files,
+                principal=await self._principals.current(run.principal),
+            )
             return await tool.invoke(invocation)
         except PortwayError as error:
             message = f"The {draft.name} tool failed: {error.message}"

@@ -16,7 +16,7 @@ from portway.assistants.principals import RunPrincipals
 from portway.assistants.runs import RunService
 from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
-from portway.pipeline.chat import ChatService
+from portway.pipeline.client import ModelClient
 from portway.routing.catalog import ModelCatalog
 from portway.security.keys import KeyService
 from portway.store import Database
@@ -35,7 +35,7 @@ class Assistants:
         cls,
         settings: Settings,
         database: Database,
-        chat: ChatService,
+        models: ModelClient,
         catalog: ModelCatalog,
         builtin_tools: Mapping[str, BuiltinTool],
         thread_files: ThreadFileIndex,
@@ -53,7 +53,7 @@ class Assistants:
             objects=store,
             runs=run_store,
             lifecycle=lifecycle,
-            chat=chat,
+            models=models,
             context=ContextBuilder(
                 catalog, tokenizer, settings.accounting.default_max_output_tokens
             ),

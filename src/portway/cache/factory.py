@@ -12,11 +12,12 @@ from portway.cache.backends.memory import MemoryBackend
 from portway.cache.backends.redis import RedisBackend
 from portway.cache.backends.sqlite import SQLiteBackend
 from portway.cache.policy import resolve_policies
-from portway.cache.semantic.embedder import Embedder, LocalEmbedder, ProviderEmbedder
+from portway.cache.semantic.embedder import Embedder, LocalEmbedder, ModelEmbedder
 from portway.cache.semantic.index import MatrixIndex
 from portway.cache.semantic.redis_index import RedisStreamIndex
 from portway.cache.stage import CacheStage
 from portway.config import CacheConfig, Settings
+from portway.pipeline.client import ModelClient
 from portway.routing.catalog import ModelCatalog
 
 # A cache lookup must never hang a call: a slow or dead Redis becomes a miss quickly.
@@ -38,16 +39,17 @@ BACKENDS: dict[str, BackendFactory] = {
 }
 
 
-def _embedder(config: CacheConfig, catalog: ModelCatalog) -> Embedder:
+def _embedder(config: CacheConfig, models: ModelClient) -> Embedder:
     semantic = config.semantic
     if semantic.embedding_model == "local":
         path = Path(semantic.local_model_path) if semantic.local_model_path else None
         return LocalEmbedder(path)
-    deployment = catalog.group(semantic.embedding_model)[0]
-    return ProviderEmbedder(semantic.embedding_model, deployment.provider)
+    return ModelEmbedder(semantic.embedding_model, models)
 
 
-def build_cache(settings: Settings, catalog: ModelCatalog) -> CacheStage | None:
+def build_cache(
+    settings: Settings, catalog: ModelCatalog, models: ModelClient
+) -> CacheStage | None:
     """The cache stage, or None when caching is off (then the pipeline has no cache stage)."""
     config = settings.cache
     if not config.enabled:
@@ -74,7 +76,7 @@ def build_cache(settings: Settings, catalog: ModelCatalog) -> CacheStage | None:
         config,
         policies,
         backend,
-        embedder=_embedder(config, catalog),
+        embedder=_embedder(config, models),
         index=index,
         redis=redis,
     )

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -44,7 +44,7 @@ from portway.cache.stats import CacheStats
 from portway.cache.streams import StreamAssembler, replay_chunks
 from portway.config import CacheConfig
 from portway.errors import PortwayError
-from portway.pipeline.base import CallContext, CompleteHandler, Stage, StreamHandler
+from portway.pipeline.base import CallContext, CompleteHandler, Operation, Stage, StreamHandler
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,10 @@ class StaleAnswer:
 
 
 class CacheStage(Stage):
+    # Chat answers only: embeddings are cheap, deterministic per model and not worth a
+    # second copy (the embed pipeline has no cache stage).
+    operations: ClassVar[frozenset[Operation]] = frozenset({"chat"})
+
     def __init__(
         self,
         config: CacheConfig,

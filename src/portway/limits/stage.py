@@ -16,8 +16,8 @@ from portway.accounting.estimate import UsageEstimator
 from portway.errors import RateLimitError
 from portway.limits.base import Limit, RateLimiter
 from portway.limits.gate import DeploymentGate
-from portway.pipeline.base import CallContext, CompleteHandler, Stage, StreamHandler
-from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict
+from portway.pipeline.base import CallContext, CompleteHandler, ModelResult, Stage, StreamHandler
+from portway.protocol.chat import ChatCompletionChunkDict
 
 PRIORITY_HEADER = "x-portway-priority"
 
@@ -100,7 +100,7 @@ class KeyRateLimitStage(Stage):
 
         ctx.usage_listeners.append(counted)
 
-    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
+    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         admitted = await self._admit(ctx)
         try:
             return await call_next(ctx)

@@ -1,11 +1,14 @@
 """The request pipeline's building blocks: the per-call context, stages and their composition.
 
-Contract: a ``Stage`` sees every chat call twice over, once for whole completions and
-once for streams, and either passes the call on (``call_next``), answers it itself
-(a cache hit) or raises a ``PortwayError``. Stages are composed once at start-up into
-two closures; nothing is looked up per request. A stream stage wraps the async
-iterator it gets from ``call_next``; its ``finally`` runs when the stream ends, fails
-or is closed because the client went away.
+Contract: the pipeline serves every model operation through the same stage objects. An
+operation is a request/result type (``chat``: ``ChatCompletionRequest`` answered whole or
+streamed; ``embed``: ``EmbeddingRequest`` answered whole), not a stack of its own. A
+``Stage`` declares the operations it handles (``operations``); ``compose`` folds, per
+operation, the stages that handle it. For a call, a stage either passes it on
+(``call_next``), answers it itself (a cache hit) or raises a ``PortwayError``. Stages are
+composed once at start-up; nothing is looked up per request. A stream stage wraps the
+async iterator it gets from ``call_next``; its ``finally`` runs when the stream ends,
+fails or is closed because the client went away.
 """
 
 from __future__ import annotations
@@ -13,10 +16,19 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
+from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
 from portway.security.principal import Principal
+
+Operation = Literal["chat", "embed"]
+OPERATIONS: tuple[Operation, ...] = ("chat", "embed")
+# What a whole (not streamed) call asks and answers, per operation.
+ModelRequest = ChatCompletionRequest | EmbeddingRequest
+ModelResult = ChatCompletionDict | EmbeddingResponseDict
+# The ledger's ``endpoint`` of a call made through an HTTP endpoint, per operation.
+ENDPOINTS: Mapping[Operation, str] = {"chat": "chat.completions", "embed": "embeddings"}
 
 # Told the served call's (prompt, completion) tokens once the usage recorder knows them
 # (from the provider's usage, else counted): stages that admitted the call on an
@@ -24,17 +36,24 @@ from portway.security.principal import Principal
 UsageListener = Callable[[int, int], Awaitable[None]]
 
 
+def operation_of(request: ModelRequest) -> Operation:
+    return "embed" if isinstance(request, EmbeddingRequest) else "chat"
+
+
 @dataclass(slots=True)
 class CallContext:
-    """Everything one chat call carries through the stages."""
+    """Everything one model call carries through the stages."""
 
     request_id: str
     principal: Principal
-    request: ChatCompletionRequest
+    request: ModelRequest
     request_headers: Mapping[str, str] = field(default_factory=dict)
     response_headers: dict[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.perf_counter)
     model: str = ""
+    # The ledger's ``endpoint``: the HTTP endpoint, or what an internal call is for.
+    endpoint: str = ""
+    operation: Operation = field(init=False, default="chat")  # from the request's type
     deployment: str | None = None
     attempts: int = 0
     first_token_at: float | None = None
@@ -51,16 +70,26 @@ class CallContext:
     def __post_init__(self) -> None:
         if not self.model:
             self.model = self.request.model
+        self.operation = operation_of(self.request)
+        if not self.endpoint:
+            self.endpoint = ENDPOINTS[self.operation]
 
 
-CompleteHandler = Callable[[CallContext], Awaitable[ChatCompletionDict]]
+# A whole call's result is the type of its operation's (``ctx.operation``).
+CompleteHandler = Callable[[CallContext], Awaitable[ModelResult]]
 StreamHandler = Callable[[CallContext], AsyncIterator[ChatCompletionChunkDict]]
 
 
 class Stage:
-    """A pass-through stage; subclasses override what they need."""
+    """A pass-through stage; subclasses override what they need.
 
-    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
+    ``complete`` answers a whole call of any operation it handles (the result type is the
+    operation's); ``stream`` answers a streamed chat call.
+    """
+
+    operations: ClassVar[frozenset[Operation]] = frozenset(OPERATIONS)
+
+    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         return await call_next(ctx)
 
     def stream(
@@ -72,7 +101,7 @@ class Stage:
 class Terminal(Stage):
     """The innermost stage: it answers the call (the router)."""
 
-    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
+    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         raise NotImplementedError
 
     def stream(
@@ -81,7 +110,7 @@ class Terminal(Stage):
         raise NotImplementedError
 
 
-async def _unreachable_complete(ctx: CallContext) -> ChatCompletionDict:
+async def _unreachable_complete(ctx: CallContext) -> ModelResult:
     raise RuntimeError("the terminal stage must not call call_next")
 
 
@@ -89,18 +118,33 @@ def _unreachable_stream(ctx: CallContext) -> AsyncIterator[ChatCompletionChunkDi
     raise RuntimeError("the terminal stage must not call call_next")
 
 
-def compose(stages: Sequence[Stage]) -> tuple[CompleteHandler, StreamHandler]:
-    """Fold stages (outermost first, terminal last) into one handler per call kind."""
-    complete: CompleteHandler = _unreachable_complete
+@dataclass(frozen=True, slots=True)
+class Handlers:
+    """The composed pipeline: one whole-call handler per operation, and chat's stream."""
+
+    complete: Mapping[Operation, CompleteHandler]
+    stream: StreamHandler
+
+
+def compose(stages: Sequence[Stage]) -> Handlers:
+    """Fold stages (outermost first, terminal last) into handlers, per operation the
+    stages that handle it."""
+    complete: dict[Operation, CompleteHandler] = {}
+    for operation in OPERATIONS:
+        handler: CompleteHandler = _unreachable_complete
+        for stage in reversed(stages):
+            if operation in stage.operations:
+                handler = _bind_complete(stage, handler)
+        complete[operation] = handler
     stream: StreamHandler = _unreachable_stream
     for stage in reversed(stages):
-        complete = _bind_complete(stage, complete)
-        stream = _bind_stream(stage, stream)
-    return complete, stream
+        if "chat" in stage.operations:
+            stream = _bind_stream(stage, stream)
+    return Handlers(complete, stream)
 
 
 def _bind_complete(stage: Stage, call_next: CompleteHandler) -> CompleteHandler:
-    async def handler(ctx: CallContext) -> ChatCompletionDict:
+    async def handler(ctx: CallContext) -> ModelResult:
         return await stage.complete(ctx, call_next)
 
     return handler

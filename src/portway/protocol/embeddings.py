@@ -24,6 +24,17 @@ class EmbeddingRequest(WireModel):
             return list(self.input)  # type: ignore[arg-type]
         return None
 
+    def token_ids(self) -> int:
+        """How many token ids the client sent (0 when it sent text)."""
+        if isinstance(self.input, str) or self.texts() is not None:
+            return 0
+        return sum(len(item) if isinstance(item, list) else 1 for item in self.input)
+
+    @property
+    def max_output_tokens(self) -> int:
+        """Embeddings generate no tokens: the output a limit or budget must allow is 0."""
+        return 0
+
 
 class EmbeddingDict(TypedDict):
     object: Literal["embedding"]

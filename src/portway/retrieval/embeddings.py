@@ -1,5 +1,10 @@
 """Optional embeddings for hybrid search: vectors from a configured model, cosine ranking.
 
+The model is called through the pipeline (``pipeline.client.ModelClient``), so indexing
+and query embeddings are limited, budgeted, routed (retries, fallbacks) and ledgered like
+any call: a query as the caller searching (a key, a run's creator), indexing as the system
+principal; the ledger's ``endpoint`` says which of the two.
+
 Vectors are L2-normalised float32 arrays stored as bytes in ``vector_store_chunks``; the
 nearest neighbours are found by a brute-force dot product (numpy, in a thread) over the
 embedded chunks of the searched stores, which is fine up to ~10^5 chunks per search.
@@ -14,8 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from portway.errors import UpstreamError
+from portway.pipeline.client import ModelClient
 from portway.protocol.embeddings import EmbeddingRequest
-from portway.routing.catalog import ModelCatalog
+from portway.security.principal import Principal
 
 
 def pack(vector: Sequence[float]) -> bytes:
@@ -31,19 +37,23 @@ def _vector(embedding: list[float] | str) -> list[float] | np.ndarray:
 
 
 class Embedder:
-    """Embeds texts with the first deployment of a public model name."""
+    """Embeds texts with a public model name, in batches, through the pipeline."""
 
-    def __init__(self, catalog: ModelCatalog, model: str, batch_size: int = 64) -> None:
+    def __init__(self, models: ModelClient, model: str, batch_size: int = 64) -> None:
         self.model = model
-        self._catalog = catalog
+        self._models = models
         self._batch_size = batch_size
 
-    async def embed(self, texts: Sequence[str]) -> list[bytes]:
-        provider = self._catalog.group(self.model)[0].provider
+    async def embed(
+        self, texts: Sequence[str], *, endpoint: str, principal: Principal | None = None
+    ) -> list[bytes]:
+        """Unit vectors of ``texts``, billed to ``principal`` (None: the system principal);
+        ``endpoint`` names the job in the ledger."""
         vectors: list[bytes] = []
         for start in range(0, len(texts), self._batch_size):
             batch = list(texts[start : start + self._batch_size])
-            result = await provider.embed(EmbeddingRequest(model=self.model, input=batch))
+            request = EmbeddingRequest(model=self.model, input=batch)
+            result = await self._models.embed(request, principal=principal, endpoint=endpoint)
             data = sorted(result["data"], key=lambda item: item["index"])
             if len(data) != len(batch):
                 raise UpstreamError(

@@ -49,6 +49,7 @@ class FileSearchTool:
             query,
             self._max_num_results,
             self._score_threshold,
+            invocation.principal,
         )
         if not hits:
             return self._outcome(f"No results found for {query!r} in the attached files.", [])

@@ -126,7 +126,7 @@ class Indexer:
         if self._embedder is None or not texts:
             return None
         try:
-            return await self._embedder.embed(texts)
+            return await self._embedder.embed(texts, endpoint="retrieval.index")
         except PortwayError as error:
             # Full-text search still works without vectors; say so rather than fail.
             logger.warning("embedding chunks failed, indexed for full-text only: %s", error)

@@ -24,6 +24,7 @@ from portway.errors import PortwayError
 from portway.protocol.vector_stores import Filter
 from portway.retrieval.embeddings import Embedder, nearest
 from portway.retrieval.filters import matches
+from portway.security.principal import Principal
 from portway.store.chunks import ChunkRepository, ChunkText, ScoredChunk
 from portway.store.vector_stores import VectorStoreRepository
 
@@ -99,8 +100,10 @@ class SearchService:
         max_results: int,
         filters: Filter | None = None,
         score_threshold: float = 0.0,
+        principal: Principal | None = None,
     ) -> list[SearchHit]:
-        """The best chunks of the given (already authorised) stores, best first."""
+        """The best chunks of the given (already authorised) stores, best first; the query
+        embedding (hybrid search) is billed to ``principal`` (None: the system principal)."""
         file_ids: set[str] | None = None
         if filters is not None:
             attributes = await self._stores.file_attributes(store_ids)
@@ -110,7 +113,7 @@ class SearchService:
         limit = max(self._candidates, max_results)
         full_text = await self._chunks.full_text(store_ids, query_terms(queries), limit, file_ids)
         ranked = relative(full_text)
-        semantic = await self._semantic(store_ids, queries, limit, file_ids)
+        semantic = await self._semantic(store_ids, queries, limit, file_ids, principal)
         if semantic is not None:
             ranked = reciprocal_rank_fusion(
                 [[hit.chunk_id for hit in full_text], [chunk_id for chunk_id, _ in semantic]]
@@ -127,11 +130,14 @@ class SearchService:
         queries: Sequence[str],
         limit: int,
         file_ids: set[str] | None,
+        principal: Principal | None,
     ) -> list[tuple[int, float]] | None:
         if self._embedder is None:
             return None
         try:
-            [query_vector] = await self._embedder.embed([" ".join(queries)])
+            [query_vector] = await self._embedder.embed(
+                [" ".join(queries)], endpoint="retrieval.search", principal=principal
+            )
         except PortwayError as error:
             logger.warning("query embedding failed, full-text only: %s", error.message)
             return None

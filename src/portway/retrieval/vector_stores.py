@@ -35,6 +35,7 @@ from portway.retrieval.chunking import Chunking
 from portway.retrieval.files import FileService, file_not_found
 from portway.retrieval.indexer import Indexer
 from portway.retrieval.search import SearchHit, SearchService
+from portway.security.principal import Principal
 from portway.store.pagination import PageRequest
 from portway.store.vector_stores import (
     CANCELLED,
@@ -215,13 +216,15 @@ class VectorStoreService:
         query: str,
         max_results: int,
         score_threshold: float = 0.0,
+        principal: Principal | None = None,
     ) -> list[SearchHit]:
-        """Search the stores of ``tenant`` among ``store_ids`` (others are ignored)."""
+        """Search the stores of ``tenant`` among ``store_ids`` (others are ignored), for
+        ``principal`` (who the query embedding is billed to)."""
         owned = await self.repository.owned_ids(tenant, store_ids)
         if not owned:
             return []
         hits = await self.search_service.search(
-            owned, [query], max_results, score_threshold=score_threshold
+            owned, [query], max_results, score_threshold=score_threshold, principal=principal
         )
         await self.repository.touch(owned, self._clock())
         return hits
@@ -344,12 +347,12 @@ class VectorStoreService:
     # Search ----------------------------------------------------------------
 
     async def search(
-        self, tenant: str, store_id: str, body: SearchRequest
+        self, tenant: str, store_id: str, body: SearchRequest, principal: Principal | None = None
     ) -> SearchResultsPageDict:
         await self._store(tenant, store_id)
         threshold = body.ranking_options.score_threshold if body.ranking_options else 0.0
         hits = await self.search_service.search(
-            [store_id], body.queries(), body.max_num_results, body.filters, threshold
+            [store_id], body.queries(), body.max_num_results, body.filters, threshold, principal
         )
         await self.repository.touch([store_id], self._clock())
         return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from portway.config import ConfigError, Settings
+from portway.pipeline.client import ModelClient
 from portway.retrieval.chunking import Chunking
 from portway.retrieval.embeddings import Embedder
 from portway.retrieval.file_search import FileSearchTool
@@ -30,7 +31,10 @@ class Retrieval:
     thread_stores: ThreadVectorStores
 
     @classmethod
-    def build(cls, settings: Settings, database: Database, catalog: ModelCatalog) -> Retrieval:
+    def build(
+        cls, settings: Settings, database: Database, catalog: ModelCatalog, models: ModelClient
+    ) -> Retrieval:
+        """``models``: how the embedder reaches its model (through the pipeline)."""
         config = settings.retrieval
         embedder = None
         if config.embedding_model is not None:
@@ -39,7 +43,7 @@ class Retrieval:
                     f"retrieval.embedding_model: no model named {config.embedding_model!r} "
                     "is declared in models"
                 )
-            embedder = Embedder(catalog, config.embedding_model, config.embedding_batch_size)
+            embedder = Embedder(models, config.embedding_model, config.embedding_batch_size)
         files = FileService(
             FileRepository(database),
             FileStorage(settings.files.storage_dir, settings.files.max_bytes),

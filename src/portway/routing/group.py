@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from portway.errors import PortwayError
 from portway.protocol.chat import ChatCompletionRequest, ResponseFormatJSONSchema
+from portway.protocol.embeddings import EmbeddingRequest
 from portway.providers.base import Capabilities
 from portway.routing.breaker import ORDINARY, BreakerView, CircuitBreaker, Lease, Outcome
 from portway.routing.catalog import Deployment
@@ -49,9 +50,12 @@ class Needs(NamedTuple):
     tools: bool
     json_schema: bool
     logprobs: bool
+    embeddings: bool = False
 
     @classmethod
-    def of(cls, request: ChatCompletionRequest) -> Needs:
+    def of(cls, request: ChatCompletionRequest | EmbeddingRequest) -> Needs:
+        if isinstance(request, EmbeddingRequest):
+            return EMBEDDINGS
         return cls(
             tools=bool(request.tools) and request.tool_choice != "none",
             json_schema=isinstance(request.response_format, ResponseFormatJSONSchema),
@@ -59,12 +63,17 @@ class Needs(NamedTuple):
         )
 
     def met_by(self, capabilities: Capabilities) -> bool:
+        if self.embeddings:
+            return capabilities.embeddings
         return (
             capabilities.chat
             and (capabilities.tools or not self.tools)
             and (capabilities.json_schema or not self.json_schema)
             and (capabilities.logprobs or not self.logprobs)
         )
+
+
+EMBEDDINGS = Needs(tools=False, json_schema=False, logprobs=False, embeddings=True)
 
 
 @dataclass(slots=True)

@@ -17,6 +17,9 @@ Contract, per call:
    with retry-after); without ``degrade`` the last error is returned.
 A stream fails over only until its first chunk is produced; after that a failure
 ends the stream (``api.responses.EventStreamResponse`` sends the error event).
+Embeddings (``embed`` calls) take the same path: groups, fallbacks, retries, breakers,
+gates and deadlines; only virtual models (chat rules) and the stale or static answers
+of ``degrade`` do not apply to them. The router is the only caller of providers.
 """
 
 from __future__ import annotations
@@ -41,13 +44,20 @@ from portway.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from portway.pipeline.base import CallContext, CompleteHandler, StreamHandler, Terminal
+from portway.pipeline.base import (
+    CallContext,
+    CompleteHandler,
+    ModelResult,
+    StreamHandler,
+    Terminal,
+)
 from portway.protocol.chat import (
     ChatCompletionChunkDict,
     ChatCompletionDict,
     ChatCompletionRequest,
     ResponseFormatJSONSchema,
 )
+from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
 from portway.routing.breaker import Outcome
 from portway.routing.catalog import Deployment, ModelCatalog
 from portway.routing.config import (
@@ -75,10 +85,9 @@ from portway.routing.group import (
 from portway.routing.health import HealthBook
 from portway.routing.probes import ActiveHealthCheck
 from portway.routing.retry import is_retryable
-from portway.routing.rules import VirtualModel
+from portway.routing.rules import AskModel, VirtualModel
 from portway.routing.state import BreakerStore, MemoryBreakerStore
 from portway.routing.tokens import PromptTokenEstimator, estimate_prompt_tokens
-from portway.security.principal import ANONYMOUS
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +111,19 @@ GATE_PEEK_SECONDS = 0.05
 _WAKE_MARGIN = 0.005
 
 
-def check_capabilities(deployment: Deployment, request: ChatCompletionRequest) -> None:
+def check_capabilities(
+    deployment: Deployment, request: ChatCompletionRequest | EmbeddingRequest
+) -> None:
     """Reject requests the deployment cannot honour, before any upstream call."""
     capabilities = deployment.provider.capabilities
+    if isinstance(request, EmbeddingRequest):
+        if not capabilities.embeddings:
+            raise InvalidRequestError(
+                f"The model `{deployment.name}` does not support embeddings.",
+                param="model",
+                code="model_not_supported",
+            )
+        return
     if not capabilities.chat:
         raise InvalidRequestError(
             f"The model `{deployment.name}` is an embedding model; it does not chat.",
@@ -150,7 +169,7 @@ class RoutedCall:
     requested: str
     primary: str
     route: GroupRouteConfig
-    request: ChatCompletionRequest
+    request: ChatCompletionRequest | EmbeddingRequest
     estimator: PromptTokenEstimator
     needs: Needs
     priority: int = 0
@@ -206,7 +225,10 @@ class Router(Terminal):
         stale_source: StaleAnswerSource | None = None,
         estimator: PromptTokenEstimator = estimate_prompt_tokens,
         rng: random.Random | None = None,
+        classify: AskModel | None = None,
     ) -> None:
+        """``classify`` is how virtual models' classifiers reach their model: through the
+        pipeline (``pipeline.client.ModelClient.ask``), never around it."""
         routes = routes or {}
         default = routes.get(DEFAULT_ROUTE_KEY)
         default_route = default if isinstance(default, GroupRouteConfig) else GroupRouteConfig()
@@ -229,7 +251,7 @@ class Router(Terminal):
                 rng=self._rng,
             )
         self.virtual_models = {
-            name: VirtualModel(name, config, self._ask)
+            name: VirtualModel(name, config, classify or _no_classifier)
             for name, config in routes.items()
             if isinstance(config, VirtualModelConfig)
         }
@@ -263,6 +285,12 @@ class Router(Terminal):
         primary = requested
         virtual = self.virtual_models.get(requested)
         if virtual is not None:
+            if ctx.operation != "chat":
+                raise InvalidRequestError(
+                    f"The model `{requested}` routes chat calls by rules; it does not embed.",
+                    param="model",
+                    code="model_not_supported",
+                )
             primary = await virtual.choose(virtual.facts(ctx, self._estimator))
         group = self.groups.get(primary)
         if group is None:
@@ -281,9 +309,31 @@ class Router(Terminal):
 
     # The pipeline stage ------------------------------------------------------
 
-    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ChatCompletionDict:
+    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         call = await self._plan(ctx)
+        if ctx.operation == "embed":
+            return await self._embed(ctx, call)
         return await self._complete(ctx, call)
+
+    async def _embed(self, ctx: CallContext, call: RoutedCall) -> EmbeddingResponseDict:
+        request: EmbeddingRequest = ctx.request  # type: ignore[assignment]
+
+        async def run(attempt: Attempt) -> EmbeddingResponseDict:
+            result = await attempt.deployment.provider.embed(request)
+            attempt.first_byte()
+            return result
+
+        routed = await self._route(ctx, call, run, call.route.timeout)
+        if routed is None:
+            raise self._no_answer(call)
+        attempt, result = routed
+        usage: Any = result.get("usage")
+        await attempt.succeed()
+        await attempt.true_up(usage, ctx.usage_listeners)
+        self._served(ctx, call, attempt)
+        result["model"] = ctx.model
+        ctx.usage = usage
+        return result
 
     async def _complete(self, ctx: CallContext, call: RoutedCall) -> ChatCompletionDict:
         async def run(attempt: Attempt) -> ChatCompletionDict:
@@ -555,14 +605,19 @@ class Router(Terminal):
         if group != call.primary:
             headers[FALLBACK_HEADER] = group
 
+    def _no_answer(self, call: RoutedCall) -> PortwayError:
+        """The error for a call nothing answered: the last one, else 503 with retry-after."""
+        degrade = call.route.degrade
+        if degrade is None and call.last_error is not None:
+            call.last_error.headers.update(call.headers())
+            return call.last_error
+        return self._unavailable(call, degrade.retry_after if degrade is not None else None)
+
     async def _degrade(self, ctx: CallContext, call: RoutedCall) -> ChatCompletionDict:
         """What to answer when no attempt succeeded (or none was possible)."""
         config = call.route.degrade
         if config is None:
-            if call.last_error is not None:
-                call.last_error.headers.update(call.headers())
-                raise call.last_error
-            raise self._unavailable(call, None)
+            raise self._no_answer(call)
         if config.stale and self._stale is not None:
             answer = await self._stale.stale_answer(ctx)
             if answer is not None:
@@ -595,24 +650,6 @@ class Router(Terminal):
         error.headers["retry-after"] = str(max(1, round(retry_after)))
         return error
 
-    # Internal calls (the classifier) -------------------------------------------
-
-    async def _ask(self, request: ChatCompletionRequest) -> ChatCompletionDict:
-        """A completion from a group for Portway's own use: routed, not billed, not cached."""
-        ctx = CallContext(request_id="portway-internal", principal=ANONYMOUS, request=request)
-        group = self.groups.get(request.model)
-        if group is None:
-            raise ModelNotFoundError(request.model)
-        call = RoutedCall(
-            requested=request.model,
-            primary=request.model,
-            route=group.config,
-            request=request,
-            estimator=self._estimator,
-            needs=Needs.of(request),
-        )
-        return await self._complete(ctx, call)
-
     # Health ------------------------------------------------------------------------
 
     async def health_report(self) -> dict[str, Any]:
@@ -644,6 +681,10 @@ class Router(Terminal):
                     }
                 )
         return {"object": "list", "store": self.store.kind, "data": rows}
+
+
+async def _no_classifier(request: ChatCompletionRequest, parent: CallContext) -> ChatCompletionDict:
+    raise ServiceUnavailableError("No classifier client was given to the router.")
 
 
 def _refused(completion: ChatCompletionDict) -> bool:

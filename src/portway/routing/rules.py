@@ -5,7 +5,9 @@ conditions all hold (the last rule has none, so one always matches). Conditions 
 compiled once at start-up from ``RuleCondition``; facts about a request (estimated
 prompt tokens, tools, json_schema, last user message, tier, classification) are
 computed lazily, at most once, and only when a rule asks. The classifier is a small
-model asked "simple or complex"; when it fails or times out its conditions are false.
+model asked "simple or complex" through the pipeline like any other call, on behalf of
+the call being routed (``AskModel``: billed to its caller, under its limits); when it
+fails or times out its conditions are false.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ logger = logging.getLogger(__name__)
 TIER_HEADER = "x-portway-tier"
 CLASSES = ("simple", "complex")
 
-AskModel = Callable[[ChatCompletionRequest], Awaitable[ChatCompletionDict]]
+# Ask a model on behalf of the call being routed (the second argument).
+AskModel = Callable[[ChatCompletionRequest, CallContext], Awaitable[ChatCompletionDict]]
 
 
 class Classifier:
@@ -59,10 +62,10 @@ class Classifier:
             }
         )
 
-    async def classify(self, text: str) -> str | None:
+    async def classify(self, text: str, parent: CallContext) -> str | None:
         try:
             async with asyncio.timeout(self._config.timeout):
-                completion = await self._ask(self.request_for(text))
+                completion = await self._ask(self.request_for(text), parent)
         except (PortwayError, TimeoutError) as exc:
             logger.info("classifier %s gave no answer: %s", self._config.model, exc)
             return None
@@ -127,7 +130,7 @@ class RequestFacts:
     async def classification(self) -> str | None:
         """The classifier's label, asked at most once per call (rules are checked in turn)."""
         if self._classifier is not None and not self._classified:
-            self._classification = await self._classifier.classify(self.last_user_text)
+            self._classification = await self._classifier.classify(self.last_user_text, self._ctx)
             self._classified = True
         return self._classification
 

@@ -1,7 +1,7 @@
 """A cheap prompt-size estimate for routing decisions (no tokenizer on the hot path).
 
-Contract: a ``PromptTokenEstimator`` maps a chat request to an approximate prompt token
-count. The default counts characters / 4 plus a few tokens of framing per message;
+Contract: a ``PromptTokenEstimator`` maps a chat or embeddings request to an approximate
+prompt token count. The default counts characters / 4 plus a few tokens of framing per message;
 the router takes any other estimator (e.g. the accounting tokenizer) at construction.
 """
 
@@ -12,15 +12,22 @@ from collections.abc import Callable
 import orjson
 
 from portway.protocol.chat import ChatCompletionRequest, message_text
+from portway.protocol.embeddings import EmbeddingRequest
 
-PromptTokenEstimator = Callable[[ChatCompletionRequest], int]
+PromptTokenEstimator = Callable[[ChatCompletionRequest | EmbeddingRequest], int]
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4  # role and separators in typical chat templates
 
 
-def estimate_prompt_tokens(request: ChatCompletionRequest) -> int:
-    """About how many tokens the prompt (messages and tool definitions) will take."""
+def estimate_prompt_tokens(request: ChatCompletionRequest | EmbeddingRequest) -> int:
+    """About how many tokens the prompt (messages and tool definitions, or the input to
+    embed) will take."""
+    if isinstance(request, EmbeddingRequest):
+        texts = request.texts()
+        if texts is None:
+            return request.token_ids()
+        return sum(len(text) for text in texts) // CHARS_PER_TOKEN + len(texts)
     chars = 0
     for message in request.messages:
         chars += len(message_text(message.content))  # type: ignore[arg-type]

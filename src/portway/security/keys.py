@@ -76,7 +76,7 @@ class Resolved:
 UNKNOWN = Resolved()
 
 
-def _budget_ref(state: BudgetState) -> BudgetRef:
+def budget_ref(state: BudgetState) -> BudgetRef:
     return BudgetRef(
         id=state.id,
         scope=state.scope,  # type: ignore[arg-type]
@@ -100,7 +100,7 @@ def principal_for(found: KeyWithBudgets) -> Principal:
         priority=key.priority,
         no_store=key.no_store,
         expires_at=key.expires_at,
-        budgets=tuple(_budget_ref(budget) for budget in found.budgets),
+        budgets=tuple(budget_ref(budget) for budget in found.budgets),
     )
 
 

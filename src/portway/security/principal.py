@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
-PrincipalKind = Literal["anonymous", "master", "virtual_key"]
+# "system": Portway's own calls with no caller behind them (see ``security.system``).
+PrincipalKind = Literal["anonymous", "master", "virtual_key", "system"]
 
 
 @dataclass(frozen=True, slots=True)

