@@ -20,6 +20,7 @@ import pytest
 
 from portway.retrieval.files import FileService
 from tests.assistants.conftest import TENANT, ToolFactory, run
+from tests.conftest import service_unavailable
 
 SECRET = "sk-master-escape-test-5f1c"
 MARKER_NAME = "tenant-secret-row-9d2e.csv"
@@ -325,3 +326,31 @@ print('total', shutil.disk_usage('/mnt/data').total, shutil.disk_usage('/tmp').t
     written = int(outcome.output.split("written ")[1].split()[0])
     assert written <= 2 * quota
     assert outcome.output.split("total ")[1].split()[:2] == [str(quota), str(quota)]
+
+
+async def test_seccomp_denies_namespaces_tracing_and_io_uring(make_tool: ToolFactory) -> None:
+    tool = await make_tool()
+    if not tool.status()["seccomp"]:
+        service_unavailable("libseccomp is not installed: the sandbox runs without seccomp")
+    code = """
+import ctypes, os, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def errno_of(result):
+    return os.strerror(ctypes.get_errno()) if result == -1 else f'ALLOWED {result}'
+print('unshare', errno_of(libc.unshare(0x10000000)))
+print('ptrace', errno_of(libc.ptrace(0, 0, None, None)))
+print('io_uring', errno_of(libc.syscall(425, 8, ctypes.create_string_buffer(120))))
+print('keyctl', errno_of(libc.syscall(250, 0, 0, 0, 0)))
+done = subprocess.run(['unshare', '--user', '--net', 'true'], capture_output=True, text=True)
+print('unshare(1)', done.returncode)
+worker = threading.Thread(target=print, args=('thread ok',))
+worker.start()
+worker.join()
+print(subprocess.run(['echo', 'subprocess ok'], capture_output=True, text=True).stdout.strip())
+"""
+    outcome = await run(tool, code)
+    assert "ALLOWED" not in outcome.output
+    for call in ("unshare", "ptrace", "io_uring", "keyctl"):
+        assert f"{call} Operation not permitted" in outcome.output
+    assert "unshare(1) 0" not in outcome.output
+    assert "thread ok" in outcome.output and "subprocess ok" in outcome.output

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from portway.assistants.code_interpreter.seccomp import compile_filter
 from portway.config import CodeInterpreterConfig
 
 logger = logging.getLogger(__name__)
@@ -137,8 +138,11 @@ class Boundary:
     runtime: Runtime
     config: CodeInterpreterConfig
     as_root: bool  # Portway is root: no user namespace, the session drops to its own uid
+    seccomp: bytes | None  # the compiled deny-list (None: libseccomp is missing)
 
-    def argv(self, *, uid: int, info_fd: int, hello: str, control_fd: int) -> list[str]:
+    def argv(
+        self, *, uid: int, info_fd: int, hello: str, control_fd: int, seccomp_fd: int | None
+    ) -> list[str]:
         """``bwrap ... python repl.py <policy>`` for a session running as ``uid``."""
         config = self.config
         args = [self.bwrap, "--ro-bind", "/usr", "/usr"]
@@ -174,6 +178,8 @@ class Boundary:
         for name, value in _SANDBOX_ENV.items():
             args += ["--setenv", name, value]
         args += ["--info-fd", str(info_fd)]
+        if seccomp_fd is not None:
+            args += ["--seccomp", str(seccomp_fd)]
         policy = {
             "uid": uid,
             "gid": uid,
@@ -210,5 +216,8 @@ class Boundary:
         except (OSError, TimeoutError, orjson.JSONDecodeError) as error:
             message = f"the Python runtime could not be inspected: {error}"
             raise BoundaryUnavailable(message) from None
-        boundary = cls(bwrap, runtime, config, as_root=os.geteuid() == 0)
+        seccomp = await asyncio.to_thread(compile_filter)
+        if seccomp is None:
+            warnings.append("libseccomp is not installed: the sandbox runs without seccomp")
+        boundary = cls(bwrap, runtime, config, as_root=os.geteuid() == 0, seccomp=seccomp)
         return boundary, warnings

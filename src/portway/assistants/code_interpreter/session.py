@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from portway.assistants.code_interpreter.boundary import DATA, Boundary
+from portway.assistants.code_interpreter.seccomp import program_fd
 from portway.assistants.code_interpreter.workdir import WorkDir
 
 logger = logging.getLogger(__name__)
@@ -138,28 +139,30 @@ class Session:
         """Start a sandbox and wait for its session to be ready; raises ``SessionBroken``."""
         info_read, info_write = os.pipe()
         control_read, control_write = os.pipe()
-        os.set_inheritable(info_write, True)
-        os.set_inheritable(control_read, True)
+        seccomp = program_fd(boundary.seccomp) if boundary.seccomp is not None else None
+        inherited = [info_write, control_read, *([seccomp] if seccomp is not None else [])]
         hello = secrets.token_hex(8)
-        argv = boundary.argv(uid=uid, info_fd=info_write, hello=hello, control_fd=control_read)
+        argv = boundary.argv(
+            uid=uid, info_fd=info_write, hello=hello, control_fd=control_read, seccomp_fd=seccomp
+        )
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                pass_fds=(info_write, control_read),
+                pass_fds=inherited,
                 env=boundary.host_env,
                 start_new_session=True,
             )
         except OSError as error:
-            for fd in (info_read, info_write, control_read, control_write):
+            for fd in (info_read, control_write):
                 os.close(fd)
             raise SessionBroken(f"bwrap could not be started: {error}") from error
         finally:
-            with contextlib.suppress(OSError):
-                os.close(info_write)
-                os.close(control_read)
+            for fd in inherited:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         try:
             info = orjson.loads(
                 await asyncio.wait_for(asyncio.to_thread(_read_all, info_read), _START_SECONDS)

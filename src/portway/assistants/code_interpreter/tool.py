@@ -75,6 +75,7 @@ class CodeInterpreterTool:
         self._slots = asyncio.Semaphore(config.max_concurrent)
         self._pool: SessionPool | None = None
         self.unavailable: str | None = "not started"
+        self._seccomp = False
 
     @property
     def available(self) -> bool:
@@ -83,7 +84,7 @@ class CodeInterpreterTool:
     def status(self) -> dict[str, Any]:
         """For ``/health/ready``."""
         if self._pool is not None:
-            return {"status": "ok", "isolation": "bubblewrap"}
+            return {"status": "ok", "isolation": "bubblewrap", "seccomp": self._seccomp}
         return {"status": "off", "reason": self.unavailable}
 
     async def start(self) -> None:
@@ -99,8 +100,13 @@ class CodeInterpreterTool:
             return
         self._pool = SessionPool(boundary, self._config)
         self._pool.start()
+        self._seccomp = boundary.seccomp is not None
         self.unavailable = None
-        logger.info("code_interpreter sandbox: bubblewrap (%s)", boundary.bwrap)
+        logger.info(
+            "code_interpreter sandbox: bubblewrap (%s), seccomp %s",
+            boundary.bwrap,
+            "on" if self._seccomp else "off",
+        )
 
     async def _check(self, boundary: Boundary) -> None:
         """Run a cell in a throw-away sandbox: it must start and not run as root."""
