@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from portway.assistants.builtin import ToolInvocation, ToolOutcome
+from portway.assistants.code_interpreter import CodeInterpreterTool
+from portway.config import CodeInterpreterConfig
+from portway.errors import ServiceUnavailableError
 from portway.retrieval.files import FileService
 from tests.assistants.conftest import TENANT, ToolFactory, run
 from tests.openapi import assert_matches
@@ -161,3 +166,27 @@ async def test_installed_packages_import(make_tool: ToolFactory) -> None:
     tool = await make_tool()
     outcome = await run(tool, "import numpy\nint(numpy.arange(10).sum())")
     assert outcome.output == "45"
+
+
+async def test_sessions_are_bounded_and_expire(make_tool: ToolFactory) -> None:
+    tool = await make_tool(max_sessions=1, max_concurrent=1, idle_seconds=0.3)
+    await run(tool, "x = 'a'", thread_id="thread_a")
+    await run(tool, "x = 'b'", thread_id="thread_b")  # only one session: thread_a's closes
+    assert "NameError" in (await run(tool, "x", thread_id="thread_a")).output
+    await asyncio.sleep(1.0)  # idle for longer than idle_seconds: closed by the sweeper
+    assert "NameError" in (await run(tool, "x", thread_id="thread_a")).output
+
+
+@pytest.mark.parametrize("bwrap", ["/nonexistent/bwrap", "/bin/false"])
+async def test_without_a_working_boundary_the_tool_is_off(
+    files: FileService, tmp_path: Path, bwrap: str
+) -> None:
+    tool = CodeInterpreterTool(CodeInterpreterConfig(bwrap=bwrap), files, [tmp_path])
+    await tool.start()
+    assert not tool.available
+    status = tool.status()
+    assert status["status"] == "off"
+    expected = "not installed: apt-get install bubblewrap" if "nonexistent" in bwrap else "failed"
+    assert expected in status["reason"]
+    with pytest.raises(ServiceUnavailableError, match="code_interpreter is off on this server"):
+        await run(tool, "print(1)")

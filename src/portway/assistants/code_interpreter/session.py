@@ -169,7 +169,8 @@ class Session:
             )
             init_pid, namespace = int(info["child-pid"]), int(info["pid-namespace"])
         except (TimeoutError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
             output = await process.stdout.read(2000) if process.stdout else b""
             await process.wait()
             os.close(control_write)
