@@ -185,8 +185,13 @@ class Session:
                 raise SessionBroken(f"the sandboxed Python did not start: {ready.output.strip()}")
             session.workdir = await asyncio.to_thread(session._open_workdir, boundary, uid)
             session._repl_pid = await asyncio.to_thread(session._find_repl)
+        except OSError as error:
+            await session.close()
+            session.release_workdir()
+            raise SessionBroken(f"the sandbox could not be inspected: {error}") from None
         except BaseException:
             await session.close()
+            session.release_workdir()
             raise
         return session
 
