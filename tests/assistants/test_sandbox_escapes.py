@@ -309,7 +309,7 @@ async def test_filling_the_disk_stops_at_the_quota(make_tool: ToolFactory) -> No
     code = """
 import os, shutil
 written = 0
-for directory in ('/mnt/data', '/tmp'):
+for directory in ('/mnt/data', '/tmp', '/dev/shm', '/', '/dev', '/mnt'):
     try:
         for index in range(64):
             with open(f'{directory}/fill-{index}', 'wb') as handle:
@@ -318,14 +318,16 @@ for directory in ('/mnt/data', '/tmp'):
     except OSError as error:
         print('stopped', directory, error.strerror)
 print('written', written)
-print('total', shutil.disk_usage('/mnt/data').total, shutil.disk_usage('/tmp').total)
+print('total', *(shutil.disk_usage(d).total for d in ('/mnt/data', '/tmp', '/dev/shm')))
 """
     outcome = await run(tool, code)
-    assert "stopped /mnt/data No space left on device" in outcome.output
-    assert "stopped /tmp No space left on device" in outcome.output
+    for directory in ("/mnt/data", "/tmp", "/dev/shm"):
+        assert f"stopped {directory} No space left on device" in outcome.output
+    for directory in ("/", "/dev", "/mnt"):
+        assert f"stopped {directory} " in outcome.output
     written = int(outcome.output.split("written ")[1].split()[0])
-    assert written <= 2 * quota
-    assert outcome.output.split("total ")[1].split()[:2] == [str(quota), str(quota)]
+    assert written <= 3 * quota
+    assert outcome.output.split("total ")[1].split()[:3] == [str(quota)] * 3
 
 
 async def test_seccomp_denies_namespaces_tracing_and_io_uring(make_tool: ToolFactory) -> None:

@@ -165,6 +165,10 @@ class Boundary:
         args += ["--perms", "0755", "--dir", "/mnt"]  # not 0700, see above
         args += ["--size", str(config.disk_bytes), "--perms", "0700", "--tmpfs", DATA]
         args += ["--size", str(config.disk_bytes), "--perms", "01777", "--tmpfs", "/tmp"]
+        args += ["--size", str(config.disk_bytes), "--perms", "01777", "--tmpfs", "/dev/shm"]
+        # In a user namespace the sandbox owns bwrap's root and /dev tmpfs (unsized): no
+        # writes there, so /mnt/data, /tmp and /dev/shm (each ``disk_bytes``) are all.
+        args += ["--remount-ro", "/dev", "--remount-ro", "/"]
         args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
         args += ["--unshare-cgroup-try", "--hostname", "sandbox"]
         if self.as_root:
