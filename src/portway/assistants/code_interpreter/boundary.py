@@ -130,6 +130,26 @@ def _layout(
     return Runtime(python, tuple(read_only), tuple(site_dirs)), warnings
 
 
+def _filesystem(runtime: Runtime) -> tuple[str, ...]:
+    """Read-only binds: /usr (with this machine's /bin, /lib, /lib64), runtime, _repl.py."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for target, link in _USR_LINKS:
+        if os.path.islink(link) or not os.path.exists(link):
+            args += ["--symlink", target, link]
+        else:
+            args += ["--ro-bind", link, link]
+    # bwrap would create missing parents 0700: unreadable once the session drops root.
+    made: set[str] = set()
+    for target in (*runtime.read_only, REPL_IN_SANDBOX):
+        for parent in reversed(Path(target).parents):
+            if str(parent) not in made and parent != Path("/"):
+                made.add(str(parent))
+                args += ["--perms", "0755", "--dir", str(parent)]
+    for directory in runtime.read_only:
+        args += ["--ro-bind", directory, directory]
+    return (*args, "--ro-bind", str(REPL), REPL_IN_SANDBOX)
+
+
 @dataclass(frozen=True, slots=True)
 class Boundary:
     """Builds the bubblewrap command line of a session."""
@@ -139,28 +159,14 @@ class Boundary:
     config: CodeInterpreterConfig
     as_root: bool  # Portway is root: no user namespace, the session drops to its own uid
     seccomp: bytes | None  # the compiled deny-list (None: libseccomp is missing)
+    filesystem: tuple[str, ...]  # bwrap options binding /usr, the runtime and _repl.py
 
     def argv(
         self, *, uid: int, info_fd: int, hello: str, control_fd: int, seccomp_fd: int | None
     ) -> list[str]:
         """``bwrap ... python repl.py <policy>`` for a session running as ``uid``."""
         config = self.config
-        args = [self.bwrap, "--ro-bind", "/usr", "/usr"]
-        for target, link in _USR_LINKS:
-            if os.path.islink(link) or not os.path.exists(link):
-                args += ["--symlink", target, link]
-            else:
-                args += ["--ro-bind", link, link]
-        # bwrap would create missing parents 0700: unreadable once the session drops root.
-        made: set[str] = set()
-        for target in (*self.runtime.read_only, REPL_IN_SANDBOX):
-            for parent in reversed(Path(target).parents):
-                if str(parent) not in made and parent != Path("/"):
-                    made.add(str(parent))
-                    args += ["--perms", "0755", "--dir", str(parent)]
-        for directory in self.runtime.read_only:
-            args += ["--ro-bind", directory, directory]
-        args += ["--ro-bind", str(REPL), REPL_IN_SANDBOX]
+        args = [self.bwrap, *self.filesystem]
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--perms", "0755", "--dir", "/mnt"]  # not 0700, see above
         args += ["--size", str(config.disk_bytes), "--perms", "0700", "--tmpfs", DATA]
@@ -209,7 +215,10 @@ class Boundary:
     async def probe(
         cls, config: CodeInterpreterConfig, protected: Sequence[Path]
     ) -> tuple[Boundary, list[str]]:
-        """Find bwrap and the runtime and run one sandbox; raises ``BoundaryUnavailable``."""
+        """Find bwrap, the runtime and libseccomp; raises ``BoundaryUnavailable``.
+
+        Whether a sandbox really starts is checked by running one (``CodeInterpreterTool``).
+        """
         bwrap = shutil.which(config.bwrap)
         if bwrap is None:
             raise BoundaryUnavailable(
@@ -223,5 +232,7 @@ class Boundary:
         seccomp = await asyncio.to_thread(compile_filter)
         if seccomp is None:
             warnings.append("libseccomp is not installed: the sandbox runs without seccomp")
-        boundary = cls(bwrap, runtime, config, as_root=os.geteuid() == 0, seccomp=seccomp)
+        filesystem = await asyncio.to_thread(_filesystem, runtime)
+        as_root = os.geteuid() == 0
+        boundary = cls(bwrap, runtime, config, as_root, seccomp, filesystem)
         return boundary, warnings
