@@ -237,11 +237,14 @@ class CodeInterpreterConfig(_Strict):
     max_sessions: int = Field(default=8, ge=1)
     idle_seconds: float = Field(default=600.0, gt=0)
     sandbox_uid: int = Field(default=300_000, ge=1000)  # first uid of sessions when root
+    sandbox_uids: int = Field(default=4096, ge=1)  # how many, shared by all processes
 
     @model_validator(mode="after")
     def _sessions_cover_concurrency(self) -> CodeInterpreterConfig:
         if self.max_sessions < self.max_concurrent:
             raise ValueError("max_sessions must be at least max_concurrent")
+        if self.sandbox_uids < self.max_sessions:
+            raise ValueError("sandbox_uids must be at least max_sessions")
         if self.session_cpu_seconds < self.cpu_seconds:
             raise ValueError("session_cpu_seconds must be at least cpu_seconds")
         return self

@@ -254,7 +254,9 @@ while True:
 
 
 async def test_a_fork_bomb_is_contained(make_tool: ToolFactory) -> None:
-    tool = await make_tool(wall_seconds=3, max_processes=16, sandbox_uid=FIRST_UID, max_sessions=2)
+    tool = await make_tool(
+        wall_seconds=3, max_processes=16, sandbox_uid=FIRST_UID, sandbox_uids=2, max_sessions=2
+    )
     counted = await run(
         tool,
         "import os, time\nn = 0\ntry:\n    for _ in range(200):\n"
@@ -273,6 +275,20 @@ async def test_a_fork_bomb_is_contained(make_tool: ToolFactory) -> None:
     host = await asyncio.create_subprocess_exec("true")
     assert await host.wait() == 0  # the host can still start processes
     assert (await run(tool, "6 * 7")).output == "42"
+
+
+async def test_no_two_sessions_share_a_uid(make_tool: ToolFactory) -> None:
+    """Two tools stand for two Portway processes on one machine (``--workers 2``)."""
+    first, second = await make_tool(), await make_tool()
+    if os.geteuid() != 0:
+        pytest.skip("not root: every session has its own user namespace instead")
+    uids = [
+        (await run(tool, "import os\nos.getuid()", thread_id=thread)).output
+        for tool in (first, second)
+        for thread in ("thread_a", "thread_b")
+    ]
+    assert len(set(uids)) == 4, uids
+    assert "0" not in uids
 
 
 async def test_a_detached_child_does_not_outlive_the_call(make_tool: ToolFactory) -> None:

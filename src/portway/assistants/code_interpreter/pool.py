@@ -1,8 +1,8 @@
 """Live sessions, one per (tenant, thread): bounded in number, closed when idle.
 
-Each session gets a slot; as root, slot ``i`` runs as uid ``sandbox_uid + i``, so the
-sessions share no user: one session's processes count only against its own
-``RLIMIT_NPROC`` and cannot signal or read another's.
+As root, each session runs as a uid leased for its lifetime (``uids.py``), so no two
+sessions on the machine share a user: one session's processes count only against its
+own ``RLIMIT_NPROC``. Without root each session has its own user namespace anyway.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from portway.assistants.code_interpreter.boundary import Boundary
-from portway.assistants.code_interpreter.session import Session
+from portway.assistants.code_interpreter.session import Session, SessionBroken
+from portway.assistants.code_interpreter.uids import NoFreeUid, UidLease, UidRange
 from portway.config import CodeInterpreterConfig
 from portway.errors import ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
+
+NOBODY = 65534  # the uid inside a session's own user namespace (Portway not root)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +33,32 @@ class SessionKey:
 @dataclass(slots=True)
 class _Entry:
     session: Session
-    slot: int
+    lease: UidLease | None
+
+
+async def start_session(boundary: Boundary, uids: UidRange) -> tuple[Session, UidLease | None]:
+    """A new session (as a leased uid when root); raises ``SessionBroken``."""
+    lease = None
+    if boundary.as_root:
+        try:
+            lease = await asyncio.to_thread(uids.lease)
+        except (NoFreeUid, OSError) as error:
+            raise SessionBroken(f"no sandbox uid: {error}") from None
+    try:
+        session = await Session.start(boundary, lease.uid if lease else NOBODY)
+    except BaseException:
+        if lease is not None:
+            lease.release()
+        raise
+    return session, lease
 
 
 class SessionPool:
-    def __init__(self, boundary: Boundary, config: CodeInterpreterConfig) -> None:
+    def __init__(self, boundary: Boundary, config: CodeInterpreterConfig, uids: UidRange) -> None:
         self._boundary = boundary
         self._config = config
         self._entries: OrderedDict[SessionKey, _Entry] = OrderedDict()
-        self._free = list(range(config.max_sessions))
+        self._uids = uids
         self._lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -54,15 +74,10 @@ class SessionPool:
                 return entry.session, False
             if entry is not None:
                 await self._drop(key)
-            if not self._free:
+            if len(self._entries) >= self._config.max_sessions:
                 await self._evict_one()
-            slot = self._free.pop(0)
-            try:
-                session = await Session.start(self._boundary, self._config.sandbox_uid + slot)
-            except BaseException:
-                self._free.append(slot)
-                raise
-            self._entries[key] = _Entry(session, slot)
+            session, lease = await start_session(self._boundary, self._uids)
+            self._entries[key] = _Entry(session, lease)
             return session, True
 
     async def discard(self, key: SessionKey, session: Session) -> None:
@@ -79,7 +94,8 @@ class SessionPool:
         entry = self._entries.pop(key)
         await entry.session.close()
         entry.session.release_workdir()
-        self._free.append(entry.slot)
+        if entry.lease is not None:
+            entry.lease.release()
 
     async def _evict_one(self) -> None:
         """Close the least recently used idle session to make room."""

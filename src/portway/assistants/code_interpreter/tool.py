@@ -20,8 +20,9 @@ from typing import Any, ClassVar
 
 from portway.assistants.builtin import ToolInvocation, ToolOutcome
 from portway.assistants.code_interpreter.boundary import Boundary, BoundaryUnavailable
-from portway.assistants.code_interpreter.pool import SessionKey, SessionPool
+from portway.assistants.code_interpreter.pool import SessionKey, SessionPool, start_session
 from portway.assistants.code_interpreter.session import CellResult, Session, SessionBroken
+from portway.assistants.code_interpreter.uids import UidRange, default_lock_dir
 from portway.config import CodeInterpreterConfig
 from portway.errors import RequestTooLargeError, ServiceUnavailableError
 from portway.protocol.files import ASSISTANTS_OUTPUT
@@ -74,6 +75,7 @@ class CodeInterpreterTool:
         self._protected = tuple(protected)
         self._slots = asyncio.Semaphore(config.max_concurrent)
         self._pool: SessionPool | None = None
+        self._uids = UidRange(config.sandbox_uid, config.sandbox_uids, default_lock_dir())
         self.unavailable: str | None = "not started"
         self._seccomp = False
 
@@ -98,7 +100,7 @@ class CodeInterpreterTool:
             self.unavailable = str(error)
             logger.warning("code_interpreter is OFF: %s", error)
             return
-        self._pool = SessionPool(boundary, self._config)
+        self._pool = SessionPool(boundary, self._config, self._uids)
         self._pool.start()
         self._seccomp = boundary.seccomp is not None
         self.unavailable = None
@@ -110,12 +112,14 @@ class CodeInterpreterTool:
 
     async def _check(self, boundary: Boundary) -> None:
         """Run a cell in a throw-away sandbox: it must start and not run as root."""
-        session = await Session.start(boundary, self._config.sandbox_uid)
+        session, lease = await start_session(boundary, self._uids)
         try:
             result = await session.execute(_PROBE_CODE, 20.0, 2000)
         finally:
             await session.close()
             session.release_workdir()
+            if lease is not None:
+                lease.release()
         if result.error or result.ended or not result.output.startswith("("):
             raise BoundaryUnavailable(f"the probe cell failed: {result.output.strip()[:300]}")
         if result.output.startswith("(0,"):
