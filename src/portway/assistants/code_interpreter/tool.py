@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _PROBE_CODE = "import os\nos.getuid(), os.getppid()"
+_PROBE_SECONDS = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ class CodeInterpreterTool:
         """Run a cell in a throw-away sandbox: it must start and not run as root."""
         session, lease = await start_session(boundary, self._uids)
         try:
-            result = await session.execute(_PROBE_CODE, 20.0, 2000)
+            result = await session.execute(_PROBE_CODE, _PROBE_SECONDS, 2000)
         finally:
             await session.close()
             session.release_workdir()
