@@ -109,6 +109,7 @@ def test_without_a_boundary_code_interpreter_is_off(
     run = run_code(sdk(server), fake_openai, "print('never runs')")
     assert run.status == "failed"
     assert run.last_error is not None
+    assert run.last_error.code == "server_error"
     assert "code_interpreter is off on this server" in run.last_error.message
     assert "bubblewrap" in run.last_error.message
     assert len(fake_openai.requests) == 1  # the tool result never went back to the model
