@@ -233,19 +233,34 @@ class CodeInterpreterConfig(_Strict):
     """The code_interpreter sandbox (see ``assistants/code_interpreter/README.md``)."""
 
     enabled: bool = True
+    bwrap: str = "bwrap"  # bubblewrap: a name on PATH or a path; without it the tool is off
     python: str | None = None
-    network_isolation: Literal["auto", "namespace", "audit_hook"] = "auto"
-    site_packages: bool = False
+    site_packages: bool = True
     cpu_seconds: int = Field(default=10, ge=1)
+    session_cpu_seconds: int = Field(default=300, ge=1)
     wall_seconds: float = Field(default=30.0, gt=0)
     memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=64 * 1024 * 1024)
+    disk_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    max_processes: int = Field(default=16, ge=1)
+    max_processes: int = Field(default=16, ge=2)
     max_open_files: int = Field(default=64, ge=16)
     max_output_bytes: int = Field(default=20_000, ge=256)
     max_output_files: int = Field(default=20, ge=0)
     max_concurrent: int = Field(default=2, ge=1)
-    work_dir: str | None = None
+    max_sessions: int = Field(default=8, ge=1)
+    idle_seconds: float = Field(default=600.0, gt=0)
+    sandbox_uid: int = Field(default=300_000, ge=1000)  # first uid of sessions when root
+    sandbox_uids: int = Field(default=4096, ge=1)  # how many, shared by all processes
+
+    @model_validator(mode="after")
+    def _sessions_cover_concurrency(self) -> CodeInterpreterConfig:
+        if self.max_sessions < self.max_concurrent:
+            raise ValueError("max_sessions must be at least max_concurrent")
+        if self.sandbox_uids < self.max_sessions:
+            raise ValueError("sandbox_uids must be at least max_sessions")
+        if self.session_cpu_seconds < self.cpu_seconds:
+            raise ValueError("session_cpu_seconds must be at least cpu_seconds")
+        return self
 
 
 class AssistantsConfig(_Strict):

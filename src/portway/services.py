@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from portway.accounting.services import Accounting
@@ -27,6 +28,7 @@ from portway.routing.state import build_breaker_store
 from portway.security.auth import Authenticator, KeyAuthenticator
 from portway.security.system import SystemPrincipal
 from portway.store import Database
+from portway.store.engine import sqlite_file
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +112,9 @@ class Services:
         retrieval = Retrieval.build(settings, database, catalog, models)
         builtin_tools: dict[str, BuiltinTool] = {retrieval.file_search.type: retrieval.file_search}
         if settings.code_interpreter.enabled:
-            code_interpreter = CodeInterpreterTool(settings.code_interpreter, retrieval.files)
+            code_interpreter = CodeInterpreterTool(
+                settings.code_interpreter, retrieval.files, _protected_paths(settings)
+            )
             builtin_tools[code_interpreter.type] = code_interpreter
         return cls(
             settings=settings,
@@ -164,6 +168,22 @@ class Services:
             await self.cache.close()
         await self.router.close()
         await self.catalog.close()
+        code_interpreter = self.builtin_tools.get(CodeInterpreterTool.type)
+        if isinstance(code_interpreter, CodeInterpreterTool):
+            await code_interpreter.close()
         await self.retrieval.close()
         await self.accounting.close()
         await self.database.close()
+
+
+def _protected_paths(settings: Settings) -> list[Path]:
+    """Portway's own state: no sandbox may bind a directory holding any of it."""
+    paths = [Path.cwd(), Path(settings.files.storage_dir)]
+    database = sqlite_file(settings.database_url)
+    if database is not None:
+        paths.append(database)
+    if settings.ledger.journal_dir:
+        paths.append(Path(settings.ledger.journal_dir))
+    if settings.cache.backend == "sqlite":
+        paths.append(Path(settings.cache.sqlite_path))
+    return paths

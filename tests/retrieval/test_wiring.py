@@ -33,7 +33,9 @@ def test_retrieval_settings_name_the_bad_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"files.max_bytes"):
         load_settings(write(tmp_path, "files: {max_bytes: 0}"), {})
     with pytest.raises(ConfigError, match=r"code_interpreter.network_isolation"):
-        load_settings(write(tmp_path, "code_interpreter: {network_isolation: firewall}"), {})
+        load_settings(write(tmp_path, "code_interpreter: {network_isolation: auto}"), {})
+    with pytest.raises(ConfigError, match=r"max_sessions must be at least max_concurrent"):
+        load_settings(write(tmp_path, "code_interpreter: {max_concurrent: 4, max_sessions: 2}"), {})
     settings = load_settings(
         write(
             tmp_path,

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from portway.api.deps import services_of
 from portway.api.responses import JSONResponse
+from portway.assistants.code_interpreter import CodeInterpreterTool
 
 router = APIRouter()
 
@@ -18,10 +19,19 @@ async def live() -> Response:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> Response:
-    deployments = await services_of(request).catalog.ready()
+    """Ready when a deployment is; code_interpreter's state (``off`` with the reason when
+    no sandbox boundary could be set up) is reported but does not make Portway unready."""
+    services = services_of(request)
+    deployments = await services.catalog.ready()
     is_ready = any(deployments.values())
+    code_interpreter = services.builtin_tools.get(CodeInterpreterTool.type)
+    tools = {
+        CodeInterpreterTool.type: code_interpreter.status()
+        if isinstance(code_interpreter, CodeInterpreterTool)
+        else {"status": "disabled"}
+    }
     return JSONResponse(
-        {"status": "ok" if is_ready else "unavailable", "deployments": deployments},
+        {"status": "ok" if is_ready else "unavailable", "deployments": deployments, "tools": tools},
         status_code=200 if is_ready else 503,
     )
 

@@ -47,6 +47,12 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
+def sqlite_file(database_url: str) -> Path | None:
+    """The SQLite database file ``database_url`` names (None for PostgreSQL or memory)."""
+    url = async_url(database_url)
+    return _sqlite_file(url) if is_sqlite(url) else None
+
+
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers run beside the single writer; NORMAL sync is crash-safe in WAL mode."""
     cursor = dbapi_connection.cursor()
