@@ -123,6 +123,7 @@ class CacheConfig(_Strict):
     enabled: bool = False
     backend: Literal["memory", "sqlite", "redis"] = "memory"
     ttl: float = Field(default=3600.0, gt=0)
+    # The longest TTL a client may ask for (x-portway-cache-ttl); unset: the model's `ttl`.
     max_ttl: float | None = Field(default=None, gt=0)
     mode: CacheMode = "deterministic"
     shared: bool = False

@@ -42,9 +42,10 @@ def request_id_of(request: Request) -> str:
 
 
 def call_context(request: Request, body: ChatCompletionRequest) -> CallContext:
+    principal = principal_of(request)  # first: an unauthenticated request goes no further
     return CallContext(
         request_id=request_id_of(request),
-        principal=principal_of(request),
+        principal=principal,
         request=body,
         request_headers=request.headers,
     )

@@ -121,7 +121,13 @@ class HttpUpstream:
         self._heads: dict[str, bytes] = {}
         self._timeout = timeout
         self._map_error = error_mapper
-        credentials = [value for name, value in fixed.items() if name not in _PLAIN_HEADERS]
+        # Each credential whole and without its scheme ("Bearer <key>" and "<key>").
+        credentials = [
+            part
+            for name, value in fixed.items()
+            if name not in _PLAIN_HEADERS
+            for part in (value, value.rpartition(" ")[2])
+        ]
         hosts = [self._client.host_header, url.hostname, url.netloc]
         self.redactor = UpstreamRedactor([base_url.rstrip("/"), *hosts], credentials)
 

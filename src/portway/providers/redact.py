@@ -3,8 +3,8 @@
 Contract: ``UpstreamRedactor.client_safe(error)`` rewrites a provider error's message in
 place: the deployment's own host (with and without its port), its base URL and its
 credential header values, any URL, IPv4 address (with port) and key-like token
-(``sk-...``, ``Bearer ...``) become placeholders; a refused credential becomes a fixed
-message. The original text moves to ``error.detail``, which the router logs with the
+(``sk-...``, ``Bearer ...``, masked runs such as ``****abcd``) become placeholders. The
+original text moves to ``error.detail``, which the router logs with the
 request id and which is never rendered. The patterns are anchored, bounded and have
 no nested quantifiers, so they run in linear time on any text.
 """
@@ -14,18 +14,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from portway.errors import PortwayError, UpstreamAuthError
+from portway.errors import PortwayError
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\bhttps?://[^\s\"'<>]+"), "[upstream url]"),
     (re.compile(r"(?i)\bbearer\s+[^\s\"',;]+"), "Bearer [redacted]"),
     (re.compile(r"\b(?:sk|pk|rk|pw)-[A-Za-z0-9*._-]{6,}"), "[redacted key]"),
     (re.compile(r"\bAIza[A-Za-z0-9_-]{10,}"), "[redacted key]"),
+    (re.compile(r"\*{3,}[A-Za-z0-9_-]{0,8}"), "[redacted key]"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b"), "[upstream host]"),
 )
 # Shorter header values (e.g. "json") are not secrets worth hiding and would mangle text.
 _MIN_SECRET_CHARS = 8
-AUTH_REFUSED = "The upstream refused the credentials configured for this deployment."
 
 
 class UpstreamRedactor:
@@ -46,7 +46,7 @@ class UpstreamRedactor:
     def client_safe(self, error: PortwayError) -> PortwayError:
         """The error with a message fit for the client; the original kept in ``detail``."""
         original = error.message
-        safe = AUTH_REFUSED if isinstance(error, UpstreamAuthError) else self.scrub(original)
+        safe = self.scrub(original)
         if safe != original:
             error.message = safe
             error.detail = original if error.detail is None else f"{original}; {error.detail}"
