@@ -99,3 +99,38 @@ def test_a_request_whose_worst_case_fits_never_overspends_the_budget(
     assert budget["spend"] == pytest.approx(DEFAULT_CAP * 0.001)
     assert budget["spend"] <= budget["max_budget"]
     assert budget["reserved"] == 0
+
+
+@pytest.fixture(scope="module")
+def local(start_portway: PortwayFactory) -> openai.OpenAI:
+    server = start_portway(
+        {
+            "models": [
+                {"name": "tiny-capped", "provider": "local", "max_output_tokens": 5},
+                # A default cap (4096) larger than the whole window: fitted, never a 400.
+                {"name": "tiny", "provider": "local", "options": {"n_ctx": 512}},
+            ]
+        }
+    )
+    return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+
+
+@pytest.mark.slow
+def test_the_local_model_obeys_the_cap_its_hold_assumed(local: openai.OpenAI) -> None:
+    completion = local.chat.completions.create(
+        model="tiny-capped",
+        messages=[{"role": "user", "content": "Write a long story about a dragon."}],
+        temperature=0,
+    )
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens <= 5
+    assert completion.choices[0].finish_reason == "length"
+
+
+@pytest.mark.slow
+def test_a_default_cap_larger_than_the_window_is_fitted_to_it(local: openai.OpenAI) -> None:
+    completion = local.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "Say hi."}], temperature=0
+    )
+    assert completion.usage is not None
+    assert 0 < completion.usage.prompt_tokens + completion.usage.completion_tokens <= 512
