@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -24,6 +24,7 @@ from portway.api import (
     threads,
     vector_stores,
 )
+from portway.api.deps import retained
 from portway.api.hot_routes import HotRoutesMiddleware, render_exception
 from portway.api.middleware import EdgeMiddleware
 from portway.api.responses import error_response, internal_error
@@ -88,19 +89,11 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         title="Portway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.services = services
-    for module in (
-        chat,
-        models,
-        embeddings,
-        health,
-        admin,
-        cache_admin,
-        files,
-        vector_stores,
-        assistants,
-        threads,
-    ):
+    for module in (chat, models, embeddings, health, admin, cache_admin):
         app.include_router(module.router)
+    # The stateful APIs keep content: zero-retention keys are refused there.
+    for module in (files, vector_stores, assistants, threads):
+        app.include_router(module.router, dependencies=[Depends(retained)])
     app.add_exception_handler(PortwayError, _error_object)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _error_object)

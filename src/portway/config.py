@@ -123,6 +123,7 @@ class CacheConfig(_Strict):
     enabled: bool = False
     backend: Literal["memory", "sqlite", "redis"] = "memory"
     ttl: float = Field(default=3600.0, gt=0)
+    # The longest TTL a client may ask for (x-portway-cache-ttl); unset: the model's `ttl`.
     max_ttl: float | None = Field(default=None, gt=0)
     mode: CacheMode = "deterministic"
     shared: bool = False
@@ -205,10 +206,17 @@ class SystemPrincipalConfig(_Strict):
 
 
 class FilesConfig(_Strict):
-    """Uploaded files (`/v1/files`): stored on disk under ``storage_dir``, metadata in the DB."""
+    """Files (`/v1/files` uploads and code_interpreter outputs): bytes on disk under
+    ``storage_dir``, metadata in the DB; ``tenant_quota_bytes`` bounds what one tenant
+    (team, else key) keeps (null: no bound); files code_interpreter writes (purpose
+    ``assistants_output``) expire ``generated_file_ttl_seconds`` after their creation
+    (null: never); expired files are deleted every ``sweep_interval_seconds``."""
 
     storage_dir: str = "./.portway/files"
     max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    tenant_quota_bytes: int | None = Field(default=10 * 1024 * 1024 * 1024, ge=1)
+    generated_file_ttl_seconds: int | None = Field(default=7 * 24 * 3600, ge=1)
+    sweep_interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
 
 
 class RetrievalConfig(_Strict):

@@ -27,12 +27,15 @@ class PortwayError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code if code is not None else self.default_code
         self.headers = headers or {}
+        # For the operator's log only, never rendered: e.g. the upstream host that failed.
+        self.detail = detail
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -23,6 +23,7 @@ from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
 from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
+from portway.routing.reach import public_names
 from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
 from portway.security.auth import Authenticator, KeyAuthenticator
@@ -85,10 +86,10 @@ class Services:
     def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
         """Compose the services from settings; raises ``ConfigError`` for bad provider names."""
         registry = registry or ProviderRegistry()
-        catalog = ModelCatalog.from_configs(settings.models, registry)
+        catalog = ModelCatalog.from_configs(settings.models, registry, settings.accounting)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
         database = Database(settings.database_url)
-        metrics = Metrics()
+        metrics = Metrics(public_names(settings.router, catalog.names()))
         accounting, accounting_stages = Accounting.build(
             settings, catalog, database, observers=(metrics.observe,)
         )

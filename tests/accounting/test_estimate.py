@@ -51,7 +51,7 @@ def settings(base_url: str) -> Settings:
 
 
 def estimator_for(config: Settings) -> tuple[UsageEstimator, PricingCatalog]:
-    catalog = ModelCatalog.from_configs(config.models, ProviderRegistry())
+    catalog = ModelCatalog.from_configs(config.models, ProviderRegistry(), config.accounting)
     estimator = UsageEstimator(
         TokenizerService(config.accounting.estimate_factor),
         catalog,

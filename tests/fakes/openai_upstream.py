@@ -73,14 +73,22 @@ class Reply(Action):
             return f"echo: {last_user_text(body)}"
         return self.content
 
-    def _finish(self) -> str:
+    def _completion_tokens(self, body: dict[str, Any]) -> int:
+        """Like a real upstream, never more than the request's output cap."""
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        return self.completion_tokens if cap is None else min(self.completion_tokens, cap)
+
+    def _finish(self, body: dict[str, Any]) -> str:
+        if self._completion_tokens(body) < self.completion_tokens:
+            return "length"
         return self.finish_reason or ("tool_calls" if self.tool_calls else "stop")
 
-    def _usage(self) -> dict[str, int]:
+    def _usage(self, body: dict[str, Any]) -> dict[str, int]:
+        completion_tokens = self._completion_tokens(body)
         return {
             "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": self.prompt_tokens + completion_tokens,
         }
 
     async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
@@ -101,9 +109,14 @@ class Reply(Action):
             "created": int(time.time()),
             "model": self.model or body.get("model", "fake"),
             "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": self._finish()}
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": self._finish(body),
+                }
             ],
-            "usage": self._usage(),
+            "usage": self._usage(body),
             "system_fingerprint": "fp_fake",
         }
         return web.Response(body=orjson.dumps(completion), content_type="application/json")
@@ -151,9 +164,9 @@ class Reply(Action):
                 out.append(
                     chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
                 )
-        out.append(chunk({}, self._finish()))
+        out.append(chunk({}, self._finish(body)))
         if include_usage:
-            out.append({**base, "choices": [], "usage": self._usage()})
+            out.append({**base, "choices": [], "usage": self._usage(body)})
         return out
 
     async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import openai
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.openai_upstream import Fail, FakeOpenAI
@@ -59,3 +60,27 @@ def test_requests_tokens_and_gauges(
     assert samples[count] == 4
     closed = ("portway_deployment_breaker_state", (("deployment", "metered"), ("state", "closed")))
     assert samples[closed] == 1
+
+
+def test_unknown_model_names_do_not_become_label_values(
+    start_portway, fake_openai: FakeOpenAI, fake_openai_server: FakeOpenAI
+) -> None:
+    from tests.conftest import fake_model
+
+    server = start_portway({"models": [fake_model("known", fake_openai_server.base_url)]})
+    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    invented = [f"invented-model-{i}" for i in range(5)]
+    for name in invented:
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model=name, messages=[{"role": "user", "content": "x"}])
+    client.chat.completions.create(model="known", messages=[{"role": "user", "content": "x"}])
+    text = httpx.get(f"{server.url}/metrics").text
+    assert not [name for name in invented if name in text]
+    samples = scrape(server)
+    unknown = (
+        "portway_requests_total",
+        (("cache", "none"), ("model", "unknown"), ("status", "404")),
+    )
+    assert samples[unknown] == len(invented)
+    known = ("portway_requests_total", (("cache", "none"), ("model", "known"), ("status", "200")))
+    assert samples[known] == 1

@@ -254,8 +254,10 @@ async def test_new_connection_closed_without_answer_is_not_retried(
 
     server = await serve(handler)
     upstream = await upstreams(f"http://127.0.0.1:{server.port}")
-    with pytest.raises(UpstreamUnavailableError, match="closed the connection"):
+    with pytest.raises(UpstreamUnavailableError) as caught:
         await upstream.post("chat", {})
+    # The cause is for the operator's log; clients never see the upstream's address.
+    assert "closed the connection" in (caught.value.detail or "")
     assert len(server.requests) == 1
 
 
@@ -270,8 +272,10 @@ async def test_reused_connection_closed_mid_answer_is_not_retried(serve: Served,
     server = await serve(handler)
     upstream = await upstreams(f"http://127.0.0.1:{server.port}")
     await upstream.post("chat", {})
-    with pytest.raises(UpstreamUnavailableError, match="closed the connection"):
+    with pytest.raises(UpstreamUnavailableError) as caught:
         await upstream.post("chat", {})
+    # The cause is for the operator's log; clients never see the upstream's address.
+    assert "closed the connection" in (caught.value.detail or "")
     assert len(server.connections) == 1
     assert len(server.requests) == 2
 
@@ -502,8 +506,9 @@ async def test_https_rejects_an_untrusted_certificate(
     certificate_authority.issue_cert("127.0.0.1").configure_cert(server_context)
     server = await serve(keep_alive_echo, server_context)
     upstream = await upstreams(f"https://127.0.0.1:{server.port}")  # system trust store
-    with pytest.raises(UpstreamUnavailableError, match="CERTIFICATE_VERIFY_FAILED"):
+    with pytest.raises(UpstreamUnavailableError) as caught:
         await upstream.post("chat", {})
+    assert "CERTIFICATE_VERIFY_FAILED" in (caught.value.detail or "")
     assert server.requests == []
 
 

@@ -66,7 +66,10 @@ async def _never_asked(request: ChatCompletionRequest, parent: CallContext) -> C
 
 async def test_tier_from_virtual_key_beats_the_header() -> None:
     config = VirtualModelConfig.model_validate(
-        {"rules": [{"when": {"tier": "premium"}, "use": "big"}, {"use": "small"}]}
+        {
+            "rules": [{"when": {"tier": "premium"}, "use": "big"}, {"use": "small"}],
+            "trust_client_tier": True,
+        }
     )
     model = VirtualModel("auto", config, _never_asked)
     keyed = Principal(kind="virtual_key", key_id="k", metadata={"tier": "free"})

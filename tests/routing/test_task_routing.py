@@ -34,7 +34,8 @@ def gateway(gateway_for, upstreams):
                     {"when": {"keywords": ["SQL", "c++"]}, "use": "tooling"},
                     {"when": {"tier": ["premium", "gold"]}, "use": "large"},
                     {"use": "small"},
-                ]
+                ],
+                "trust_client_tier": True,  # the header and metadata.tier cases below
             }
         },
     )

@@ -4,11 +4,12 @@ Contract: a public name (a model group or a virtual model such as ``auto``) reac
 deployments of every group the router may send it to (``routing.reach``: a virtual
 model's rule targets, each group's fallbacks). Before the call, the prompt is counted
 with every distinct tokenizer among them and the largest count is kept; the output cap
-is the client's (times ``n``), else the largest cap among them (a deployment without
-one counts ``accounting.default_max_output_tokens``); the worst-case cost is the most
-any one of them could charge for that prompt and cap. Unknown names count 0 (the router
-answers 404 later). After the call, a missing usage is counted with the tokenizer of
-the deployment that served it.
+is the client's (times ``n``), else the largest ``Deployment.output_cap`` among them
+(``max_output_tokens``, else ``accounting.default_max_output_tokens``): the very cap the
+router sends upstream when the client gave none, so no answer can outgrow its hold. The
+worst-case cost is the most any one of them could charge for that prompt and cap.
+Unknown names count 0 (the router answers 404 later). After the call, a missing usage
+is counted with the tokenizer of the deployment that served it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Reach:
     deployments: tuple[Deployment, ...]
     # One deployment per distinct tokenizer among them: the prompt is counted with each.
     counters: tuple[Deployment, ...]
-    # The largest output cap among them (``default_max_output_tokens`` for uncapped ones).
+    # The largest ``Deployment.output_cap`` among them.
     output_cap: int
 
 
@@ -67,7 +68,7 @@ class UsageEstimator:
         for deployment in deployments:
             counters.setdefault(self.tokenizer.kind(deployment.config.upstream_model), deployment)
         default = self._config.default_max_output_tokens
-        cap = max((d.config.max_output_tokens or default for d in deployments), default=default)
+        cap = max((d.output_cap for d in deployments), default=default)
         return Reach(deployments, tuple(counters.values()), cap)
 
     def deployments_of(self, model: str) -> tuple[Deployment, ...]:
@@ -108,9 +109,9 @@ class UsageEstimator:
             return worst
         requested = ctx.request.max_output_tokens
         choices = ctx.request.n or 1
-        default = self._config.default_max_output_tokens
         for deployment in self.deployments_of(ctx.model):
-            cap = requested or deployment.config.max_output_tokens or default
+            # Without a client cap the router sends the deployment's own (Router._capped).
+            cap = requested or deployment.output_cap
             price = pricing.for_deployment(deployment.id)
             worst = max(worst, price.worst_case_nanos(prompt, cap * choices))
         return worst

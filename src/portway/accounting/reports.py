@@ -74,13 +74,27 @@ def present(summary: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+# A spreadsheet evaluates a cell starting with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell spreadsheets show as text: client-chosen names never run as formulas."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_csv(items: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # RFC 4180 line ends: a cell holding a CR or LF is then quoted, so it cannot split a row.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     columns = [*group_by, *SUMMARY_FIELDS]
     writer.writerow(columns)
     for item in items:
-        writer.writerow(["" if item.get(c) is None else item.get(c) for c in columns])
+        writer.writerow([csv_cell(item.get(c)) for c in columns])
     return buffer.getvalue()
 
 

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
+from portway.errors import AuthenticationError, PermissionDeniedError
 from portway.pipeline.base import CallContext, ModelRequest
-from portway.security.principal import ANONYMOUS, Principal
+from portway.security.principal import Principal
 
 if TYPE_CHECKING:
     from portway.services import Services
@@ -18,7 +19,21 @@ def services_of(request: Request) -> Services:
 
 
 def principal_of(request: Request) -> Principal:
-    return request.scope.get("state", {}).get("principal", ANONYMOUS)  # type: ignore[no-any-return]
+    """The caller the edge authenticated; a request it never saw has no rights (fail closed)."""
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
+        raise AuthenticationError("This request was not authenticated.")
+    return principal
+
+
+def retained(request: Request) -> None:
+    """Stateful APIs store content: zero-retention (``no_store``) keys may not use them."""
+    if principal_of(request).no_store:
+        raise PermissionDeniedError(
+            "This API key is zero-retention (no_store): Portway keeps none of its content, "
+            "so files, vector stores, assistants and threads are not available to it.",
+            code="no_store_key",
+        )
 
 
 def request_id_of(request: Request) -> str:
@@ -26,9 +41,10 @@ def request_id_of(request: Request) -> str:
 
 
 def call_context(request: Request, body: ModelRequest) -> CallContext:
+    principal = principal_of(request)  # first: an unauthenticated request goes no further
     return CallContext(
         request_id=request_id_of(request),
-        principal=principal_of(request),
+        principal=principal,
         request=body,
         request_headers=request.headers,
     )

@@ -34,7 +34,7 @@ def _redis_backend(config: CacheConfig, redis: Redis | None) -> CacheBackend:
 
 BACKENDS: dict[str, BackendFactory] = {
     "memory": lambda config, _: MemoryBackend(config.max_bytes),
-    "sqlite": lambda config, _: SQLiteBackend(config.sqlite_path),
+    "sqlite": lambda config, _: SQLiteBackend(config.sqlite_path, config.max_bytes),
     "redis": _redis_backend,
 }
 

@@ -6,7 +6,8 @@ Contract: ``resolve_policies`` folds the ``cache:`` defaults and the matching
 into what this call may do: read the cache, write it, and for how long. Request
 controls: ``Cache-Control: no-cache`` (don't read, do write), ``no-store`` (neither),
 ``x-portway-cache: bypass`` (neither) / ``refresh`` (don't read, do write),
-``x-portway-cache-ttl: <seconds>`` (bounded by ``cache.max_ttl``). In
+``x-portway-cache-ttl: <seconds>`` (bounded by ``cache.max_ttl``, else by the model's own
+``ttl``: a client may shorten how long its answer is kept, never lengthen it). In
 ``deterministic`` mode only requests with ``temperature: 0`` or a ``seed`` are cached.
 """
 
@@ -76,7 +77,7 @@ def is_deterministic(request: ChatCompletionRequest) -> bool:
     return request.temperature == 0 or request.seed is not None
 
 
-def _requested_ttl(raw: str, max_ttl: float | None) -> float:
+def _requested_ttl(raw: str, ceiling: float) -> float:
     try:
         ttl = float(raw)
     except ValueError:
@@ -87,7 +88,7 @@ def _requested_ttl(raw: str, max_ttl: float | None) -> float:
             param=TTL_HEADER,
             code="invalid_value",
         )
-    return min(ttl, max_ttl) if max_ttl is not None else ttl
+    return min(ttl, ceiling)
 
 
 def decide(
@@ -116,7 +117,8 @@ def decide(
                 code="invalid_value",
             )
     raw_ttl = headers.get(TTL_HEADER)
-    ttl = policy.ttl if raw_ttl is None else _requested_ttl(raw_ttl, max_ttl)
+    ceiling = policy.ttl if max_ttl is None else max_ttl
+    ttl = policy.ttl if raw_ttl is None else _requested_ttl(raw_ttl, ceiling)
     if raw_ttl is None and max_ttl is not None:
         ttl = min(ttl, max_ttl)
     return Decision(read=read, write=write, ttl=ttl)

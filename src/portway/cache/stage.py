@@ -8,7 +8,8 @@ nearest earlier question in the same context. A hit short-circuits the pipeline 
 fresh response (new ``id``/``created``, usage as first reported plus cached tokens) or
 a replayed stream; a miss calls on and stores the answer once it is complete (a stream
 only when it finished: never after an error or a disconnect). Every call of a cached
-model gets ``x-portway-cache: hit|miss|semantic-hit|bypass`` and ``ctx.cache_status``.
+model gets ``x-portway-cache: hit|miss|semantic-hit|bypass`` and ``ctx.cache_status``;
+calls of zero-retention (``no_store``) keys always bypass it: nothing of theirs is stored.
 A failing backend never fails a call: it is logged and counted, and the call goes on.
 """
 
@@ -154,6 +155,11 @@ class CacheStage(Stage):
         """What this call may do with the cache; None when it neither reads nor writes."""
         policy = self.policies.get(ctx.model)
         if policy is None or not policy.enabled:
+            return None
+        if ctx.principal.no_store:
+            # Zero-retention keys: their prompts and answers are kept nowhere, not even here.
+            self.stats.bypasses += 1
+            self._mark(ctx, BYPASS)
             return None
         decision = decide(policy, ctx.request, ctx.request_headers, self.config.max_ttl)
         if decision.skipped:

@@ -4,12 +4,14 @@ Contract: ``Metrics.observe`` takes the ``UsageRecord`` the ledger recorder buil
 every chat call (so requests, tokens, cost and latency are computed once, for both the
 ledger and the metrics); gauges (deployment queues, breaker states, in-flight calls) are
 read from their owners when Prometheus scrapes. Each ``Metrics`` has its own registry:
-no process-wide state, several apps can live in one process.
+no process-wide state, several apps can live in one process. The ``model`` label only
+takes the names Portway serves (``UNKNOWN_MODEL`` for anything else a client sent), so
+clients cannot grow the label set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -21,6 +23,7 @@ from portway.accounting.ledger import UsageRecord
 NANOS_PER_USD = 1_000_000_000
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 BREAKER_STATES = ("closed", "open", "half_open")
+UNKNOWN_MODEL = "unknown"
 
 QueueStats = Callable[[], Mapping[str, Mapping[str, float | int]]]
 HealthReport = Callable[[], Awaitable[dict[str, Any]]]
@@ -63,7 +66,9 @@ class _Snapshots(Collector):
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, models: Collection[str]) -> None:
+        """``models``: the public model names, the only values the ``model`` label takes."""
+        self._models = frozenset(models)
         self.registry = CollectorRegistry(auto_describe=False)
         labels = ["model", "status", "cache"]
         self._requests = Counter(
@@ -108,7 +113,7 @@ class Metrics:
         self.registry.register(self._snapshots)
 
     def observe(self, record: UsageRecord) -> None:
-        model = record.model
+        model = record.model if record.model in self._models else UNKNOWN_MODEL
         self._requests.labels(model, str(record.status), record.cache_status or "none").inc()
         self._latency.labels(model).observe(record.latency_ms / 1000)
         if record.ttft_ms is not None:

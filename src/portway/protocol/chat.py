@@ -231,6 +231,8 @@ class ChatCompletionRequest(WireModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
     _wire: dict[str, Any] | None = PrivateAttr(default=None)
     _wire_owner: int = PrivateAttr(default=0)
+    # True when the output cap was not the client's but Portway's default (see with_output_cap).
+    _default_cap: bool = PrivateAttr(default=False)
 
     messages: list[ChatMessage] = Field(min_length=1)
     model: str = Field(min_length=1)
@@ -291,6 +293,25 @@ class ChatCompletionRequest(WireModel):
     def max_output_tokens(self) -> int | None:
         """The output cap the client asked for (`max_completion_tokens` wins over `max_tokens`)."""
         return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def output_cap_is_default(self) -> bool:
+        """The output cap is Portway's default, not the client's (a provider may lower it)."""
+        return self._default_cap
+
+    def with_output_cap(self, cap: int) -> ChatCompletionRequest:
+        """This request capped at ``cap`` output tokens when the client set no cap itself.
+
+        The copy's wire body is the client's plus ``max_completion_tokens``, so pass-through
+        providers forward the cap the budget hold assumed.
+        """
+        if self.max_output_tokens is not None:
+            return self
+        capped = self.model_copy(update={"max_completion_tokens": cap})
+        capped._wire = {**self.wire_body(), "max_completion_tokens": cap}
+        capped._wire_owner = id(capped)
+        capped._default_cap = True
+        return capped
 
     @property
     def stop_sequences(self) -> list[str]:

@@ -80,6 +80,15 @@ class Provider(ABC):
         """The model's own tokenizer when the provider has it (local models do)."""
         return None
 
+    @property
+    def default_output_cap(self) -> int | None:
+        """The output cap this kind of model gets when its ``max_output_tokens`` is unset.
+
+        None: ``accounting.default_max_output_tokens``. Whatever it is, the router sends it
+        upstream and the budget hold assumes it (``Deployment.output_cap``).
+        """
+        return None
+
     async def ready(self) -> bool:
         """Whether the provider can serve now (used by ``/health/ready``)."""
         return True

@@ -6,7 +6,9 @@ within ``timeout`` seconds; ``stream`` yields server-sent events as they arrive,
 without buffering, and ``timeout`` bounds the silence between reads. Any non-2xx
 answer is handed to the provider's ``error_mapper`` with case-insensitive headers;
 connection failures and timeouts become ``UpstreamUnavailableError`` /
-``UpstreamTimeoutError``, a stream cut mid-body ``UpstreamError``. Closing the stream
+``UpstreamTimeoutError``, a stream cut mid-body ``UpstreamError``. Every error leaves
+through ``redactor`` (``providers.redact``): clients never see the upstream's host,
+port or key fragments; those stay in ``error.detail`` for the log. Closing the stream
 iterator (or cancelling its task) aborts the upstream connection, which cancels the
 upstream generation.
 """
@@ -30,6 +32,7 @@ from portway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from portway.providers.redact import UpstreamRedactor
 from portway.providers.transport import (
     DEFAULT_IDLE_TIMEOUT,
     ConnectionDropped,
@@ -41,6 +44,8 @@ from portway.providers.transport import (
 
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], PortwayError]
 _FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+# Fixed headers that carry no secret (every other configured header value is redacted).
+_PLAIN_HEADERS = frozenset({"accept", "accept-encoding", "content-type", "anthropic-version"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +130,21 @@ class HttpUpstream:
         self._heads: dict[str, bytes] = {}
         self._timeout = timeout
         self._map_error = error_mapper
+        # Each credential whole and without its scheme ("Bearer <key>" and "<key>").
+        credentials = [
+            part
+            for name, value in fixed.items()
+            if name not in _PLAIN_HEADERS
+            for part in (value, value.rpartition(" ")[2])
+        ]
+        hosts = [self._client.host_header, url.hostname, url.netloc]
+        self.redactor = UpstreamRedactor([base_url.rstrip("/"), *hosts], credentials)
+
+    def _failed(self, status: int, body: bytes, headers: Mapping[str, str]) -> PortwayError:
+        return self.redactor.client_safe(self._map_error(status, body, headers))
+
+    def _unreachable(self, exc: TransportError) -> UpstreamUnavailableError:
+        return UpstreamUnavailableError("Cannot reach the upstream.", detail=str(exc))
 
     async def start(self) -> None:
         await self._client.start()
@@ -145,9 +165,9 @@ class HttpUpstream:
         except TransportTimeout:
             raise UpstreamTimeoutError("The upstream did not answer in time.") from None
         except TransportError as exc:
-            raise UpstreamUnavailableError(f"Cannot reach the upstream: {exc}") from None
+            raise self._unreachable(exc) from None
         if response.status >= 300:
-            raise self._map_error(response.status, response.body, response.headers)
+            raise self._failed(response.status, response.body, response.headers)
         return decode_json(response.body, "response")
 
     async def stream(self, path: str, payload: Any) -> AsyncIterator[SSEEvent]:
@@ -156,11 +176,11 @@ class HttpUpstream:
         except TransportTimeout:
             raise UpstreamTimeoutError("The upstream stream stalled.") from None
         except TransportError as exc:
-            raise UpstreamUnavailableError(f"Cannot reach the upstream: {exc}") from None
+            raise self._unreachable(exc) from None
         try:
             if response.status >= 300:
                 body = await response.read(self._timeout)
-                raise self._map_error(response.status, body, response.headers)
+                raise self._failed(response.status, body, response.headers)
             decoder = SSEDecoder()
             while chunk := await response.next_chunk(self._timeout):
                 for event in decoder.feed(chunk):
@@ -172,7 +192,7 @@ class HttpUpstream:
         except ConnectionDropped:
             raise UpstreamError("The upstream dropped the stream.") from None
         except TransportError as exc:
-            raise UpstreamUnavailableError(f"Cannot reach the upstream: {exc}") from None
+            raise self._unreachable(exc) from None
         finally:
             # Closing before the body's end aborts the connection: that cancels the upstream
             # generation when our client went away.

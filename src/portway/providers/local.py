@@ -255,6 +255,8 @@ class LocalProvider(Provider):
         tokens = self._llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)
         room = self._n_ctx - len(tokens)
         wanted = request.max_output_tokens
+        if wanted is not None and request.output_cap_is_default:
+            wanted = min(wanted, room)  # Portway's default cap, not the client's: fit it
         if room <= 0 or (wanted is not None and wanted > room):
             raise ContextLengthExceededError(
                 f"This model's maximum context length is {self._n_ctx} tokens. However, you "

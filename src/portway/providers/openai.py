@@ -142,7 +142,8 @@ class OpenAIProvider(RemoteProvider):
                 raise UpstreamError("The upstream sent a stream event that is not an object.")
             if "error" in chunk:
                 message, code, _ = _upstream_error_fields(event.data.encode("utf-8"))
-                raise UpstreamError(f"Upstream stream error: {message}", code=code)
+                error = UpstreamError(f"Upstream stream error: {message}", code=code)
+                raise self._http.redactor.client_safe(error)
             if any(choice.get("finish_reason") for choice in chunk.get("choices") or ()):
                 finished = True
             yield chunk  # type: ignore[misc]

@@ -2,7 +2,13 @@
 
 Every call takes the caller's tenant; a file of another tenant is "not found". The
 client's filename is metadata only (sanitised, never used as a path). Expired files
-(``expires_after``) disappear from reads at once and are deleted by ``sweep``.
+(``expires_after``, and every ``assistants_output`` file after
+``files.generated_file_ttl_seconds``) disappear from reads at once and are deleted by
+``sweep``, which runs every ``files.sweep_interval_seconds``. A tenant's live files hold
+at most ``files.tenant_quota_bytes``: a file that would pass it is refused (413
+``storage_quota_exceeded``) and nothing of it is kept. Registrations are serialised in
+this process, so concurrent uploads cannot pass the quota together here; processes
+sharing a database may each admit one file past it at the same moment.
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from portway.config import FilesConfig
 from portway.errors import NotFoundError
-from portway.protocol.files import FileDeletedDict, FileObjectDict
+from portway.protocol.files import ASSISTANTS_OUTPUT, FileDeletedDict, FileObjectDict
 from portway.protocol.lists import ListObject, list_object
-from portway.retrieval.storage import FileStorage
+from portway.retrieval.storage import FileStorage, StorageQuotaExceededError
 from portway.store.files import FileRecord, FileRepository
 from portway.store.pagination import PageRequest
 
@@ -65,15 +74,34 @@ class FileService:
         self,
         repository: FileRepository,
         storage: FileStorage,
+        config: FilesConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.repository = repository
         self.storage = storage
+        self._config = config or FilesConfig()
         self._clock = clock
+        self._registering = asyncio.Lock()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self.storage.prepare)
         await self.sweep()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="files-sweeper")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.sweep_interval_seconds)
+            try:
+                await self.sweep()
+            except (OSError, SQLAlchemyError):
+                logger.exception("sweeping expired files failed; retrying next interval")
 
     async def upload(
         self,
@@ -83,9 +111,12 @@ class FileService:
         source: BinaryIO,
         expires_after_seconds: int | None = None,
     ) -> FileRecord:
-        """Store an upload; over ``files.max_bytes`` → 413 and nothing is kept."""
+        """Store an upload; over ``files.max_bytes`` or the tenant's quota → 413, nothing kept."""
+        await self._check_quota(tenant, 0)  # a tenant already at its quota: refuse at once
         file_id = new_file_id()
         size = await asyncio.to_thread(self.storage.write, file_id, source)
+        if expires_after_seconds is None and purpose == ASSISTANTS_OUTPUT:
+            expires_after_seconds = self._config.generated_file_ttl_seconds
         return await self._register(tenant, file_id, filename, purpose, size, expires_after_seconds)
 
     async def create_from_path(
@@ -94,7 +125,8 @@ class FileService:
         """Store a local file (a code_interpreter output) as a Portway file."""
         file_id = new_file_id()
         size = await asyncio.to_thread(self.storage.copy_in, file_id, path)
-        return await self._register(tenant, file_id, filename, purpose, size, None)
+        expires = self._config.generated_file_ttl_seconds if purpose == ASSISTANTS_OUTPUT else None
+        return await self._register(tenant, file_id, filename, purpose, size, expires)
 
     async def _register(
         self,
@@ -116,11 +148,25 @@ class FileService:
             expires_at=now + expires_after_seconds if expires_after_seconds else None,
         )
         try:
-            await self.repository.insert(record)
+            async with self._registering:
+                await self._check_quota(tenant, size)
+                await self.repository.insert(record)
         except BaseException:
             await asyncio.to_thread(self.storage.delete, file_id)
             raise
         return record
+
+    async def _check_quota(self, tenant: str, adding: int) -> None:
+        quota = self._config.tenant_quota_bytes
+        if quota is None:
+            return
+        used = await self.repository.tenant_bytes(tenant, self._clock())
+        if used + adding > quota or used >= quota:
+            raise StorageQuotaExceededError(
+                f"Storing this file would exceed your storage quota of {quota} bytes "
+                f"({used} bytes in use). Delete files you no longer need and try again.",
+                param="file",
+            )
 
     async def get(self, tenant: str, file_id: str) -> FileRecord:
         record = await self.repository.get(tenant, file_id, self._clock())

@@ -25,6 +25,12 @@ class FileTooLargeError(RequestTooLargeError):
     default_code = "file_too_large"
 
 
+class StorageQuotaExceededError(RequestTooLargeError):
+    """The tenant's files would outgrow ``files.tenant_quota_bytes``."""
+
+    default_code = "storage_quota_exceeded"
+
+
 class FileStorage:
     def __init__(self, root: str | os.PathLike[str], max_bytes: int) -> None:
         self.root = Path(root).resolve()

@@ -47,6 +47,7 @@ class Retrieval:
         files = FileService(
             FileRepository(database),
             FileStorage(settings.files.storage_dir, settings.files.max_bytes),
+            settings.files,
         )
         stores = VectorStoreRepository(database)
         indexer = Indexer(stores, files, embedder, config.indexing_concurrency)
@@ -71,4 +72,5 @@ class Retrieval:
         await self.indexer.start()
 
     async def close(self) -> None:
+        await self.files.close()
         await self.indexer.close()

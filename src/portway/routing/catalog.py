@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from portway.config import ModelConfig
+from portway.config import AccountingConfig, ModelConfig
 from portway.errors import ModelNotFoundError
 from portway.providers.base import Provider
 from portway.providers.registry import ProviderRegistry
@@ -22,6 +22,9 @@ class Deployment:
     id: str
     config: ModelConfig
     provider: Provider
+    # The most output tokens one choice may produce when the client sets no cap: sent
+    # upstream by the router and assumed by budget holds and rate-limit estimates.
+    output_cap: int = AccountingConfig().default_max_output_tokens
 
     @property
     def name(self) -> str:
@@ -39,15 +42,21 @@ class ModelCatalog:
 
     @classmethod
     def from_configs(
-        cls, configs: Iterable[ModelConfig], registry: ProviderRegistry
+        cls,
+        configs: Iterable[ModelConfig],
+        registry: ProviderRegistry,
+        accounting: AccountingConfig | None = None,
     ) -> ModelCatalog:
+        default_cap = (accounting or AccountingConfig()).default_max_output_tokens
         deployments = []
         counts: dict[str, int] = {}
         for config in configs:
             index = counts.get(config.name, 0)
             counts[config.name] = index + 1
             deployment_id = config.name if index == 0 else f"{config.name}#{index}"
-            deployments.append(Deployment(deployment_id, config, registry.build(config)))
+            provider = registry.build(config)
+            cap = config.max_output_tokens or provider.default_output_cap or default_cap
+            deployments.append(Deployment(deployment_id, config, provider, cap))
         return cls(deployments)
 
     def names(self) -> list[str]:

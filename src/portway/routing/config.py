@@ -145,8 +145,8 @@ class RuleCondition(_Strict):
     matches: str | None = Field(default=None, min_length=1)
     # Any of these words in the last user message (case-insensitive, whole words).
     keywords: list[str] | None = Field(default=None, min_length=1)
-    # The caller's tier: virtual-key metadata `tier`, else the `x-portway-tier` header,
-    # else the request's `metadata.tier`.
+    # The caller's tier: its virtual key's metadata `tier`; the `x-portway-tier` header
+    # and the request's `metadata.tier` count only with `trust_client_tier: true`.
     tier: list[str] | None = Field(default=None, min_length=1)
     # The virtual model's classifier labelled the request so.
     classified_as: Literal["simple", "complex"] | None = None
@@ -197,6 +197,9 @@ class VirtualModelConfig(_Strict):
     rules: list[RoutingRule] = Field(min_length=1)
     classifier: ClassifierConfig | None = None
     description: str | None = None
+    # Whether a client may state its own tier (`x-portway-tier`, `metadata.tier`) when its
+    # key has none; off by default, so a tier rule cannot be reached by just claiming it.
+    trust_client_tier: bool = False
 
     @model_validator(mode="after")
     def _ends_with_default(self) -> VirtualModelConfig:

@@ -337,7 +337,8 @@ class Router(Terminal):
 
     async def _complete(self, ctx: CallContext, call: RoutedCall) -> ChatCompletionDict:
         async def run(attempt: Attempt) -> ChatCompletionDict:
-            completion = await attempt.deployment.provider.chat(ctx.request)
+            deployment = attempt.deployment
+            completion = await deployment.provider.chat(_capped(ctx.request, deployment))
             attempt.first_byte()  # a whole answer is its own first byte
             if call.route.content_policy_fallbacks and _refused(completion):
                 raise ContentPolicyError(
@@ -363,7 +364,8 @@ class Router(Terminal):
         call = await self._plan(ctx)
 
         async def run(attempt: Attempt) -> tuple[ChatCompletionChunkDict, Any]:
-            chunks = attempt.deployment.provider.stream(ctx.request)
+            deployment = attempt.deployment
+            chunks = deployment.provider.stream(_capped(ctx.request, deployment))
             try:
                 first = await anext(chunks)
             except StopAsyncIteration:
@@ -416,6 +418,8 @@ class Router(Terminal):
             raise  # the client left: the deployment was doing fine
         except BaseException as error:
             failure = error
+            if isinstance(error, PortwayError):
+                _log_failure(ctx, attempt.deployment, error)
             raise
         finally:
             try:
@@ -525,6 +529,7 @@ class Router(Terminal):
                 await attempt.fail(error)
                 call.last_error = error
             except PortwayError as error:
+                _log_failure(ctx, deployment, error)
                 await attempt.fail(error)
                 if not is_retryable(error):
                     raise
@@ -685,6 +690,19 @@ class Router(Terminal):
 
 async def _no_classifier(request: ChatCompletionRequest, parent: CallContext) -> ChatCompletionDict:
     raise ServiceUnavailableError("No classifier client was given to the router.")
+def _log_failure(ctx: CallContext, deployment: Deployment, error: PortwayError) -> None:
+    """The operator's record of a failed attempt, with what the client was not shown."""
+    if error.detail is None:
+        logger.info("request %s: %s failed: %s", ctx.request_id, deployment.id, error.message)
+        return
+    logger.warning(
+        "request %s: %s failed: %s (%s)", ctx.request_id, deployment.id, error.message, error.detail
+    )
+
+
+def _capped(request: ChatCompletionRequest, deployment: Deployment) -> ChatCompletionRequest:
+    """The request as the deployment gets it: without a client cap, the one budgets assumed."""
+    return request.with_output_cap(deployment.output_cap)
 
 
 def _refused(completion: ChatCompletionDict) -> bool:

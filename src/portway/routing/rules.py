@@ -82,10 +82,13 @@ class RequestFacts:
         ctx: CallContext,
         estimator: PromptTokenEstimator,
         classifier: Classifier | None = None,
+        *,
+        trust_client_tier: bool = False,
     ) -> None:
         self._ctx = ctx
         self._estimator = estimator
         self._classifier = classifier
+        self._trust_client_tier = trust_client_tier
         self._classified = False
         self._classification: str | None = None
 
@@ -120,11 +123,12 @@ class RequestFacts:
 
     @cached_property
     def tier(self) -> str | None:
-        """Virtual-key metadata (set by the operator) wins over what the caller sends."""
-        return (
-            self._ctx.principal.metadata.get("tier")
-            or self._ctx.request_headers.get(TIER_HEADER)
-            or (self.request.metadata or {}).get("tier")
+        """The key's tier (set by the operator); what the caller sends only when trusted."""
+        tier = self._ctx.principal.metadata.get("tier")
+        if tier or not self._trust_client_tier:
+            return tier if isinstance(tier, str) else None
+        return self._ctx.request_headers.get(TIER_HEADER) or (self.request.metadata or {}).get(
+            "tier"
         )
 
     async def classification(self) -> str | None:
@@ -249,7 +253,9 @@ class VirtualModel:
         self.classifier = Classifier(config.classifier, ask) if config.classifier else None
 
     def facts(self, ctx: CallContext, estimator: PromptTokenEstimator) -> RequestFacts:
-        return RequestFacts(ctx, estimator, self.classifier)
+        return RequestFacts(
+            ctx, estimator, self.classifier, trust_client_tier=self.config.trust_client_tier
+        )
 
     async def choose(self, facts: RequestFacts) -> str:
         for rule in self.rules:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 
 from portway.store.database import Database
 from portway.store.models.files import ChunkRow, FileRow, VectorStoreFileRow
@@ -98,6 +98,14 @@ class FileRepository:
             )
             await session.execute(delete(FileRow).where(FileRow.id == file_id))
         return True
+
+    async def tenant_bytes(self, tenant: str, now: float) -> int:
+        """What the tenant's live files hold, in bytes."""
+        query = select(func.coalesce(func.sum(FileRow.bytes), 0)).where(
+            FileRow.tenant == tenant, _live(now)
+        )
+        async with self._database.session() as session:
+            return int((await session.execute(query)).scalar_one())
 
     async def expired(self, now: float, limit: int = 500) -> list[FileRecord]:
         query = (

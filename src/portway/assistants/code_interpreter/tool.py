@@ -243,8 +243,8 @@ class CodeInterpreterTool:
                 record = await self._files.upload(
                     tenant, Path(relative).name, ASSISTANTS_OUTPUT, handle
                 )
-            except RequestTooLargeError:
-                skipped.append(f"[not exported: {relative} is larger than the file size limit]")
+            except RequestTooLargeError as error:  # the file size limit or the tenant's quota
+                skipped.append(f"[not exported: {relative}: {error.message}]")
                 continue
             finally:
                 await asyncio.to_thread(handle.close)
