@@ -690,6 +690,8 @@ class Router(Terminal):
 
 async def _no_classifier(request: ChatCompletionRequest, parent: CallContext) -> ChatCompletionDict:
     raise ServiceUnavailableError("No classifier client was given to the router.")
+
+
 def _log_failure(ctx: CallContext, deployment: Deployment, error: PortwayError) -> None:
     """The operator's record of a failed attempt, with what the client was not shown."""
     if error.detail is None:
