@@ -27,7 +27,7 @@ from portway.api import (
 from portway.api.deps import retained
 from portway.api.hot_routes import HotRoutesMiddleware, render_exception
 from portway.api.middleware import EdgeMiddleware
-from portway.api.responses import error_response, internal_error
+from portway.api.render import error_response, internal_error
 from portway.config import Settings
 from portway.errors import InvalidRequestError, MethodNotAllowedError, NotFoundError, PortwayError
 from portway.providers.registry import ProviderRegistry

@@ -20,7 +20,7 @@ from portway.accounting.reports import (
     usage_filter,
 )
 from portway.api.deps import principal_of, services_of
-from portway.api.responses import JSONResponse
+from portway.api.render import JSONResponse
 from portway.api.wire import read_body
 from portway.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from portway.protocol.admin import BudgetSet, KeyCreate, KeyUpdate, budget_json, key_json

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from portway.api.cursor import page_request
 from portway.api.deps import principal_of, services_of
-from portway.api.responses import JSONResponse
+from portway.api.render import JSONResponse
 from portway.api.wire import read_body
 from portway.assistants.render import assistant_object, deleted_object
 from portway.protocol.assistants import CreateAssistantRequest, ModifyAssistantRequest

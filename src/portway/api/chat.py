@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from portway.api.deps import call_context, services_of
-from portway.api.responses import EventStreamResponse, JSONResponse
+from portway.api.render import EventStreamResponse, JSONResponse
 from portway.api.wire import read_body
 from portway.errors import UpstreamError
 from portway.protocol.chat import ChatCompletionRequest

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from portway.api.deps import call_context, services_of
-from portway.api.responses import JSONResponse
+from portway.api.render import JSONResponse
 from portway.api.wire import read_body
 from portway.protocol.embeddings import EmbeddingRequest
 

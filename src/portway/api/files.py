@@ -10,7 +10,7 @@ from starlette.responses import FileResponse, Response
 
 from portway.api.cursor import page_request
 from portway.api.deps import principal_of, services_of
-from portway.api.responses import JSONResponse
+from portway.api.render import JSONResponse
 from portway.errors import InternalServerError, InvalidRequestError, UnsupportedMediaTypeError
 from portway.protocol.files import UPLOAD_PURPOSES
 from portway.retrieval.files import file_object

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from portway.api.responses import error_response, internal_error
+from portway.api.render import error_response, internal_error
 from portway.errors import PortwayError
 
 logger = logging.getLogger(__name__)

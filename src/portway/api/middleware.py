@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portway.api.responses import error_response, internal_error
+from portway.api.render import error_response, internal_error
 from portway.errors import PortwayError, RequestTooLargeError
 from portway.security.auth import Authenticator, bearer_token
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from portway.api.deps import principal_of, services_of
-from portway.api.responses import JSONResponse
+from portway.api.render import JSONResponse
 from portway.errors import ModelNotFoundError
 
 router = APIRouter()

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from portway.api.cursor import page_request
 from portway.api.deps import principal_of, services_of
-from portway.api.responses import EventStreamResponse, JSONResponse
+from portway.api.render import EventStreamResponse, JSONResponse
 from portway.api.wire import parse_json, parse_model, read_body
 from portway.assistants.render import (
     deleted_object,

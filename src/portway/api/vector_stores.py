@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from portway.api.cursor import page_request, query_choice
 from portway.api.deps import principal_of, services_of
-from portway.api.responses import JSONResponse
+from portway.api.render import JSONResponse
 from portway.api.wire import read_body
 from portway.protocol.vector_stores import (
     CreateFileBatchRequest,
