@@ -7,7 +7,9 @@ outputs, in step order). ``truncation_strategy`` applies to the thread's message
 both the model's context window (minus room for the answer) and what is left of the
 run's ``max_prompt_tokens``. ``build`` returns ``None`` when the prompt cannot fit in
 ``max_prompt_tokens`` (the run ends ``incomplete``). A forced ``tool_choice`` applies
-until the run has called a tool (OpenAI: "must call one or more tools before responding").
+until the run has called a tool (OpenAI: "must call one or more tools before responding"),
+and after ``ToolLimits.max_rounds`` tool rounds the model may call none; tool outputs enter
+the prompt cut to ``ToolLimits.max_output_chars`` (see ``tool_policy``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portway.accounting.tokenizer import OFFLOAD_CHARS, ChatTokenCounter, TokenizerService
+from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.tools import chat_tool_choice, chat_tools
 from portway.protocol.chat import ChatCompletionRequest
 from portway.routing.catalog import ModelCatalog
@@ -54,7 +57,7 @@ def _chat_message(message: MessageRow) -> dict[str, Any] | None:
 
 
 def _run_messages(
-    steps: Sequence[RunStepRow], messages: dict[str, MessageRow]
+    steps: Sequence[RunStepRow], messages: dict[str, MessageRow], limits: ToolLimits
 ) -> list[dict[str, Any]]:
     """What the run did so far, as the model must see it again."""
     out: list[dict[str, Any]] = []
@@ -85,7 +88,8 @@ def _run_messages(
         )
         for call in calls:
             if call.get("output") is not None:
-                out.append({"role": "tool", "tool_call_id": call["id"], "content": call["output"]})
+                content = limits.clip(call["output"])
+                out.append({"role": "tool", "tool_call_id": call["id"], "content": content})
     return out
 
 
@@ -93,11 +97,16 @@ class ContextBuilder:
     """Builds the next model call of a run; counts tokens with the model's tokenizer."""
 
     def __init__(
-        self, catalog: ModelCatalog, tokenizer: TokenizerService, default_output_tokens: int
+        self,
+        catalog: ModelCatalog,
+        tokenizer: TokenizerService,
+        default_output_tokens: int,
+        tool_limits: ToolLimits,
     ) -> None:
         self._catalog = catalog
         self._tokenizer = tokenizer
         self._default_output_tokens = default_output_tokens
+        self._tool_limits = tool_limits
 
     async def build(
         self,
@@ -123,11 +132,9 @@ class ContextBuilder:
             dropped = max(0, len(prior) - keep)
             prior = prior[dropped:]
         own = {message.id: message for message in history if message.run_id == run.id}
-        tail = _run_messages(steps, own)
-        # A forced tool_choice ("required" or a named tool) means "call a tool before you
-        # answer": once the run called one, the model may answer (no endless tool loop).
-        tools_called = any(step.type == "tool_calls" for step in steps)
-        request = self._request(run, [*head, *prior, *tail], remaining_completion, tools_called)
+        tail = _run_messages(steps, own, self._tool_limits)
+        rounds = sum(1 for step in steps if step.type == "tool_calls")
+        request = self._request(run, [*head, *prior, *tail], remaining_completion, rounds)
 
         window_limit = self._window_limit(run.model, remaining_completion)
         limits = [limit for limit in (remaining_prompt, window_limit) if limit is not None]
@@ -158,7 +165,7 @@ class ContextBuilder:
         run: RunRow,
         messages: list[dict[str, Any]],
         remaining_completion: int | None,
-        tools_called: bool,
+        tool_rounds: int,
     ) -> ChatCompletionRequest:
         body: dict[str, Any] = {
             "model": run.model,
@@ -169,9 +176,7 @@ class ContextBuilder:
         tools = chat_tools(run.tools)
         if tools:
             body["tools"] = tools
-            choice = run.tool_choice
-            if tools_called and choice not in (None, "none", "auto"):
-                choice = "auto"
+            choice = self._tool_limits.choice(run.tool_choice, tool_rounds)
             if choice is not None:
                 body["tool_choice"] = chat_tool_choice(choice)
             body["parallel_tool_calls"] = run.parallel_tool_calls
