@@ -314,18 +314,18 @@ def test_a_tool_call_cut_by_max_tokens_is_never_text(local: openai.OpenAI) -> No
     assert call.function.arguments == streamed_arguments
 
 
-def test_a_bounded_string_argument_stays_within_its_max_length(local: openai.OpenAI) -> None:
-    """The file_search schema runs get bounds its query in the decoding grammar."""
-    tools = chat_tools([{"type": "file_search"}])
+def test_bounded_builtin_arguments_on_the_local_model(local: openai.OpenAI) -> None:
+    """The bounds of the built-in tools' schemas become the decoding grammar, which
+    llama.cpp accepts (a maxLength of 1,500 or more made it reject the grammar and crash),
+    and a forced file_search query stays within its bound."""
     completion = local.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Search the files for every user id, all of them."}],
-        tools=tools,
+        tools=chat_tools([{"type": "file_search"}, {"type": "code_interpreter"}]),
         tool_choice={"type": "function", "function": {"name": "file_search"}},
         logit_bias={EOS_TOKEN: -100},
-        max_tokens=400,
-        temperature=0.8,
-        seed=7,
+        max_tokens=600,
+        temperature=0,
     )
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"

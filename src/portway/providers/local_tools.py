@@ -27,6 +27,10 @@ from portway.protocol.chat import (
 OutputMode = Literal["text", "json", "tool_required", "tool_auto"]
 
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
+# With tools but tool_choice "none": the history shows earlier calls as JSON text, and a
+# small model imitates them; its answer must be text that does not open a call.
+_ANSWER_GRAMMAR = "root ::= [^{ \\t\\r\\n\\x00] [^\\x00]*"
+_ANSWER_INSTRUCTIONS = "Tools are not available now: answer the user in plain text."
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,8 @@ def plan_output(request: ChatCompletionRequest) -> OutputPlan:
         )
     if isinstance(response_format, ResponseFormatJSONObject):
         return OutputPlan("json", JSON_GBNF, "Reply with only a JSON object.")
+    if tools:  # and tool_choice "none"
+        return OutputPlan("text", _ANSWER_GRAMMAR, _ANSWER_INSTRUCTIONS)
     return OutputPlan("text")
 
 
