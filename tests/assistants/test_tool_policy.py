@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from portway.assistants.builtin import ToolInvocation, ToolOutcome
+from portway.assistants.context import ELIDED_OUTPUT
 from portway.assistants.tools import CODE_MAX_CHARS, FILE_SEARCH_QUERY_MAX_CHARS
 from portway.errors import UpstreamError
 from tests.assistants.support import (
@@ -21,7 +22,9 @@ from tests.assistants.support import (
     sdk,
     start_gateway,
     tool_call,
+    use_test_tenants,
 )
+from tests.conftest import fake_model
 from tests.fakes.openai_upstream import Action, Cycle, Fail, FakeOpenAI, Reply
 from tests.fakes.server import PortwayServer
 
@@ -61,6 +64,19 @@ def gateway(start_portway, fake_openai_server: FakeOpenAI) -> PortwayServer:
         max_tool_output_chars=MAX_OUTPUT_CHARS,
         max_model_calls_per_run=MAX_MODEL_CALLS,
     )
+
+
+@pytest.fixture(scope="module")
+def small_window(start_portway, fake_openai_server: FakeOpenAI) -> PortwayServer:
+    """A model with a 1024-token window, as small local models have."""
+    server = start_portway(
+        {
+            "models": [fake_model("fake-small", fake_openai_server.base_url, context_window=1024)],
+            "assistants": {"poll_after_ms": 10, "sweep_interval_seconds": 0.05},
+        }
+    )
+    use_test_tenants(server)
+    return server
 
 
 @pytest.fixture
@@ -320,3 +336,40 @@ def test_every_failed_run_says_why(
     for step in client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data:
         if step.status == "failed":
             assert step.last_error is not None and step.last_error.message.strip()
+
+
+def test_earlier_tool_outputs_make_way_when_the_run_outgrows_the_window(
+    small_window: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    client = sdk(small_window)
+    excerpt = "Paris is the capital of France. " * 40  # about 300 tokens, under the cap
+    small_window.app.state.services.builtin_tools["file_search"] = FakeFileSearch(
+        {"capital": ("file-facts", excerpt)}
+    )
+    try:
+        assistant = client.beta.assistants.create(
+            model="fake-small", tools=[{"type": "file_search"}]
+        )
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "Capital?"}])
+        fake_openai.script(SEARCH_CALL, SEARCH_CALL, SEARCH_CALL, Reply(content="Paris."))
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id
+        )
+    finally:
+        del small_window.app.state.services.builtin_tools["file_search"]
+
+    assert run.status == "completed", run.last_error
+    outputs = [
+        [m["content"] for m in request.body["messages"] if m["role"] == "tool"]
+        for request in fake_openai.requests
+    ]
+    # One output fits the prompt room (1024 - 512 for the answer); two do not: the
+    # newest round's stays whole, earlier ones are left out.
+    assert outputs[1] == [f"[1] {excerpt}"]
+    assert outputs[2] == [ELIDED_OUTPUT, f"[2] {excerpt}"]
+    assert outputs[3] == [ELIDED_OUTPUT, ELIDED_OUTPUT, f"[3] {excerpt}"]
+    # The user's question is never dropped.
+    assert all(
+        r.body["messages"][0] == {"role": "user", "content": "Capital?"}
+        for r in fake_openai.requests
+    )

@@ -9,7 +9,8 @@ run's ``max_prompt_tokens``. ``build`` returns ``None`` when the prompt cannot f
 ``max_prompt_tokens`` (the run ends ``incomplete``). A forced ``tool_choice`` applies
 until the run has called a tool (OpenAI: "must call one or more tools before responding"),
 and after ``ToolLimits.max_rounds`` tool rounds the model may call none; tool outputs enter
-the prompt cut to ``ToolLimits.max_output_chars`` (see ``tool_policy``).
+the prompt cut to ``ToolLimits.max_output_chars`` (see ``tool_policy``), and when the run's
+own part overflows the window, the outputs of all tool rounds but the newest are left out.
 """
 
 from __future__ import annotations
@@ -56,12 +57,21 @@ def _chat_message(message: MessageRow) -> dict[str, Any] | None:
     return {"role": "user", "content": parts}
 
 
+ELIDED_OUTPUT = "[earlier tool output left out to fit the context window]"
+
+
 def _run_messages(
-    steps: Sequence[RunStepRow], messages: dict[str, MessageRow], limits: ToolLimits
+    steps: Sequence[RunStepRow],
+    messages: dict[str, MessageRow],
+    limits: ToolLimits,
+    *,
+    elide_earlier: bool = False,
 ) -> list[dict[str, Any]]:
-    """What the run did so far, as the model must see it again."""
+    """What the run did so far, as the model must see it again (with ``elide_earlier``,
+    the outputs of all tool rounds but the newest are left out)."""
+    newest = max((i for i, step in enumerate(steps) if step.type == "tool_calls"), default=-1)
     out: list[dict[str, Any]] = []
-    for step in steps:
+    for index, step in enumerate(steps):
         if step.type == "message_creation":
             message = messages.get(step.step_details["message_creation"]["message_id"])
             if message is not None and message.status != "in_progress":
@@ -88,7 +98,8 @@ def _run_messages(
         )
         for call in calls:
             if call.get("output") is not None:
-                content = limits.clip(call["output"])
+                elided = elide_earlier and index < newest
+                content = ELIDED_OUTPUT if elided else limits.clip(call["output"])
                 out.append({"role": "tool", "tool_call_id": call["id"], "content": content})
     return out
 
@@ -144,8 +155,8 @@ class ContextBuilder:
         counter = await self._counter(run.model)
         costs, fixed = await _count(counter, request, len(head), len(prior))
         total = fixed + sum(costs)
+        first = 0
         if strategy.get("type") != "last_messages":
-            first = 0
             # Keep at least the newest thread message: it is what the run answers.
             while total > limit and first < len(costs) - 1:
                 total -= costs[first]
@@ -156,6 +167,13 @@ class ContextBuilder:
                 request = request.model_copy(
                     update={"messages": messages[: len(head)] + messages[len(head) + first :]}
                 )
+        if total > limit and rounds > 1:
+            # The run's own part alone overflows: earlier tool outputs make way.
+            kept = prior[first:]
+            tail = _run_messages(steps, own, self._tool_limits, elide_earlier=True)
+            request = self._request(run, [*head, *kept, *tail], remaining_completion, rounds)
+            costs, fixed = await _count(counter, request, len(head), len(kept))
+            total = fixed + sum(costs)
         if remaining_prompt is not None and total > remaining_prompt:
             return None
         return Prompt(request, dropped, total)
