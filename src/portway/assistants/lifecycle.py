@@ -138,7 +138,8 @@ class RunLifecycle:
         expected: Sequence[str] = ("queued", "in_progress", "requires_action"),
     ) -> RunRow | None:
         now = self.clock()
-        message = message.strip() or UNEXPLAINED_FAILURE["message"]
+        # An upstream error may come without a message; a failed run always says why.
+        message = (message or "").strip() or UNEXPLAINED_FAILURE["message"]
         step_code = "rate_limit_exceeded" if code == "rate_limit_exceeded" else "server_error"
         return await self._finish(
             run_id,
