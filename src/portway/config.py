@@ -285,6 +285,12 @@ class AssistantsConfig(_Strict):
     sweep_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     max_attempts: int = Field(default=2, ge=1, le=100)
     max_model_calls_per_run: int = Field(default=32, ge=1, le=1000)
+    # Model calls of a run that may call tools; the next one gets tool_choice "none", so a
+    # model that keeps calling tools ends the run with a message.
+    max_tool_rounds: int = Field(default=8, ge=0, le=1000)
+    # What one tool output adds to the next prompt, in characters (the rest is cut, with a
+    # marker); the stored output and the run step keep it whole.
+    max_tool_output_chars: int = Field(default=8000, ge=200, le=1_000_000)
     poll_after_ms: int = Field(default=500, ge=1, le=60_000)
     # A file_search run waits this long at most for its thread's attachments to be indexed.
     thread_files_wait_seconds: float = Field(default=60.0, ge=0, le=3600)

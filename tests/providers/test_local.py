@@ -10,6 +10,7 @@ import jsonschema
 import openai
 import pytest
 
+from portway.assistants.tools import FILE_SEARCH_QUERY_MAX_CHARS, chat_tools
 from portway.providers.local import LocalProvider
 from tests.fakes.server import PortwayServer
 from tests.openapi import assert_matches
@@ -297,3 +298,50 @@ def test_requests_the_model_cannot_honour_are_400(
             model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=3, **extra
         )
     assert caught.value.param == param
+
+
+def test_a_tool_call_cut_by_max_tokens_is_never_text(local: openai.OpenAI) -> None:
+    """The unfinished call is reported as OpenAI does (the call so far, finish_reason
+    length), never as the assistant's text (issue 9: its raw JSON became a message)."""
+    request: dict = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Weather in Oslo, please."}],
+        "tools": [WEATHER_TOOL],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "max_tokens": 16,
+        "temperature": 0,
+    }
+    chunks = list(local.chat.completions.create(**request, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    deltas = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert text == "" and finish[-1] == "length" and set(finish[:-1]) == {None}
+    assert deltas[0].function.name == "get_weather"
+    streamed_arguments = "".join(d.function.arguments or "" for d in deltas)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(streamed_arguments)  # cut: not a whole JSON object
+
+    choice = local.chat.completions.create(**request).choices[0]
+    assert choice.finish_reason == "length" and choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather"
+    assert call.function.arguments == streamed_arguments
+
+
+def test_bounded_builtin_arguments_on_the_local_model(local: openai.OpenAI) -> None:
+    """The bounds of the built-in tools' schemas become the decoding grammar, which
+    llama.cpp accepts (a maxLength of 1,500 or more made it reject the grammar and crash),
+    and a forced file_search query stays within its bound."""
+    completion = local.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Search the files for every user id, all of them."}],
+        tools=chat_tools([{"type": "file_search"}, {"type": "code_interpreter"}]),
+        tool_choice={"type": "function", "function": {"name": "file_search"}},
+        logit_bias={EOS_TOKEN: -100},
+        max_tokens=600,
+        temperature=0,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    query = json.loads(choice.message.tool_calls[0].function.arguments)["query"]
+    assert 1 <= len(query) <= FILE_SEARCH_QUERY_MAX_CHARS

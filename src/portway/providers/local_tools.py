@@ -27,6 +27,10 @@ from portway.protocol.chat import (
 OutputMode = Literal["text", "json", "tool_required", "tool_auto"]
 
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
+# With tools but tool_choice "none": the history shows earlier calls as JSON text, and a
+# small model imitates them; its answer must be text that does not open a call.
+_ANSWER_GRAMMAR = "root ::= [^{ \\t\\r\\n\\x00] [^\\x00]*"
+_ANSWER_INSTRUCTIONS = "Tools are not available now: answer the user in plain text."
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +125,68 @@ def plan_output(request: ChatCompletionRequest) -> OutputPlan:
         )
     if isinstance(response_format, ResponseFormatJSONObject):
         return OutputPlan("json", JSON_GBNF, "Reply with only a JSON object.")
+    if tools:  # and tool_choice "none"
+        return OutputPlan("text", _ANSWER_GRAMMAR, _ANSWER_INSTRUCTIONS)
     return OutputPlan("text")
+
+
+_CALL_MODES = ("tool_required", "tool_auto")
+_JSON_SPACE = " \t\n\r"
+
+
+def opens_tool_call(text: str, plan: OutputPlan) -> bool:
+    """Whether generated text is (the start of) a tool call: never an answer to show."""
+    return plan.mode in _CALL_MODES and text.lstrip().startswith("{")
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in _JSON_SPACE:
+        position += 1
+    return position
+
+
+def unfinished_tool_call(text: str) -> ToolCallDict | None:
+    """A call cut off before it closed (at the token limit): its name and the arguments
+    generated so far, as OpenAI reports a call cut by ``finish_reason: length``; None
+    when not even the name was complete. The grammar puts ``name`` before ``arguments``."""
+    decoder = json.JSONDecoder()
+    position = _skip_space(text, 0)
+    if not text.startswith("{", position):
+        return None
+    name: str | None = None
+    arguments = ""
+    position = _skip_space(text, position + 1)
+    try:
+        while position < len(text):
+            key, position = decoder.raw_decode(text, position)
+            position = _skip_space(text, position)
+            if not text.startswith(":", position):
+                break
+            position = _skip_space(text, position + 1)
+            if key == "arguments":
+                arguments = text[position:].rstrip()
+                break
+            value, position = decoder.raw_decode(text, position)
+            if key == "name" and isinstance(value, str):
+                name = value
+            position = _skip_space(text, position)
+            if not text.startswith(",", position):
+                break
+            position = _skip_space(text, position + 1)
+    except json.JSONDecodeError:
+        pass  # the text ends inside this key or value
+    if name is None:
+        return None
+    return {
+        "id": "call_" + secrets.token_hex(12),
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
 
 
 def parse_tool_call(text: str, plan: OutputPlan) -> ToolCallDict | None:
     """The tool call in generated text, or None when the text is not a complete call."""
-    if plan.mode not in ("tool_required", "tool_auto") or not text.lstrip().startswith("{"):
+    if not opens_tool_call(text, plan):
         return None
     try:
         payload = json.loads(text)
