@@ -72,7 +72,12 @@ class BatchService:
                 param="completion_window",
                 code="invalid_value",
             )
-        record = await self._files.get(principal.tenant, request.input_file_id)
+        try:
+            record = await self._files.get(principal.tenant, request.input_file_id)
+        except NotFoundError:
+            raise NotFoundError(
+                f"No such File object: {request.input_file_id}", param="input_file_id"
+            ) from None
         if record.purpose != BATCH_INPUT:
             raise InvalidRequestError(
                 f"The input file {record.id} has purpose '{record.purpose}'; a batch's input "
