@@ -15,6 +15,7 @@ from tests.batches.support import (
     MODEL,
     chat_line,
     file_lines,
+    issue_key,
     jsonl,
     new_key,
     upload,
@@ -198,6 +199,35 @@ def test_a_finished_batch_cannot_be_cancelled(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         client.batches.cancel(batch.id)
     assert "Cannot cancel a batch with status 'completed'" in raised.value.message
+
+
+def test_a_revoked_key_fails_its_batch(gateway: PortwayServer, fake_openai: FakeOpenAI) -> None:
+    fake_openai.default = Reply(delay=0.1)
+    key_id, key = issue_key(gateway.url, MASTER, team="night-shift")
+    _, colleague = issue_key(gateway.url, MASTER, team="night-shift")  # same tenant
+    client = openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0)
+    watcher = openai.OpenAI(base_url=gateway.base_url, api_key=colleague, max_retries=0)
+    lines = [chat_line(f"v-{i}", f"revoked {i}") for i in range(200)]
+    batch = client.batches.create(
+        input_file_id=upload(client, jsonl(lines)),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    wait_for(watcher, batch.id, lambda b: b.request_counts and b.request_counts.completed >= 5)
+    revoked = httpx.post(
+        f"{gateway.base_url}/admin/keys/{key_id}/revoke",
+        headers={"authorization": f"Bearer {MASTER}"},
+    )
+    assert revoked.status_code == 200, revoked.text
+
+    failed = wait_for(watcher, batch.id)
+    assert failed.status == "failed" and failed.errors and failed.errors.data
+    assert failed.errors.data[0].code == "revoked_api_key"
+    assert failed.request_counts is not None and failed.request_counts.completed < 200
+    # What finished before the revocation is kept.
+    kept = file_lines(watcher, failed.output_file_id)
+    assert len(kept) == failed.request_counts.completed
+    assert len(fake_openai.requests) < 200
 
 
 def test_another_key_sees_none_of_it(gateway: PortwayServer, client: openai.OpenAI) -> None:

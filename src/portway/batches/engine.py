@@ -102,7 +102,8 @@ class BatchEngine:
                 owner=self._owner,
             )
             if started is None:
-                return  # cancelled meanwhile, or no longer ours
+                await self._settle(batch.id)
+                return
             batch = started
         if batch.status == "in_progress":
             parsed = parsed or await self._parse(batch)
@@ -117,10 +118,18 @@ class BatchEngine:
                 owner=self._owner,
             )
             if finalizing is None:
+                await self._settle(batch.id)
                 return
             batch = finalizing
         if batch.status == "finalizing":
             await self._lifecycle.complete(batch.id)
+
+    async def _settle(self, batch_id: str) -> None:
+        """A step found the batch changed under it: a cancellation it still holds is
+        finished now (nobody else will until its lease lapses); anything else is not ours."""
+        current = await self._store.get_by_id(batch_id)
+        if current is not None and current.status == "cancelling" and current.owner == self._owner:
+            await self._lifecycle.cancel(batch_id)
 
     async def _parse(self, batch: BatchRow) -> ParsedFile | None:
         """The input file's lines; None when the file is gone (the batch failed)."""
