@@ -170,9 +170,26 @@ class BatchEngine:
             await self._lifecycle.fail(batch.id, stop.error.code, stop.error.message)
             return False
         if expired:
-            await self._lifecycle.expire(batch.id)
+            await self._expire(batch, [line for line in lines if line.index not in finished])
             return False
         return True
+
+    async def _expire(self, batch: BatchRow, unfinished: list[InputLine]) -> None:
+        """The window closed: each line that did not run gets an error line, as OpenAI
+        writes them, then the batch expires with its files."""
+        for line in unfinished:
+            output: BatchOutputLineDict = {
+                "id": f"batch_req_{secrets.token_hex(12)}",
+                "custom_id": line.custom_id,
+                "response": None,
+                "error": {
+                    "code": "batch_expired",
+                    "message": "This request could not be executed before the completion "
+                    "window expired.",
+                },
+            }
+            await self._store.record_line(batch.id, line.index, False, dict(output), {})
+        await self._lifecycle.expire(batch.id)
 
     async def _line(
         self,
