@@ -17,7 +17,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from portway.assistants.engine import Progress
@@ -27,7 +27,7 @@ from portway.batches.lifecycle import BatchLifecycle
 from portway.batches.lines import InputLine, ParsedFile, parse_input
 from portway.config import BatchesConfig
 from portway.errors import AuthenticationError, InternalServerError, PortwayError, RateLimitError
-from portway.protocol.batches import BatchOutputLineDict
+from portway.protocol.batches import BatchOutputLineDict, LineErrorDict, LineResponseDict
 from portway.retrieval.files import FileService
 from portway.store.batches import BatchStore
 from portway.store.models.batches import BatchRow
@@ -177,18 +177,12 @@ class BatchEngine:
     async def _expire(self, batch: BatchRow, unfinished: list[InputLine]) -> None:
         """The window closed: each line that did not run gets an error line, as OpenAI
         writes them, then the batch expires with its files."""
+        expired = _Outcome.error(
+            "batch_expired",
+            "This request could not be executed before the completion window expired.",
+        )
         for line in unfinished:
-            output: BatchOutputLineDict = {
-                "id": f"batch_req_{secrets.token_hex(12)}",
-                "custom_id": line.custom_id,
-                "response": None,
-                "error": {
-                    "code": "batch_expired",
-                    "message": "This request could not be executed before the completion "
-                    "window expired.",
-                },
-            }
-            await self._store.record_line(batch.id, line.index, False, dict(output), {})
+            await self._record(batch, line, secrets.token_hex(12), expired)
         await self._lifecycle.expire(batch.id)
 
     async def _line(
@@ -212,52 +206,65 @@ class BatchEngine:
                 priority=self._config.priority,
                 price_factor=1.0 - self._config.discount,
             )
-            ok, result, usage = await self._answer(line, handler, call)
-            output: BatchOutputLineDict = {
-                "id": f"batch_req_{suffix}",
-                "custom_id": line.custom_id,
-                **result,  # type: ignore[typeddict-item]
-            }
-            await self._store.record_line(batch.id, line.index, ok, dict(output), usage)
+            await self._record(batch, line, suffix, await self._answer(line, handler, call))
         finally:
             slot.release()
 
-    async def _answer(
-        self, line: InputLine, handler: LineHandler, call: LineCall
-    ) -> tuple[bool, dict[str, Any], dict[str, int]]:
-        """(ok, the line's ``response``/``error``, its token usage)."""
+    async def _record(
+        self, batch: BatchRow, line: InputLine, suffix: str, outcome: _Outcome
+    ) -> None:
+        output: BatchOutputLineDict = {
+            "id": f"batch_req_{suffix}",
+            "custom_id": line.custom_id,
+            "response": outcome.response,
+            "error": outcome.error_detail,
+        }
+        await self._store.record_line(batch.id, line.index, outcome.ok, dict(output), outcome.usage)
+
+    async def _answer(self, line: InputLine, handler: LineHandler, call: LineCall) -> _Outcome:
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             try:
-                body: Mapping[str, Any] = await handler(line.body, call)
+                body = await handler(line.body, call)
             except UnservedEndpointError as error:
-                return (
-                    False,
-                    {
-                        "response": None,
-                        "error": {"code": "unsupported_endpoint", "message": str(error)},
-                    },
-                    {},
-                )
+                return _Outcome.error("unsupported_endpoint", str(error))
             except RateLimitError as error:
                 if attempt == RATE_LIMIT_RETRIES:
-                    return False, _failed(error, call), {}
+                    return _Outcome.failed(error, call)
                 await asyncio.sleep(min(max(error.retry_after or 1.0, 0.1), MAX_RATE_LIMIT_WAIT))
             except PortwayError as error:
-                return False, _failed(error, call), {}
+                return _Outcome.failed(error, call)
             except Exception:
                 logger.exception("batch line %s failed unexpectedly", line.custom_id)
                 failure = InternalServerError("The server had an error processing this request.")
-                return False, _failed(failure, call), {}
+                return _Outcome.failed(failure, call)
             else:
-                response = {"status_code": 200, "request_id": call.request_id, "body": body}
-                return True, {"response": response, "error": None}, _usage(body)
-        raise AssertionError("unreachable")
+                response: LineResponseDict = {
+                    "status_code": 200,
+                    "request_id": call.request_id,
+                    "body": dict(body),
+                }
+                return _Outcome(True, response, None, _usage(body))
+        raise AssertionError("the last attempt returns")
 
 
-def _failed(error: PortwayError, call: LineCall) -> dict[str, Any]:
-    response = {
-        "status_code": error.status_code,
-        "request_id": call.request_id,
-        "body": error.to_dict(),
-    }
-    return {"response": response, "error": None}
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """A line's result: an HTTP answer (``response``) or, without one, an ``error``."""
+
+    ok: bool
+    response: LineResponseDict | None
+    error_detail: LineErrorDict | None
+    usage: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def failed(cls, error: PortwayError, call: LineCall) -> _Outcome:
+        response: LineResponseDict = {
+            "status_code": error.status_code,
+            "request_id": call.request_id,
+            "body": error.to_dict(),
+        }
+        return cls(False, response, None)
+
+    @classmethod
+    def error(cls, code: str, message: str) -> _Outcome:
+        return cls(False, None, {"code": code, "message": message})
