@@ -372,3 +372,35 @@ def test_batch_lines_are_billed_at_the_discount(
     # 7 prompt tokens at $1/M + 5 completion tokens at $2/M = $0.000017 a call; half in batches.
     assert interactive["cost"] == pytest.approx(0.000017)
     assert batched["cost"] == pytest.approx(4 * 0.000017 * 0.5)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content", "status", "param"),
+    [
+        ("POST", "/batches", b"{not json", 400, None),
+        ("POST", "/batches", b'{"endpoint": "/v1/chat/completions"}', 400, "input_file_id"),
+        ("POST", "/batches", b'{"input_file_id": 5, "endpoint": "x"}', 400, "input_file_id"),
+        ("POST", "/batches", b"[]", 400, None),
+        ("GET", "/batches?limit=0", b"", 400, "limit"),
+        ("GET", "/batches?limit=101", b"", 400, "limit"),
+        ("GET", "/batches/batch_nope", b"", 404, "batch_id"),
+        ("POST", "/batches/batch_nope/cancel", b"", 404, "batch_id"),
+    ],
+)
+def test_bad_requests_get_openai_errors(
+    client: openai.OpenAI,
+    method: str,
+    path: str,
+    content: bytes,
+    status: int,
+    param: str | None,
+) -> None:
+    response = httpx.request(
+        method,
+        f"{client.base_url}".rstrip("/") + path,
+        content=content,
+        headers={"authorization": f"Bearer {client.api_key}", "content-type": "application/json"},
+    )
+    assert response.status_code == status, response.text
+    assert_matches("ErrorResponse", response.json())
+    assert response.json()["error"]["param"] == param
