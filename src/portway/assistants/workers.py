@@ -169,8 +169,8 @@ class RunWorkers(Generic[JobT]):
     async def start(self) -> None:
         await self._recover(everything=self._single_process)
         self._loops = [
-            asyncio.create_task(self._claim_loop(), name=f"{self._kind}s-claim"),
-            asyncio.create_task(self._maintenance_loop(), name=f"{self._kind}s-maintenance"),
+            asyncio.create_task(self._claim_loop(), name=f"{self._kind}-claim"),
+            asyncio.create_task(self._maintenance_loop(), name=f"{self._kind}-maintenance"),
         ]
 
     async def close(self) -> None:
