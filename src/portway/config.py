@@ -296,6 +296,27 @@ class AssistantsConfig(_Strict):
     thread_files_wait_seconds: float = Field(default=60.0, ge=0, le=3600)
 
 
+class BatchesConfig(_Strict):
+    """The Batch API: batches are executed by background workers in every Portway process,
+    claimed from the database with leases like runs (``lease_seconds``, ...).
+
+    ``max_concurrent_batches`` batches execute at once per process, each with at most
+    ``concurrency`` lines in flight; lines wait in the deployment queues at ``priority``
+    (below interactive traffic, whose keys default to 0); the ledger records each line's
+    cost less ``discount`` (0.5: half price). ``max_attempts``: restarts a batch survives.
+    """
+
+    max_concurrent_batches: int = Field(default=4, ge=1, le=1000)
+    concurrency: int = Field(default=8, ge=1, le=1000)
+    priority: int = -10
+    discount: float = Field(default=0.5, ge=0, le=1)
+    max_lines: int = Field(default=50_000, ge=1)
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    sweep_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    max_attempts: int = Field(default=10, ge=1, le=1000)
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -322,6 +343,7 @@ class Settings(_Strict):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     code_interpreter: CodeInterpreterConfig = Field(default_factory=CodeInterpreterConfig)
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
+    batches: BatchesConfig = Field(default_factory=BatchesConfig)
 
     @field_validator("models")
     @classmethod

@@ -12,6 +12,7 @@ from portway.accounting.services import Accounting
 from portway.assistants.builtin import BuiltinTool
 from portway.assistants.code_interpreter import CodeInterpreterTool
 from portway.assistants.runtime import Assistants
+from portway.batches.wiring import Batches
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
@@ -77,6 +78,7 @@ class Services:
     accounting: Accounting
     retrieval: Retrieval
     assistants: Assistants
+    batches: Batches
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
@@ -139,6 +141,7 @@ class Services:
                 accounting.keys,
                 accounting.tokenizer,
             ),
+            batches=Batches.build(settings, database, models, retrieval.files, accounting.keys),
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,
@@ -162,8 +165,10 @@ class Services:
         if self.cache is not None:
             await self.cache.start()
         await self.assistants.start()
+        await self.batches.start()
 
     async def close(self) -> None:
+        await self.batches.close()
         await self.assistants.close()
         if self.cache is not None:
             await self.cache.close()

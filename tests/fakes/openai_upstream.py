@@ -298,6 +298,20 @@ class Cycle(Action):
         return await next(self._next).respond(request, body)
 
 
+@dataclass
+class ByText(Action):
+    """``action`` for requests whose last user message contains ``marker``, else
+    ``otherwise``: a failure pinned to chosen requests, whatever order they arrive in."""
+
+    marker: str
+    action: Action
+    otherwise: Action = field(default_factory=Reply)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        chosen = self.action if self.marker in last_user_text(body) else self.otherwise
+        return await chosen.respond(request, body)
+
+
 def fake_embedding(text: str, dimensions: int = 8) -> list[float]:
     digest = hashlib.sha256(text.encode()).digest()
     return [round((byte - 128) / 128, 4) for byte in digest[:dimensions]]

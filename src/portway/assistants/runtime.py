@@ -22,13 +22,14 @@ from portway.routing.catalog import ModelCatalog
 from portway.security.keys import KeyService
 from portway.store import Database
 from portway.store.assistants import AssistantStore, RunStore
+from portway.store.models.assistants import RunRow
 
 
 @dataclass
 class Assistants:
     objects: ObjectService
     runs: RunService
-    workers: RunWorkers
+    workers: RunWorkers[RunRow]
     events: RunEvents
 
     @classmethod
@@ -72,6 +73,7 @@ class Assistants:
             engine=engine,
             lifecycle=lifecycle,
             config=config,
+            concurrency=config.max_concurrent_runs,
             owner=owner,
             single_process=database.dialect == "sqlite",
         )

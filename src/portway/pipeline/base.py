@@ -65,6 +65,8 @@ class CallContext:
     budget_reservations: tuple[Any, ...] = ()
     priority: int = 0
     cost_nanos: int = 0
+    # The ledger records the call's cost times this (a batch line's discount).
+    price_factor: float = 1.0
     usage_listeners: list[UsageListener] = field(default_factory=list)
 
     def __post_init__(self) -> None:
