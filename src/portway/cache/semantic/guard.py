@@ -355,14 +355,17 @@ class _Reader:
             self._count_stopword(head.casefold())
             self._other()
             self.negations.append("not")
-        elif ending in _CONTRACTIONS or not rest:
+            return
+        if ending in _CONTRACTIONS or not rest:
             self._word(head, sentence_start)
-        elif len(head) <= _ELISION_CHARS:
-            self._count_stopword(head.casefold())
-            self._apostrophes(rest, sentence_start)
+            return
+        if len(head) <= _ELISION_CHARS:
+            self._count_stopword(head.casefold())  # an elided article: l'Italia, qu'est
         else:
             self._word(head, sentence_start)
-            self._apostrophes(rest, False)
+            sentence_start = False
+        for index, piece in enumerate(rest.split("'")):
+            self._word(piece, sentence_start and index == 0)
 
     def _word(self, word: str, sentence_start: bool) -> None:
         if not word or not any(char.isalnum() for char in word):
