@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from portway.cache.backends.memory import MemoryBackend
+from portway.cache.keys import request_keys
 from portway.cache.policy import resolve_policies
 from portway.cache.semantic.embedder import LocalEmbedder
 from portway.cache.semantic.index import MatrixIndex
@@ -113,3 +114,23 @@ async def test_false_hits_are_rare_and_paraphrases_hit(cache: CacheStage) -> Non
     assert false_hit_rate <= MAX_FALSE_HIT_RATE, served["different"]
     assert paraphrase_hit_rate >= MIN_PARAPHRASE_HIT_RATE
     assert cache.stats.semantic_refusals > 0
+
+
+async def test_an_entry_without_features_serves_exact_hits_only(cache: CacheStage) -> None:
+    # Entries written before the guard (or by a process without it) carry no features:
+    # nothing says what their question held, so they answer their own question only.
+    cached, reworded = "How do I reset my password?", "How can I reset my password?"
+    first = context(cached, "featureless")
+    await cache.complete(first, answer)
+    key = request_keys(first.request, "m", cache.namespace(first)).exact
+    raw = await cache.backend.get(key)
+    assert raw is not None and b'"features"' in raw
+    stripped = orjson.loads(raw)
+    del stripped["features"]
+    await cache.backend.set(key, orjson.dumps(stripped), keep_for=60)
+    asked = context(reworded, "featureless")
+    await cache.complete(asked, answer)
+    assert asked.cache_status == "miss"
+    again = context(cached, "featureless")
+    await cache.complete(again, answer)
+    assert again.cache_status == "hit"
