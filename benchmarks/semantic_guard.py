@@ -4,10 +4,12 @@ Embeds both prompts of every labelled pair in ``tests/cache/data/semantic_pairs.
 with the bundled all-MiniLM-L6-v2 (the cache's default embedder) and counts, per
 similarity threshold, the "different" pairs that would be served as a hit (false hits)
 and the "same" pairs (paraphrases) that would, with the similarity alone and with the
-guard (``portway.cache.semantic.guard``) on top. Then, at ``--threshold``, the false-hit
-rate per kind and every pair the cache gets wrong.
+guard (``portway.cache.semantic.guard``) on top. Then, at ``--threshold``, the rates
+per set (``development``: written with the guard; ``held-out-1``/``-2``: written after
+it, before looking at the guard's verdicts), the false hits per kind, and every pair the
+cache gets wrong.
 
-    PYTHONPATH=src python benchmarks/semantic_guard.py [--threshold 0.9] [--pairs PATH]
+    PYTHONPATH=src python benchmarks/semantic_guard.py [--threshold 0.9] [--set NAME]
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ScoredPair:
     b: str
     same: bool
     kind: str
+    set: str
     similarity: float
     conflict: str | None
 
@@ -42,8 +45,9 @@ class ScoredPair:
         return self.similarity >= threshold and (not guarded or self.conflict is None)
 
 
-def score(path: Path, max_chars: int) -> list[ScoredPair]:
+def score(path: Path, max_chars: int, only: str | None) -> list[ScoredPair]:
     rows = [orjson.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if only is None or row["set"] == only]
     encoder = BertSentenceEncoder.from_directory(bundled_model_path())
     texts = sorted({row[side] for row in rows for side in ("a", "b")})
     vectors = dict(zip(texts, encoder.encode(texts), strict=True))
@@ -54,12 +58,18 @@ def score(path: Path, max_chars: int) -> list[ScoredPair]:
         conflict = "too long" if first is None or second is None else first.conflict(second)
         similarity = float(np.dot(vectors[row["a"]], vectors[row["b"]]))
         same = row["label"] == "same"
-        scored.append(ScoredPair(row["a"], row["b"], same, row["kind"], similarity, conflict))
+        scored.append(
+            ScoredPair(row["a"], row["b"], same, row["kind"], row["set"], similarity, conflict)
+        )
     return scored
 
 
 def rate(pairs: list[ScoredPair], threshold: float, *, guarded: bool) -> float:
-    return sum(pair.hit(threshold, guarded=guarded) for pair in pairs) / len(pairs)
+    return sum(pair.hit(threshold, guarded=guarded) for pair in pairs) / max(len(pairs), 1)
+
+
+def served(pairs: list[ScoredPair], threshold: float) -> str:
+    return f"{sum(pair.hit(threshold, guarded=True) for pair in pairs)}/{len(pairs)}"
 
 
 def main() -> None:
@@ -68,8 +78,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=PAIRS)
     parser.add_argument("--threshold", type=float, default=defaults.threshold)
     parser.add_argument("--max-chars", type=int, default=defaults.max_prompt_chars)
+    parser.add_argument("--set", dest="only", help="only this set of pairs")
     args = parser.parse_args()
-    scored = score(args.pairs, args.max_chars)
+    scored = score(args.pairs, args.max_chars, args.only)
     same = [pair for pair in scored if pair.same]
     different = [pair for pair in scored if not pair.same]
     print(f"{len(scored)} pairs: {len(same)} paraphrases, {len(different)} different")
@@ -81,6 +92,12 @@ def main() -> None:
             f"{rate(same, threshold, guarded=False):15.1%} / "
             f"{rate(same, threshold, guarded=True):6.1%}"
         )
+    print(f"\nat threshold {args.threshold}, guarded: served false hits, paraphrase hits")
+    for name in sorted({pair.set for pair in scored}):
+        of_set = [pair for pair in scored if pair.set == name]
+        wrong = served([pair for pair in of_set if not pair.same], args.threshold)
+        right = served([pair for pair in of_set if pair.same], args.threshold)
+        print(f"  {name:12s} false hits {wrong:>8s}   paraphrase hits {right:>8s}")
     print(f"\nat threshold {args.threshold}: false hits by kind (raw -> guarded)")
     for kind, total in sorted(Counter(pair.kind for pair in different).items()):
         of_kind = [pair for pair in different if pair.kind == kind]

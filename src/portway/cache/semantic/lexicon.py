@@ -3,13 +3,13 @@
 Contract: plain immutable data, all keys casefolded. ``TERMS`` maps a word to a
 canonical term (synonyms share one: "km" and "kilometres" are both ``km``); two prompts
 whose terms differ get different answers, whatever their embeddings say. Several
-polar pairs list only their marked side ("off", "unsafe", "bad"), because the unmarked
-side ("on", "safe", "good") is too common a word to count. ``NUMBER_WORDS``,
-``SCALE_WORDS`` and ``ORDINAL_WORDS`` spell numbers; ``NEGATIONS`` maps negation words
-to a canonical marker; ``STOPWORDS`` are per-language function words for a cheap
-language guess (words common in English, such as "a", "do", "no", "was", are left out of
-the other languages' lists); ``FUNCTION_WORDS`` are English words that are never a name even when
-capitalised.
+polar pairs list only their marked side ("off", "out", "down", "unsafe", "bad"), because
+the unmarked side ("on", "in", "up", "safe", "good") is too common a word to count.
+``NUMBER_WORDS``, ``SCALE_WORDS`` and ``ORDINAL_WORDS`` spell numbers; ``NEGATIONS``
+maps negation words to a canonical marker; ``STOPWORDS`` are per-language function
+words for a cheap language guess (words common in English, such as "a", "do", "no",
+"was", are left out of the other languages' lists); ``FUNCTION_WORDS`` are English
+words that are never a name even when capitalised.
 """
 
 from __future__ import annotations
@@ -83,8 +83,16 @@ _POLAR = {
         "maximum largest biggest highest greatest tallest longest heaviest deepest widest most top",
     ),
     **_group("min", "minimum smallest lowest least shortest tiniest lightest shallowest bottom"),
-    **_group("more", "greater larger bigger higher taller longer above"),
-    **_group("less", "fewer smaller lower shorter below"),
+    **_group(
+        "more",
+        "greater larger bigger higher taller longer above heavier wider thicker stronger "
+        "richer deeper louder brighter harder",
+    ),
+    **_group(
+        "less",
+        "fewer smaller lower shorter below lighter narrower thinner weaker poorer shallower "
+        "quieter dimmer softer",
+    ),
     **_group("near", "nearest closest nearer closer"),
     **_group("far", "farthest furthest farther further"),
     **_group("before", "prior"),
@@ -104,6 +112,9 @@ _POLAR = {
     **_group("enable", "enabled enabling activate"),
     **_group("disable", "disabled disabling deactivate"),
     **_group("off"),
+    # Marked particles of phrasal verbs: "zoom out", "log out", "shut down".
+    **_group("out"),
+    **_group("down"),
     **_group("encrypt", "encrypted encryption"),
     **_group("decrypt", "decrypted decryption"),
     **_group("compress", "compressed compression"),
