@@ -28,6 +28,8 @@ def conflict(first: str, second: str) -> str | None:
         ("Convert twelve miles to km", ("12",)),
         ("Pay $1,000 now", ("1000",)),
         ("two hundred and fifty-three cats", ("253",)),
+        ("two thousand five hundred and one", ("2501",)),
+        ("one, two, three", ("1", "2", "3")),
         ("the 3rd and the twentieth", ("3", "20")),
         ("a 10-year-old at -40 degrees", ("10", "-40")),
         ("Python 3.11.2 at 9:30", ("3.11.2", "9:30")),

@@ -223,9 +223,11 @@ class _NumberWords:
 
     def add(self, value: int, out: list[str]) -> None:
         current = self.current
+        # "twenty" + "five" and "hundred" + "twenty" add up; "one" + "two" are two numbers.
         joins = (
             not self.active
-            or (current % 100 == 0 and current > 0 and value < 100)
+            or current == 0
+            or (current % 100 == 0 and value < 100)
             or (current % 10 == 0 and current % 100 != 0 and value < 10)
         )
         if not joins:
@@ -271,6 +273,8 @@ class _Reader:
             core = head.rstrip(_CLOSERS)
             self._chunk(core, self.sentence_start)
             tail = head[len(core) :]
+            if tail:
+                self.spelled.flush(self.numbers)  # "twenty, five" is two numbers
             if core:
                 self.sentence_start = any(char in _SENTENCE_ENDS for char in tail)
         self.spelled.flush(self.numbers)
