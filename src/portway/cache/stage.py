@@ -4,11 +4,11 @@ Contract: sits just outside the router. Per call it resolves the model's policy 
 the request's cache headers, then looks up the exact key (namespace = the principal's
 tenant, or ``shared``; a client may add its own sub-namespace with
 ``x-portway-cache-namespace``), then, for models with the semantic cache on, the
-nearest earlier questions in the same context, of which only one whose answer-changing
-features (numbers, quotes, negations, names, key terms, language: see
-``semantic/guard.py``) equal the new question's is served. A hit short-circuits the pipeline with a
-fresh response (new ``id``/``created``, usage as first reported plus cached tokens) or
-a replayed stream; a miss calls on and stores the answer once it is complete (a stream
+nearest earlier questions in the same context, serving one only when its answer-changing
+features (numbers, quotes, negations, names, key terms, language: ``semantic/guard.py``)
+equal the new question's. A hit short-circuits the pipeline with a fresh response (new
+``id``/``created``, usage as first reported plus cached tokens) or a replayed stream; a
+miss calls on and stores the answer once it is complete (a stream
 only when it finished: never after an error or a disconnect). Every call of a cached
 model gets ``x-portway-cache: hit|miss|semantic-hit|bypass`` and ``ctx.cache_status``.
 A failing backend never fails a call: it is logged and counted, and the call goes on.
@@ -83,7 +83,7 @@ class _Plan:
     @property
     def semantic(self) -> bool:
         text = self.keys.last_user_text
-        return self.policy.semantic and bool(text) and len(text or "") <= self.max_prompt_chars
+        return self.policy.semantic and text is not None and 0 < len(text) <= self.max_prompt_chars
 
     def features(self) -> PromptFeatures | None:
         """The last user message's answer-changing features (read once, when first needed)."""
