@@ -96,6 +96,7 @@ def context(text: str, namespace: str) -> CallContext:
     )
 
 
+@pytest.mark.slow  # ~1000 embeddings: tens of seconds on a busy CPU
 async def test_false_hits_are_rare_and_paraphrases_hit(cache: CacheStage) -> None:
     served: dict[str, list[dict[str, str]]] = {"same": [], "different": []}
     for number, row in enumerate(pairs()):
