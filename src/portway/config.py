@@ -105,6 +105,10 @@ class SemanticCacheConfig(_Strict):
     local_model_path: str | None = None
     index: Literal["memory", "redis"] = "memory"
     max_entries: int = Field(default=100_000, ge=1)
+    # Longer prompts get exact hits only: past the embedding model's window (256 tokens
+    # for MiniLM) two prompts can differ unseen, and the hit guard, which runs on the
+    # event loop, reads bounded text (under a few ms at the upper bound).
+    max_prompt_chars: int = Field(default=1000, ge=1, le=4000)
 
 
 class CacheModelPolicy(_Strict):
