@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 
+from portway.accounting.estimate import UsageEstimator
 from portway.accounting.services import Accounting
 from portway.config import Settings
 from portway.pipeline.base import CallContext, CompleteHandler, Terminal
@@ -30,6 +31,7 @@ from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionDict, ChatCompletionRequest
 from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
+from portway.routing.routes import RouteTable
 from portway.security.auth import Authenticator, KeyAuthenticator, MasterKeyAuthenticator
 from portway.security.keys import BudgetSpec
 from portway.store import Database
@@ -130,7 +132,11 @@ async def variant(
     )
     catalog = ModelCatalog.from_configs(settings.models, ProviderRegistry())
     database = Database(settings.database_url)
-    accounting, stages = Accounting.build(settings, catalog, database)
+    accounting = Accounting.build(settings, catalog, database)
+    routes = RouteTable(settings.router, catalog.names())
+    stages = accounting.stages(
+        UsageEstimator(accounting.tokenizer, catalog, settings.accounting, routes)
+    )
     await database.start()
     await accounting.start(catalog)
     try:

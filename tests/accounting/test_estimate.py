@@ -15,6 +15,7 @@ from portway.pipeline.base import CallContext
 from portway.protocol.chat import ChatCompletionRequest
 from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
+from portway.routing.router import Router
 from portway.security.principal import ANONYMOUS
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -56,7 +57,7 @@ def estimator_for(config: Settings) -> tuple[UsageEstimator, PricingCatalog]:
         TokenizerService(config.accounting.estimate_factor),
         catalog,
         config.accounting,
-        config.router,
+        Router(catalog, config.router),
     )
     return estimator, PricingCatalog((d.id, d.config) for d in catalog.deployments)
 

@@ -1,8 +1,9 @@
 """Before a call: how many prompt tokens it has, how many it may produce, what it may cost.
 
 Contract: a public name (a model group or a virtual model such as ``auto``) reaches the
-deployments of every group the router may send it to (``routing.reach``: a virtual
-model's rule targets, each group's fallbacks). Before the call, the prompt is counted
+deployments of every group the router may send it to: the router's ``chain(name)`` (a
+virtual model's rule targets, each target's fallbacks), asked once at start-up, never
+worked out here. Before the call, the prompt is counted
 with every distinct tokenizer among them and the largest count is kept; the output cap
 is the client's (times ``n``), else the largest ``Deployment.output_cap`` among them
 (``max_output_tokens``, else ``accounting.default_max_output_tokens``): the very cap the
@@ -14,15 +15,23 @@ is counted with the tokenizer of the deployment that served it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from portway.accounting.pricing import PricingCatalog
 from portway.accounting.tokenizer import TokenizerService
 from portway.config import AccountingConfig
 from portway.pipeline.base import CallContext
 from portway.routing.catalog import Deployment, ModelCatalog
-from portway.routing.reach import Routes, public_names, reachable_groups
+
+
+class Routes(Protocol):
+    """What accounting asks the router (``Router``, ``RouteTable``) about its routes."""
+
+    def names(self) -> Sequence[str]: ...
+
+    def chain(self, name: str) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +53,14 @@ class UsageEstimator:
         tokenizer: TokenizerService,
         catalog: ModelCatalog,
         config: AccountingConfig,
-        routes: Routes | None = None,
+        routes: Routes,
     ) -> None:
         self.tokenizer = tokenizer
         self.catalog = catalog
         self._config = config
         self._by_id = {deployment.id: deployment for deployment in catalog.deployments}
-        routes = routes or {}
-        groups = catalog.names()
         self.reach: Mapping[str, Reach] = {
-            name: self._resolve(reachable_groups(name, routes, groups))
-            for name in public_names(routes, groups)
+            name: self._resolve(routes.chain(name)) for name in routes.names()
         }
         # With one tokenizer everywhere, the estimate made before the call is also the
         # count of whichever deployment served it.

@@ -16,7 +16,7 @@ Contract, per call:
 4. When nothing answered, degrade as configured (stale answer, static message, 503
    with retry-after); without ``degrade`` the last error is returned.
 A stream fails over only until its first chunk is produced; after that a failure
-ends the stream (``api.responses.EventStreamResponse`` sends the error event).
+ends the stream (``api.render.EventStreamResponse`` sends the error event).
 Embeddings (``embed`` calls) take the same path: groups, fallbacks, retries, breakers,
 gates and deadlines; only virtual models (chat rules) and the stale or static answers
 of ``degrade`` do not apply to them. The router is the only caller of providers.
@@ -60,12 +60,7 @@ from portway.protocol.chat import (
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
 from portway.routing.breaker import Outcome
 from portway.routing.catalog import Deployment, ModelCatalog
-from portway.routing.config import (
-    DEFAULT_ROUTE_KEY,
-    GroupRouteConfig,
-    VirtualModelConfig,
-    parse_duration,
-)
+from portway.routing.config import GroupRouteConfig, VirtualModelConfig, parse_duration
 from portway.routing.degrade import (
     DEGRADED_HEADER,
     StaleAnswerSource,
@@ -85,6 +80,7 @@ from portway.routing.group import (
 from portway.routing.health import HealthBook
 from portway.routing.probes import ActiveHealthCheck
 from portway.routing.retry import is_retryable
+from portway.routing.routes import FallbackKind, RouteTable
 from portway.routing.rules import AskModel, VirtualModel
 from portway.routing.state import BreakerStore, MemoryBreakerStore
 from portway.routing.tokens import PromptTokenEstimator, estimate_prompt_tokens
@@ -100,7 +96,7 @@ ROUTE_HEADER = "x-portway-route"
 TIMEOUT_HEADER = "x-portway-timeout"
 
 # Error class → the route setting listing the groups that may answer instead.
-SPECIAL_FALLBACKS: tuple[tuple[type[PortwayError], str], ...] = (
+SPECIAL_FALLBACKS: tuple[tuple[type[PortwayError], FallbackKind], ...] = (
     (ContextLengthExceededError, "context_window_fallbacks"),
     (ContentPolicyError, "content_policy_fallbacks"),
 )
@@ -229,9 +225,8 @@ class Router(Terminal):
     ) -> None:
         """``classify`` is how virtual models' classifiers reach their model: through the
         pipeline (``pipeline.client.ModelClient.ask``), never around it."""
-        routes = routes or {}
-        default = routes.get(DEFAULT_ROUTE_KEY)
-        default_route = default if isinstance(default, GroupRouteConfig) else GroupRouteConfig()
+        # The one answer to "where may a call for this name go", for routing and budgets.
+        self.routes = RouteTable(routes or {}, catalog.names())
         self._catalog = catalog
         self._rng = rng or random.Random()
         self._gate = gate
@@ -241,19 +236,17 @@ class Router(Terminal):
         self.health = HealthBook.for_ids(d.id for d in catalog.deployments)
         self.groups: dict[str, DeploymentGroup] = {}
         for name in catalog.names():
-            route = routes.get(name)
             self.groups[name] = DeploymentGroup(
                 name,
                 catalog.group(name),
-                route if isinstance(route, GroupRouteConfig) else default_route,
+                self.routes.route(name),
                 store=self.store,
                 health=self.health,
                 rng=self._rng,
             )
         self.virtual_models = {
             name: VirtualModel(name, config, classify or _no_classifier)
-            for name, config in routes.items()
-            if isinstance(config, VirtualModelConfig)
+            for name, config in self.routes.virtual.items()
         }
         self._health_checks = [
             ActiveHealthCheck(group, group.config.health_check)
@@ -261,6 +254,14 @@ class Router(Terminal):
             if group.config.health_check is not None
         ]
         self._tasks: list[asyncio.Task[None]] = []
+
+    def names(self) -> list[str]:
+        """Every name a client may call: the groups and the virtual models."""
+        return self.routes.names()
+
+    def chain(self, name: str) -> tuple[str, ...]:
+        """Every group a call for ``name`` may be served by, in order (unknown: none)."""
+        return self.routes.chain(name)
 
     async def start(self) -> None:
         await self.store.start()
@@ -444,8 +445,7 @@ class Router(Terminal):
         attempt_timeout: float | None,
     ) -> tuple[Attempt, T] | None:
         """The first successful attempt over the group and its fallbacks, or None."""
-        # A "*" default may list the group itself among the fallbacks: skip it there.
-        chain = [call.primary, *(name for name in call.route.fallbacks if name != call.primary)]
+        chain = [call.primary, *self.routes.fallbacks(call.primary)]
         index = 0
         while index < len(chain):
             try:
@@ -468,11 +468,12 @@ class Router(Terminal):
                 return None
         return None
 
-    @staticmethod
-    def _special_fallbacks(call: RoutedCall, error: PortwayError, tried: list[str]) -> list[str]:
-        for error_class, setting in SPECIAL_FALLBACKS:
+    def _special_fallbacks(
+        self, call: RoutedCall, error: PortwayError, tried: list[str]
+    ) -> list[str]:
+        for error_class, kind in SPECIAL_FALLBACKS:
             if isinstance(error, error_class):
-                return [name for name in getattr(call.route, setting) if name not in tried]
+                return [g for g in self.routes.fallbacks(call.primary, kind) if g not in tried]
         return []
 
     async def _try_group(
