@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable
 
 from portway.accounting.estimate import UsageEstimator
 from portway.accounting.services import Accounting
-from portway.config import Settings
+from portway.accounting.tokenizer import TokenizerService
+from portway.config import AccountingConfig, Settings
 from portway.pipeline.base import CallContext, CompleteHandler, Terminal
 from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionDict, ChatCompletionRequest
@@ -134,9 +135,8 @@ async def variant(
     database = Database(settings.database_url)
     accounting = Accounting.build(settings, catalog, database)
     routes = RouteTable(settings.router, catalog.names())
-    stages = accounting.stages(
-        UsageEstimator(accounting.tokenizer, catalog, settings.accounting, routes)
-    )
+    estimator = UsageEstimator(accounting.tokenizer, catalog, settings.accounting, routes)
+    stages = accounting.stages(estimator)
     await database.start()
     await accounting.start(catalog)
     try:
@@ -144,7 +144,7 @@ async def variant(
         _record, secret = await accounting.keys.create(
             KeyFields(rpm=10**9, tpm=2 * 10**9, user_id="bench", team_id="bench"), budget
         )
-        chat = Pipeline.of([*stages, InstantModel()])
+        chat = Pipeline.of([*stages, InstantModel()], estimator.count_prompt)
         call = make_call(KeyAuthenticator(MASTER, accounting.keys), chat, secret)
         return await measure(call, calls, concurrency)
     finally:
@@ -153,7 +153,11 @@ async def variant(
 
 
 async def baseline(calls: int, concurrency: int) -> list[float]:
-    chat = Pipeline.of([InstantModel()])
+    # Nothing in it counts prompts: the counter is never asked.
+    catalog = ModelCatalog.from_configs([], ProviderRegistry())
+    routes = RouteTable({}, catalog.names())
+    estimator = UsageEstimator(TokenizerService(), catalog, AccountingConfig(), routes)
+    chat = Pipeline.of([InstantModel()], estimator.count_prompt)
     return await measure(
         make_call(MasterKeyAuthenticator(MASTER), chat, MASTER), calls, concurrency
     )

@@ -113,7 +113,8 @@ class Services:
             *([cache] if cache else []),
             router,
         ]
-        pipeline.assemble(stages)
+        # The one prompt counter: every stage that needs a call's prompt size asks it.
+        pipeline.assemble(stages, estimator.count_prompt)
         retrieval = Retrieval.build(settings, database, catalog, models)
         builtin_tools: dict[str, BuiltinTool] = {retrieval.file_search.type: retrieval.file_search}
         if settings.code_interpreter.enabled:

@@ -70,9 +70,10 @@ async def test_a_stream_without_usage_is_trued_up_to_the_counted_tokens(
     chat = Pipeline.of(
         [
             UsageRecorder(ledger, pricing, estimator),  # type: ignore[arg-type]
-            KeyRateLimitStage(limiter, estimator, gate),
+            KeyRateLimitStage(limiter),
             router,
-        ]
+        ],
+        estimator.count_prompt,
     )
     request = ChatCompletionRequest.model_validate(
         {

@@ -81,18 +81,17 @@ class UsageEstimator:
         reach = self.reach.get(model)
         return reach.deployments if reach is not None else ()
 
-    async def prompt_tokens(self, ctx: CallContext) -> int:
-        """The prompt's size by the most generous tokenizer the call may meet (cached)."""
-        if ctx.prompt_tokens_estimate is None:
-            reach = self.reach.get(ctx.model)
-            tokens = 0
-            for deployment in reach.counters if reach is not None else ():
-                count, _exact = await self.tokenizer.count_request(
-                    deployment.config.provider, deployment.config.upstream_model, ctx.request
-                )
-                tokens = max(tokens, count)
-            ctx.prompt_tokens_estimate = tokens
-        return ctx.prompt_tokens_estimate
+    async def count_prompt(self, ctx: CallContext) -> int:
+        """The prompt's size by the most generous tokenizer the call may meet: the one
+        prompt counter of the pipeline (``CallContext.prompt_tokens`` keeps its answer)."""
+        reach = self.reach.get(ctx.model)
+        tokens = 0
+        for deployment in reach.counters if reach is not None else ():
+            count, _exact = await self.tokenizer.count_request(
+                deployment.config.provider, deployment.config.upstream_model, ctx.request
+            )
+            tokens = max(tokens, count)
+        return tokens
 
     def max_output_tokens(self, ctx: CallContext) -> int:
         """The client's cap, else the largest cap of the reach, times ``n`` (embeddings: 0)."""
@@ -106,7 +105,7 @@ class UsageEstimator:
 
     async def worst_case_nanos(self, ctx: CallContext, pricing: PricingCatalog) -> int:
         """The most the call may cost on any deployment it can reach (before the call)."""
-        prompt = await self.prompt_tokens(ctx)
+        prompt = await ctx.prompt_tokens()
         worst = 0
         if ctx.operation == "embed":  # input tokens only: an embedding generates none
             for deployment in self.deployments_of(ctx.model):
@@ -131,8 +130,8 @@ class UsageEstimator:
     async def served_prompt_tokens(self, ctx: CallContext) -> int:
         """The prompt counted as the deployment that served it counts (no usage reported)."""
         deployment = self._served_by(ctx)
-        if deployment is None or (self._one_tokenizer and ctx.prompt_tokens_estimate):
-            return await self.prompt_tokens(ctx)
+        if deployment is None or (self._one_tokenizer and ctx.prompt_counted()):
+            return await ctx.prompt_tokens()
         config = deployment.config
         tokens, _exact = await self.tokenizer.count_request(
             config.provider, config.upstream_model, ctx.request

@@ -123,7 +123,7 @@ class Accounting:
                 record_rows=self.settings.ledger.enabled,
                 observers=observers,
             ),
-            KeyRateLimitStage(self.limiter, estimator, self.gate),
+            KeyRateLimitStage(self.limiter),
             BudgetStage(self.leases, self.pricing, estimator),
         ]
 

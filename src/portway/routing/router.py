@@ -83,7 +83,6 @@ from portway.routing.retry import is_retryable
 from portway.routing.routes import FallbackKind, RouteTable
 from portway.routing.rules import AskModel, VirtualModel
 from portway.routing.state import BreakerStore, MemoryBreakerStore
-from portway.routing.tokens import PromptTokenEstimator, estimate_prompt_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +165,6 @@ class RoutedCall:
     primary: str
     route: GroupRouteConfig
     request: ChatCompletionRequest | EmbeddingRequest
-    estimator: PromptTokenEstimator
     needs: Needs
     priority: int = 0
     deadline: float | None = None  # time.monotonic() value
@@ -189,12 +187,6 @@ class RoutedCall:
         if remaining is None:
             return seconds
         return max(0.0, remaining if seconds is None else min(seconds, remaining))
-
-    def prompt_tokens(self, ctx: CallContext) -> int:
-        """The prompt estimate for admission, computed at most once per call (0: unknown)."""
-        if not ctx.prompt_tokens_estimate:
-            ctx.prompt_tokens_estimate = self.estimator(self.request)
-        return ctx.prompt_tokens_estimate
 
     def note_unavailable(self, nothing: NoPick) -> None:
         for moment in (nothing.ready_at, nothing.open_until):
@@ -219,7 +211,6 @@ class Router(Terminal):
         store: BreakerStore | None = None,
         gate: DeploymentGate | None = None,
         stale_source: StaleAnswerSource | None = None,
-        estimator: PromptTokenEstimator = estimate_prompt_tokens,
         rng: random.Random | None = None,
         classify: AskModel | None = None,
     ) -> None:
@@ -231,7 +222,6 @@ class Router(Terminal):
         self._rng = rng or random.Random()
         self._gate = gate
         self._stale = stale_source
-        self._estimator = estimator
         self.store: BreakerStore = store or MemoryBreakerStore()
         self.health = HealthBook.for_ids(d.id for d in catalog.deployments)
         self.groups: dict[str, DeploymentGroup] = {}
@@ -292,7 +282,7 @@ class Router(Terminal):
                     param="model",
                     code="model_not_supported",
                 )
-            primary = await virtual.choose(virtual.facts(ctx, self._estimator))
+            primary = await virtual.choose(virtual.facts(ctx))
         group = self.groups.get(primary)
         if group is None:
             raise ModelNotFoundError(requested)
@@ -302,7 +292,6 @@ class Router(Terminal):
             primary=primary,
             route=group.config,
             request=ctx.request,
-            estimator=self._estimator,
             needs=Needs.of(ctx.request),
             priority=ctx.priority,
             deadline=None if deadline is None else time.monotonic() + deadline,
@@ -578,7 +567,7 @@ class Router(Terminal):
         deployment_id = pick.deployment.id
         if gate is None or not gate.limited(deployment_id):
             return None
-        tokens = call.prompt_tokens(ctx) if gate.counts_tokens(deployment_id) else 0
+        tokens = await ctx.prompt_tokens() if gate.counts_tokens(deployment_id) else 0
         if pick.alternatives == 0:
             await gate.acquire(deployment_id, tokens, call.priority)
             return gate, tokens
