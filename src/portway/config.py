@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from portway.periods import Period
 from portway.routing.config import RouteEntry, check_router_references
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
@@ -202,7 +203,7 @@ class SystemPrincipalConfig(_Strict):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     max_budget: float | None = Field(default=None, ge=0)
-    budget_period: Literal["daily", "weekly", "monthly", "total"] = "monthly"
+    budget_period: Period = "monthly"
 
 
 class FilesConfig(_Strict):
