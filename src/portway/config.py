@@ -390,7 +390,11 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return text or "(root)"
 
 
-def _format_validation_error(error: ValidationError, source: str) -> str:
+def format_validation_error(
+    error: ValidationError, source: str, prefix: tuple[int | str, ...] = ()
+) -> str:
+    """One line per error, naming the key by its path (``prefix``: where the validated
+    value sits in the settings)."""
     lines = [f"invalid configuration in {source}:"]
     for item in error.errors():
         message = item["msg"]
@@ -400,7 +404,7 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
             # Whole-settings checks name the key in their message already.
             lines.append(f"  {message.removeprefix('Value error, ')}")
             continue
-        lines.append(f"  {_location(item['loc'])}: {message}")
+        lines.append(f"  {_location((*prefix, *item['loc']))}: {message}")
     return "\n".join(lines)
 
 
@@ -430,4 +434,4 @@ def load_settings(
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source)) from None

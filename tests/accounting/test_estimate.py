@@ -59,7 +59,7 @@ def estimator_for(config: Settings) -> tuple[UsageEstimator, PricingCatalog]:
         config.accounting,
         Router(catalog, config.router),
     )
-    return estimator, PricingCatalog((d.id, d.config) for d in catalog.deployments)
+    return estimator, PricingCatalog(catalog.deployments)
 
 
 def context(model: str, estimator: UsageEstimator, **body: Any) -> CallContext:

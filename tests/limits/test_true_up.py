@@ -66,7 +66,7 @@ async def test_a_stream_without_usage_is_trued_up_to_the_counted_tokens(
     router = Router(catalog, gate=gate)
     estimator = UsageEstimator(TokenizerService(), catalog, AccountingConfig(), router)
     ledger = Ledger()
-    pricing = PricingCatalog((d.id, d.config) for d in catalog.deployments)
+    pricing = PricingCatalog(catalog.deployments)
     chat = Pipeline.of(
         [
             UsageRecorder(ledger, pricing, estimator),  # type: ignore[arg-type]

@@ -73,7 +73,7 @@ class Accounting:
             model_tokenizer = deployment.provider.tokenizer()
             if model_tokenizer is not None:
                 tokenizer.register(deployment.config.upstream_model, model_tokenizer)
-        pricing = PricingCatalog((d.id, d.config) for d in catalog.deployments)
+        pricing = PricingCatalog(catalog.deployments)
         budgets = BudgetRepository(database)
         leases = BudgetLeases(budgets, settings.budgets)
         usage = UsageRepository(database)
