@@ -136,7 +136,7 @@ def virtual(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> Po
 
 
 def new_key(server: PortwayServer, budget: float) -> dict[str, Any]:
-    admin = openai.OpenAI(base_url=server.base_url, api_key=MASTER, max_retries=0)
+    admin = server.sdk(MASTER)
     response = admin.post(
         "/admin/keys", body={"max_budget": budget, "budget_period": "total"}, cast_to=object
     )
@@ -144,7 +144,7 @@ def new_key(server: PortwayServer, budget: float) -> dict[str, Any]:
 
 
 def ask(server: PortwayServer, key: str, text: str) -> Any:
-    client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    client = server.sdk(key)
     return client.chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": text}], max_tokens=5
     )
@@ -165,7 +165,7 @@ def test_a_budget_reserves_for_the_priced_target_of_auto(
     roomy = new_key(virtual, 0.05)
     served = ask(virtual, roomy["key"], "an invoice, please")
     assert served.headers["x-portway-route"] == "priced"
-    admin = openai.OpenAI(base_url=virtual.base_url, api_key=MASTER, max_retries=0)
+    admin = virtual.sdk(MASTER)
     budget: Any = admin.get(f"/admin/keys/{roomy['id']}", cast_to=object)
     assert budget["budget"]["spend"] == pytest.approx(usd(nanos(12 * 0.001)))  # 7 + 5 tokens
     assert budget["budget"]["reserved"] == 0
