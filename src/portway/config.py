@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from portway.periods import Period
 from portway.routing.config import RouteEntry, check_router_references
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
@@ -206,7 +207,7 @@ class SystemPrincipalConfig(_Strict):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     max_budget: float | None = Field(default=None, ge=0)
-    budget_period: Literal["daily", "weekly", "monthly", "total"] = "monthly"
+    budget_period: Period = "monthly"
 
 
 class FilesConfig(_Strict):
@@ -421,7 +422,11 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return text or "(root)"
 
 
-def _format_validation_error(error: ValidationError, source: str) -> str:
+def format_validation_error(
+    error: ValidationError, source: str, prefix: tuple[int | str, ...] = ()
+) -> str:
+    """One line per error, naming the key by its path (``prefix``: where the validated
+    value sits in the settings)."""
     lines = [f"invalid configuration in {source}:"]
     for item in error.errors():
         message = item["msg"]
@@ -431,7 +436,7 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
             # Whole-settings checks name the key in their message already.
             lines.append(f"  {message.removeprefix('Value error, ')}")
             continue
-        lines.append(f"  {_location(item['loc'])}: {message}")
+        lines.append(f"  {_location((*prefix, *item['loc']))}: {message}")
     return "\n".join(lines)
 
 
@@ -461,4 +466,4 @@ def load_settings(
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source)) from None

@@ -24,7 +24,7 @@ def local_server(start_portway) -> PortwayServer:
 
 @pytest.fixture
 def client(local_server: PortwayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=local_server.base_url, api_key="unused", max_retries=0)
+    return local_server.sdk()
 
 
 def test_function_tool_round_trip_on_the_local_model(client: openai.OpenAI) -> None:

@@ -40,12 +40,7 @@ def server(serve_cached: CacheServerFactory) -> PortwayServer:
 @pytest.fixture
 def client(server: PortwayServer, prompt: str) -> openai.OpenAI:
     # A sub-namespace per test keeps questions asked by other tests out of reach.
-    return openai.OpenAI(
-        base_url=server.base_url,
-        api_key="anonymous",
-        max_retries=0,
-        default_headers={"x-portway-cache-namespace": prompt},
-    )
+    return server.sdk("anonymous", default_headers={"x-portway-cache-namespace": prompt})
 
 
 @pytest.mark.parametrize(("asked", "paraphrase"), PARAPHRASES)

@@ -44,7 +44,7 @@ def local_server(start_portway) -> PortwayServer:
 
 @pytest.fixture
 def local(local_server: PortwayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=local_server.base_url, api_key="unused", max_retries=0)
+    return local_server.sdk()
 
 
 def provider_of(server: PortwayServer) -> LocalProvider:
@@ -239,7 +239,7 @@ def test_gguf_embedding_model(start_portway) -> None:
             ]
         }
     )
-    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    client = server.sdk()
     result = client.embeddings.create(model="smol-embed", input=["red apple", "green pear"])
     assert_matches("CreateEmbeddingResponse", result.model_dump(exclude_unset=True))
     first, second = (item.embedding for item in result.data)

@@ -6,7 +6,10 @@ dicts (the first delta carries the role; the last choice chunk carries the
 ``finish_reason``; a final usage chunk with empty ``choices`` follows when the
 provider knows usage). Every failure leaves the provider as a ``PortwayError``
 subclass, so the router can tell retryable faults from client errors. Closing the
-stream iterator must cancel the upstream call or local generation at once.
+stream iterator must cancel the upstream call or local generation at once. A provider
+declares its ``models[].options`` as a pydantic model (``Options``: unknown keys are
+rejected at start-up with their path) and what it is (``billed``) as class attributes,
+so nothing else checks a provider's name.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from portway.config import ModelConfig
 from portway.errors import InvalidRequestError
@@ -49,6 +54,12 @@ class Capabilities:
         )
 
 
+class ProviderOptions(BaseModel):
+    """A provider's ``models[].options``: none unless the provider declares some."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class ModelTokenizer(Protocol):
     """A model's own tokenizer, for exact counts before a call (see ``accounting``)."""
 
@@ -62,9 +73,15 @@ class Provider(ABC):
     """A model backend for one deployment."""
 
     name: ClassVar[str]
+    # The type of ``models[].options`` for this provider (validated at start-up).
+    Options: ClassVar[type[ProviderOptions]] = ProviderOptions
+    # Whether calls cost money per token: a deployment of an unbilled provider (a model
+    # run on this machine) without a configured price costs 0, not a built-in price.
+    billed: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
+        self.options: ProviderOptions = self.Options.model_validate(config.options)
 
     @property
     @abstractmethod
@@ -105,8 +122,3 @@ class Provider(ABC):
             param="model",
             code="model_not_supported",
         )
-
-
-def option(config: ModelConfig, key: str, default: Any) -> Any:
-    """A provider-specific option from ``models[].options`` with its default."""
-    return config.options.get(key, default)

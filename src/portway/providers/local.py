@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from portway.config import ConfigError, ModelConfig
 from portway.errors import ContextLengthExceededError, InvalidRequestError
 from portway.protocol.chat import (
@@ -36,7 +38,7 @@ from portway.protocol.chat import (
     message_text,
 )
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
-from portway.providers.base import Capabilities, Provider, option
+from portway.providers.base import Capabilities, Provider, ProviderOptions
 from portway.providers.local_tools import (
     OutputPlan,
     opens_tool_call,
@@ -129,18 +131,30 @@ class GGUFTokenizer:
         return self._provider.count_tokens(text)
 
 
+class LocalOptions(ProviderOptions):
+    """``models[].options`` of a local model."""
+
+    n_ctx: int = Field(default=DEFAULT_CONTEXT, ge=1)  # unless `context_window` is set
+    n_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    embedding: bool = False  # an embedding model: it embeds and does not chat
+    temperature: float = 1.0  # when the request sets none
+
+
 class LocalProvider(Provider):
     name = "local"
+    Options = LocalOptions
+    billed = False  # runs on this machine
+    options: LocalOptions
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         self._path = Path(config.path) if config.path else default_model_path()
         if not self._path.is_file():
             raise ConfigError(f"models[{config.name}].path: no GGUF file at {self._path}")
-        self._n_ctx = config.context_window or int(option(config, "n_ctx", DEFAULT_CONTEXT))
-        self._threads = int(option(config, "n_threads", os.cpu_count() or 1))
-        self._embedding_model = bool(option(config, "embedding", False))
-        self._default_temperature = float(option(config, "temperature", 1.0))
+        self._n_ctx = config.context_window or self.options.n_ctx
+        self._threads = self.options.n_threads
+        self._embedding_model = self.options.embedding
+        self._default_temperature = self.options.temperature
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llama-{config.name}")
         self._turn = asyncio.Lock()
         self._llama: Any = None

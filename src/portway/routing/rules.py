@@ -31,7 +31,6 @@ from portway.protocol.chat import (
     message_text,
 )
 from portway.routing.config import ClassifierConfig, RuleCondition, VirtualModelConfig
-from portway.routing.tokens import PromptTokenEstimator
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +79,11 @@ class RequestFacts:
     def __init__(
         self,
         ctx: CallContext,
-        estimator: PromptTokenEstimator,
         classifier: Classifier | None = None,
         *,
         trust_client_tier: bool = False,
     ) -> None:
         self._ctx = ctx
-        self._estimator = estimator
         self._classifier = classifier
         self._trust_client_tier = trust_client_tier
         self._classified = False
@@ -96,15 +93,9 @@ class RequestFacts:
     def request(self) -> ChatCompletionRequest:
         return self._ctx.request
 
-    @property
-    def prompt_tokens(self) -> int:
-        """An estimate made earlier in the pipeline (the accounting tokenizer) wins.
-
-        Zero means "unknown" (accounting cannot resolve a virtual model's name).
-        """
-        if not self._ctx.prompt_tokens_estimate:
-            self._ctx.prompt_tokens_estimate = self._estimator(self.request)
-        return self._ctx.prompt_tokens_estimate
+    async def prompt_tokens(self) -> int:
+        """The call's prompt count (the pipeline's one counter; counted once per call)."""
+        return await self._ctx.prompt_tokens()
 
     @property
     def has_tools(self) -> bool:
@@ -148,7 +139,7 @@ class PromptTokensOver:
     limit: int
 
     async def holds(self, facts: RequestFacts) -> bool:
-        return facts.prompt_tokens > self.limit
+        return await facts.prompt_tokens() > self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,10 +243,8 @@ class VirtualModel:
         )
         self.classifier = Classifier(config.classifier, ask) if config.classifier else None
 
-    def facts(self, ctx: CallContext, estimator: PromptTokenEstimator) -> RequestFacts:
-        return RequestFacts(
-            ctx, estimator, self.classifier, trust_client_tier=self.config.trust_client_tier
-        )
+    def facts(self, ctx: CallContext) -> RequestFacts:
+        return RequestFacts(ctx, self.classifier, trust_client_tier=self.config.trust_client_tier)
 
     async def choose(self, facts: RequestFacts) -> str:
         for rule in self.rules:
