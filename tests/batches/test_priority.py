@@ -34,10 +34,9 @@ async def test_interactive_calls_overtake_queued_batch_lines(fake_openai: FakeOp
     limiter = MemoryRateLimiter()
     # One call per 0.2 s window: everything after the first call queues.
     gate = DeploymentGate(limiter, {"chat": Limit(requests=1, window=0.2)}, max_wait=10)
-    estimator = UsageEstimator(TokenizerService(), catalog, AccountingConfig())
-    pipeline = Pipeline.of(
-        [KeyRateLimitStage(limiter, estimator, gate), Router(catalog, gate=gate)]
-    )
+    router = Router(catalog, gate=gate)
+    estimator = UsageEstimator(TokenizerService(), catalog, AccountingConfig(), router)
+    pipeline = Pipeline.of([KeyRateLimitStage(limiter), router], estimator.count_prompt)
     models = ModelClient(pipeline, SystemPrincipal(SystemPrincipalConfig(), None))  # type: ignore[arg-type]
     lines = ModelLines(models, ChatCompletionRequest)
     key = Principal(kind="virtual_key", key_id="k1")
