@@ -45,7 +45,9 @@ class Retrieval:
             FileStorage(settings.files.storage_dir, settings.files.max_bytes),
         )
         stores = VectorStoreRepository(database)
-        indexer = Indexer(stores, files, embedder, config.indexing_concurrency)
+        indexer = Indexer(
+            stores, files, embedder, config.indexing_concurrency, config.indexing_timeout
+        )
         vector_stores = VectorStoreService(
             stores,
             files,
