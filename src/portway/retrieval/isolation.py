@@ -12,7 +12,6 @@ nothing of the server's threads or sockets is inherited) and are reused; at most
 from __future__ import annotations
 
 import asyncio
-import logging
 import multiprocessing
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -21,7 +20,7 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from portway.retrieval.chunking import Chunking, TextChunk, chunk_text, chunking_encoding
 from portway.retrieval.extract import ExtractionError, extract_text
 
-logger = logging.getLogger(__name__)
+_STARTUP_SECONDS = 120.0
 
 
 class ExtractionTimeoutError(ExtractionError):
@@ -45,6 +44,7 @@ class _Job:
 def _serve(connection: Connection) -> None:
     """A worker's loop: one ``_Job`` in, ``("ok", chunks)`` or ``("error", reason)`` out."""
     encoding = chunking_encoding()
+    connection.send(("ready", None))
     while True:
         try:
             job: _Job = connection.recv()
@@ -67,12 +67,17 @@ class _Worker:
     """One worker process and the parent's end of its pipe."""
 
     def __init__(self, context: SpawnContext) -> None:
+        """Start a worker and wait until it is ready (blocking: run in a thread)."""
         self.connection, child = context.Pipe()
         self.process: SpawnProcess = context.Process(
             target=_serve, args=(child,), name="portway-extract", daemon=True
         )
         self.process.start()
         child.close()
+        # Start-up (imports, the BPE) does not count against a file's time limit.
+        if not self.connection.poll(_STARTUP_SECONDS) or self.connection.recv()[0] != "ready":
+            self.kill()
+            raise ExtractionWorkerError("the extraction worker did not start")
 
     def call(self, job: _Job, timeout: float) -> tuple[str, object]:
         """Send a job and wait for its reply (blocking: run in a thread)."""
