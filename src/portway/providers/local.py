@@ -305,8 +305,8 @@ class LocalProvider(Provider):
                 lambda text: grammar_rejection(vocab, text),
             )
             raise InvalidRequestError(
-                "This JSON schema cannot be enforced on a local model: llama.cpp rejects "
-                "the grammar it needs (too many nested repetitions).",
+                "This JSON schema cannot be enforced on a local model: llama.cpp's grammar "
+                "parser rejects the grammar built from it.",
                 param=param,
             )
         return job

@@ -127,7 +127,9 @@ def plan_output(request: ChatCompletionRequest, limits: GrammarLimits) -> Output
         )
         return OutputPlan("json", schema_grammar(schema, param, limits), instructions, param=param)
     if isinstance(response_format, ResponseFormatJSONObject):
-        return OutputPlan("json", JSON_GBNF, "Reply with only a JSON object.")
+        return OutputPlan(
+            "json", JSON_GBNF, "Reply with only a JSON object.", param="response_format"
+        )
     return OutputPlan("text")
 
 
