@@ -233,6 +233,8 @@ class RetrievalConfig(_Strict):
     chunk_overlap_tokens: int = Field(default=400, ge=0)
     max_num_results: int = Field(default=10, ge=1, le=50)
     indexing_concurrency: int = Field(default=2, ge=1, le=64)
+    # Seconds one file may take to extract and chunk (in a worker process) before it fails.
+    indexing_timeout: float = Field(default=60.0, gt=0)
     embedding_batch_size: int = Field(default=64, ge=1, le=2048)
 
     @model_validator(mode="after")

@@ -65,6 +65,11 @@ class PortwayProcess:
         self.kill()
         raise RuntimeError(f"portway did not start in time:\n{self.log()}")
 
+    @property
+    def running(self) -> bool:
+        """Started and not exited (a crash shows here as False)."""
+        return self._process is not None and self._process.poll() is None
+
     def log(self) -> str:
         return self._log.read_text(encoding="utf-8", errors="replace")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import socket
+import time
 
 import httpx
 import jsonschema
@@ -208,6 +210,7 @@ def test_disconnect_stops_generation(local_server: PortwayServer, local: openai.
             "logit_bias": {EOS_TOKEN: -100},
             "messages": [{"role": "user", "content": "Write a very long essay."}],
         },
+        timeout=120,  # the first token can take seconds on a loaded CPU
     ) as response:
         lines = response.iter_lines()
         for _ in range(3):
@@ -219,6 +222,81 @@ def test_disconnect_stops_generation(local_server: PortwayServer, local: openai.
         max_tokens=2,
     )
     assert provider.tokens_generated - before < 1000
+
+
+def test_disconnect_stops_whole_generation(
+    local_server: PortwayServer, local: openai.OpenAI
+) -> None:
+    """A non-streamed call whose client leaves mid-generation stops at the next token."""
+    provider = provider_of(local_server)
+    before = provider.tokens_generated
+    body = json.dumps(
+        {
+            "model": MODEL,
+            "max_tokens": 3000,
+            "logit_bias": {EOS_TOKEN: -100},
+            "messages": [{"role": "user", "content": "Write a very long essay."}],
+        }
+    ).encode()
+    host, port = local_server.base_url.removeprefix("http://").split("/")[0].split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: portway\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        deadline = time.monotonic() + 120
+        while provider.tokens_generated - before < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert provider.tokens_generated - before >= 5, "generation never started"
+    # The next request waits for the model; it can only run once the first one stopped.
+    local.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2
+    )
+    assert provider.tokens_generated - before < 1000
+
+
+def test_default_output_cap_without_max_tokens(local: openai.OpenAI) -> None:
+    """No max_tokens: at most the deployment's max_output_tokens (512), not the window."""
+    completion = local.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Tell me a long story."}],
+        logit_bias={EOS_TOKEN: -100},
+        temperature=0,
+    )
+    assert completion.usage is not None and completion.usage.completion_tokens == 512
+    assert completion.choices[0].finish_reason == "length"
+
+
+def test_configured_output_cap_and_n_limit(start_portway) -> None:
+    server = start_portway(
+        {
+            "models": [
+                {
+                    "name": MODEL,
+                    "provider": "local",
+                    "max_output_tokens": 9,
+                    "options": {"max_n": 2},
+                }
+            ]
+        }
+    )
+    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Tell me a long story."}],
+        logit_bias={EOS_TOKEN: -100},
+        n=2,
+    )
+    assert [c.finish_reason for c in completion.choices] == ["length", "length"]
+    assert completion.usage is not None and completion.usage.completion_tokens == 18
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=1, n=3
+        )
+    assert caught.value.param == "n"
+    assert provider_of(server).capabilities.max_output_tokens == 9
 
 
 def test_context_length_exceeded_is_400(local: openai.OpenAI) -> None:
@@ -286,8 +364,9 @@ async def test_accounting_counts_with_the_gguf_tokenizer(local_server: PortwaySe
                 ],
                 "tool_choice": "required",
             },
-            "tools",
+            "tools[0].function.parameters",
         ),
+        ({"n": 9}, "n"),
     ],
 )
 def test_requests_the_model_cannot_honour_are_400(

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from portway.api.deps import call_context, services_of
+from portway.api.disconnect import ClientGone, unless_disconnected
 from portway.api.render import EventStreamResponse, JSONResponse
 from portway.api.wire import read_body
 from portway.errors import UpstreamError
@@ -20,7 +21,10 @@ async def create_chat_completion(request: Request) -> Response:
     body = await read_body(request, ChatCompletionRequest)
     ctx = call_context(request, body)
     if not body.stream:
-        completion = await services.pipeline.complete(ctx)
+        try:
+            completion = await unless_disconnected(request.receive, services.pipeline.complete(ctx))
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it: the connection is closed
         return JSONResponse(completion, headers=ctx.response_headers)
     chunks = services.pipeline.stream(ctx)
     # Pull the first chunk before answering: a failure here is still a JSON error with

@@ -38,6 +38,8 @@ class Capabilities:
     embeddings: bool = False
     logprobs: bool = False
     context_window: int | None = None
+    # The output cap the provider applies when the client sets none (None: the upstream's).
+    max_output_tokens: int | None = None
 
     @classmethod
     def for_remote(
@@ -51,6 +53,7 @@ class Capabilities:
             embeddings=embeddings,
             logprobs=logprobs,
             context_window=config.context_window,
+            max_output_tokens=config.max_output_tokens,
         )
 
 

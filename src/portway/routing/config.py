@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from portway.routing.patterns import compile_pattern
+
 DEFAULT_ROUTE_KEY = "*"
 # The strategies a route may name; ``routing.strategies.STRATEGIES`` implements each.
 STRATEGY_NAMES = ("weighted-random", "least-busy", "lowest-latency", "cheapest", "priority")
@@ -143,7 +145,8 @@ class RuleCondition(_Strict):
     prompt_tokens_over: int | None = Field(default=None, ge=0)
     has_tools: bool | None = None
     has_json_schema: bool | None = None
-    # A regular expression searched in the last user message (add (?i) to ignore case).
+    # An RE2 regular expression searched in the last user message (add (?i) to ignore
+    # case); linear-time, so no backreferences or lookarounds.
     matches: str | None = Field(default=None, min_length=1)
     # Any of these words in the last user message (case-insensitive, whole words).
     keywords: list[str] | None = Field(default=None, min_length=1)
@@ -162,10 +165,7 @@ class RuleCondition(_Strict):
     @classmethod
     def _compiles(cls, pattern: str | None) -> str | None:
         if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
+            compile_pattern(pattern)  # PatternError is a ValueError: a config error
         return pattern
 
     @model_validator(mode="after")

@@ -31,6 +31,7 @@ from portway.protocol.chat import (
     message_text,
 )
 from portway.routing.config import ClassifierConfig, RuleCondition, VirtualModelConfig
+from portway.routing.patterns import TextPattern, compile_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -160,17 +161,18 @@ class HasJSONSchema:
 
 @dataclass(frozen=True, slots=True)
 class Matches:
-    pattern: re.Pattern[str]
+    pattern: TextPattern
 
     @classmethod
     def build(cls, pattern: str) -> Matches:
-        return cls(re.compile(pattern))
+        return cls(compile_pattern(pattern))  # RE2: linear in the client's text
 
     async def holds(self, facts: RequestFacts) -> bool:
         return self.pattern.search(facts.last_user_text) is not None
 
 
 def keywords_condition(words: list[str]) -> Matches:
+    # Python's re for the lookarounds; safe: escaped literals only, nothing to backtrack into.
     alternatives = "|".join(re.escape(word) for word in words)
     return Matches(re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE))
 
