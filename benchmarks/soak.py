@@ -54,7 +54,8 @@ class Tracer:
     directory: Path
     taken: int = 0
 
-    async def snapshot(self) -> tuple[Path, int]:
+    async def snapshot(self) -> tuple[Path, int, int]:
+        """The snapshot's path, the traced total and tracemalloc's own memory."""
         name = snapshot_name(self.taken)
         self.taken += 1
         os.kill(self.pid, signal.SIGUSR1)
@@ -64,8 +65,8 @@ class Tracer:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Portway wrote no snapshot {pickle} (is it traced?)")
             await asyncio.sleep(0.05)
-        traced = json.loads((self.directory / f"{name}.json").read_text())["traced"]
-        return pickle, int(traced)
+        sizes = json.loads((self.directory / f"{name}.json").read_text())
+        return pickle, int(sizes["traced"]), int(sizes["tracemalloc"])
 
 
 async def ledger_queued(base: str) -> int:
@@ -107,8 +108,8 @@ class Soak:
         if self.warm_rss is not None:
             line += f"  {100 * (rss - self.warm_rss) / self.warm_rss:>+6.1f}% vs warm-up"
         if self.tracer is not None:
-            path, traced = await self.tracer.snapshot()
-            line += f"  traced {traced / MB:>6.1f} MB"
+            path, traced, overhead = await self.tracer.snapshot()
+            line += f"  traced {traced / MB:>6.1f} MB (+{overhead / MB:.1f} MB tracemalloc's own)"
             if self.warm_snapshot is None and self.warm_rss is not None:
                 self.warm_snapshot = path
             self.last_snapshot = path

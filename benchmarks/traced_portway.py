@@ -1,7 +1,8 @@
 """Run the ``portway`` command under tracemalloc, for finding what grows (benchmarks only).
 
 Each SIGUSR1 writes a snapshot of the traced allocations to ``$PORTWAY_TRACE_DIR``
-(``snapshot-NNN.pickle`` plus ``snapshot-NNN.json`` with tracemalloc's traced total),
+(``snapshot-NNN.pickle`` plus ``snapshot-NNN.json`` with tracemalloc's traced total and
+its own overhead),
 so a load driver can compare snapshots taken at intervals. Production code carries no
 such hook: this wrapper starts tracemalloc and then hands over to ``portway.cli``.
 
@@ -33,8 +34,13 @@ def _install(directory: Path) -> None:
         name = snapshot_name(next(counter))
         snapshot = tracemalloc.take_snapshot()
         traced, peak = tracemalloc.get_traced_memory()
+        # tracemalloc's own tables (traces, interned tracebacks) count in RSS, not in
+        # ``traced``: RSS growth under tracing may be theirs.
+        overhead = tracemalloc.get_tracemalloc_memory()
         snapshot.dump(str(directory / f"{name}.pickle.tmp"))
-        (directory / f"{name}.json").write_text(json.dumps({"traced": traced, "peak": peak}))
+        (directory / f"{name}.json").write_text(
+            json.dumps({"traced": traced, "peak": peak, "tracemalloc": overhead})
+        )
         # The pickle appears last, whole: the driver waits for it.
         os.replace(directory / f"{name}.pickle.tmp", directory / f"{name}.pickle")
 
