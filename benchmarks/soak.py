@@ -1,10 +1,13 @@
 """Does Portway's memory stay flat under a long run of proxied chat completions?
 
-Starts the instant upstream and a Portway in front of it (the same harness and default
-config as ``overhead.py``: one OpenAI-compatible deployment, default pipeline), drives
-``--requests`` chat completions at ``--concurrency``, and prints Portway's resident set
-size (``VmRSS`` from ``/proc/<pid>/status``) every ``--interval`` requests. The verdict
-compares the RSS at the end with the RSS after ``--warmup`` requests.
+Starts the instant upstream and a Portway in front of it (the same harness and config as
+``overhead.py``: one OpenAI-compatible deployment, default pipeline, plus a master key),
+drives ``--requests`` chat completions at ``--concurrency``, and prints Portway's
+resident set size (``VmRSS`` from ``/proc/<pid>/status``) and its ledger queue every
+``--interval`` requests. The verdict compares the RSS at the end with the RSS after
+``--warmup`` requests. Calls use the master key unless ``--virtual-key`` (a key with rate
+limits and a budget); ``--stream-every``, ``--request-ids`` and ``--no-keep-alive`` vary
+the traffic.
 
 ``--trace DIR`` runs Portway under tracemalloc (``traced_portway.py``; several times
 slower) and also prints the traced total at each interval and, at the end, the
@@ -214,7 +217,7 @@ def main() -> int:
     parser.add_argument(
         "--virtual-key",
         action="store_true",
-        help="set a master key and call with a virtual key that has rate limits and a budget",
+        help="call with a virtual key that has rate limits and a budget (not the master key)",
     )
     parser.add_argument("--config-extra", default="", help="YAML appended to the bench config")
     args = parser.parse_args()
