@@ -134,7 +134,7 @@ def plan_output(request: ChatCompletionRequest, limits: GrammarLimits) -> Output
         return OutputPlan(
             "json", JSON_GBNF, "Reply with only a JSON object.", param="response_format"
         )
-    if tools:  # and tool_choice "none"
+    if indexed:  # and tool_choice "none"
         return OutputPlan("text", _ANSWER_GRAMMAR, _ANSWER_INSTRUCTIONS)
     return OutputPlan("text")
 
