@@ -17,10 +17,12 @@ from portway.api import (
     assistants,
     cache_admin,
     chat,
+    conversations,
     embeddings,
     files,
     health,
     models,
+    responses,
     threads,
     vector_stores,
 )
@@ -89,10 +91,11 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         title="Portway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.services = services
-    for module in (chat, models, embeddings, health, admin, cache_admin):
+    # /v1/responses serves zero-retention keys too: their responses are never stored.
+    for module in (chat, models, embeddings, health, admin, cache_admin, responses):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
-    for module in (files, vector_stores, assistants, threads):
+    for module in (files, vector_stores, assistants, threads, conversations):
         app.include_router(module.router, dependencies=[Depends(retained)])
     app.add_exception_handler(PortwayError, _error_object)
     app.add_exception_handler(HTTPException, _http_error)

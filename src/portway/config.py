@@ -290,6 +290,14 @@ class AssistantsConfig(_Strict):
     thread_files_wait_seconds: float = Field(default=60.0, ge=0, le=3600)
 
 
+class ResponsesConfig(_Strict):
+    """The Responses API engine."""
+
+    # Model calls one response may make while built-in tools (file_search,
+    # code_interpreter) run between them; the response ends when it is reached.
+    max_model_calls: int = Field(default=16, ge=1, le=1000)
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -316,6 +324,7 @@ class Settings(_Strict):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     code_interpreter: CodeInterpreterConfig = Field(default_factory=CodeInterpreterConfig)
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
 
     @field_validator("models")
     @classmethod

@@ -21,6 +21,7 @@ from portway.pipeline.client import ModelClient
 from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
+from portway.responses.runtime import Responses
 from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.routing.reach import public_names
@@ -77,6 +78,7 @@ class Services:
     accounting: Accounting
     retrieval: Retrieval
     assistants: Assistants
+    responses: Responses
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
@@ -138,6 +140,15 @@ class Services:
                 retrieval.thread_stores,
                 accounting.keys,
                 accounting.tokenizer,
+            ),
+            responses=Responses.build(
+                settings,
+                database,
+                models,
+                catalog,
+                builtin_tools,
+                accounting.tokenizer,
+                known_model=lambda name: name in catalog or name in router.virtual_models,
             ),
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,

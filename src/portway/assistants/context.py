@@ -129,12 +129,12 @@ class ContextBuilder:
         tools_called = any(step.type == "tool_calls" for step in steps)
         request = self._request(run, [*head, *prior, *tail], remaining_completion, tools_called)
 
-        window_limit = self._window_limit(run.model, remaining_completion)
+        window_limit = self.window_limit(run.model, remaining_completion)
         limits = [limit for limit in (remaining_prompt, window_limit) if limit is not None]
         if not limits:
             return Prompt(request, dropped)
         limit = min(limits)
-        counter = await self._counter(run.model)
+        counter = await self.counter(run.model)
         costs, fixed = await _count(counter, request, len(head), len(prior))
         total = fixed + sum(costs)
         if strategy.get("type") != "last_messages":
@@ -185,7 +185,7 @@ class ContextBuilder:
         body.update({key: value for key, value in optional.items() if value is not None})
         return ChatCompletionRequest.model_validate(body)
 
-    def _window_limit(self, model: str, remaining_completion: int | None) -> int | None:
+    def window_limit(self, model: str, remaining_completion: int | None) -> int | None:
         """Prompt room in the smallest context window of the model's deployments."""
         if model not in self._catalog:
             return None
@@ -203,7 +203,7 @@ class ContextBuilder:
         room_for_answer = min(remaining_completion or self._default_output_tokens, window // 2)
         return window - room_for_answer
 
-    async def _counter(self, model: str) -> ChatTokenCounter:
+    async def counter(self, model: str) -> ChatTokenCounter:
         deployment = self._catalog.group(model)[0] if model in self._catalog else None
         if deployment is None:
             return await self._tokenizer.counter("openai", model)

@@ -19,6 +19,7 @@ from portway.store.models.files import (
     VectorStoreRow,
 )
 from portway.store.models.keys import VirtualKeyRow
+from portway.store.models.responses import ConversationRow, ItemRow, ResponseRow
 from portway.store.models.usage import UsageRow
 
 __all__ = [
@@ -26,9 +27,12 @@ __all__ = [
     "BudgetLeaseRow",
     "BudgetRow",
     "ChunkRow",
+    "ConversationRow",
     "FileBatchRow",
     "FileRow",
+    "ItemRow",
     "MessageRow",
+    "ResponseRow",
     "RunRow",
     "RunStepRow",
     "ThreadRow",

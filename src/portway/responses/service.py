@@ -1,0 +1,317 @@
+"""``ResponseService``: create, retrieve, delete and list responses, scoped to the caller.
+
+Contract: ``prepare`` checks a request and builds its model context (instructions, then
+the chain of ``previous_response_id`` or the ``conversation``'s items, then this input)
+before anything is streamed, so every client error is an HTTP error: unknown model 404
+``model_not_found``, missing ``input`` 400, unknown or unstored earlier responses and
+conversations 404, a context over the model's window with ``truncation: disabled`` 400
+``context_length_exceeded`` (``auto`` drops the oldest items). A finished response is
+saved (``store``, default true) with its input items, and appended to its conversation,
+in one transaction. Objects of another tenant are reported as missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from typing import Any
+
+from portway.assistants.context import ContextBuilder
+from portway.assistants.engine import error_code
+from portway.assistants.ids import new_id
+from portway.errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    NotFoundError,
+    PortwayError,
+)
+from portway.protocol.events import ServerSentEvent
+from portway.protocol.responses import (
+    CreateResponseRequest,
+    FunctionTool,
+    InputTokensRequest,
+    ToolChoiceFunction,
+)
+from portway.responses.engine import ResponseEngine, ResponseJob
+from portway.responses.items import chat_messages, stored_items
+from portway.responses.render import new_response, visible_response
+from portway.responses.request import chat_request
+from portway.security.principal import Principal
+from portway.store.models.responses import ResponseRow
+from portway.store.pagination import Page, PageRequest
+from portway.store.responses import ItemRow, ResponseStore, item_rows
+
+logger = logging.getLogger(__name__)
+
+# How far back a previous_response_id chain is followed (a guard, not a product limit).
+MAX_CHAIN = 10_000
+
+
+def missing(kind: str, object_id: str, param: str | None = None) -> NotFoundError:
+    return NotFoundError(f"No {kind} found with id '{object_id}'.", param=param)
+
+
+class ResponseService:
+    def __init__(
+        self,
+        store: ResponseStore,
+        engine: ResponseEngine,
+        context: ContextBuilder,
+        known_model: Callable[[str], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._context = context
+        self._known_model = known_model
+        self._clock = clock
+
+    # Preparing a response ------------------------------------------------------------
+
+    def _check_model(self, principal: Principal, model: str) -> None:
+        if not self._known_model(model) or not principal.may_use(model):
+            raise ModelNotFoundError(model)
+
+    async def _history(
+        self, principal: Principal, previous: str | None, conversation: str | None
+    ) -> list[dict[str, Any]]:
+        if previous is not None and conversation is not None:
+            raise InvalidRequestError(
+                "'previous_response_id' and 'conversation' cannot be used together.",
+                param="conversation",
+                code="invalid_value",
+            )
+        if conversation is not None:
+            if await self._store.get_conversation(principal.tenant, conversation) is None:
+                raise missing("conversation", conversation, "conversation")
+            return await self._store.items_of(conversation)
+        if previous is None:
+            return []
+        segments: list[list[dict[str, Any]]] = []
+        current: str | None = previous
+        while current is not None and len(segments) < MAX_CHAIN:
+            row = await self._store.get_response(principal.tenant, current)
+            if row is None:
+                if not segments:
+                    raise missing("response", current, "previous_response_id")
+                break
+            if not segments and row.status in ("queued", "in_progress"):
+                raise InvalidRequestError(
+                    f"Response '{current}' is still {row.status}; chain on it once it is done.",
+                    param="previous_response_id",
+                    code="invalid_value",
+                )
+            segments.append([*await self._store.items_of(row.id), *row.body["output"]])
+            current = row.previous_response_id
+        return [item for segment in reversed(segments) for item in segment]
+
+    async def _fit(
+        self,
+        model: str,
+        head: list[dict[str, Any]],
+        history: list[dict[str, Any]],
+        build: Callable[[list[dict[str, Any]]], Any],
+        truncation: str | None,
+        output_cap: int | None,
+    ) -> list[dict[str, Any]]:
+        """The messages to send: ``head`` + ``history`` fitted to the model's window."""
+        messages = [*head, *history]
+        limit = self._context.window_limit(model, output_cap)
+        if limit is None:
+            return messages
+        counter = await self._context.counter(model)
+        tokens = counter.count_request(build(messages))
+        if tokens <= limit:
+            return messages
+        if truncation != "auto":
+            raise ContextLengthExceededError(
+                f"The input ({tokens} tokens) exceeds the context window of '{model}' "
+                f"({limit} tokens for the input). Shorten it, or set truncation to 'auto'.",
+                param="input",
+            )
+        kept = list(history)
+        while len(kept) > 1 and tokens > limit:
+            kept.pop(0)
+            while len(kept) > 1 and kept[0]["role"] == "tool":  # no orphan tool results
+                kept.pop(0)
+            messages = [*head, *kept]
+            tokens = counter.count_request(build(messages))
+        if tokens > limit:
+            raise ContextLengthExceededError(
+                f"The newest input item alone ({tokens} tokens) exceeds the context window "
+                f"of '{model}' ({limit} tokens for the input).",
+                param="input",
+            )
+        return messages
+
+    async def prepare(self, principal: Principal, request: CreateResponseRequest) -> ResponseJob:
+        if request.input is None:
+            raise InvalidRequestError(
+                "Missing required parameter: 'input'.",
+                param="input",
+                code="missing_required_parameter",
+            )
+        self._check_model(principal, request.model)
+        _check_tool_choice(request)
+        # Zero-retention keys keep nothing: their responses are never stored.
+        store = request.store is not False and not principal.no_store
+        if request.background:
+            raise InvalidRequestError(
+                "background responses are not available on this server yet.",
+                param="background",
+                code="unsupported_value",
+            )
+        history = await self._history(
+            principal, request.previous_response_id, request.conversation_id
+        )
+        input_items = stored_items(request.input)
+        head = [{"role": "system", "content": request.instructions}] if request.instructions else []
+
+        def build(messages: list[dict[str, Any]]) -> Any:
+            return chat_request(
+                request,
+                messages,
+                max_output_tokens=request.max_output_tokens,
+                builtins=True,
+                tool_called=False,
+            )
+
+        messages = await self._fit(
+            request.model,
+            head,
+            chat_messages([*history, *input_items]),
+            build,
+            request.truncation,
+            request.max_output_tokens,
+        )
+        response_id = new_id("resp")
+        now = self._clock()
+        body = new_response(response_id, now, request, status="in_progress", store=store)
+        return ResponseJob(
+            id=response_id,
+            principal=principal,
+            request=request,
+            body=body,
+            messages=messages,
+            include=tuple(request.include or ()),
+            input_items=input_items,
+            created_at=now,
+        )
+
+    # Running it ----------------------------------------------------------------------
+
+    async def create(self, job: ResponseJob) -> dict[str, Any]:
+        """Run a response to its end; its Response object as the client sees it."""
+        async with aclosing(self._engine.run(job)) as events:  # type: ignore[type-var]
+            async for _ in events:
+                pass
+        await self._save(job)
+        return visible_response(job.body, job.include)
+
+    async def stream(self, job: ResponseJob) -> AsyncIterator[ServerSentEvent]:
+        """The response's events as SSE; a model failure ends it with ``response.failed``."""
+        try:
+            async with aclosing(self._engine.run(job)) as events:  # type: ignore[type-var]
+                async for event in events:
+                    if "response" in event:
+                        event = {
+                            **event,
+                            "response": visible_response(event["response"], job.include),
+                        }
+                    yield ServerSentEvent(event["type"], event)
+        except PortwayError as error:
+            logger.info("response %s failed: %s", job.id, error.message)
+            yield self._failed(job, error_code(error), error.message)
+        except Exception:
+            logger.exception("response %s failed", job.id)
+            yield self._failed(
+                job, "server_error", "The server had an error while processing your request."
+            )
+        await self._save(job)
+
+    def _failed(self, job: ResponseJob, code: str, message: str) -> ServerSentEvent:
+        job.builder.close(status="incomplete")
+        job.body["status"] = "failed"
+        job.body["error"] = {"code": code, "message": message}
+        event = job.builder.snapshot("response.failed")
+        event["response"] = visible_response(event["response"], job.include)
+        return ServerSentEvent(event["type"], event)
+
+    async def _save(self, job: ResponseJob) -> None:
+        if not job.body["store"]:
+            return
+        now = self._clock()
+        tenant = job.principal.tenant
+        input_items = job.input_items
+        row = ResponseRow(
+            id=job.id,
+            tenant=tenant,
+            created_at=job.created_at,
+            status=job.body["status"],
+            model=job.request.model,
+            previous_response_id=job.request.previous_response_id,
+            conversation_id=job.request.conversation_id,
+            background=False,
+            body=job.body,
+            include=list(job.include),
+            principal=None,
+        )
+        appended: list[ItemRow] = []
+        conversation = job.request.conversation_id
+        if conversation is not None and job.body["status"] in ("completed", "incomplete"):
+            appended = item_rows(tenant, conversation, [*input_items, *job.body["output"]], now)
+        await self._store.save_response(row, item_rows(tenant, job.id, input_items, now), appended)
+
+    # Reading -------------------------------------------------------------------------
+
+    async def get(self, principal: Principal, response_id: str) -> dict[str, Any]:
+        row = await self._store.get_response(principal.tenant, response_id)
+        if row is None:
+            raise missing("response", response_id)
+        return visible_response(row.body, row.include)
+
+    async def delete(self, principal: Principal, response_id: str) -> None:
+        if not await self._store.delete_response(principal.tenant, response_id):
+            raise missing("response", response_id)
+
+    async def input_items(
+        self, principal: Principal, response_id: str, page: PageRequest
+    ) -> Page[ItemRow]:
+        if await self._store.get_response(principal.tenant, response_id) is None:
+            raise missing("response", response_id)
+        return await self._store.list_items(principal.tenant, response_id, page)
+
+    async def input_tokens(self, principal: Principal, request: InputTokensRequest) -> int:
+        """The input tokens a response with this request would send (the model's tokenizer)."""
+        self._check_model(principal, request.model)
+        as_response = CreateResponseRequest.model_validate(
+            {**request.model_dump(exclude_none=True, by_alias=True), "input": request.input or []}
+        )
+        history = await self._history(
+            principal, request.previous_response_id, as_response.conversation_id
+        )
+        head = [{"role": "system", "content": request.instructions}] if request.instructions else []
+        messages = [*head, *chat_messages([*history, *stored_items(as_response.input or [])])]
+        if not messages:
+            return 0
+        chat = chat_request(
+            as_response, messages, max_output_tokens=None, builtins=True, tool_called=False
+        )
+        counter = await self._context.counter(request.model)
+        return counter.count_request(chat)
+
+
+def _check_tool_choice(request: CreateResponseRequest) -> None:
+    choice = request.tool_choice
+    if not isinstance(choice, ToolChoiceFunction):
+        return
+    names = {tool.name for tool in request.tools or () if isinstance(tool, FunctionTool)}
+    if choice.name not in names:
+        raise InvalidRequestError(
+            f"Tool choice '{choice.name}' not found in 'tools' parameter.",
+            param="tool_choice",
+            code="invalid_value",
+        )

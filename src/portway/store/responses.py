@@ -1,0 +1,171 @@
+"""Repositories for the Responses and Conversations APIs.
+
+Contract: every read a client triggers is scoped by ``tenant``; a row of another tenant
+is indistinguishable from a missing one (``None``). A response is saved with its input
+items, and the items it adds to its conversation, in one transaction. Deleting a
+response or a conversation deletes its items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from portway.store.database import Database
+from portway.store.models.responses import ConversationRow, ItemRow, ResponseRow
+from portway.store.pagination import Page, PageRequest, paginate
+
+
+def item_rows(
+    tenant: str, owner: str, items: Sequence[dict[str, Any]], now: float
+) -> list[ItemRow]:
+    """Rows for ``items`` (each with its ``id``) under ``owner``, in order."""
+    return [
+        ItemRow(id=item["id"], tenant=tenant, owner=owner, created_at=now, item=item)
+        for item in items
+    ]
+
+
+class ResponseStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    # Responses -----------------------------------------------------------------------
+
+    async def save_response(
+        self,
+        row: ResponseRow,
+        input_items: Sequence[ItemRow],
+        conversation_items: Sequence[ItemRow] = (),
+    ) -> None:
+        """A new response, its input items and what it appends to its conversation."""
+        async with self._db.session() as session:
+            session.add(row)
+            session.add_all([*input_items, *conversation_items])
+
+    async def get_response(self, tenant: str, response_id: str) -> ResponseRow | None:
+        async with self._db.session() as session:
+            found = await session.execute(
+                select(ResponseRow).where(
+                    ResponseRow.id == response_id, ResponseRow.tenant == tenant
+                )
+            )
+            return found.scalar_one_or_none()
+
+    async def update_response(
+        self,
+        response_id: str,
+        changes: dict[str, Any],
+        *,
+        statuses: Sequence[str] | None = None,
+        conversation_items: Sequence[ItemRow] = (),
+    ) -> ResponseRow | None:
+        """Apply ``changes`` when the response is in one of ``statuses`` (any when None);
+        the updated row, or None when it was not (compare and set)."""
+        conditions = [ResponseRow.id == response_id]
+        if statuses is not None:
+            conditions.append(ResponseRow.status.in_(statuses))
+        async with self._db.session() as session:
+            statement = (
+                update(ResponseRow)
+                .where(*conditions)
+                .values(**changes)
+                .returning(ResponseRow)
+                .execution_options(synchronize_session=False, populate_existing=True)
+            )
+            row = (await session.execute(statement)).scalars().first()
+            if row is not None:
+                session.add_all(conversation_items)
+            return row
+
+    async def delete_response(self, tenant: str, response_id: str) -> bool:
+        async with self._db.session() as session:
+            result = await session.execute(
+                delete(ResponseRow).where(
+                    ResponseRow.id == response_id, ResponseRow.tenant == tenant
+                )
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            await session.execute(delete(ItemRow).where(ItemRow.owner == response_id))
+            return True
+
+    # Items (of a response's input or of a conversation) -------------------------------
+
+    async def list_items(self, tenant: str, owner: str, page: PageRequest) -> Page[ItemRow]:
+        async with self._db.session() as session:
+            query = select(ItemRow).where(ItemRow.owner == owner, ItemRow.tenant == tenant)
+            return await paginate(session, query, page, order_by=(ItemRow.seq,), cursor=ItemRow.id)
+
+    async def items_of(self, owner: str) -> list[dict[str, Any]]:
+        """Every item of ``owner``, oldest first (the caller checked the owner's tenant)."""
+        async with self._db.session() as session:
+            found = await session.execute(
+                select(ItemRow.item).where(ItemRow.owner == owner).order_by(ItemRow.seq)
+            )
+            return list(found.scalars().all())
+
+    async def get_item(self, tenant: str, owner: str, item_id: str) -> ItemRow | None:
+        async with self._db.session() as session:
+            found = await session.execute(
+                select(ItemRow).where(
+                    ItemRow.owner == owner, ItemRow.tenant == tenant, ItemRow.id == item_id
+                )
+            )
+            return found.scalars().first()
+
+    async def add_items(self, rows: Sequence[ItemRow]) -> None:
+        async with self._db.session() as session:
+            session.add_all(rows)
+
+    async def delete_item(self, tenant: str, owner: str, item_id: str) -> bool:
+        async with self._db.session() as session:
+            result = await session.execute(
+                delete(ItemRow).where(
+                    ItemRow.owner == owner, ItemRow.tenant == tenant, ItemRow.id == item_id
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # Conversations -------------------------------------------------------------------
+
+    async def create_conversation(self, row: ConversationRow, items: Sequence[ItemRow]) -> None:
+        async with self._db.session() as session:
+            session.add(row)
+            session.add_all(items)
+
+    async def get_conversation(self, tenant: str, conversation_id: str) -> ConversationRow | None:
+        async with self._db.session() as session:
+            found = await session.execute(
+                select(ConversationRow).where(
+                    ConversationRow.id == conversation_id, ConversationRow.tenant == tenant
+                )
+            )
+            return found.scalar_one_or_none()
+
+    async def update_conversation(
+        self, tenant: str, conversation_id: str, changes: dict[str, Any]
+    ) -> ConversationRow | None:
+        async with self._db.session() as session:
+            statement = (
+                update(ConversationRow)
+                .where(ConversationRow.id == conversation_id, ConversationRow.tenant == tenant)
+                .values(**changes)
+                .returning(ConversationRow)
+                .execution_options(synchronize_session=False, populate_existing=True)
+            )
+            return (await session.execute(statement)).scalars().first()
+
+    async def delete_conversation(self, tenant: str, conversation_id: str) -> bool:
+        async with self._db.session() as session:
+            result = await session.execute(
+                delete(ConversationRow).where(
+                    ConversationRow.id == conversation_id, ConversationRow.tenant == tenant
+                )
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            await session.execute(delete(ItemRow).where(ItemRow.owner == conversation_id))
+            return True
