@@ -7,8 +7,10 @@ finished Response object in ``job.body``. Each model call goes through the one d
 ``responses`` as its ledger endpoint. Built-in tools (file_search, code_interpreter) run
 here and the model is called again with their output; function calls end the response
 and are returned to the client. ``max_tool_calls`` bounds built-in calls (later calls
-are not offered the tools again); ``responses.max_model_calls`` bounds the rounds. A
-model call's ``PortwayError`` propagates (the caller renders or records it).
+are not offered the tools again); ``responses.max_model_calls`` bounds the rounds (the
+response then ends ``failed``). A model call's ``PortwayError`` propagates (the caller
+renders or records it). File_search results are numbered across the response, so the
+answer's ``[n]`` markers become ``file_citation`` annotations.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import orjson
 
 from portway.assistants.builtin import BuiltinTool, ToolInvocation, ToolOutcome
 from portway.assistants.ids import new_id
+from portway.assistants.tools import renumber_markers
 from portway.errors import ServiceUnavailableError
 from portway.pipeline.client import ModelClient
 from portway.protocol.responses import CreateResponseRequest, FileSearchTool
 from portway.responses.render import usage_object, visible_item
 from portway.responses.request import builtin_names, chat_request
-from portway.responses.stream import Event, OutputBuilder
+from portway.responses.stream import Event, OutputBuilder, Source
 from portway.security.principal import Principal
 
 logger = logging.getLogger(__name__)
@@ -147,6 +150,16 @@ class ResponseEngine:
                         yield event
                     output = text
                 messages.append({"role": "tool", "tool_call_id": call["id"], "content": output})
+        else:
+            body["usage"] = usage.render()
+            body["status"] = "failed"
+            body["error"] = {
+                "code": "server_error",
+                "message": f"The response made {self._max_model_calls} model calls without "
+                "answering (responses.max_model_calls).",
+            }
+            yield builder.snapshot("response.failed")
+            return
         body["usage"] = usage.render()
         if incomplete:
             body["status"] = "incomplete"
@@ -234,10 +247,20 @@ class ResponseEngine:
             principal=job.principal,
         )
         outcome = await tool.invoke(invocation)
+        sources = job.builder.sources
+        # Several searches in one response: their [n] markers continue one numbering.
+        output = renumber_markers(outcome.output, len(sources), len(outcome.citations))
+        names = {
+            result["file_id"]: result.get("file_name", "")
+            for result in outcome.step_details.get("results") or ()
+        }
+        sources += [
+            Source(cited.file_id, names.get(cited.file_id, "")) for cited in outcome.citations
+        ]
         done = _finished_item(item, outcome)
         for event in job.builder.builtin_done(index, done, visible_item(done, job.include)):
             yield event, ""
-        yield None, outcome.output
+        yield None, output
 
 
 def _remaining(limit: int | None, used: int) -> int | None:

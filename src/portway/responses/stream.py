@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portway.assistants.ids import new_id
+from portway.assistants.tools import CitedFile, annotations_for
 from portway.responses.items import output_text
 
 Event = dict[str, Any]
@@ -28,9 +29,34 @@ class _OpenItem:
     text: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A file_search result the model may cite as ``[n]`` (n = its place in the list)."""
+
+    file_id: str
+    filename: str
+
+
+def file_citations(text: str, sources: list[Source]) -> list[dict[str, Any]]:
+    """``file_citation`` annotations for the ``[n]`` markers of ``text`` that name a source."""
+    by_id = {source.file_id: source for source in sources}
+    cited = [CitedFile(source.file_id, "") for source in sources]
+    return [
+        {
+            "type": "file_citation",
+            "file_id": found["file_citation"]["file_id"],
+            "index": found["start_index"],
+            "filename": by_id[found["file_citation"]["file_id"]].filename,
+        }
+        for found in annotations_for(text, cited, ())
+    ]
+
+
 @dataclass
 class OutputBuilder:
     body: dict[str, Any]
+    # Every file_search result of the response so far, numbered as the model saw them.
+    sources: list[Source] = field(default_factory=list)
     _numbers: itertools.count[int] = field(default_factory=itertools.count)
     _open: _OpenItem | None = None
 
@@ -123,7 +149,19 @@ class OutputBuilder:
         item, index = current.item, current.index
         events: list[Event] = []
         if item["type"] == "message":
-            part = output_text(current.text)
+            annotations = file_citations(current.text, self.sources)
+            for number, annotation in enumerate(annotations):
+                events.append(
+                    self.event(
+                        "response.output_text.annotation.added",
+                        item_id=item["id"],
+                        output_index=index,
+                        content_index=0,
+                        annotation_index=number,
+                        annotation=annotation,
+                    )
+                )
+            part = output_text(current.text, annotations)
             events.append(
                 self.event(
                     "response.output_text.done",
