@@ -291,11 +291,14 @@ class AssistantsConfig(_Strict):
 
 
 class ResponsesConfig(_Strict):
-    """The Responses API engine."""
+    """The Responses API engine (background responses run on the ``assistants`` workers'
+    settings: slots, leases, attempts, poll interval)."""
 
     # Model calls one response may make while built-in tools (file_search,
     # code_interpreter) run between them; the response ends when it is reached.
     max_model_calls: int = Field(default=16, ge=1, le=1000)
+    # How often a followed background stream (GET ?stream=true) looks for new events.
+    stream_poll_seconds: float = Field(default=0.1, gt=0, le=60)
 
 
 def _default_models() -> list[ModelConfig]:

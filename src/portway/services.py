@@ -148,6 +148,7 @@ class Services:
                 catalog,
                 builtin_tools,
                 accounting.tokenizer,
+                accounting.keys,
                 known_model=lambda name: name in catalog or name in router.virtual_models,
             ),
             model_cards=_model_cards(catalog, router, int(time.time())),
@@ -173,8 +174,10 @@ class Services:
         if self.cache is not None:
             await self.cache.start()
         await self.assistants.start()
+        await self.responses.start()
 
     async def close(self) -> None:
+        await self.responses.close()
         await self.assistants.close()
         if self.cache is not None:
             await self.cache.close()

@@ -12,6 +12,7 @@ in one transaction. Objects of another tenant are reported as missing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ from typing import Any
 from portway.assistants.context import ContextBuilder
 from portway.assistants.engine import error_code
 from portway.assistants.ids import new_id
+from portway.assistants.principals import RunPrincipals, principal_snapshot
 from portway.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
@@ -39,6 +41,7 @@ from portway.responses.engine import ResponseEngine, ResponseJob
 from portway.responses.items import chat_messages, stored_items
 from portway.responses.render import new_response, visible_response
 from portway.responses.request import chat_request
+from portway.responses.workers import ResponseWorkers
 from portway.security.principal import Principal
 from portway.store.models.responses import ResponseRow
 from portway.store.pagination import Page, PageRequest
@@ -48,6 +51,9 @@ logger = logging.getLogger(__name__)
 
 # How far back a previous_response_id chain is followed (a guard, not a product limit).
 MAX_CHAIN = 10_000
+ACTIVE = ("queued", "in_progress")
+# A background response's stream events are written in batches of deltas at most this big.
+EVENT_BATCH = 32
 
 
 def missing(kind: str, object_id: str, param: str | None = None) -> NotFoundError:
@@ -61,13 +67,18 @@ class ResponseService:
         engine: ResponseEngine,
         context: ContextBuilder,
         known_model: Callable[[str], bool],
+        principals: RunPrincipals,
+        poll_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._engine = engine
         self._context = context
         self._known_model = known_model
+        self._principals = principals
+        self._poll_seconds = poll_seconds
         self._clock = clock
+        self._workers: ResponseWorkers | None = None
 
     # Preparing a response ------------------------------------------------------------
 
@@ -147,27 +158,16 @@ class ResponseService:
             )
         return messages
 
-    async def prepare(self, principal: Principal, request: CreateResponseRequest) -> ResponseJob:
-        if request.input is None:
-            raise InvalidRequestError(
-                "Missing required parameter: 'input'.",
-                param="input",
-                code="missing_required_parameter",
-            )
-        self._check_model(principal, request.model)
-        _check_tool_choice(request)
-        # Zero-retention keys keep nothing: their responses are never stored.
-        store = request.store is not False and not principal.no_store
-        if request.background:
-            raise InvalidRequestError(
-                "background responses are not available on this server yet.",
-                param="background",
-                code="unsupported_value",
-            )
+    async def _messages(
+        self,
+        principal: Principal,
+        request: CreateResponseRequest,
+        input_items: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """The model's context: instructions, earlier items, this input, fitted."""
         history = await self._history(
             principal, request.previous_response_id, request.conversation_id
         )
-        input_items = stored_items(request.input)
         head = [{"role": "system", "content": request.instructions}] if request.instructions else []
 
         def build(messages: list[dict[str, Any]]) -> Any:
@@ -179,7 +179,7 @@ class ResponseService:
                 tool_called=False,
             )
 
-        messages = await self._fit(
+        return await self._fit(
             request.model,
             head,
             chat_messages([*history, *input_items]),
@@ -187,9 +187,31 @@ class ResponseService:
             request.truncation,
             request.max_output_tokens,
         )
+
+    async def prepare(self, principal: Principal, request: CreateResponseRequest) -> ResponseJob:
+        if request.input is None:
+            raise InvalidRequestError(
+                "Missing required parameter: 'input'.",
+                param="input",
+                code="missing_required_parameter",
+            )
+        self._check_model(principal, request.model)
+        _check_tool_choice(request)
+        # Zero-retention keys keep nothing: their responses are never stored.
+        store = request.store is not False and not principal.no_store
+        if request.background and not store:
+            raise InvalidRequestError(
+                "Background responses must be stored: 'background' needs 'store' true "
+                "(and a key that keeps content).",
+                param="background",
+                code="invalid_value",
+            )
+        input_items = stored_items(request.input)
+        messages = await self._messages(principal, request, input_items)
         response_id = new_id("resp")
         now = self._clock()
-        body = new_response(response_id, now, request, status="in_progress", store=store)
+        status = "queued" if request.background else "in_progress"
+        body = new_response(response_id, now, request, status=status, store=store)
         return ResponseJob(
             id=response_id,
             principal=principal,
@@ -213,6 +235,12 @@ class ResponseService:
 
     async def stream(self, job: ResponseJob) -> AsyncIterator[ServerSentEvent]:
         """The response's events as SSE; a model failure ends it with ``response.failed``."""
+        async for event in self._events(job):
+            yield ServerSentEvent(event["type"], event)
+        await self._save(job)
+
+    async def _events(self, job: ResponseJob) -> AsyncIterator[dict[str, Any]]:
+        """The engine's events as the client sees them; a failure becomes ``response.failed``."""
         try:
             async with aclosing(self._engine.run(job)) as events:  # type: ignore[type-var]
                 async for event in events:
@@ -221,7 +249,7 @@ class ResponseService:
                             **event,
                             "response": visible_response(event["response"], job.include),
                         }
-                    yield ServerSentEvent(event["type"], event)
+                    yield event
         except PortwayError as error:
             logger.info("response %s failed: %s", job.id, error.message)
             yield self._failed(job, error_code(error), error.message)
@@ -230,40 +258,166 @@ class ResponseService:
             yield self._failed(
                 job, "server_error", "The server had an error while processing your request."
             )
-        await self._save(job)
 
-    def _failed(self, job: ResponseJob, code: str, message: str) -> ServerSentEvent:
+    def _failed(self, job: ResponseJob, code: str, message: str) -> dict[str, Any]:
         job.builder.close(status="incomplete")
         job.body["status"] = "failed"
         job.body["error"] = {"code": code, "message": message}
         event = job.builder.snapshot("response.failed")
         event["response"] = visible_response(event["response"], job.include)
-        return ServerSentEvent(event["type"], event)
+        return event
+
+    def _appended(self, job: ResponseJob) -> list[ItemRow]:
+        """What a finished response adds to its conversation: its input and output."""
+        conversation = job.request.conversation_id
+        if conversation is None or job.body["status"] not in ("completed", "incomplete"):
+            return []
+        items = [*job.input_items, *job.body["output"]]
+        return item_rows(job.principal.tenant, conversation, items, self._clock())
 
     async def _save(self, job: ResponseJob) -> None:
         if not job.body["store"]:
             return
-        now = self._clock()
-        tenant = job.principal.tenant
-        input_items = job.input_items
+        background = bool(job.request.background)
         row = ResponseRow(
             id=job.id,
-            tenant=tenant,
+            tenant=job.principal.tenant,
             created_at=job.created_at,
             status=job.body["status"],
             model=job.request.model,
             previous_response_id=job.request.previous_response_id,
             conversation_id=job.request.conversation_id,
-            background=False,
+            background=background,
             body=job.body,
             include=list(job.include),
-            principal=None,
+            request=job.request.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if background
+            else None,
+            principal=principal_snapshot(job.principal) if background else None,
+            attempts=0,
         )
-        appended: list[ItemRow] = []
-        conversation = job.request.conversation_id
-        if conversation is not None and job.body["status"] in ("completed", "incomplete"):
-            appended = item_rows(tenant, conversation, [*input_items, *job.body["output"]], now)
-        await self._store.save_response(row, item_rows(tenant, job.id, input_items, now), appended)
+        inputs = item_rows(job.principal.tenant, job.id, job.input_items, self._clock())
+        appended = [] if background else self._appended(job)
+        await self._store.save_response(row, inputs, appended)
+
+    # Background responses ------------------------------------------------------------
+
+    def attach(self, workers: ResponseWorkers) -> None:
+        """The workers that execute background responses (built after this service)."""
+        self._workers = workers
+
+    async def enqueue(self, job: ResponseJob) -> dict[str, Any]:
+        """Store a background response as queued; the workers take it from there."""
+        await self._save(job)
+        if self._workers is not None:
+            self._workers.wake()
+        return visible_response(job.body, job.include)
+
+    async def run_background(self, row: ResponseRow) -> None:
+        """Execute a claimed background response; its events are stored as they come (so
+        its stream can be followed from any process), its end written if still ours."""
+        assert row.request is not None and row.principal is not None
+        request = CreateResponseRequest.model_validate(row.request)
+        body = {**row.body, "output": [], "status": "in_progress"}
+        body.pop("usage", None)
+        try:
+            principal = await self._principals.current(row.principal)
+            input_items = await self._store.items_of(row.id)
+            messages = await self._messages(principal, request, input_items)
+        except PortwayError as error:
+            await self.fail_background(row.id, row.owner, error.message)
+            return
+        job = ResponseJob(
+            id=row.id,
+            principal=principal,
+            request=request,
+            body=body,
+            messages=messages,
+            include=tuple(row.include),
+            input_items=input_items,
+            created_at=row.created_at,
+        )
+        pending: list[dict[str, Any]] = []
+        async for event in self._events(job):
+            pending.append(event)
+            if not event["type"].endswith(".delta") or len(pending) >= EVENT_BATCH:
+                await self._store.append_events(row.id, pending)
+                pending = []
+        if pending:
+            await self._store.append_events(row.id, pending)
+        await self._store.update_response(
+            row.id,
+            {"status": job.body["status"], "body": job.body, "owner": None, "lease_until": None},
+            statuses=("in_progress",),
+            owner=row.owner,
+            conversation_items=self._appended(job),
+        )
+
+    async def fail_background(self, response_id: str, owner: str | None, message: str) -> None:
+        row = await self._store.get_by_id(response_id)
+        if row is None:
+            return
+        body = {
+            **row.body,
+            "status": "failed",
+            "error": {"code": "server_error", "message": message},
+        }
+        await self._store.update_response(
+            response_id,
+            {"status": "failed", "body": body, "owner": None, "lease_until": None},
+            statuses=("in_progress", "queued"),
+            owner=owner,
+        )
+
+    async def cancel(self, principal: Principal, response_id: str) -> dict[str, Any]:
+        row = await self._store.get_response(principal.tenant, response_id)
+        if row is None:
+            raise missing("response", response_id)
+        if not row.background:
+            raise InvalidRequestError(
+                "Cannot cancel a synchronous response.", param=None, code="invalid_request"
+            )
+        if row.status in ACTIVE:
+            body = {**row.body, "status": "cancelled"}
+            changes = {"status": "cancelled", "body": body, "owner": None, "lease_until": None}
+            updated = await self._store.update_response(response_id, changes, statuses=ACTIVE)
+            if updated is not None:
+                row = updated
+                if self._workers is not None:
+                    self._workers.stop(response_id)
+            else:
+                row = await self._store.get_response(principal.tenant, response_id) or row
+        return _visible_row(row)
+
+    async def resume(
+        self, principal: Principal, response_id: str, starting_after: int
+    ) -> AsyncIterator[ServerSentEvent]:
+        """A background response's stream from after event ``starting_after``, followed
+        until the response ends (its events are read from the database)."""
+        row = await self._store.get_response(principal.tenant, response_id)
+        if row is None:
+            raise missing("response", response_id)
+        if not row.background:
+            raise InvalidRequestError(
+                "Only background responses can be streamed again.",
+                param="stream",
+                code="invalid_value",
+            )
+        return self._follow(principal.tenant, response_id, starting_after)
+
+    async def _follow(
+        self, tenant: str, response_id: str, last: int
+    ) -> AsyncIterator[ServerSentEvent]:
+        while True:
+            row = await self._store.get_response(tenant, response_id)
+            events = await self._store.events_after(response_id, last)
+            for event in events:
+                last = event["sequence_number"]
+                yield ServerSentEvent(event["type"], event)
+            if row is None or (row.status not in ACTIVE and not events):
+                return
+            if not events:
+                await asyncio.sleep(self._poll_seconds)
 
     # Reading -------------------------------------------------------------------------
 
@@ -271,7 +425,7 @@ class ResponseService:
         row = await self._store.get_response(principal.tenant, response_id)
         if row is None:
             raise missing("response", response_id)
-        return visible_response(row.body, row.include)
+        return _visible_row(row)
 
     async def delete(self, principal: Principal, response_id: str) -> None:
         if not await self._store.delete_response(principal.tenant, response_id):
@@ -302,6 +456,11 @@ class ResponseService:
         )
         counter = await self._context.counter(request.model)
         return counter.count_request(chat)
+
+
+def _visible_row(row: ResponseRow) -> dict[str, Any]:
+    """A stored response as the client sees it (a background one's status is the row's)."""
+    return {**visible_response(row.body, row.include), "status": row.status}
 
 
 def _check_tool_choice(request: CreateResponseRequest) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from portway.store.database import Database
-from portway.store.models.responses import ConversationRow, ItemRow, ResponseRow
+from portway.store.models.responses import ConversationRow, ItemRow, ResponseEventRow, ResponseRow
 from portway.store.pagination import Page, PageRequest, paginate
 
 
@@ -31,6 +31,9 @@ def item_rows(
 class ResponseStore:
     def __init__(self, database: Database) -> None:
         self._db = database
+        # PostgreSQL: claimers in several processes skip each other's locked rows; SQLite
+        # serialises writers, so the same statement is atomic there.
+        self.skip_locked = database.dialect == "postgresql"
 
     # Responses -----------------------------------------------------------------------
 
@@ -54,19 +57,28 @@ class ResponseStore:
             )
             return found.scalar_one_or_none()
 
+    async def get_by_id(self, response_id: str) -> ResponseRow | None:
+        """Any tenant's response (for the workers, never for a client's read)."""
+        async with self._db.session() as session:
+            found = await session.execute(select(ResponseRow).where(ResponseRow.id == response_id))
+            return found.scalar_one_or_none()
+
     async def update_response(
         self,
         response_id: str,
         changes: dict[str, Any],
         *,
         statuses: Sequence[str] | None = None,
+        owner: str | None = None,
         conversation_items: Sequence[ItemRow] = (),
     ) -> ResponseRow | None:
-        """Apply ``changes`` when the response is in one of ``statuses`` (any when None);
-        the updated row, or None when it was not (compare and set)."""
+        """Apply ``changes`` when the response is in one of ``statuses`` (any when None) and
+        held by ``owner`` (when given); the updated row, or None (compare and set)."""
         conditions = [ResponseRow.id == response_id]
         if statuses is not None:
             conditions.append(ResponseRow.status.in_(statuses))
+        if owner is not None:
+            conditions.append(ResponseRow.owner == owner)
         async with self._db.session() as session:
             statement = (
                 update(ResponseRow)
@@ -90,7 +102,104 @@ class ResponseStore:
             if not result.rowcount:  # type: ignore[attr-defined]
                 return False
             await session.execute(delete(ItemRow).where(ItemRow.owner == response_id))
+            await session.execute(
+                delete(ResponseEventRow).where(ResponseEventRow.response_id == response_id)
+            )
             return True
+
+    # Background work: claims, leases, recovery ----------------------------------------
+
+    async def claim_next(self, owner: str, lease_until: float) -> ResponseRow | None:
+        """Take the oldest queued background response."""
+        claimable = (ResponseRow.status == "queued", ResponseRow.background.is_(True))
+        oldest = select(ResponseRow.seq).where(*claimable).order_by(ResponseRow.seq).limit(1)
+        if self.skip_locked:
+            oldest = oldest.with_for_update(skip_locked=True)
+        changes = {
+            "status": "in_progress",
+            "owner": owner,
+            "lease_until": lease_until,
+            "attempts": ResponseRow.attempts + 1,
+        }
+        async with self._db.session() as session:
+            statement = (
+                update(ResponseRow)
+                .where(ResponseRow.seq == oldest.scalar_subquery(), *claimable)
+                .values(**changes)
+                .returning(ResponseRow)
+                .execution_options(synchronize_session=False, populate_existing=True)
+            )
+            return (await session.execute(statement)).scalars().first()
+
+    async def renew(self, owner: str, response_ids: Sequence[str], lease_until: float) -> set[str]:
+        """Extend this worker's leases; the ids it still holds (in progress, its own)."""
+        if not response_ids:
+            return set()
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(ResponseRow)
+                .where(
+                    ResponseRow.id.in_(response_ids),
+                    ResponseRow.owner == owner,
+                    ResponseRow.status == "in_progress",
+                )
+                .values(lease_until=lease_until)
+                .returning(ResponseRow.id)
+                .execution_options(synchronize_session=False)
+            )
+            return set(result.scalars().all())
+
+    async def lapsed(self, now: float, *, everything: bool) -> list[ResponseRow]:
+        """Background responses in progress whose holder's lease lapsed (``everything``:
+        all of them, when one process owns the database and has just started)."""
+        conditions = [ResponseRow.status == "in_progress", ResponseRow.background.is_(True)]
+        if not everything:
+            conditions.append(or_(ResponseRow.lease_until.is_(None), ResponseRow.lease_until < now))
+        async with self._db.session() as session:
+            found = await session.execute(select(ResponseRow).where(*conditions))
+            return list(found.scalars().all())
+
+    async def requeue(self, response_id: str, owner: str | None) -> bool:
+        """Put an interrupted response back in the queue (its events start over)."""
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(ResponseRow)
+                .where(
+                    ResponseRow.id == response_id,
+                    ResponseRow.status == "in_progress",
+                    ResponseRow.owner == owner
+                    if owner is not None
+                    else ResponseRow.owner.is_(None),
+                )
+                .values(status="queued", owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            await session.execute(
+                delete(ResponseEventRow).where(ResponseEventRow.response_id == response_id)
+            )
+            return True
+
+    async def append_events(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
+        async with self._db.session() as session:
+            session.add_all(
+                [
+                    ResponseEventRow(
+                        response_id=response_id, number=event["sequence_number"], event=event
+                    )
+                    for event in events
+                ]
+            )
+
+    async def events_after(self, response_id: str, after: int) -> list[dict[str, Any]]:
+        async with self._db.session() as session:
+            found = await session.execute(
+                select(ResponseEventRow.event)
+                .where(ResponseEventRow.response_id == response_id, ResponseEventRow.number > after)
+                .order_by(ResponseEventRow.number)
+            )
+            return list(found.scalars().all())
 
     # Items (of a response's input or of a conversation) -------------------------------
 

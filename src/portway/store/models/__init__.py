@@ -19,7 +19,12 @@ from portway.store.models.files import (
     VectorStoreRow,
 )
 from portway.store.models.keys import VirtualKeyRow
-from portway.store.models.responses import ConversationRow, ItemRow, ResponseRow
+from portway.store.models.responses import (
+    ConversationRow,
+    ItemRow,
+    ResponseEventRow,
+    ResponseRow,
+)
 from portway.store.models.usage import UsageRow
 
 __all__ = [
@@ -32,6 +37,7 @@ __all__ = [
     "FileRow",
     "ItemRow",
     "MessageRow",
+    "ResponseEventRow",
     "ResponseRow",
     "RunRow",
     "RunStepRow",

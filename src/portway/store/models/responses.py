@@ -36,10 +36,13 @@ class ResponseRow(Base):
     # The Response object as rendered, with every tool result (``include`` filters them).
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     include: Mapped[list[str]] = mapped_column(JSON, default=list)
-    # Background responses: who asked (its key is looked up again) and the worker's lease.
+    # Background responses: the request, who asked (its key is looked up again before the
+    # work starts), the worker's lease and how often a worker started it.
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     principal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    owner: Mapped[str | None] = mapped_column(String(_ID))
+    owner: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ConversationRow(Base):
@@ -64,3 +67,16 @@ class ItemRow(Base):
     owner: Mapped[str] = mapped_column(String(_ID))
     created_at: Mapped[float] = mapped_column(Float)
     item: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ResponseEventRow(Base):
+    """A background response's stream event (``number`` = its ``sequence_number``), kept so
+    its stream can be resumed (``starting_after``) from any process."""
+
+    __tablename__ = "response_events"
+    __table_args__ = (Index("ix_response_events_response_number", "response_id", "number"),)
+
+    seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
+    response_id: Mapped[str] = mapped_column(String(_ID))
+    number: Mapped[int] = mapped_column(Integer)
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)

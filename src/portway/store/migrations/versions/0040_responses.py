@@ -1,4 +1,4 @@
-"""responses, conversations and their items
+"""responses, their items and stream events, conversations
 
 Revision ID: 0040
 Revises: 0030
@@ -54,17 +54,34 @@ def upgrade() -> None:
         sa.Column("background", sa.Boolean(), nullable=False),
         sa.Column("body", sa.JSON(), nullable=False),
         sa.Column("include", sa.JSON(), nullable=False),
+        sa.Column("request", sa.JSON(), nullable=True),
         sa.Column("principal", sa.JSON(), nullable=True),
-        sa.Column("owner", sa.String(length=64), nullable=True),
+        sa.Column("owner", sa.String(length=200), nullable=True),
         sa.Column("lease_until", sa.Float(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_responses")),
         sa.UniqueConstraint("id", name=op.f("uq_responses_id")),
     )
     with op.batch_alter_table("responses", schema=None) as batch_op:
         batch_op.create_index("ix_responses_status_seq", ["status", "seq"], unique=False)
+    op.create_table(
+        "response_events",
+        sa.Column("seq", _SEQ, autoincrement=True, nullable=False),
+        sa.Column("response_id", sa.String(length=64), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("event", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_response_events")),
+    )
+    with op.batch_alter_table("response_events", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_response_events_response_number", ["response_id", "number"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("response_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_response_events_response_number")
+    op.drop_table("response_events")
     with op.batch_alter_table("responses", schema=None) as batch_op:
         batch_op.drop_index("ix_responses_status_seq")
     op.drop_table("responses")
