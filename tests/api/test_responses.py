@@ -453,3 +453,46 @@ def test_truncation_auto_drops_the_oldest_items(
     assert response.status_code == 200, response.text
     assert response.json()["truncation"] == "auto"
     assert upstream_messages(fake_openai) == [{"role": "user", "content": "newest"}]
+
+
+def test_image_input_reaches_the_upstream_as_a_content_part(
+    gateway: PortwayServer, client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    image = "data:image/png;base64,iVBORw0KGgo="
+    response = client.responses.create(
+        model=MODEL,
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "What is this?"},
+                    {"type": "input_image", "image_url": image, "detail": "low"},
+                ],
+            }
+        ],
+    )
+    assert response.status == "completed"
+    assert upstream_messages(fake_openai) == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": image, "detail": "low"}},
+            ],
+        }
+    ]
+    listed = call(gateway, "GET", f"/responses/{response.id}/input_items").json()
+    assert_matches("ResponseItemList", listed)
+    assert listed["data"][0]["content"][1]["image_url"] == image
+
+
+def test_an_image_by_file_id_is_a_clear_400(gateway: PortwayServer) -> None:
+    part = {"type": "input_image", "file_id": "file-abc", "detail": "auto"}
+    response = call(
+        gateway,
+        "POST",
+        "/responses",
+        json={"model": MODEL, "input": [{"role": "user", "content": [part]}]},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "input"

@@ -17,7 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from portway.accounting.tokenizer import OFFLOAD_CHARS, ChatTokenCounter, TokenizerService
+from portway.accounting.tokenizer import (
+    OFFLOAD_CHARS,
+    ChatTokenCounter,
+    TokenizerService,
+    request_chars,
+)
 from portway.assistants.tools import chat_tool_choice, chat_tools
 from portway.protocol.chat import ChatCompletionRequest
 from portway.routing.catalog import ModelCatalog
@@ -202,6 +207,13 @@ class ContextBuilder:
         window = min(windows)
         room_for_answer = min(remaining_completion or self._default_output_tokens, window // 2)
         return window - room_for_answer
+
+    async def count(self, model: str, request: ChatCompletionRequest) -> int:
+        """The prompt tokens of ``request`` with ``model``'s tokenizer (big ones in a thread)."""
+        counter = await self.counter(model)
+        if request_chars(request) > OFFLOAD_CHARS:
+            return await asyncio.to_thread(counter.count_request, request)
+        return counter.count_request(request)
 
     async def counter(self, model: str) -> ChatTokenCounter:
         deployment = self._catalog.group(model)[0] if model in self._catalog else None

@@ -11,6 +11,7 @@ from portway.protocol.responses import (
     FunctionTool,
     TextFormatJSONObject,
     TextFormatJSONSchema,
+    ToolChoiceFunction,
 )
 
 
@@ -61,14 +62,11 @@ def chat_request(
     if tools:
         body["tools"] = tools
         choice = request.tool_choice
-        if isinstance(choice, str) or choice is None:
-            wire_choice: Any = choice
-        else:
-            wire_choice = chat_tool_choice(
-                {"type": "function", "function": {"name": choice.name}}
-                if isinstance(choice, FunctionTool) or choice.type == "function"
-                else {"type": choice.type}
-            )
+        wire_choice: Any = choice
+        if isinstance(choice, ToolChoiceFunction):
+            wire_choice = chat_tool_choice({"type": "function", "function": {"name": choice.name}})
+        elif choice is not None and not isinstance(choice, str):
+            wire_choice = chat_tool_choice({"type": choice.type})  # a built-in tool, by name
         if tool_called and wire_choice not in (None, "none", "auto"):
             wire_choice = "auto"
         offered = {tool["function"]["name"] for tool in tools}

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
+from portway.accounting.tokenizer import OFFLOAD_CHARS, request_chars
 from portway.assistants.context import ContextBuilder
 from portway.assistants.engine import error_code
 from portway.assistants.ids import new_id
@@ -30,6 +31,7 @@ from portway.errors import (
     NotFoundError,
     PortwayError,
 )
+from portway.protocol.chat import ChatCompletionRequest
 from portway.protocol.events import ServerSentEvent
 from portway.protocol.responses import (
     CreateResponseRequest,
@@ -133,8 +135,7 @@ class ResponseService:
         limit = self._context.window_limit(model, output_cap)
         if limit is None:
             return messages
-        counter = await self._context.counter(model)
-        tokens = counter.count_request(build(messages))
+        tokens = await self._context.count(model, build(messages))
         if tokens <= limit:
             return messages
         if truncation != "auto":
@@ -143,13 +144,16 @@ class ResponseService:
                 f"({limit} tokens for the input). Shorten it, or set truncation to 'auto'.",
                 param="input",
             )
-        kept = list(history)
-        while len(kept) > 1 and tokens > limit:
-            kept.pop(0)
-            while len(kept) > 1 and kept[0]["role"] == "tool":  # no orphan tool results
-                kept.pop(0)
-            messages = [*head, *kept]
-            tokens = counter.count_request(build(messages))
+        costs = await self._message_costs(model, build(messages), len(head))
+        first = 0
+        # Drop the oldest items (with the tool results of a dropped call), keeping the newest.
+        while tokens > limit and first < len(history) - 1:
+            tokens -= costs[first]
+            first += 1
+            while first < len(history) - 1 and history[first]["role"] == "tool":
+                tokens -= costs[first]
+                first += 1
+        messages = [*head, *history[first:]]
         if tokens > limit:
             raise ContextLengthExceededError(
                 f"The newest input item alone ({tokens} tokens) exceeds the context window "
@@ -187,6 +191,20 @@ class ResponseService:
             request.truncation,
             request.max_output_tokens,
         )
+
+    async def _message_costs(
+        self, model: str, request: ChatCompletionRequest, head: int
+    ) -> list[int]:
+        """The tokens each message after the first ``head`` ones adds to the prompt."""
+        counter = await self._context.counter(model)
+
+        def count() -> list[int]:
+            # count_messages adds 3 tokens that prime the reply once per prompt.
+            return [counter.count_messages([m]) - 3 for m in request.messages[head:]]
+
+        if request_chars(request) > OFFLOAD_CHARS:
+            return await asyncio.to_thread(count)
+        return count()
 
     async def prepare(self, principal: Principal, request: CreateResponseRequest) -> ResponseJob:
         if request.input is None:
@@ -454,8 +472,7 @@ class ResponseService:
         chat = chat_request(
             as_response, messages, max_output_tokens=None, builtins=True, tool_called=False
         )
-        counter = await self._context.counter(request.model)
-        return counter.count_request(chat)
+        return await self._context.count(request.model, chat)
 
 
 def _visible_row(row: ResponseRow) -> dict[str, Any]:
