@@ -381,8 +381,18 @@ def test_another_tenant_sees_nothing(gateway: PortwayServer, client: openai.Open
         ({"model": MODEL, "input": 123}, 400, "input", None),
         ({"model": MODEL, "input": "x", "temperature": "hot"}, 400, "temperature", None),
         ({"model": MODEL, "input": "x", "max_output_tokens": 0}, 400, "max_output_tokens", None),
-        ({"model": MODEL, "input": [{"role": "robot", "content": "x"}]}, 400, "input", None),
-        ({"model": MODEL, "input": [{"type": "function_call_output"}]}, 400, "input", None),
+        (
+            {"model": MODEL, "input": [{"role": "robot", "content": "x"}]},
+            400,
+            "input[0].role",
+            None,
+        ),
+        (
+            {"model": MODEL, "input": [{"type": "function_call_output"}]},
+            400,
+            "input[0].call_id",
+            None,
+        ),
         (
             {"model": MODEL, "input": "x", "tools": [{"type": "web_search_9"}]},
             400,
