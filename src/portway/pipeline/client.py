@@ -70,6 +70,10 @@ class ModelClient:
         ctx = self.context(request, principal=principal, request_id=request_id, endpoint=endpoint)
         return await self._pipeline.complete(ctx)
 
+    async def call(self, ctx: CallContext) -> ChatCompletionDict:
+        """A whole chat call; the caller keeps ``ctx`` to read what the stages recorded."""
+        return await self._pipeline.complete(ctx)
+
     def stream(self, ctx: CallContext) -> AsyncIterator[ChatCompletionChunkDict]:
         """A streamed chat call; the caller keeps ``ctx`` to read its usage afterwards."""
         return self._pipeline.stream(ctx)

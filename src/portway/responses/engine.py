@@ -3,14 +3,15 @@
 Contract: ``run(job)`` yields the response's stream events in OpenAI's order, from
 ``response.created`` to ``response.completed`` or ``response.incomplete``, and leaves the
 finished Response object in ``job.body``. Each model call goes through the one door
-(``ModelClient``, streamed) as the caller, with the response id as its request id and
-``responses`` as its ledger endpoint. Built-in tools (file_search, code_interpreter) run
-here and the model is called again with their output; function calls end the response
-and are returned to the client. ``max_tool_calls`` bounds built-in calls (later calls
-are not offered the tools again); ``responses.max_model_calls`` bounds the rounds (the
-response then ends ``failed``). A model call's ``PortwayError`` propagates (the caller
-renders or records it). File_search results are numbered across the response, so the
-answer's ``[n]`` markers become ``file_citation`` annotations.
+(``ModelClient``; streamed when someone follows the events, else answered whole) as the
+caller, with the response id as its request id and ``responses`` as its ledger endpoint.
+Built-in tools (file_search, code_interpreter) run here and the model is called again
+with their output; function calls end the response and are returned to the client.
+``max_tool_calls`` bounds built-in calls (later calls are not offered the tools again);
+``responses.max_model_calls`` bounds the rounds (the response then ends ``failed``). A
+model call's ``PortwayError`` propagates (the caller renders or records it). File_search
+results are numbered across the response, so the answer's ``[n]`` markers become
+``file_citation`` annotations.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from portway.assistants.builtin import BuiltinTool, ToolInvocation, ToolOutcome
 from portway.assistants.ids import new_id
 from portway.assistants.tools import renumber_markers
 from portway.errors import ServiceUnavailableError
+from portway.pipeline.base import CallContext
 from portway.pipeline.client import ModelClient
 from portway.protocol.responses import CreateResponseRequest, FileSearchTool
 from portway.responses.render import usage_object, visible_item
@@ -50,6 +52,9 @@ class ResponseJob:
     messages: list[dict[str, Any]]  # chat messages: instructions, history, this input
     include: tuple[str, ...] = ()
     input_items: list[dict[str, Any]] = field(default_factory=list)  # as stored and listed
+    # Someone follows the events as they come (a stream, a background response's stored
+    # events): model calls are streamed. Otherwise each is answered whole (cheaper).
+    live: bool = True
     created_at: float = 0.0
     completed_at: float | None = None
     builder: OutputBuilder = field(init=False)
@@ -125,6 +130,7 @@ class ResponseEngine:
                 max_output_tokens=remaining,
                 builtins=offer_builtins,
                 tool_called=builtin_calls > 0,
+                stream=job.live,
             )
             turn = _Turn()
             async for event in self._call(job, chat, turn, builtins):
@@ -178,7 +184,7 @@ class ResponseEngine:
         ctx = self._models.context(
             chat, principal=job.principal, request_id=job.id, endpoint=LEDGER_ENDPOINT
         )
-        async with aclosing(self._models.stream(ctx)) as chunks:  # type: ignore[type-var]
+        async with aclosing(self._chunks(ctx, job.live)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:
                 if chunk.get("usage"):
                     turn.usage = dict(chunk["usage"])  # type: ignore[arg-type]
@@ -196,6 +202,16 @@ class ResponseEngine:
                         turn.finish_reason = choice["finish_reason"]
         if turn.usage is None and ctx.usage:
             turn.usage = dict(ctx.usage)
+
+    async def _chunks(self, ctx: CallContext, live: bool) -> AsyncIterator[dict[str, Any]]:
+        """The call's answer as chunks: streamed, or the whole answer as one chunk."""
+        if live:
+            async with aclosing(self._models.stream(ctx)) as chunks:  # type: ignore[type-var]
+                async for chunk in chunks:
+                    yield chunk  # type: ignore[misc]
+            return
+        completion = await self._models.call(ctx)
+        yield _as_chunk(completion)
 
     @staticmethod
     def _on_call(
@@ -261,6 +277,21 @@ class ResponseEngine:
         for event in job.builder.builtin_done(index, done, visible_item(done, job.include)):
             yield event, ""
         yield None, output
+
+
+def _as_chunk(completion: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole chat completion as the one chunk that would have carried all of it."""
+    choices = []
+    for choice in completion["choices"]:
+        message = choice["message"]
+        delta: dict[str, Any] = {"content": message.get("content")}
+        calls = message.get("tool_calls") or ()
+        if calls:
+            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(calls)]
+        choices.append(
+            {"index": choice["index"], "delta": delta, "finish_reason": choice["finish_reason"]}
+        )
+    return {"choices": choices, "usage": completion.get("usage")}
 
 
 def _remaining(limit: int | None, used: int) -> int | None:

@@ -49,15 +49,14 @@ def chat_request(
     max_output_tokens: int | None,
     builtins: bool,
     tool_called: bool,
+    stream: bool = True,
 ) -> ChatCompletionRequest:
     """``builtins``: built-in tools are still offered (``max_tool_calls`` not reached);
-    ``tool_called``: a tool ran already, so a forced ``tool_choice`` becomes ``auto``."""
-    body: dict[str, Any] = {
-        "model": request.model,
-        "messages": messages,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
+    ``tool_called``: a tool ran already, so a forced ``tool_choice`` becomes ``auto``;
+    ``stream``: the call is streamed (with usage) rather than answered whole."""
+    body: dict[str, Any] = {"model": request.model, "messages": messages}
+    if stream:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
     tools = chat_tools(_assistant_tools(request, builtins))
     if tools:
         body["tools"] = tools
