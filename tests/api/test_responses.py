@@ -85,6 +85,7 @@ def test_basic_response_matches_the_spec_and_is_stored(
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Hello?"},
     ]
+    assert not fake_openai.requests[-1].body.get("stream")  # nobody streams: a whole call
     body = call(gateway, "GET", f"/responses/{response.id}").json()
     assert_matches("Response", body)
     assert body["output"] == response.model_dump(mode="json", exclude_unset=True)["output"]
@@ -239,6 +240,7 @@ def test_stream_events_follow_openai_order(
         events = [event.model_dump(mode="json", exclude_unset=True) for event in stream]
         final = stream.get_final_response()
     check_stream(events)
+    assert fake_openai.requests[-1].body["stream"] is True
     kinds = types_of(events)
     assert kinds[:4] == [
         "response.created",
