@@ -101,7 +101,11 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _error_object)
     hot_routes = HotRoutesMiddleware(
-        app, routes={("POST", "/v1/chat/completions"): chat.create_chat_completion}
+        app,
+        routes={
+            ("POST", "/v1/chat/completions"): chat.create_chat_completion,
+            ("POST", "/v1/responses"): responses.create_response,
+        },
     )
     edge = EdgeMiddleware(
         hot_routes,

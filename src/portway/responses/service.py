@@ -245,7 +245,7 @@ class ResponseService:
 
     async def create(self, job: ResponseJob) -> dict[str, Any]:
         """Run a response to its end; its Response object as the client sees it."""
-        job.live = False
+        job.live = job.builder.keep = False
         async with aclosing(self._engine.run(job)) as events:  # type: ignore[type-var]
             async for _ in events:
                 pass

@@ -57,6 +57,9 @@ class OutputBuilder:
     body: dict[str, Any]
     # Every file_search result of the response so far, numbered as the model saw them.
     sources: list[Source] = field(default_factory=list)
+    # Events are kept (streamed, stored): they get copies, which later changes of the
+    # body leave alone. Otherwise they are dropped at once and need none.
+    keep: bool = True
     _numbers: itertools.count[int] = field(default_factory=itertools.count)
     _open: _OpenItem | None = None
 
@@ -65,12 +68,17 @@ class OutputBuilder:
 
     def snapshot(self, kind: str) -> Event:
         """An event carrying the whole response (``response.created``, ``…completed``)."""
-        return self.event(kind, response=_copy(self.body))
+        return self.event(kind, response=self._copy(self.body))
+
+    def _copy(self, value: dict[str, Any]) -> dict[str, Any]:
+        return _copy(value) if self.keep else value
 
     def _add(self, item: dict[str, Any]) -> tuple[int, Event]:
         self.body["output"].append(item)
         index = len(self.body["output"]) - 1
-        return index, self.event("response.output_item.added", output_index=index, item=_copy(item))
+        return index, self.event(
+            "response.output_item.added", output_index=index, item=self._copy(item)
+        )
 
     # Text --------------------------------------------------------------------------
 
@@ -194,7 +202,9 @@ class OutputBuilder:
                 )
             )
         item["status"] = status
-        events.append(self.event("response.output_item.done", output_index=index, item=_copy(item)))
+        events.append(
+            self.event("response.output_item.done", output_index=index, item=self._copy(item))
+        )
         return events
 
     # Built-in tool calls -------------------------------------------------------------
@@ -249,7 +259,7 @@ class OutputBuilder:
             self.event(
                 f"response.{item['type']}.completed", output_index=index, item_id=item["id"]
             ),
-            self.event("response.output_item.done", output_index=index, item=_copy(visible)),
+            self.event("response.output_item.done", output_index=index, item=self._copy(visible)),
         ]
 
 

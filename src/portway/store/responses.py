@@ -11,11 +11,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, insert, inspect, or_, select, update
 
 from portway.store.database import Database
 from portway.store.models.responses import ConversationRow, ItemRow, ResponseEventRow, ResponseRow
 from portway.store.pagination import Page, PageRequest, paginate
+
+
+def _values(row: Any) -> dict[str, Any]:
+    """An ORM row's column values by attribute name, for a Core insert (the autoincrement
+    key, and unset values of columns with a default, left out)."""
+    values: dict[str, Any] = {}
+    for attribute in inspect(type(row)).column_attrs:
+        value = getattr(row, attribute.key)
+        if attribute.key == "seq" or (value is None and attribute.columns[0].default is not None):
+            continue
+        values[attribute.key] = value
+    return values
 
 
 def item_rows(
@@ -43,10 +55,13 @@ class ResponseStore:
         input_items: Sequence[ItemRow],
         conversation_items: Sequence[ItemRow] = (),
     ) -> None:
-        """A new response, its input items and what it appends to its conversation."""
-        async with self._db.session() as session:
-            session.add(row)
-            session.add_all([*input_items, *conversation_items])
+        """A new response, its input items and what it appends to its conversation (Core
+        inserts in one transaction: this is on every stored response's path)."""
+        items = [*input_items, *conversation_items]
+        async with self._db.write() as connection:
+            await connection.execute(insert(ResponseRow), [_values(row)])
+            if items:
+                await connection.execute(insert(ItemRow), [_values(item) for item in items])
 
     async def get_response(self, tenant: str, response_id: str) -> ResponseRow | None:
         async with self._db.session() as session:
