@@ -247,3 +247,17 @@ def test_two_processes_share_the_queue_on_postgresql(
     finally:
         for server in servers:
             server.stop()
+
+
+def test_a_background_response_extends_its_conversation_when_done(
+    client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    conversation = client.conversations.create()
+    fake_openai.script(Reply(content="Background hello."))
+    response = client.responses.create(
+        model=MODEL, conversation=conversation.id, input="Hi", background=True
+    )
+    assert finished(client, response.id).status == "completed"
+    items = client.conversations.items.list(conversation.id, order="asc").data
+    texts = [item.content[0].text for item in items]  # type: ignore[union-attr]
+    assert texts == ["Hi", "Background hello."]

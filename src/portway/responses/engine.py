@@ -17,7 +17,7 @@ results are numbered across the response, so the answer's ``[n]`` markers become
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,7 +99,7 @@ class ResponseEngine:
         models: ModelClient,
         builtin_tools: Mapping[str, BuiltinTool],
         max_model_calls: int,
-        clock: Any,
+        clock: Callable[[], float],
     ) -> None:
         self._models = models
         self._builtin_tools = builtin_tools

@@ -8,6 +8,12 @@ conversations 404, a context over the model's window with ``truncation: disabled
 ``context_length_exceeded`` (``auto`` drops the oldest items). A finished response is
 saved (``store``, default true) with its input items, and appended to its conversation,
 in one transaction. Objects of another tenant are reported as missing.
+
+Background responses (``background: true``) are saved ``queued`` and executed by the
+``ResponseWorkers``; their events are stored as they come, so ``resume`` can follow
+their stream from any process (``starting_after``). ``cancel`` works on them only (a
+foreground response is 400). A foreground stream whose client goes away is not saved:
+its model call is cancelled with it, as a chat completion's is.
 """
 
 from __future__ import annotations
