@@ -508,3 +508,44 @@ def test_an_image_by_file_id_is_a_clear_400(gateway: PortwayServer) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "input"
+
+
+def test_truncation_auto_drops_a_tool_call_with_its_result(
+    tiny_gateway: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    items = [
+        {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "data " * 60},
+        {"role": "user", "content": "newest"},
+    ]
+    response = call(
+        tiny_gateway,
+        "POST",
+        "/responses",
+        json={"model": TINY, "input": items, "truncation": "auto"},
+    )
+    assert response.status_code == 200, response.text
+    assert upstream_messages(fake_openai) == [{"role": "user", "content": "newest"}]
+
+
+def test_file_input_reaches_the_upstream_as_a_file_part(
+    client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    data = "data:application/pdf;base64,JVBERi0xLjQK"
+    client.responses.create(
+        model=MODEL,
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_file", "filename": "a.pdf", "file_data": data},
+                    {"type": "input_text", "text": "Summarise."},
+                ],
+            }
+        ],
+    )
+    (message,) = upstream_messages(fake_openai)
+    assert message["content"] == [
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": data}},
+        {"type": "text", "text": "Summarise."},
+    ]
