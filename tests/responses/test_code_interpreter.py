@@ -49,6 +49,7 @@ def test_code_runs_in_the_sandbox_and_the_model_sees_its_output(
         include=["code_interpreter_call.outputs"],
     )
     interpreter, answer = response.output
+    assert answer.type == "message"
     assert interpreter.type == "code_interpreter_call"
     assert interpreter.code == "print(6 * 7)" and interpreter.status == "completed"
     assert interpreter.outputs is not None
