@@ -17,7 +17,7 @@ from tests.assistants.support import (
     wait_for,
 )
 from tests.conftest import fake_model
-from tests.fakes.openai_upstream import Fail, FakeOpenAI, Reply
+from tests.fakes.openai_upstream import Drop, Fail, FakeOpenAI, Reply
 from tests.fakes.server import PortwayServer
 from tests.openapi import assert_matches
 from tests.responses.support import call, check_stream, sse_events, stored_rows, types_of
@@ -298,6 +298,23 @@ def test_a_failing_model_ends_the_stream_with_response_failed(
     failed = events[-1]["response"]
     assert failed["status"] == "failed" and failed["error"]["code"] == "server_error"
     assert call(gateway, "GET", f"/responses/{failed['id']}").json()["status"] == "failed"
+
+
+def test_a_stream_cut_midway_closes_its_message_then_fails(
+    gateway: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(Drop(after=3, reply=Reply(content="a long answer that never ends")))
+    response = call(
+        gateway, "POST", "/responses", json={"model": MODEL, "input": "x", "stream": True}
+    )
+    events = sse_events(response)
+    check_stream(events)
+    kinds = types_of(events)
+    assert "response.output_text.delta" in kinds
+    assert kinds[-2:] == ["response.output_item.done", "response.failed"]
+    assert events[-2]["item"]["status"] == "incomplete"
+    stored = call(gateway, "GET", f"/responses/{events[-1]['response']['id']}").json()
+    assert stored["status"] == "failed" and stored["output"][0]["status"] == "incomplete"
 
 
 def test_a_failing_model_is_an_http_error_when_not_streamed(

@@ -277,20 +277,22 @@ class ResponseService:
                     yield event
         except PortwayError as error:
             logger.info("response %s failed: %s", job.id, error.message)
-            yield self._failed(job, error_code(error), error.message)
+            for event in self._failed(job, error_code(error), error.message):
+                yield event
         except Exception:
             logger.exception("response %s failed", job.id)
-            yield self._failed(
-                job, "server_error", "The server had an error while processing your request."
-            )
+            message = "The server had an error while processing your request."
+            for event in self._failed(job, "server_error", message):
+                yield event
 
-    def _failed(self, job: ResponseJob, code: str, message: str) -> dict[str, Any]:
-        job.builder.close(status="incomplete")
+    def _failed(self, job: ResponseJob, code: str, message: str) -> list[dict[str, Any]]:
+        """The open item closed as incomplete, then ``response.failed``."""
+        events = job.builder.close(status="incomplete")
         job.body["status"] = "failed"
         job.body["error"] = {"code": code, "message": message}
-        event = job.builder.snapshot("response.failed")
-        event["response"] = visible_response(event["response"], job.include)
-        return event
+        failed = job.builder.snapshot("response.failed")
+        failed["response"] = visible_response(failed["response"], job.include)
+        return [*events, failed]
 
     def _appended(self, job: ResponseJob) -> list[ItemRow]:
         """What a finished response adds to its conversation: its input and output."""
