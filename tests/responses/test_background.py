@@ -168,8 +168,21 @@ def test_a_background_response_survives_a_restart(
         events = sse_events(call(second, "GET", f"/responses/{response.id}?stream=true"))
         check_stream(events)  # the interrupted attempt's events were replaced, numbered from 0
         assert events[-1]["type"] == "response.completed"
+        # A clean stop hands the response back without spending one of its attempts.
+        assert asyncio.run(_attempts(database_url, response.id)) == 1
     finally:
         second.stop()
+
+
+async def _attempts(database_url: str, response_id: str) -> int:
+    database = Database(database_url)
+    await database.start()
+    try:
+        row = await ResponseStore(database).get_by_id(response_id)
+        assert row is not None
+        return row.attempts
+    finally:
+        await database.close()
 
 
 async def _interrupt(database_url: str, response_id: str, attempts: int) -> None:

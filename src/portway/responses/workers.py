@@ -130,7 +130,7 @@ class ResponseWorkers:
             drive.cancel()
             await asyncio.wait({drive})
             # Shutting down: hand it back so a next start (or another process) runs it.
-            await asyncio.shield(self._store.requeue(row.id, self.owner))
+            await asyncio.shield(self._store.requeue(row.id, self.owner, refund=True))
             raise
         finally:
             self._executing.pop(row.id, None)

@@ -174,8 +174,12 @@ class ResponseStore:
             found = await session.execute(select(ResponseRow).where(*conditions))
             return list(found.scalars().all())
 
-    async def requeue(self, response_id: str, owner: str | None) -> bool:
-        """Put an interrupted response back in the queue (its events start over)."""
+    async def requeue(self, response_id: str, owner: str | None, *, refund: bool = False) -> bool:
+        """Put an interrupted response back in the queue (its events start over);
+        ``refund``: its holder stopped cleanly, so this attempt does not count."""
+        changes: dict[str, Any] = {"status": "queued", "owner": None, "lease_until": None}
+        if refund:
+            changes["attempts"] = ResponseRow.attempts - 1
         async with self._db.session() as session:
             result = await session.execute(
                 update(ResponseRow)
@@ -186,7 +190,7 @@ class ResponseStore:
                     if owner is not None
                     else ResponseRow.owner.is_(None),
                 )
-                .values(status="queued", owner=None, lease_until=None)
+                .values(**changes)
                 .execution_options(synchronize_session=False)
             )
             if not result.rowcount:  # type: ignore[attr-defined]
