@@ -566,3 +566,38 @@ def test_file_input_reaches_the_upstream_as_a_file_part(
         {"type": "file", "file": {"filename": "a.pdf", "file_data": data}},
         {"type": "text", "text": "Summarise."},
     ]
+
+
+def test_item_references_name_earlier_items(
+    gateway: PortwayServer, client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(Reply(content="Blue."), Reply(content="You said blue."))
+    first = client.responses.create(model=MODEL, input="Favourite colour? One word.")
+    answer_id = first.output[0].id
+    second = client.responses.create(
+        model=MODEL,
+        previous_response_id=first.id,
+        input=[
+            {"type": "item_reference", "id": answer_id},
+            {"role": "user", "content": "Repeat that."},
+        ],
+    )
+    assert second.output_text == "You said blue."
+    assert upstream_messages(fake_openai)[-2:] == [
+        {"role": "assistant", "content": "Blue."},
+        {"role": "user", "content": "Repeat that."},
+    ]
+    listed = client.responses.input_items.list(second.id, order="asc").data
+    assert listed[0].id == answer_id and listed[0].type == "message"
+    missing = call(
+        gateway,
+        "POST",
+        "/responses",
+        json={
+            "model": MODEL,
+            "previous_response_id": first.id,
+            "input": [{"type": "item_reference", "id": "msg_nope"}],
+        },
+    )
+    assert missing.status_code == 400
+    assert missing.json()["error"]["param"] == "input[0].id"

@@ -200,3 +200,17 @@ def test_code_interpreter_call_and_outputs(
     assert "response.code_interpreter_call_code.done" in kinds
     tool_message = fake_openai.requests[-1].body["messages"][-1]
     assert tool_message == {"role": "tool", "tool_call_id": "call_ci", "content": "42\n"}
+
+
+def test_retrieve_can_include_results_it_did_not_ask_for_at_creation(
+    gateway: PortwayServer, client: openai.OpenAI, fake_openai: FakeOpenAI, store_id: str
+) -> None:
+    fake_openai.script(Reply(tool_calls=[search_call()]), Reply(content="Lisbon."))
+    response = client.responses.create(
+        model=MODEL,
+        input="Where from?",
+        tools=[{"type": "file_search", "vector_store_ids": [store_id]}],
+    )
+    assert response.output[0].results is None  # type: ignore[union-attr]
+    again = client.responses.retrieve(response.id, include=["file_search_call.results"])
+    assert again.output[0].results  # type: ignore[union-attr]

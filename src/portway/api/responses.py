@@ -81,7 +81,9 @@ async def retrieve_response(request: Request, response_id: str) -> Response:
     if request.query_params.get("stream") in ("true", "1"):
         events = await service.resume(principal, response_id, _starting_after(request))
         return await _event_stream(events)
-    return JSONResponse(await service.get(principal, response_id))
+    query = request.query_params
+    include = [*query.getlist("include[]"), *query.getlist("include")]  # the SDK: include[]
+    return JSONResponse(await service.get(principal, response_id, include))
 
 
 @router.post("/v1/responses/{response_id}/cancel")

@@ -118,13 +118,21 @@ class ReasoningItem(WireModel):
     summary: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class ItemReference(WireModel):
+    """An earlier item (of the chained responses or the conversation), by its id."""
+
+    type: Literal["item_reference"]
+    id: str = Field(min_length=1)
+
+
 InputItem = Annotated[
     Annotated[MessageItem, Tag("type=message")]
     | Annotated[FunctionCallItem, Tag("type=function_call")]
     | Annotated[FunctionCallOutputItem, Tag("type=function_call_output")]
     | Annotated[FileSearchCallItem, Tag("type=file_search_call")]
     | Annotated[CodeInterpreterCallItem, Tag("type=code_interpreter_call")]
-    | Annotated[ReasoningItem, Tag("type=reasoning")],
+    | Annotated[ReasoningItem, Tag("type=reasoning")]
+    | Annotated[ItemReference, Tag("type=item_reference")],
     Discriminator(_tag("type", "message")),
 ]
 

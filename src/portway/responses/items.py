@@ -27,6 +27,7 @@ from portway.protocol.responses import (
     InputImagePart,
     InputItem,
     InputTextPart,
+    ItemReference,
     MessageItem,
     OutputTextPart,
     ReasoningItem,
@@ -109,6 +110,8 @@ def stored_item(item: BaseModel) -> dict[str, Any]:
         }
     if isinstance(item, ReasoningItem):
         return {"id": item_id, "type": "reasoning", "summary": item.summary}
+    if isinstance(item, ItemReference):
+        return {"id": item.id, "type": "item_reference"}  # resolved by resolve_references
     assert isinstance(item, FileSearchCallItem | CodeInterpreterCallItem)
     return {**item.model_dump(by_alias=True), "id": item_id}
 
@@ -126,6 +129,31 @@ def stored_items(value: str | Sequence[InputItem]) -> list[dict[str, Any]]:
             }
         ]
     return [stored_item(item) for item in value]
+
+
+def resolve_references(
+    items: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``items`` with each ``item_reference`` replaced by the earlier item it names (of the
+    chained responses or the conversation); a reference to nothing there is a 400."""
+    if not any(item["type"] == "item_reference" for item in items):
+        return list(items)
+    earlier = {item["id"]: item for item in history if "id" in item}
+    resolved: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if item["type"] != "item_reference":
+            resolved.append(item)
+            continue
+        found = earlier.get(item["id"])
+        if found is None:
+            raise InvalidRequestError(
+                f"Item with id '{item['id']}' not found among the items of the previous "
+                "response or the conversation.",
+                param=f"input[{index}].id",
+                code="invalid_value",
+            )
+        resolved.append(found)
+    return resolved
 
 
 # Items → chat messages --------------------------------------------------------------

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -46,7 +46,7 @@ from portway.protocol.responses import (
     ToolChoiceFunction,
 )
 from portway.responses.engine import ResponseEngine, ResponseJob
-from portway.responses.items import chat_messages, stored_items
+from portway.responses.items import chat_messages, resolve_references, stored_items
 from portway.responses.render import new_response, visible_response
 from portway.responses.request import chat_request
 from portway.responses.workers import ResponseWorkers
@@ -173,11 +173,13 @@ class ResponseService:
         principal: Principal,
         request: CreateResponseRequest,
         input_items: list[dict[str, Any]],
-    ) -> list[dict[str, Any]]:
-        """The model's context: instructions, earlier items, this input, fitted."""
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The model's context (instructions, earlier items, this input, fitted), and the
+        input with its item references resolved."""
         history = await self._history(
             principal, request.previous_response_id, request.conversation_id
         )
+        input_items = resolve_references(input_items, history)
         head = [{"role": "system", "content": request.instructions}] if request.instructions else []
 
         def build(messages: list[dict[str, Any]]) -> Any:
@@ -189,7 +191,7 @@ class ResponseService:
                 tool_called=False,
             )
 
-        return await self._fit(
+        messages = await self._fit(
             request.model,
             head,
             chat_messages([*history, *input_items]),
@@ -197,6 +199,7 @@ class ResponseService:
             request.truncation,
             request.max_output_tokens,
         )
+        return messages, input_items
 
     async def _message_costs(
         self, model: str, request: ChatCompletionRequest, head: int
@@ -230,8 +233,9 @@ class ResponseService:
                 param="background",
                 code="invalid_value",
             )
-        input_items = stored_items(request.input)
-        messages = await self._messages(principal, request, input_items)
+        messages, input_items = await self._messages(
+            principal, request, stored_items(request.input)
+        )
         response_id = new_id("resp")
         now = self._clock()
         status = "queued" if request.background else "in_progress"
@@ -349,8 +353,9 @@ class ResponseService:
         body.pop("usage", None)
         try:
             principal = await self._principals.current(row.principal)
-            input_items = await self._store.items_of(row.id)
-            messages = await self._messages(principal, request, input_items)
+            messages, input_items = await self._messages(
+                principal, request, await self._store.items_of(row.id)
+            )
         except PortwayError as error:
             await self.fail_background(row.id, row.owner, error.message)
             return
@@ -448,11 +453,14 @@ class ResponseService:
 
     # Reading -------------------------------------------------------------------------
 
-    async def get(self, principal: Principal, response_id: str) -> dict[str, Any]:
+    async def get(
+        self, principal: Principal, response_id: str, include: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """The stored response; ``include`` adds to what its creation asked to include."""
         row = await self._store.get_response(principal.tenant, response_id)
         if row is None:
             raise missing("response", response_id)
-        return _visible_row(row)
+        return _visible_row(row, include)
 
     async def delete(self, principal: Principal, response_id: str) -> None:
         if not await self._store.delete_response(principal.tenant, response_id):
@@ -475,7 +483,8 @@ class ResponseService:
             principal, request.previous_response_id, as_response.conversation_id
         )
         head = [{"role": "system", "content": request.instructions}] if request.instructions else []
-        messages = [*head, *chat_messages([*history, *stored_items(as_response.input or [])])]
+        input_items = resolve_references(stored_items(as_response.input or []), history)
+        messages = [*head, *chat_messages([*history, *input_items])]
         if not messages:
             return 0
         chat = chat_request(
@@ -484,9 +493,9 @@ class ResponseService:
         return await self._context.count(request.model, chat)
 
 
-def _visible_row(row: ResponseRow) -> dict[str, Any]:
+def _visible_row(row: ResponseRow, include: Sequence[str] = ()) -> dict[str, Any]:
     """A stored response as the client sees it (a background one's status is the row's)."""
-    return {**visible_response(row.body, row.include), "status": row.status}
+    return {**visible_response(row.body, [*row.include, *include]), "status": row.status}
 
 
 def _check_tool_choice(request: CreateResponseRequest) -> None:
