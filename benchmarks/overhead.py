@@ -97,7 +97,9 @@ def wait_for_port(port: int, timeout: float = 60.0) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-async def drive(name: str, url: str, requests: int, concurrency: int) -> Result:
+async def drive(
+    name: str, url: str, requests: int, concurrency: int, body: bytes = REQUEST
+) -> Result:
     latencies: list[float] = []
     errors = 0
     remaining = requests
@@ -110,7 +112,7 @@ async def drive(name: str, url: str, requests: int, concurrency: int) -> Result:
             while remaining > 0:
                 remaining -= 1
                 started = time.perf_counter()
-                async with session.post(url, data=REQUEST) as response:
+                async with session.post(url, data=body) as response:
                     await response.read()
                     if response.status != 200:
                         errors += 1
@@ -118,7 +120,7 @@ async def drive(name: str, url: str, requests: int, concurrency: int) -> Result:
 
         # warm-up: open the connections and let both servers settle
         for _ in range(concurrency * 4):
-            async with session.post(url, data=REQUEST) as response:
+            async with session.post(url, data=body) as response:
                 await response.read()
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

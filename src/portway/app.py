@@ -18,10 +18,12 @@ from portway.api import (
     batches,
     cache_admin,
     chat,
+    conversations,
     embeddings,
     files,
     health,
     models,
+    responses,
     threads,
     vector_stores,
 )
@@ -90,16 +92,21 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         title="Portway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.services = services
-    for module in (chat, models, embeddings, health, admin, cache_admin):
+    # /v1/responses serves zero-retention keys too: their responses are never stored.
+    for module in (chat, models, embeddings, health, admin, cache_admin, responses):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
-    for module in (files, vector_stores, assistants, threads, batches):
+    for module in (files, vector_stores, assistants, threads, batches, conversations):
         app.include_router(module.router, dependencies=[Depends(retained)])
     app.add_exception_handler(PortwayError, _error_object)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _error_object)
     hot_routes = HotRoutesMiddleware(
-        app, routes={("POST", "/v1/chat/completions"): chat.create_chat_completion}
+        app,
+        routes={
+            ("POST", "/v1/chat/completions"): chat.create_chat_completion,
+            ("POST", "/v1/responses"): responses.create_response,
+        },
     )
     edge = EdgeMiddleware(
         hot_routes,

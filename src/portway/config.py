@@ -324,6 +324,17 @@ class BatchesConfig(_Strict):
     max_attempts: int = Field(default=10, ge=1, le=1000)
 
 
+class ResponsesConfig(_Strict):
+    """The Responses API engine (background responses run on the ``assistants`` workers'
+    settings: slots, leases, attempts, poll interval)."""
+
+    # Model calls one response may make while built-in tools (file_search,
+    # code_interpreter) run between them; the response ends when it is reached.
+    max_model_calls: int = Field(default=16, ge=1, le=1000)
+    # How often a followed background stream (GET ?stream=true) looks for new events.
+    stream_poll_seconds: float = Field(default=0.1, gt=0, le=60)
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -351,6 +362,7 @@ class Settings(_Strict):
     code_interpreter: CodeInterpreterConfig = Field(default_factory=CodeInterpreterConfig)
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
     batches: BatchesConfig = Field(default_factory=BatchesConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
 
     @field_validator("models")
     @classmethod

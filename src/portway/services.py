@@ -23,6 +23,7 @@ from portway.pipeline.client import ModelClient
 from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
+from portway.responses.runtime import Responses
 from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
@@ -79,6 +80,7 @@ class Services:
     retrieval: Retrieval
     assistants: Assistants
     batches: Batches
+    responses: Responses
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
@@ -147,6 +149,16 @@ class Services:
                 accounting.tokenizer,
             ),
             batches=Batches.build(settings, database, models, retrieval.files, accounting.keys),
+            responses=Responses.build(
+                settings,
+                database,
+                models,
+                catalog,
+                builtin_tools,
+                accounting.tokenizer,
+                accounting.keys,
+                known_model=lambda name: name in catalog or name in router.virtual_models,
+            ),
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,
@@ -171,8 +183,10 @@ class Services:
             await self.cache.start()
         await self.assistants.start()
         await self.batches.start()
+        await self.responses.start()
 
     async def close(self) -> None:
+        await self.responses.close()
         await self.batches.close()
         await self.assistants.close()
         if self.cache is not None:

@@ -189,7 +189,7 @@ class ChatTokenCounter:
         return total
 
 
-def _request_chars(request: ChatCompletionRequest) -> int:
+def request_chars(request: ChatCompletionRequest) -> int:
     chars = 0
     for message in request.messages:
         content = getattr(message, "content", None)
@@ -261,7 +261,7 @@ class TokenizerService:
         counter = await self.counter(provider, model)
         if isinstance(request, EmbeddingRequest):
             return await self._count_input(counter, request), counter.exact
-        if _request_chars(request) > OFFLOAD_CHARS:
+        if request_chars(request) > OFFLOAD_CHARS:
             return await asyncio.to_thread(counter.count_request, request), counter.exact
         return counter.count_request(request), counter.exact
 

@@ -32,8 +32,15 @@ def param_from_location(loc: tuple[int | str, ...]) -> str | None:
 
 
 def validation_error(exc: ValidationError) -> InvalidRequestError:
-    first = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    first = errors[0]
     param = param_from_location(tuple(first["loc"]))
+    # A union's scalar branch fails first (``input``: a string or a list of items); an
+    # error deeper inside the same field (``input[0].role``) says what is wrong.
+    for error in errors[1:]:
+        deeper = param_from_location(tuple(error["loc"]))
+        if param and deeper and deeper.startswith(param + "["):
+            first, param = error, deeper
     if first["type"] == "missing":
         message = f"Missing required parameter: '{param}'."
     else:

@@ -20,7 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from portway.accounting.tokenizer import OFFLOAD_CHARS, ChatTokenCounter, TokenizerService
+from portway.accounting.tokenizer import (
+    OFFLOAD_CHARS,
+    ChatTokenCounter,
+    TokenizerService,
+    request_chars,
+)
 from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.tools import chat_tool_choice, chat_tools
 from portway.protocol.chat import ChatCompletionRequest
@@ -147,12 +152,12 @@ class ContextBuilder:
         rounds = sum(1 for step in steps if step.type == "tool_calls")
         request = self._request(run, [*head, *prior, *tail], remaining_completion, rounds)
 
-        window_limit = self._window_limit(run.model, remaining_completion)
+        window_limit = self.window_limit(run.model, remaining_completion)
         limits = [limit for limit in (remaining_prompt, window_limit) if limit is not None]
         if not limits:
             return Prompt(request, dropped)
         limit = min(limits)
-        counter = await self._counter(run.model)
+        counter = await self.counter(run.model)
         costs, fixed = await _count(counter, request, len(head), len(prior))
         total = fixed + sum(costs)
         first = 0
@@ -208,7 +213,7 @@ class ContextBuilder:
         body.update({key: value for key, value in optional.items() if value is not None})
         return ChatCompletionRequest.model_validate(body)
 
-    def _window_limit(self, model: str, remaining_completion: int | None) -> int | None:
+    def window_limit(self, model: str, remaining_completion: int | None) -> int | None:
         """Prompt room in the smallest context window of the model's deployments."""
         if model not in self._catalog:
             return None
@@ -226,7 +231,14 @@ class ContextBuilder:
         room_for_answer = min(remaining_completion or self._default_output_tokens, window // 2)
         return window - room_for_answer
 
-    async def _counter(self, model: str) -> ChatTokenCounter:
+    async def count(self, model: str, request: ChatCompletionRequest) -> int:
+        """The prompt tokens of ``request`` with ``model``'s tokenizer (big ones in a thread)."""
+        counter = await self.counter(model)
+        if request_chars(request) > OFFLOAD_CHARS:
+            return await asyncio.to_thread(counter.count_request, request)
+        return counter.count_request(request)
+
+    async def counter(self, model: str) -> ChatTokenCounter:
         deployment = self._catalog.group(model)[0] if model in self._catalog else None
         if deployment is None:
             return await self._tokenizer.counter("openai", model)

@@ -20,6 +20,12 @@ from portway.store.models.files import (
     VectorStoreRow,
 )
 from portway.store.models.keys import VirtualKeyRow
+from portway.store.models.responses import (
+    ConversationRow,
+    ItemRow,
+    ResponseEventRow,
+    ResponseRow,
+)
 from portway.store.models.usage import UsageRow
 
 __all__ = [
@@ -29,9 +35,13 @@ __all__ = [
     "BudgetLeaseRow",
     "BudgetRow",
     "ChunkRow",
+    "ConversationRow",
     "FileBatchRow",
     "FileRow",
+    "ItemRow",
     "MessageRow",
+    "ResponseEventRow",
+    "ResponseRow",
     "RunRow",
     "RunStepRow",
     "ThreadRow",

@@ -1,0 +1,1 @@
+"""The Responses and Conversations APIs: engine, services and background workers."""
