@@ -26,6 +26,7 @@ import orjson
 
 from portway.assistants.builtin import BuiltinTool, ToolInvocation, ToolOutcome
 from portway.assistants.ids import new_id
+from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.tools import renumber_markers
 from portway.errors import ServiceUnavailableError
 from portway.pipeline.base import CallContext
@@ -99,11 +100,13 @@ class ResponseEngine:
         models: ModelClient,
         builtin_tools: Mapping[str, BuiltinTool],
         max_model_calls: int,
+        tool_limits: ToolLimits,
         clock: Callable[[], float],
     ) -> None:
         self._models = models
         self._builtin_tools = builtin_tools
         self._max_model_calls = max_model_calls
+        self._tool_limits = tool_limits
         self._clock = clock
 
     async def run(self, job: ResponseJob) -> AsyncIterator[Event]:
@@ -116,12 +119,14 @@ class ResponseEngine:
         builtins = builtin_names(request)
         builtin_calls = 0
         incomplete = False
-        for _ in range(self._max_model_calls):
+        # Every turn but the last ran built-in tools: the turn index counts tool rounds.
+        for tool_rounds in range(self._max_model_calls):
             remaining = _remaining(request.max_output_tokens, usage.output_tokens)
             if remaining is not None and remaining <= 0:
                 incomplete = True
                 break
-            offer_builtins = (
+            # After the tool round bound the model is not offered built-ins: it must answer.
+            offer_builtins = tool_rounds < self._tool_limits.max_rounds and (
                 request.max_tool_calls is None or builtin_calls < request.max_tool_calls
             )
             chat = chat_request(
@@ -155,7 +160,8 @@ class ResponseEngine:
                     if event is not None:
                         yield event
                     output = text
-                messages.append({"role": "tool", "tool_call_id": call["id"], "content": output})
+                content = self._tool_limits.clip(output)
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
         else:
             body["usage"] = usage.render()
             body["status"] = "failed"

@@ -10,6 +10,7 @@ from portway.accounting.tokenizer import TokenizerService
 from portway.assistants.builtin import BuiltinTool
 from portway.assistants.context import ContextBuilder
 from portway.assistants.principals import RunPrincipals
+from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.workers import worker_id
 from portway.config import Settings
 from portway.pipeline.client import ModelClient
@@ -43,10 +44,14 @@ class Responses:
     ) -> Responses:
         """``builtin_tools`` is read on every call, so tools registered later are seen."""
         store = ResponseStore(database)
+        assistants = settings.assistants
+        tool_limits = ToolLimits(assistants.max_tool_rounds, assistants.max_tool_output_chars)
         engine = ResponseEngine(
-            models, builtin_tools, settings.responses.max_model_calls, clock=time.time
+            models, builtin_tools, settings.responses.max_model_calls, tool_limits, clock=time.time
         )
-        context = ContextBuilder(catalog, tokenizer, settings.accounting.default_max_output_tokens)
+        context = ContextBuilder(
+            catalog, tokenizer, settings.accounting.default_max_output_tokens, tool_limits
+        )
         service = ResponseService(
             store,
             engine,
