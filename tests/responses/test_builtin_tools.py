@@ -151,6 +151,10 @@ def test_model_call_rounds_are_bounded(
     assert response.error is not None and response.error.code == "server_error"
     assert "max_model_calls" in response.error.message
     assert [item.type for item in response.output] == ["file_search_call"] * limit
+    # After max_tool_rounds rounds the model is no longer offered the tools: it must answer.
+    rounds = gateway.app.state.services.settings.assistants.max_tool_rounds
+    offered = ["tools" in request.body for request in fake_openai.requests]
+    assert offered == [True] * rounds + [False] * (limit - rounds)
 
 
 @pytest.fixture
