@@ -1,4 +1,4 @@
-"""The outermost stage: one ledger row per model call (chat or embed), written whatever the
+"""The outermost stage: one ledger row per model call (any operation), written whatever the
 outcome; the row's ``endpoint`` is the call's (``CallContext.endpoint``).
 
 Its ``finally`` runs for completions, streams (also when the client goes away) and
@@ -21,8 +21,14 @@ from portway.accounting.leases import BudgetLeases
 from portway.accounting.ledger import LedgerWriter, UsageRecord
 from portway.accounting.pricing import PricingCatalog
 from portway.errors import PortwayError
-from portway.pipeline.base import CallContext, CompleteHandler, ModelResult, Stage, StreamHandler
-from portway.protocol.chat import ChatCompletionChunkDict
+from portway.pipeline.base import (
+    CallContext,
+    CompleteHandler,
+    ModelChunk,
+    ModelResult,
+    Stage,
+    StreamHandler,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +48,7 @@ def _message_text(completion: ModelResult) -> str:
     """The generated text of a completion (an embeddings result has none)."""
     parts: list[str] = []
     for choice in completion.get("choices", ()):
+        parts.append(choice.get("text") or "")  # a text completion's choice
         message: Any = choice.get("message") or {}
         parts.append(message.get("content") or "")
         for call in message.get("tool_calls") or ():
@@ -49,8 +56,11 @@ def _message_text(completion: ModelResult) -> str:
     return "".join(parts)
 
 
-def _delta_text(chunk: ChatCompletionChunkDict, into: list[str]) -> None:
+def _delta_text(chunk: ModelChunk, into: list[str]) -> None:
     for choice in chunk.get("choices", ()):
+        text = choice.get("text")  # a text completion's chunk
+        if text:
+            into.append(text)
         delta: Any = choice.get("delta") or {}
         content = delta.get("content")
         if content:
@@ -93,7 +103,7 @@ class UsageRecorder(Stage):
 
     async def stream(  # type: ignore[override]
         self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    ) -> AsyncIterator[ModelChunk]:
         status, code = 200, None
         texts: list[str] = []
         try:

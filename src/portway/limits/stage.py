@@ -16,8 +16,14 @@ from portway.accounting.estimate import UsageEstimator
 from portway.errors import RateLimitError
 from portway.limits.base import Limit, RateLimiter
 from portway.limits.gate import DeploymentGate
-from portway.pipeline.base import CallContext, CompleteHandler, ModelResult, Stage, StreamHandler
-from portway.protocol.chat import ChatCompletionChunkDict
+from portway.pipeline.base import (
+    CallContext,
+    CompleteHandler,
+    ModelChunk,
+    ModelResult,
+    Stage,
+    StreamHandler,
+)
 
 PRIORITY_HEADER = "x-portway-priority"
 
@@ -107,9 +113,7 @@ class KeyRateLimitStage(Stage):
         finally:
             await self._true_up(ctx, admitted)
 
-    def stream(
-        self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    def stream(self, ctx: CallContext, call_next: StreamHandler) -> AsyncIterator[ModelChunk]:
         principal = ctx.principal
         unlimited = principal.rpm is None and principal.tpm is None
         if unlimited and ctx.model not in self._token_limited_models:
@@ -119,7 +123,7 @@ class KeyRateLimitStage(Stage):
 
     async def _limited_stream(
         self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    ) -> AsyncIterator[ModelChunk]:
         admitted = await self._admit(ctx)
         try:
             async for chunk in call_next(ctx):

@@ -12,17 +12,25 @@ from collections.abc import Callable
 import orjson
 
 from portway.protocol.chat import ChatCompletionRequest, message_text
+from portway.protocol.completions import CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
 
-PromptTokenEstimator = Callable[[ChatCompletionRequest | EmbeddingRequest], int]
+PromptTokenEstimator = Callable[[ChatCompletionRequest | EmbeddingRequest | CompletionRequest], int]
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4  # role and separators in typical chat templates
 
 
-def estimate_prompt_tokens(request: ChatCompletionRequest | EmbeddingRequest) -> int:
-    """About how many tokens the prompt (messages and tool definitions, or the input to
-    embed) will take."""
+def estimate_prompt_tokens(
+    request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest,
+) -> int:
+    """About how many tokens the prompt (messages and tool definitions, the input to embed,
+    or a text completion's prompts) will take."""
+    if isinstance(request, CompletionRequest):
+        prompts = request.texts()
+        if prompts is None:
+            return sum(map(len, request.token_prompts()))
+        return sum(len(text) for text in prompts) // CHARS_PER_TOKEN + len(prompts)
     if isinstance(request, EmbeddingRequest):
         texts = request.texts()
         if texts is None:
