@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import httpx
+import jsonschema
 import openai
 import pytest
 
@@ -193,3 +194,24 @@ def test_conflicting_or_malformed_functions_are_a_400(
     assert set(error) == {"message", "type", "param", "code"}
     assert error["param"] == param
     assert fake_openai.requests == []
+
+
+@pytest.mark.slow
+def test_the_local_model_answers_functions_with_a_valid_function_call(
+    start_portway: PortwayFactory,
+) -> None:
+    server = start_portway({"models": [{"name": "smollm2-135m", "provider": "local"}]})
+    local = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    completion = local.chat.completions.create(
+        model="smollm2-135m",
+        messages=ASK,
+        functions=[WEATHER],
+        function_call={"name": "get_weather"},
+        max_tokens=64,
+        temperature=0,
+    )
+    assert_matches("CreateChatCompletionResponse", completion.model_dump(exclude_unset=True))
+    call = completion.choices[0].message.function_call
+    assert call is not None and call.name == "get_weather"
+    jsonschema.validate(json.loads(call.arguments), WEATHER["parameters"])
+    assert completion.choices[0].finish_reason == "function_call"
