@@ -159,6 +159,14 @@ def test_a_completion_cut_by_max_tokens_says_length(
     assert fake_openai.requests[-1].body["max_tokens"] == 3
 
 
+def test_max_tokens_null_sends_the_deployment_cap_the_budget_assumed(
+    door: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    response = post(door, {"model": "instruct", "prompt": "p", "max_tokens": None})
+    assert response.status_code == 200, response.text
+    assert fake_openai.requests[-1].body["max_tokens"] == 4096  # the default output cap
+
+
 def test_arrays_of_prompts_and_token_ids_pass_through(
     door: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
