@@ -346,6 +346,14 @@ def test_the_budget_hold_assumes_16_tokens_per_choice_by_default(
         ({"model": "instruct", "prompt": "x", "n": 3, "best_of": 2}, "best_of"),
         ({"model": "instruct", "prompt": "x", "best_of": 2, "stream": True}, "best_of"),
         ({"model": "instruct", "prompt": "x", "echo": "yes"}, "echo"),
+        ({"model": "instruct", "prompt": None}, "prompt"),
+        ({"model": "instruct", "prompt": [[1, "a"]]}, "prompt"),
+        ({"model": "instruct", "prompt": [["a"]]}, "prompt"),
+        ({"model": "instruct", "prompt": "x", "stream_options": "x"}, "stream_options"),
+        ({"model": "instruct", "prompt": "x", "logit_bias": {"1": "x"}}, "logit_bias.1"),
+        ({"model": "instruct", "prompt": "x", "suffix": 5}, "suffix"),
+        ({"model": "instruct", "prompt": "x", "best_of": 21}, "best_of"),
+        ({"model": "instruct", "prompt": "x", "temperature": 3}, "temperature"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_param(
