@@ -5,6 +5,7 @@ routed and in the ledger like every other operation."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -221,6 +222,34 @@ def test_a_stream_shows_usage_only_when_asked(door: PortwayServer, fake_openai: 
     chunks = sse_chunks(response)
     assert all(chunk["choices"] and "usage" not in chunk for chunk in chunks)
     assert fake_openai.requests[-1].body["stream_options"] == {"include_usage": True}
+
+
+def test_a_client_that_leaves_mid_stream_cancels_the_upstream_and_gets_a_ledger_row(
+    door: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    # Over 64k characters per chunk: counting the output the client got takes a thread, so
+    # the row is written after the request's task was cancelled (it used to be lost).
+    fake_openai.script_completions(TextReply(text="word " * 40_000, chunk_delay=0.5))
+    key = create_key(door)
+    with httpx.stream(
+        "POST",
+        f"{door.base_url}/completions",
+        json={"model": "instruct", "prompt": "long", "stream": True},
+        headers={"authorization": f"Bearer {key['key']}"},
+    ) as response:
+        next(response.iter_lines())
+    for _ in range(100):
+        if fake_openai.disconnects:
+            break
+        time.sleep(0.05)
+    assert fake_openai.disconnects == 1
+    for _ in range(100):
+        rows = usage(door, "endpoint,status", key=key["id"])
+        if rows:
+            break
+        time.sleep(0.05)
+    assert [(row["endpoint"], row["status"]) for row in rows] == [("completions", 499)]
+    assert rows[0]["completion_tokens"] >= 13_000  # the first chunk's words, counted
 
 
 # Routing: retries, fallbacks, upstream errors -------------------------------------------

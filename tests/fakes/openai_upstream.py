@@ -298,6 +298,10 @@ class Cycle(Action):
         return await next(self._next).respond(request, body)
 
 
+def sse_data(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
 def _prompts(body: dict[str, Any]) -> list[str]:
     """A text completion's prompts as text (token ids written out as ``<id>``)."""
     prompt = body.get("prompt")
@@ -316,6 +320,7 @@ class TextReply(Action):
     text: str | None = None
     prompt_tokens: int = 6
     completion_tokens: int = 4
+    chunk_delay: float = 0.0
 
     def _text(self, prompt: str) -> str:
         return f" completed: {prompt}" if self.text is None else self.text
@@ -368,19 +373,22 @@ class TextReply(Action):
             answer = {**base, "choices": choices, "usage": self._usage(body)}
             return web.Response(body=orjson.dumps(answer), content_type="application/json")
         response = await start_sse(request)
-        for choice in choices:
-            for piece in _split(choice["text"]):
-                part = {**choice, "text": piece, "finish_reason": None, "logprobs": None}
-                await response.write(
-                    b"data: " + orjson.dumps({**base, "choices": [part]}) + b"\n\n"
-                )
-            end = {**choice, "text": "", "logprobs": None}
-            await response.write(b"data: " + orjson.dumps({**base, "choices": [end]}) + b"\n\n")
-        if (body.get("stream_options") or {}).get("include_usage"):
-            last = {**base, "choices": [], "usage": self._usage(body)}
-            await response.write(b"data: " + orjson.dumps(last) + b"\n\n")
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
+        try:
+            for choice in choices:
+                for piece in _split(choice["text"]):
+                    part = {**choice, "text": piece, "finish_reason": None, "logprobs": None}
+                    await response.write(sse_data({**base, "choices": [part]}))
+                    if self.chunk_delay:
+                        await asyncio.sleep(self.chunk_delay)
+                end = {**choice, "text": "", "logprobs": None}
+                await response.write(sse_data({**base, "choices": [end]}))
+            if (body.get("stream_options") or {}).get("include_usage"):
+                await response.write(sse_data({**base, "choices": [], "usage": self._usage(body)}))
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            request.app[FAKE].disconnects += 1
+            raise
         return response
 
 

@@ -87,6 +87,8 @@ class UsageRecorder(Stage):
         self._estimator = estimator
         self._budgets = budgets
         self._record_rows = record_rows
+        # Rows still being written for streams whose client left (see ``stream``).
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         status, code = 200, None
@@ -115,7 +117,14 @@ class UsageRecorder(Stage):
             status, code = _status_of(error)
             raise
         finally:
-            await self._finish(ctx, status, code, "".join(texts), stream=True)
+            # A client that leaves cancels this task, and every await here with it: the row
+            # is finished in a task of its own (counting the output may have to wait).
+            task = asyncio.ensure_future(
+                self._finish(ctx, status, code, "".join(texts), stream=True)
+            )
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+            await asyncio.shield(task)
 
     async def _finish(
         self, ctx: CallContext, status: int, code: str | None, output: str, *, stream: bool

@@ -233,7 +233,9 @@ class TokenizerService:
         if future is None:
             future = asyncio.ensure_future(asyncio.to_thread(load_encoding, name))
             self._loading[name] = future
-        return await future
+        # Shielded: the load is shared, so a caller cancelled while waiting (a client that
+        # left) must not cancel it for every later caller.
+        return await asyncio.shield(future)
 
     async def counter(self, provider: str, model: str) -> ChatTokenCounter:
         """The counter for a deployment's upstream model; cached after the first call."""
