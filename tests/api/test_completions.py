@@ -402,6 +402,15 @@ def test_a_body_that_is_not_json_is_a_400(door: PortwayServer) -> None:
     assert response.json()["error"]["code"] == "invalid_json"
 
 
+def test_completions_need_a_key_and_a_model_the_key_may_use(
+    door: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    assert_openai_error(post(door, {"model": "instruct", "prompt": "x"}, key="sk-wrong"), 401, None)
+    key = create_key(door, models=["claude"])["key"]
+    assert_openai_error(post(door, {"model": "instruct", "prompt": "x"}, key), 404, "model")
+    assert fake_openai.requests == []
+
+
 def test_unknown_models_and_virtual_models_are_refused(door: PortwayServer) -> None:
     assert_openai_error(post(door, {"model": "nope", "prompt": "x"}), 404, "model")
     message = assert_openai_error(post(door, {"model": "smart", "prompt": "x"}), 400, "model")
