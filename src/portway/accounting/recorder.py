@@ -117,14 +117,17 @@ class UsageRecorder(Stage):
             status, code = _status_of(error)
             raise
         finally:
-            # A client that leaves cancels this task, and every await here with it: the row
-            # is finished in a task of its own (counting the output may have to wait).
-            task = asyncio.ensure_future(
-                self._finish(ctx, status, code, "".join(texts), stream=True)
-            )
-            self._finishing.add(task)
-            task.add_done_callback(self._finishing.discard)
-            await asyncio.shield(task)
+            finish = self._finish(ctx, status, code, "".join(texts), stream=True)
+            if status != CLIENT_CLOSED:
+                await finish
+            else:
+                # The client left: its request's task is being cancelled, and every await
+                # here with it, so the row is finished in a task of its own (counting the
+                # output may have to wait for a thread).
+                task = asyncio.ensure_future(finish)
+                self._finishing.add(task)
+                task.add_done_callback(self._finishing.discard)
+                await asyncio.shield(task)
 
     async def _finish(
         self, ctx: CallContext, status: int, code: str | None, output: str, *, stream: bool

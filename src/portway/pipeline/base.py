@@ -8,9 +8,9 @@ streamed; ``embed``: ``EmbeddingRequest`` answered whole; ``completion``: the le
 operation, the stages that handle it. For a call, a stage either passes it on
 (``call_next``), answers it itself (a cache hit) or raises a ``PortwayError``. Stages are
 composed once at start-up; nothing is looked up per request. A stream stage (for each
-streamed operation, ``STREAMED``) wraps the
-async iterator it gets from ``call_next``; its ``finally`` runs when the stream ends,
-fails or is closed because the client went away.
+streamed operation, ``STREAMED``) wraps the async iterator it gets from ``call_next``;
+its ``finally`` runs when the stream ends, fails or is closed because the client went
+away.
 """
 
 from __future__ import annotations
