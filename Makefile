@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench clean install
+.PHONY: run test test-fast lint bench soak clean install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
+
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py --requests 1000000 --interval 50000 --warmup 50000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -23,13 +23,16 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 
+from portway.accounting.estimate import UsageEstimator
 from portway.accounting.services import Accounting
-from portway.config import Settings
+from portway.accounting.tokenizer import TokenizerService
+from portway.config import AccountingConfig, Settings
 from portway.pipeline.base import CallContext, CompleteHandler, Terminal
 from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionDict, ChatCompletionRequest
 from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
+from portway.routing.routes import RouteTable
 from portway.security.auth import Authenticator, KeyAuthenticator, MasterKeyAuthenticator
 from portway.security.keys import BudgetSpec
 from portway.store import Database
@@ -130,7 +133,10 @@ async def variant(
     )
     catalog = ModelCatalog.from_configs(settings.models, ProviderRegistry())
     database = Database(settings.database_url)
-    accounting, stages = Accounting.build(settings, catalog, database)
+    accounting = Accounting.build(settings, catalog, database)
+    routes = RouteTable(settings.router, catalog.names())
+    estimator = UsageEstimator(accounting.tokenizer, catalog, settings.accounting, routes)
+    stages = accounting.stages(estimator)
     await database.start()
     await accounting.start(catalog)
     try:
@@ -138,7 +144,7 @@ async def variant(
         _record, secret = await accounting.keys.create(
             KeyFields(rpm=10**9, tpm=2 * 10**9, user_id="bench", team_id="bench"), budget
         )
-        chat = Pipeline.of([*stages, InstantModel()])
+        chat = Pipeline.of([*stages, InstantModel()], estimator.count_prompt)
         call = make_call(KeyAuthenticator(MASTER, accounting.keys), chat, secret)
         return await measure(call, calls, concurrency)
     finally:
@@ -147,7 +153,11 @@ async def variant(
 
 
 async def baseline(calls: int, concurrency: int) -> list[float]:
-    chat = Pipeline.of([InstantModel()])
+    # Nothing in it counts prompts: the counter is never asked.
+    catalog = ModelCatalog.from_configs([], ProviderRegistry())
+    routes = RouteTable({}, catalog.names())
+    estimator = UsageEstimator(TokenizerService(), catalog, AccountingConfig(), routes)
+    chat = Pipeline.of([InstantModel()], estimator.count_prompt)
     return await measure(
         make_call(MasterKeyAuthenticator(MASTER), chat, MASTER), calls, concurrency
     )

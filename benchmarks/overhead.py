@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +45,20 @@ BODY = orjson.dumps({
                  "refusal": None}, "logprobs": None, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
 })
+CHUNKS = [orjson.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": int(time.time()),
+    "model": "bench-upstream", "choices": choices, "usage": usage,
+}) for choices, usage in (
+    ([{"index": 0, "delta": {"role": "assistant", "content": "Hello"}, "finish_reason": None}],
+     None),
+    ([{"index": 0, "delta": {}, "finish_reason": "stop"}], None),
+    ([], {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13}),
+)]
+STREAM = b"".join(b"data: " + chunk + b"\n\n" for chunk in CHUNKS) + b"data: [DONE]\n\n"
 async def chat(request):
-    await request.read()
+    body = await request.read()
+    if b'"stream":true' in body:  # the benchmarks send compact JSON
+        return web.Response(body=STREAM, content_type="text/event-stream")
     return web.Response(body=BODY, content_type="application/json")
 app = web.Application()
 app.router.add_post("/v1/chat/completions", chat)
@@ -122,10 +134,18 @@ async def drive(name: str, url: str, requests: int, concurrency: int) -> Result:
 
 
 @contextlib.contextmanager
-def upstream_and_portway(config_extra: str = "") -> Iterator[tuple[str, str, int]]:
+def upstream_and_portway(
+    config_extra: str = "",
+    *,
+    launcher: Sequence[str] = (sys.executable, "-m", "portway"),
+    env: Mapping[str, str] | None = None,
+    startup_timeout: float = 60.0,
+) -> Iterator[tuple[str, str, int]]:
     """Run the instant upstream and a Portway in front of it, each in its own process.
 
-    Yields (direct URL, Portway URL, Portway's pid) for chat completions.
+    ``launcher`` is the command that takes ``serve ...`` (e.g. a wrapper that traces
+    allocations); ``env`` is added to Portway's environment. Yields (direct URL, Portway
+    URL, Portway's pid) for chat completions.
     """
     upstream_port, portway_port = free_port(), free_port()
     processes: list[subprocess.Popen[bytes]] = []
@@ -139,11 +159,9 @@ def upstream_and_portway(config_extra: str = "") -> Iterator[tuple[str, str, int
             "    api_key: sk-bench\n"
             f"database_url: sqlite:///{tmp}/portway.db\n" + config_extra
         )
-        env = {**os.environ, "PORTWAY_LOG_LEVEL": "warning"}
+        portway_env = {**os.environ, "PORTWAY_LOG_LEVEL": "warning", **(env or {})}
         serve = [
-            sys.executable,
-            "-m",
-            "portway",
+            *launcher,
             "serve",
             "--config",
             str(config),
@@ -152,9 +170,9 @@ def upstream_and_portway(config_extra: str = "") -> Iterator[tuple[str, str, int
         ]
         try:
             processes.append(subprocess.Popen([sys.executable, "-c", UPSTREAM, str(upstream_port)]))
-            processes.append(subprocess.Popen(serve, env=env))
+            processes.append(subprocess.Popen(serve, env=portway_env))
             wait_for_port(upstream_port)
-            wait_for_port(portway_port)
+            wait_for_port(portway_port, startup_timeout)
             yield (
                 f"http://127.0.0.1:{upstream_port}/v1/chat/completions",
                 f"http://127.0.0.1:{portway_port}/v1/chat/completions",

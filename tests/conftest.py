@@ -111,4 +111,4 @@ def gateway(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> Po
 
 @pytest.fixture
 def client(gateway: PortwayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
+    return gateway.sdk()

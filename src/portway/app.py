@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portway.api import (
     admin,
     assistants,
+    batches,
     cache_admin,
     chat,
     completions,
@@ -93,7 +94,7 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
     for module in (chat, completions, models, embeddings, health, admin, cache_admin):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
-    for module in (files, vector_stores, assistants, threads):
+    for module in (files, vector_stores, assistants, threads, batches):
         app.include_router(module.router, dependencies=[Depends(retained)])
     app.add_exception_handler(PortwayError, _error_object)
     app.add_exception_handler(HTTPException, _http_error)

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from portway.periods import Period
 from portway.routing.config import RouteEntry, check_router_references
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
@@ -107,6 +108,10 @@ class SemanticCacheConfig(_Strict):
     local_model_path: str | None = None
     index: Literal["memory", "redis"] = "memory"
     max_entries: int = Field(default=100_000, ge=1)
+    # Longer prompts get exact hits only: past the embedding model's window (256 tokens
+    # for MiniLM) two prompts can differ unseen, and the hit guard, which runs on the
+    # event loop, reads bounded text (under a few ms at the upper bound).
+    max_prompt_chars: int = Field(default=1000, ge=1, le=4000)
 
 
 class CacheModelPolicy(_Strict):
@@ -204,7 +209,7 @@ class SystemPrincipalConfig(_Strict):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     max_budget: float | None = Field(default=None, ge=0)
-    budget_period: Literal["daily", "weekly", "monthly", "total"] = "monthly"
+    budget_period: Period = "monthly"
 
 
 class FilesConfig(_Strict):
@@ -230,6 +235,8 @@ class RetrievalConfig(_Strict):
     chunk_overlap_tokens: int = Field(default=400, ge=0)
     max_num_results: int = Field(default=10, ge=1, le=50)
     indexing_concurrency: int = Field(default=2, ge=1, le=64)
+    # Seconds one file may take to extract and chunk (in a worker process) before it fails.
+    indexing_timeout: float = Field(default=60.0, gt=0)
     embedding_batch_size: int = Field(default=64, ge=1, le=2048)
 
     @model_validator(mode="after")
@@ -287,9 +294,36 @@ class AssistantsConfig(_Strict):
     sweep_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     max_attempts: int = Field(default=2, ge=1, le=100)
     max_model_calls_per_run: int = Field(default=32, ge=1, le=1000)
+    # Model calls of a run that may call tools; the next one gets tool_choice "none", so a
+    # model that keeps calling tools ends the run with a message.
+    max_tool_rounds: int = Field(default=8, ge=0, le=1000)
+    # What one tool output adds to the next prompt, in characters (the rest is cut, with a
+    # marker); the stored output and the run step keep it whole.
+    max_tool_output_chars: int = Field(default=8000, ge=200, le=1_000_000)
     poll_after_ms: int = Field(default=500, ge=1, le=60_000)
     # A file_search run waits this long at most for its thread's attachments to be indexed.
     thread_files_wait_seconds: float = Field(default=60.0, ge=0, le=3600)
+
+
+class BatchesConfig(_Strict):
+    """The Batch API: batches are executed by background workers in every Portway process,
+    claimed from the database with leases like runs (``lease_seconds``, ...).
+
+    ``max_concurrent_batches`` batches execute at once per process, each with at most
+    ``concurrency`` lines in flight; lines wait in the deployment queues at ``priority``
+    (below interactive traffic, whose keys default to 0); the ledger records each line's
+    cost less ``discount`` (0.5: half price). ``max_attempts``: restarts a batch survives.
+    """
+
+    max_concurrent_batches: int = Field(default=4, ge=1, le=1000)
+    concurrency: int = Field(default=8, ge=1, le=1000)
+    priority: int = -10
+    discount: float = Field(default=0.5, ge=0, le=1)
+    max_lines: int = Field(default=50_000, ge=1)
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    sweep_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    max_attempts: int = Field(default=10, ge=1, le=1000)
 
 
 def _default_models() -> list[ModelConfig]:
@@ -318,6 +352,7 @@ class Settings(_Strict):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     code_interpreter: CodeInterpreterConfig = Field(default_factory=CodeInterpreterConfig)
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
+    batches: BatchesConfig = Field(default_factory=BatchesConfig)
 
     @field_validator("models")
     @classmethod
@@ -391,7 +426,11 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return text or "(root)"
 
 
-def _format_validation_error(error: ValidationError, source: str) -> str:
+def format_validation_error(
+    error: ValidationError, source: str, prefix: tuple[int | str, ...] = ()
+) -> str:
+    """One line per error, naming the key by its path (``prefix``: where the validated
+    value sits in the settings)."""
     lines = [f"invalid configuration in {source}:"]
     for item in error.errors():
         message = item["msg"]
@@ -401,7 +440,7 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
             # Whole-settings checks name the key in their message already.
             lines.append(f"  {message.removeprefix('Value error, ')}")
             continue
-        lines.append(f"  {_location(item['loc'])}: {message}")
+        lines.append(f"  {_location((*prefix, *item['loc']))}: {message}")
     return "\n".join(lines)
 
 
@@ -431,4 +470,4 @@ def load_settings(
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source)) from None

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from portway.accounting.estimate import UsageEstimator
 from portway.accounting.services import Accounting
 from portway.assistants.builtin import BuiltinTool
 from portway.assistants.code_interpreter import CodeInterpreterTool
 from portway.assistants.runtime import Assistants
+from portway.batches.wiring import Batches
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
@@ -23,7 +25,6 @@ from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
 from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
-from portway.routing.reach import public_names
 from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
 from portway.security.auth import Authenticator, KeyAuthenticator
@@ -77,6 +78,7 @@ class Services:
     accounting: Accounting
     retrieval: Retrieval
     assistants: Assistants
+    batches: Batches
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
@@ -89,10 +91,7 @@ class Services:
         catalog = ModelCatalog.from_configs(settings.models, registry, settings.accounting)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
         database = Database(settings.database_url)
-        metrics = Metrics(public_names(settings.router, catalog.names()))
-        accounting, accounting_stages = Accounting.build(
-            settings, catalog, database, observers=(metrics.observe,)
-        )
+        accounting = Accounting.build(settings, catalog, database)
         # Stages that make model calls of their own (the classifier, the cache's embedder)
         # reach them through the pipeline they are part of: it is assembled below.
         pipeline = Pipeline()
@@ -107,9 +106,17 @@ class Services:
             stale_source=CacheStaleAnswers(cache) if cache else None,
             classify=models.ask,
         )
+        metrics = Metrics(router.names())
+        # Budgets and limits bound a call by the router's own routes, never a copy of them.
+        estimator = UsageEstimator(accounting.tokenizer, catalog, settings.accounting, router)
         # Outermost first: accounting (ledger, limits, budget), then the cache, then the router.
-        stages: list[Stage] = [*accounting_stages, *([cache] if cache else []), router]
-        pipeline.assemble(stages)
+        stages: list[Stage] = [
+            *accounting.stages(estimator, observers=(metrics.observe,)),
+            *([cache] if cache else []),
+            router,
+        ]
+        # The one prompt counter: every stage that needs a call's prompt size asks it.
+        pipeline.assemble(stages, estimator.count_prompt)
         retrieval = Retrieval.build(settings, database, catalog, models)
         builtin_tools: dict[str, BuiltinTool] = {retrieval.file_search.type: retrieval.file_search}
         if settings.code_interpreter.enabled:
@@ -139,6 +146,7 @@ class Services:
                 accounting.keys,
                 accounting.tokenizer,
             ),
+            batches=Batches.build(settings, database, models, retrieval.files, accounting.keys),
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,
@@ -162,8 +170,10 @@ class Services:
         if self.cache is not None:
             await self.cache.start()
         await self.assistants.start()
+        await self.batches.start()
 
     async def close(self) -> None:
+        await self.batches.close()
         await self.assistants.close()
         if self.cache is not None:
             await self.cache.close()

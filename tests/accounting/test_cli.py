@@ -47,7 +47,7 @@ def test_key_lifecycle_through_the_cli(
     key_id, secret = created["id"], created["key"]
     assert created["budget"]["max_budget"] == 2.5 and created["budget"]["period"] == "monthly"
 
-    client = openai.OpenAI(base_url=server.base_url, api_key=secret, max_retries=0)
+    client = server.sdk(secret)
     messages = [{"role": "user", "content": "hi"}]
     assert client.chat.completions.create(model="fake-gpt", messages=messages).choices
 
@@ -66,7 +66,7 @@ def test_key_lifecycle_through_the_cli(
     assert rotated["key"] != secret and revoked["status"] == "revoked"
     time.sleep(0.3)  # the server's key cache TTL
     for stale in (secret, rotated["key"]):
-        stale_client = openai.OpenAI(base_url=server.base_url, api_key=stale, max_retries=0)
+        stale_client = server.sdk(stale)
         with pytest.raises(openai.AuthenticationError):
             stale_client.chat.completions.create(model="fake-gpt", messages=messages)
 

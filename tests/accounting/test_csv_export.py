@@ -6,7 +6,6 @@ import csv
 import io
 
 import httpx
-import openai
 import pytest
 
 from tests.conftest import PortwayFactory, fake_model
@@ -37,9 +36,7 @@ def test_usage_csv_escapes_formula_cells(gateway: PortwayServer, fake_openai: Fa
         for user in HOSTILE:
             created = http.post("/v1/admin/keys", json={"name": "k", "user": user})
             assert created.status_code == 201, created.text
-            client = openai.OpenAI(
-                base_url=gateway.base_url, api_key=created.json()["key"], max_retries=0
-            )
+            client = gateway.sdk(created.json()["key"])
             client.chat.completions.create(
                 model="fake-gpt", messages=[{"role": "user", "content": "hi"}]
             )

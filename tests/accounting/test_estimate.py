@@ -15,6 +15,7 @@ from portway.pipeline.base import CallContext
 from portway.protocol.chat import ChatCompletionRequest
 from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
+from portway.routing.router import Router
 from portway.security.principal import ANONYMOUS
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -56,37 +57,39 @@ def estimator_for(config: Settings) -> tuple[UsageEstimator, PricingCatalog]:
         TokenizerService(config.accounting.estimate_factor),
         catalog,
         config.accounting,
-        config.router,
+        Router(catalog, config.router),
     )
-    return estimator, PricingCatalog((d.id, d.config) for d in catalog.deployments)
+    return estimator, PricingCatalog(catalog.deployments)
 
 
-def context(model: str, **body: Any) -> CallContext:
+def context(model: str, estimator: UsageEstimator, **body: Any) -> CallContext:
     request = ChatCompletionRequest.model_validate(
         {"model": model, "messages": [{"role": "user", "content": "Summarise " * 40}], **body}
     )
-    return CallContext(request_id="r", principal=ANONYMOUS, request=request)
+    return CallContext(
+        request_id="r", principal=ANONYMOUS, request=request, count_prompt=estimator.count_prompt
+    )
 
 
 async def test_a_virtual_model_counts_with_its_most_generous_tokenizer() -> None:
     estimator, _pricing = estimator_for(settings("http://127.0.0.1:9/v1"))
     assert [d.id for d in estimator.deployments_of("auto")] == ["pricey", "cheap"]
-    virtual = await estimator.prompt_tokens(context("auto"))
-    exact = await estimator.prompt_tokens(context("cheap"))
-    estimated = await estimator.prompt_tokens(context("pricey"))
+    virtual = await estimator.count_prompt(context("auto", estimator))
+    exact = await estimator.count_prompt(context("cheap", estimator))
+    estimated = await estimator.count_prompt(context("pricey", estimator))
     assert 0 < exact < estimated == virtual
 
 
 async def test_a_virtual_model_reserves_at_its_dearest_target() -> None:
     estimator, pricing = estimator_for(settings("http://127.0.0.1:9/v1"))
-    ctx = context("auto", max_tokens=50)
-    prompt = await estimator.prompt_tokens(ctx)
+    ctx = context("auto", estimator, max_tokens=50)
+    prompt = await estimator.count_prompt(ctx)
     worst = await estimator.worst_case_nanos(ctx, pricing)
     assert worst == pricing.for_deployment("pricey").worst_case_nanos(prompt, 50)
-    uncapped = context("auto")
+    uncapped = context("auto", estimator)
     assert estimator.max_output_tokens(uncapped) == 900  # pricey's cap beats the default
     # Without max_tokens each target is bounded by its own cap.
-    prompt = await estimator.prompt_tokens(uncapped)
+    prompt = await estimator.count_prompt(uncapped)
     expected = pricing.for_deployment("pricey").worst_case_nanos(prompt, 900)
     assert await estimator.worst_case_nanos(uncapped, pricing) == expected
 
@@ -94,16 +97,16 @@ async def test_a_virtual_model_reserves_at_its_dearest_target() -> None:
 async def test_fallbacks_count_toward_the_worst_case() -> None:
     estimator, pricing = estimator_for(settings("http://127.0.0.1:9/v1"))
     assert [d.id for d in estimator.deployments_of("chat")] == ["chat", "pricey"]
-    ctx = context("chat", max_tokens=10)
-    prompt = await estimator.prompt_tokens(ctx)
+    ctx = context("chat", estimator, max_tokens=10)
+    prompt = await estimator.count_prompt(ctx)
     expected = pricing.for_deployment("pricey").worst_case_nanos(prompt, 10)
     assert await estimator.worst_case_nanos(ctx, pricing) == expected
 
 
 async def test_unknown_names_count_nothing() -> None:
     estimator, pricing = estimator_for(settings("http://127.0.0.1:9/v1"))
-    ctx = context("nope")
-    assert await estimator.prompt_tokens(ctx) == 0
+    ctx = context("nope", estimator)
+    assert await estimator.count_prompt(ctx) == 0
     assert await estimator.worst_case_nanos(ctx, pricing) == 0
 
 
@@ -133,7 +136,7 @@ def virtual(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> Po
 
 
 def new_key(server: PortwayServer, budget: float) -> dict[str, Any]:
-    admin = openai.OpenAI(base_url=server.base_url, api_key=MASTER, max_retries=0)
+    admin = server.sdk(MASTER)
     response = admin.post(
         "/admin/keys", body={"max_budget": budget, "budget_period": "total"}, cast_to=object
     )
@@ -141,7 +144,7 @@ def new_key(server: PortwayServer, budget: float) -> dict[str, Any]:
 
 
 def ask(server: PortwayServer, key: str, text: str) -> Any:
-    client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    client = server.sdk(key)
     return client.chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": text}], max_tokens=5
     )
@@ -162,7 +165,7 @@ def test_a_budget_reserves_for_the_priced_target_of_auto(
     roomy = new_key(virtual, 0.05)
     served = ask(virtual, roomy["key"], "an invoice, please")
     assert served.headers["x-portway-route"] == "priced"
-    admin = openai.OpenAI(base_url=virtual.base_url, api_key=MASTER, max_retries=0)
+    admin = virtual.sdk(MASTER)
     budget: Any = admin.get(f"/admin/keys/{roomy['id']}", cast_to=object)
     assert budget["budget"]["spend"] == pytest.approx(usd(nanos(12 * 0.001)))  # 7 + 5 tokens
     assert budget["budget"]["reserved"] == 0

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from portway.accounting.budgets import period_start
 from portway.accounting.leases import BudgetLeases, Hold, Want
 from portway.accounting.ledger import UsageRecord
 from portway.config import BudgetsConfig
+from portway.periods import period_start
 from portway.store import Database
 from portway.store.budgets import BudgetRepository, Claim, Settlement
 

@@ -49,7 +49,7 @@ def _budget(gateway: PortwayServer, key_id: str) -> dict[str, Any]:
 
 
 def _sdk(gateway: PortwayServer, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0)
+    return gateway.sdk(key)
 
 
 @pytest.mark.parametrize(("model", "cap"), [("uncapped", DEFAULT_CAP), ("capped", DEPLOYMENT_CAP)])
@@ -112,7 +112,7 @@ def local(start_portway: PortwayFactory) -> openai.OpenAI:
             ]
         }
     )
-    return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    return server.sdk()
 
 
 @pytest.mark.slow

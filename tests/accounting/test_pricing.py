@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from portway.accounting.pricing import Price, PricingCatalog, builtin_price, price_of
 from portway.config import ModelConfig
+from portway.providers.local import LocalProvider
+from portway.providers.registry import ProviderRegistry
+from portway.routing.catalog import ModelCatalog
 
 
 def test_longest_prefix_wins_for_dated_models() -> None:
@@ -22,19 +25,31 @@ def test_costs_are_exact_integers_with_cached_discount() -> None:
     assert Price(0.075, 0.3).cost_nanos(1, 0) == 75
 
 
-def test_config_overrides_and_local_models_are_free() -> None:
+def test_config_overrides_and_unbilled_providers_are_free() -> None:
     priced = ModelConfig(name="gpt-4o", provider="openai", pricing={"input": 1.0, "output": 2.0})
     assert price_of(priced) == Price(1.0, 2.0, None)
-    assert price_of(ModelConfig(name="smollm2-135m", provider="local")).is_free
+    assert price_of(priced, billed=False) == Price(1.0, 2.0, None)
+    assert price_of(ModelConfig(name="gpt-4o", provider="openai"), billed=False).is_free
+
+
+def test_the_provider_says_whether_it_bills_not_its_name() -> None:
+    """A provider registered under another name that runs models locally is still free."""
+    configs = [
+        ModelConfig(name="mine", provider="on-this-box", model="gpt-4o"),
+        ModelConfig(name="theirs", provider="openai", model="gpt-4o", base_url="http://x/v1"),
+    ]
+    registry = ProviderRegistry(extra={"on-this-box": LocalProvider})
+    catalog = PricingCatalog(ModelCatalog.from_configs(configs, registry).deployments)
+    assert catalog.for_deployment("mine").is_free
+    assert catalog.for_deployment("theirs") == builtin_price("gpt-4o")
 
 
 def test_reservations_use_the_dearest_deployment_of_a_model() -> None:
-    catalog = PricingCatalog(
-        [
-            ("m", ModelConfig(name="m", provider="openai", model="gpt-4o-mini")),
-            ("m#1", ModelConfig(name="m", provider="openai", model="gpt-4o")),
-        ]
-    )
+    configs = [
+        ModelConfig(name="m", provider="openai", model="gpt-4o-mini", base_url="http://x/v1"),
+        ModelConfig(name="m", provider="openai", model="gpt-4o", base_url="http://x/v1"),
+    ]
+    catalog = PricingCatalog(ModelCatalog.from_configs(configs, ProviderRegistry()).deployments)
     assert catalog.worst_for_model("m") == Price(2.50, 10.00)
     assert catalog.for_deployment("m") == builtin_price("gpt-4o-mini")
     assert catalog.for_call(None, "m") == builtin_price("gpt-4o-mini")

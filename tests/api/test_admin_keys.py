@@ -32,23 +32,8 @@ def secured(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> Po
     )
 
 
-def admin(server: PortwayServer) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {MASTER}"})
-
-
-def create_key(server: PortwayServer, **fields: Any) -> dict[str, Any]:
-    with admin(server) as http:
-        response = http.post("/v1/admin/keys", json=fields)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def sdk(server: PortwayServer, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
-
-
 def chat(server: PortwayServer, key: str, model: str = "fake-gpt", **extra: Any) -> Any:
-    return sdk(server, key).chat.completions.create(
+    return server.sdk(key).chat.completions.create(
         model=model, messages=[{"role": "user", "content": "hi"}], **extra
     )
 
@@ -58,21 +43,23 @@ def wait_for_cache() -> None:
 
 
 def test_key_lifecycle_through_the_admin_api(secured: PortwayServer, fake_openai) -> None:
-    created = create_key(secured, name="app", user="alice", team="red", metadata={"env": "t"})
+    created = secured.create_key(
+        MASTER, name="app", user="alice", team="red", metadata={"env": "t"}
+    )
     secret = created["key"]
     assert secret.startswith("pw-") and created["prefix"] == secret[:10]
     assert created["status"] == "active" and created["user"] == "alice"
 
     assert chat(secured, secret).choices[0].message.content == "echo: hi"
 
-    with admin(secured) as http:
+    with secured.admin(MASTER) as http:
         shown = http.get(f"/v1/admin/keys/{created['id']}").json()
         listed = http.get("/v1/admin/keys", params={"team": "red"}).json()
     assert "key" not in shown and shown["metadata"] == {"env": "t"}
     assert created["id"] in [item["id"] for item in listed["data"]]
     assert all("key" not in item for item in listed["data"])
 
-    with admin(secured) as http:
+    with secured.admin(MASTER) as http:
         rotated = http.post(f"/v1/admin/keys/{created['id']}/rotate").json()
     new_secret = rotated["key"]
     assert new_secret != secret
@@ -80,7 +67,7 @@ def test_key_lifecycle_through_the_admin_api(secured: PortwayServer, fake_openai
     with pytest.raises(openai.AuthenticationError):
         chat(secured, secret)
 
-    with admin(secured) as http:
+    with secured.admin(MASTER) as http:
         revoked = http.post(f"/v1/admin/keys/{created['id']}/revoke").json()
     assert revoked["status"] == "revoked"
     with pytest.raises(openai.AuthenticationError) as caught:
@@ -92,7 +79,7 @@ def test_unknown_and_expired_keys_get_401(secured: PortwayServer) -> None:
     with pytest.raises(openai.AuthenticationError) as unknown:
         chat(secured, "pw-" + "x" * 43)
     assert unknown.value.status_code == 401
-    expiring = create_key(secured, expires_in=0.3)
+    expiring = secured.create_key(MASTER, expires_in=0.3)
     assert chat(secured, expiring["key"]).choices
     time.sleep(0.4)
     with pytest.raises(openai.AuthenticationError) as expired:
@@ -101,25 +88,25 @@ def test_unknown_and_expired_keys_get_401(secured: PortwayServer) -> None:
 
 
 def test_model_outside_the_key_is_not_found(secured: PortwayServer) -> None:
-    key = create_key(secured, models=["fake-*"])["key"]
+    key = secured.create_key(MASTER, models=["fake-*"])["key"]
     assert chat(secured, key).choices
     with pytest.raises(openai.NotFoundError) as caught:
         chat(secured, key, model="other-model")
     assert caught.value.body["code"] == "model_not_found"  # type: ignore[index]
-    listed = sdk(secured, key).models.list()
+    listed = secured.sdk(key).models.list()
     assert [model.id for model in listed.data] == ["fake-gpt"]
 
 
 def test_virtual_keys_cannot_use_the_admin_api(secured: PortwayServer) -> None:
-    key = create_key(secured)["key"]
+    key = secured.create_key(MASTER)["key"]
     response = httpx.get(f"{secured.url}/v1/admin/keys", headers={"authorization": f"Bearer {key}"})
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "permission_denied"
 
 
 def test_key_update_takes_effect_after_the_cache_ttl(secured: PortwayServer) -> None:
-    created = create_key(secured)
-    with admin(secured) as http:
+    created = secured.create_key(MASTER)
+    with secured.admin(MASTER) as http:
         response = http.patch(f"/v1/admin/keys/{created['id']}", json={"models": ["none"]})
     assert response.status_code == 200 and response.json()["models"] == ["none"]
     wait_for_cache()
@@ -128,8 +115,8 @@ def test_key_update_takes_effect_after_the_cache_ttl(secured: PortwayServer) -> 
 
 
 def test_key_rpm_limit_sets_headers_and_429(secured: PortwayServer) -> None:
-    key = create_key(secured, rpm=2)["key"]
-    client = sdk(secured, key)
+    key = secured.create_key(MASTER, rpm=2)["key"]
+    client = secured.sdk(key)
     first = client.chat.completions.with_raw_response.create(
         model="fake-gpt", messages=[{"role": "user", "content": "a"}]
     )
@@ -146,7 +133,7 @@ def test_key_rpm_limit_sets_headers_and_429(secured: PortwayServer) -> None:
 
 def test_budget_exhaustion_gives_insufficient_quota(secured: PortwayServer, fake_openai) -> None:
     # Each call: 7 + 5 tokens at $0.001 = $0.012; worst case with max_tokens=5 is a bit more.
-    created = create_key(secured, max_budget=0.05, budget_period="daily")
+    created = secured.create_key(MASTER, max_budget=0.05, budget_period="daily")
     key = created["key"]
     successes = 0
     with pytest.raises(openai.RateLimitError) as caught:
@@ -156,7 +143,7 @@ def test_budget_exhaustion_gives_insufficient_quota(secured: PortwayServer, fake
     assert caught.value.body["code"] == "insufficient_quota"  # type: ignore[index]
     assert caught.value.body["type"] == "insufficient_quota"  # type: ignore[index]
     assert 1 <= successes <= 4
-    with admin(secured) as http:
+    with secured.admin(MASTER) as http:
         budget = http.get(f"/v1/admin/keys/{created['id']}").json()["budget"]
     assert budget["spend"] == pytest.approx(0.012 * successes)
     assert budget["spend"] <= budget["max_budget"]
@@ -164,18 +151,18 @@ def test_budget_exhaustion_gives_insufficient_quota(secured: PortwayServer, fake
 
 
 def test_team_budget_applies_to_every_key_of_the_team(secured: PortwayServer) -> None:
-    with admin(secured) as http:
+    with secured.admin(MASTER) as http:
         response = http.put("/v1/admin/budgets/team/blue", json={"max_budget": 0.0})
     assert response.status_code == 200
-    key = create_key(secured, team="blue")["key"]
+    key = secured.create_key(MASTER, team="blue")["key"]
     with pytest.raises(openai.RateLimitError) as caught:
         chat(secured, key)
     assert "team `blue`" in caught.value.body["message"]  # type: ignore[index]
 
 
 def test_usage_is_recorded_and_scoped_to_the_key(secured: PortwayServer) -> None:
-    mine = create_key(secured, user="u-mine", team="t-mine")
-    theirs = create_key(secured, user="u-theirs")
+    mine = secured.create_key(MASTER, user="u-mine", team="t-mine")
+    theirs = secured.create_key(MASTER, user="u-theirs")
     chat(secured, mine["key"])
     chat(secured, mine["key"], stream=True, stream_options={"include_usage": True})
     chat(secured, theirs["key"])
@@ -190,7 +177,7 @@ def test_usage_is_recorded_and_scoped_to_the_key(secured: PortwayServer) -> None
     assert own["data"][0]["prompt_tokens"] == 14
     assert own["data"][0]["cost"] == pytest.approx(0.024)
 
-    with admin(secured) as http:
+    with secured.admin(MASTER) as http:
         everyone = http.get(
             "/v1/admin/usage", params={"group_by": "user,model", "team": "t-mine"}
         ).json()

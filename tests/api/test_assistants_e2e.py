@@ -67,10 +67,6 @@ def create_key(gateway: PortwayServer, **fields: Any) -> dict[str, Any]:
     return admin(gateway, "POST", "/keys", **fields)
 
 
-def sdk(gateway: PortwayServer, secret: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
-
-
 @pytest.fixture(scope="module")
 def team_a_key(gateway: PortwayServer) -> dict[str, Any]:
     return create_key(gateway, name="a", team="team-a")
@@ -83,12 +79,12 @@ def team_b_key(gateway: PortwayServer) -> dict[str, Any]:
 
 @pytest.fixture
 def alice(gateway: PortwayServer, team_a_key: dict[str, Any]) -> openai.OpenAI:
-    return sdk(gateway, team_a_key["key"])
+    return gateway.sdk(team_a_key["key"])
 
 
 @pytest.fixture
 def bob(gateway: PortwayServer, team_b_key: dict[str, Any]) -> openai.OpenAI:
-    return sdk(gateway, team_b_key["key"])
+    return gateway.sdk(team_b_key["key"])
 
 
 def upload(client: openai.OpenAI, name: str, data: str | bytes) -> str:
@@ -425,12 +421,12 @@ def submit_weather(client: openai.OpenAI, run: Any) -> Any:
 
 def test_a_revoked_key_stops_its_runs(gateway: PortwayServer, fake_openai: FakeOpenAI) -> None:
     creator = create_key(gateway, team="team-r")
-    colleague = sdk(gateway, create_key(gateway, team="team-r")["key"])
-    run = start_weather_run(sdk(gateway, creator["key"]), fake_openai)
+    colleague = gateway.sdk(create_key(gateway, team="team-r")["key"])
+    run = start_weather_run(gateway.sdk(creator["key"]), fake_openai)
 
     admin(gateway, "POST", f"/keys/{creator['id']}/revoke")
     with pytest.raises(openai.AuthenticationError):
-        submit_weather(sdk(gateway, creator["key"]), run)
+        submit_weather(gateway.sdk(creator["key"]), run)
     finished = submit_weather(colleague, run)  # a key of the same team may answer
 
     assert finished.status == "failed"
@@ -445,7 +441,7 @@ def test_the_creators_current_budget_applies(
     gateway: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
     creator = create_key(gateway, team="team-q", max_budget=10.0, budget_period="daily")
-    client = sdk(gateway, creator["key"])
+    client = gateway.sdk(creator["key"])
     run = start_weather_run(client, fake_openai)
 
     admin(gateway, "PATCH", f"/keys/{creator['id']}", max_budget=0.0, budget_period="daily")
@@ -462,8 +458,8 @@ def test_a_key_that_expires_mid_run_stops_it(
     gateway: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
     creator = create_key(gateway, team="team-e", expires_in=1.0)
-    client = sdk(gateway, creator["key"])
-    colleague = sdk(gateway, create_key(gateway, team="team-e")["key"])
+    client = gateway.sdk(creator["key"])
+    colleague = gateway.sdk(create_key(gateway, team="team-e")["key"])
     run = start_weather_run(client, fake_openai)
 
     wait_for(lambda: time.time() > creator["expires_at"], timeout=5)

@@ -29,7 +29,7 @@ def test_missing_key_is_401(locked: PortwayServer) -> None:
 
 
 def test_wrong_key_is_401_via_sdk(locked: PortwayServer) -> None:
-    client = openai.OpenAI(base_url=locked.base_url, api_key="sk-wrong", max_retries=0)
+    client = locked.sdk("sk-wrong")
     with pytest.raises(openai.AuthenticationError) as caught:
         client.chat.completions.create(
             model="fake-gpt", messages=[{"role": "user", "content": "x"}]
@@ -38,7 +38,7 @@ def test_wrong_key_is_401_via_sdk(locked: PortwayServer) -> None:
 
 
 def test_master_key_works(locked: PortwayServer) -> None:
-    client = openai.OpenAI(base_url=locked.base_url, api_key="sk-master-test", max_retries=0)
+    client = locked.sdk("sk-master-test")
     completion = client.chat.completions.create(
         model="fake-gpt", messages=[{"role": "user", "content": "x"}]
     )

@@ -46,7 +46,7 @@ def claude_gateway(
 
 @pytest.fixture
 def claude(claude_gateway: PortwayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=claude_gateway.base_url, api_key="unused", max_retries=0)
+    return claude_gateway.sdk()
 
 
 def stream_chunks(client: openai.OpenAI, **fields: Any) -> list[Any]:
@@ -492,7 +492,7 @@ def test_an_overload_retry_after_is_waited_for_then_retried(
     retrying_gateway: PortwayServer, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.script(overloaded("1"), Reply(text="after the wait"))
-    client = openai.OpenAI(base_url=retrying_gateway.base_url, api_key="unused", max_retries=0)
+    client = retrying_gateway.sdk()
     completion = client.chat.completions.with_raw_response.create(
         model="claude-retry", messages=[{"role": "user", "content": "x"}]
     )
@@ -506,7 +506,7 @@ def test_an_overload_retry_after_reaches_the_client_when_too_long_to_wait(
     retrying_gateway: PortwayServer, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.default = overloaded("60")
-    client = openai.OpenAI(base_url=retrying_gateway.base_url, api_key="unused", max_retries=0)
+    client = retrying_gateway.sdk()
     with pytest.raises(openai.InternalServerError) as caught:
         client.chat.completions.create(
             model="claude-capped", messages=[{"role": "user", "content": "x"}]
@@ -520,7 +520,7 @@ def test_an_overloaded_deployment_rests_for_its_retry_after(
     retrying_gateway: PortwayServer, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.script(overloaded("30"))
-    client = openai.OpenAI(base_url=retrying_gateway.base_url, api_key="unused", max_retries=0)
+    client = retrying_gateway.sdk()
     for _ in range(3):
         completion = client.chat.completions.create(
             model="claude-pair", messages=[{"role": "user", "content": "x"}]

@@ -18,16 +18,11 @@ import pytest
 from tests.assistants.support import tool_call
 from tests.conftest import PortwayFactory, fake_model, service_unavailable
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-from tests.fakes.server import PortwayServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 MASTER = "sk-master-boundary-7c1e"
 MODEL = "fake-gpt"
-
-
-def sdk(server: PortwayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key=MASTER, max_retries=0)
 
 
 def run_code(client: openai.OpenAI, fake: FakeOpenAI, code: str) -> Any:
@@ -62,7 +57,7 @@ def test_a_run_cannot_reach_the_servers_secrets(
     services = server.app.state.services
     if not services.builtin_tools["code_interpreter"].available:
         service_unavailable("no sandbox boundary here")
-    client = sdk(server)
+    client = server.sdk(MASTER)
     client.files.create(file=("tenant-row-4e1a.txt", b"x"), purpose="assistants")
     database = services.settings.database_url.removeprefix("sqlite:///")
     storage = services.settings.files.storage_dir
@@ -106,7 +101,7 @@ def test_without_a_boundary_code_interpreter_is_off(
     assert status["status"] == "off"
     assert "bubblewrap" in status["reason"] and "apt-get install bubblewrap" in status["reason"]
 
-    run = run_code(sdk(server), fake_openai, "print('never runs')")
+    run = run_code(server.sdk(MASTER), fake_openai, "print('never runs')")
     assert run.status == "failed"
     assert run.last_error is not None
     assert run.last_error.code == "server_error"

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
 from tests.assistants.support import tool_call
@@ -89,17 +88,6 @@ def door(
     )
 
 
-def admin(server: PortwayServer) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {MASTER}"})
-
-
-def create_key(server: PortwayServer, **fields: Any) -> dict[str, Any]:
-    with admin(server) as http:
-        response = http.post("/v1/admin/keys", json=fields)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
 def embed(server: PortwayServer, key: str, model: str = "emb", text: Any = "hi") -> httpx.Response:
     return httpx.post(
         f"{server.base_url}/embeddings",
@@ -110,7 +98,7 @@ def embed(server: PortwayServer, key: str, model: str = "emb", text: Any = "hi")
 
 
 def usage(server: PortwayServer, group_by: str, **filters: str) -> list[dict[str, Any]]:
-    with admin(server) as http:
+    with server.admin(MASTER) as http:
         response = http.get("/v1/admin/usage", params={"group_by": group_by, **filters})
     assert response.status_code == 200, response.text
     return response.json()["data"]  # type: ignore[no-any-return]
@@ -125,7 +113,7 @@ def assert_openai_error(response: httpx.Response, status: int, code: str) -> dic
 
 
 def test_rpm_limit_applies_to_embeddings(door: PortwayServer, fake_openai: FakeOpenAI) -> None:
-    key = create_key(door, rpm=3)["key"]
+    key = door.create_key(MASTER, rpm=3)["key"]
     for remaining in (2, 1, 0):
         response = embed(door, key)
         assert response.status_code == 200, response.text
@@ -142,7 +130,7 @@ def test_rpm_limit_applies_to_embeddings(door: PortwayServer, fake_openai: FakeO
 def test_exhausted_budget_refuses_embeddings_as_it_refuses_chat(
     door: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
-    key = create_key(door, max_budget=0.0, budget_period="daily")["key"]
+    key = door.create_key(MASTER, max_budget=0.0, budget_period="daily")["key"]
     refused = embed(door, key)
     error = assert_openai_error(refused, 429, "insufficient_quota")
     chat = httpx.post(
@@ -159,14 +147,14 @@ def test_budget_holds_the_counted_input_at_the_input_price(
     door: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
     # ~100 input tokens at $0.001 cost ~$0.10 at most: more than the $0.05 left.
-    key = create_key(door, max_budget=0.05, budget_period="daily")
+    key = door.create_key(MASTER, max_budget=0.05, budget_period="daily")
     refused = embed(door, key["key"], text="word " * 100)
     assert_openai_error(refused, 429, "insufficient_quota")
     assert "may cost up to $0.1" in refused.json()["error"]["message"]
     assert fake_openai.requests == []
     # A short input fits; it is settled at the upstream's usage (1 token per input here).
     assert embed(door, key["key"], text=["a b c", "d e f"]).status_code == 200
-    with admin(door) as http:
+    with door.admin(MASTER) as http:
         budget = http.get(f"/v1/admin/keys/{key['id']}").json()["budget"]
     assert budget["spend"] == pytest.approx(0.002)
     assert budget["reserved"] == 0
@@ -175,8 +163,8 @@ def test_budget_holds_the_counted_input_at_the_input_price(
 def test_embeddings_are_in_the_ledger_and_in_own_usage(
     door: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
-    key = create_key(door, user="emb-user")
-    client = openai.OpenAI(base_url=door.base_url, api_key=key["key"], max_retries=0)
+    key = door.create_key(MASTER, user="emb-user")
+    client = door.sdk(key["key"])
     result = client.embeddings.create(model="emb", input=["one", "two", "three"])
     assert len(result.data) == 3 and result.usage.prompt_tokens == 3
     client.embeddings.create(model="emb", input="four")
@@ -206,7 +194,7 @@ def test_embeddings_retry_on_another_deployment(
     door: PortwayServer, fake_openai: FakeOpenAI, backup: FakeOpenAI
 ) -> None:
     fake_openai.script_embeddings(Fail(500))
-    key = create_key(door)
+    key = door.create_key(MASTER)
     response = embed(door, key["key"], model="emb-pair")
     assert response.status_code == 200, response.text
     assert_matches("CreateEmbeddingResponse", response.json())
@@ -223,7 +211,7 @@ def test_a_failing_embedding_deployment_opens_its_circuit(
     door: PortwayServer, fake_openai: FakeOpenAI, backup: FakeOpenAI
 ) -> None:
     fake_openai.script_embeddings(Fail(500))
-    key = create_key(door)["key"]
+    key = door.create_key(MASTER)["key"]
     first = embed(door, key, model="emb-brk")
     assert (first.status_code, first.headers["x-portway-attempts"]) == (200, "2")
     second = embed(door, key, model="emb-brk")
@@ -240,7 +228,7 @@ def test_embeddings_fall_back_to_another_group(
     door: PortwayServer, fake_openai: FakeOpenAI, backup: FakeOpenAI
 ) -> None:
     fake_openai.script_embeddings(Fail(503))
-    response = embed(door, create_key(door)["key"], model="emb-main")
+    response = embed(door, door.create_key(MASTER)["key"], model="emb-main")
     assert response.status_code == 200, response.text
     assert response.headers["x-portway-fallback"] == "emb-backup"
     assert response.json()["model"] == "emb-backup"
@@ -253,7 +241,7 @@ def test_a_failing_group_without_fallback_gives_the_upstream_error(
     fake_openai.script_embeddings(
         Fail(400, "bad input", code="invalid_value", error_type="invalid_request")
     )
-    key = create_key(door)
+    key = door.create_key(MASTER)
     response = embed(door, key["key"])
     assert_openai_error(response, 400, "upstream_bad_request")
     [row] = usage(door, "status", key=key["id"])
@@ -262,7 +250,7 @@ def test_a_failing_group_without_fallback_gives_the_upstream_error(
 
 @pytest.mark.parametrize("model", ["claude", "smart"])
 def test_models_that_do_not_embed_are_refused_with_400(door: PortwayServer, model: str) -> None:
-    key = create_key(door)
+    key = door.create_key(MASTER)
     error = assert_openai_error(embed(door, key["key"], model=model), 400, "model_not_supported")
     assert error["param"] == "model"
     [row] = usage(door, "status", key=key["id"])
@@ -273,7 +261,7 @@ def test_the_classifier_is_billed_to_the_caller(
     door: PortwayServer, fake_openai: FakeOpenAI, backup: FakeOpenAI
 ) -> None:
     # The key may name only the virtual model; its classifier still runs, on its bill.
-    key = create_key(door, models=["smart"], max_budget=10.0, budget_period="daily")
+    key = door.create_key(MASTER, models=["smart"], max_budget=10.0, budget_period="daily")
     fake_openai.script(Reply(content="complex", prompt_tokens=20, completion_tokens=1))
     response = httpx.post(
         f"{door.base_url}/chat/completions",
@@ -287,7 +275,7 @@ def test_the_classifier_is_billed_to_the_caller(
     assert (rows["classifier"]["model"], rows["classifier"]["prompt_tokens"]) == ("judge", 20)
     assert rows["classifier"]["cost"] == pytest.approx(0.021)
     assert rows["chat.completions"]["model"] == "large"
-    with admin(door) as http:
+    with door.admin(MASTER) as http:
         budget = http.get(f"/v1/admin/keys/{key['id']}").json()["budget"]
     assert budget["spend"] == pytest.approx(0.021 + 0.012)
 
@@ -296,8 +284,8 @@ def test_retrieval_embeddings_go_through_the_door(
     door: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
     # The key may name no model: the operator chose the embedding model, it only pays.
-    key = create_key(door, models=["none"], max_budget=10.0, budget_period="daily")
-    client = openai.OpenAI(base_url=door.base_url, api_key=key["key"], max_retries=0)
+    key = door.create_key(MASTER, models=["none"], max_budget=10.0, budget_period="daily")
+    client = door.sdk(key["key"])
     text = "Refunds are paid within five days.\n" * 20
     file_id = client.files.create(
         file=("refunds.txt", io.BytesIO(text.encode())), purpose="assistants"
@@ -316,7 +304,7 @@ def test_retrieval_embeddings_go_through_the_door(
     for row in (indexing, query):
         assert row["model"] == "emb" and row["requests"] == 1 and row["errors"] == 0
         assert row["prompt_tokens"] >= 1 and row["cost"] > 0
-    with admin(door) as http:
+    with door.admin(MASTER) as http:
         budget = http.get(f"/v1/admin/keys/{key['id']}").json()["budget"]
     assert budget["spend"] == pytest.approx(query["cost"])
 
@@ -336,7 +324,7 @@ def limited_system(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI
 def test_the_system_principal_budget_binds_internal_calls(
     limited_system: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
-    client = openai.OpenAI(base_url=limited_system.base_url, api_key=MASTER, max_retries=0)
+    client = limited_system.sdk(MASTER)
     file_id = client.files.create(
         file=("a.txt", io.BytesIO(b"Shipping takes three days.")), purpose="assistants"
     ).id
@@ -366,8 +354,8 @@ def semantic_cache(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI
 def test_semantic_cache_embeddings_go_through_the_door(
     semantic_cache: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
-    key = create_key(semantic_cache)["key"]
-    client = openai.OpenAI(base_url=semantic_cache.base_url, api_key=key, max_retries=0)
+    key = semantic_cache.create_key(MASTER)["key"]
+    client = semantic_cache.sdk(key)
     for _ in range(2):
         client.chat.completions.create(
             model="chat", messages=[{"role": "user", "content": "Name a colour."}], temperature=0
@@ -382,8 +370,8 @@ def test_semantic_cache_embeddings_go_through_the_door(
 def test_file_search_in_a_run_embeds_the_query_on_the_run_creators_bill(
     door: PortwayServer, fake_openai: FakeOpenAI, backup: FakeOpenAI
 ) -> None:
-    key = create_key(door, max_budget=10.0, budget_period="daily")
-    client = openai.OpenAI(base_url=door.base_url, api_key=key["key"], max_retries=0)
+    key = door.create_key(MASTER, max_budget=10.0, budget_period="daily")
+    client = door.sdk(key["key"])
     file_id = client.files.create(
         file=("ship.txt", io.BytesIO(b"Orders ship from Lisbon.")), purpose="assistants"
     ).id
@@ -409,7 +397,7 @@ def test_file_search_in_a_run_embeds_the_query_on_the_run_creators_bill(
 def test_embeddings_pass_a_cache_enabled_pipeline_uncached(
     semantic_cache: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
-    key = create_key(semantic_cache)
+    key = semantic_cache.create_key(MASTER)
     for _ in range(2):
         response = embed(semantic_cache, key["key"], text="same text")
         assert response.status_code == 200, response.text

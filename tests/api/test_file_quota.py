@@ -58,7 +58,7 @@ def _client(gateway: PortwayServer, team: str) -> openai.OpenAI:
         headers={"authorization": f"Bearer {MASTER}"},
     )
     assert response.status_code == 201, response.text
-    return openai.OpenAI(base_url=gateway.base_url, api_key=response.json()["key"], max_retries=0)
+    return gateway.sdk(response.json()["key"])
 
 
 def _upload(client: openai.OpenAI, size: int, name: str = "data.bin") -> Any:

@@ -37,20 +37,6 @@ def server(start_portway: PortwayFactory, storage_dir: Path) -> PortwayServer:
     return server
 
 
-def sdk(server: PortwayServer, token: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key=token, max_retries=0)
-
-
-@pytest.fixture
-def alice(server: PortwayServer) -> openai.OpenAI:
-    return sdk(server, "key-a")
-
-
-@pytest.fixture
-def bob(server: PortwayServer) -> openai.OpenAI:
-    return sdk(server, "key-b")
-
-
 def test_upload_list_retrieve_content_delete(alice: openai.OpenAI) -> None:
     payload = b"# Notes\nPortway keeps files on disk.\n"
     response = alice.files.with_raw_response.create(
@@ -84,7 +70,7 @@ def test_list_filters_by_purpose_and_pages_with_cursors(server: PortwayServer) -
     carol = TokenAuthenticator({"key-c": team_key("c")})
     server.app.state.services.authenticator = carol
     try:
-        client = sdk(server, "key-c")
+        client = server.sdk("key-c")
         ids = [
             client.files.create(file=(f"f{i}.txt", io.BytesIO(b"x")), purpose=purpose).id
             for i, purpose in enumerate(["assistants", "user_data", "assistants"])

@@ -29,7 +29,7 @@ def _client(server: PortwayServer, **fields: Any) -> openai.OpenAI:
     with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {MASTER}"}) as http:
         response = http.post("/v1/admin/keys", json={"name": "k", **fields})
     assert response.status_code == 201, response.text
-    return openai.OpenAI(base_url=server.base_url, api_key=response.json()["key"], max_retries=0)
+    return server.sdk(response.json()["key"])
 
 
 def _refused(error: openai.PermissionDeniedError) -> None:

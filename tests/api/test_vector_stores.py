@@ -48,16 +48,6 @@ def server(
     return server
 
 
-@pytest.fixture
-def alice(server: PortwayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key="key-a", max_retries=0)
-
-
-@pytest.fixture
-def bob(server: PortwayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key="key-b", max_retries=0)
-
-
 def upload(client: openai.OpenAI, name: str, text: str | bytes) -> str:
     data = text.encode() if isinstance(text, str) else text
     return client.files.create(file=(name, io.BytesIO(data)), purpose="assistants").id

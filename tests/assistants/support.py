@@ -103,7 +103,7 @@ def start_gateway(
 
 
 def sdk(server: PortwayServer, key: str = TEAM_A_KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    return server.sdk(key)
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02) -> Any:

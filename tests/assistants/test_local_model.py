@@ -24,7 +24,7 @@ def local_server(start_portway) -> PortwayServer:
 
 @pytest.fixture
 def client(local_server: PortwayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=local_server.base_url, api_key="unused", max_retries=0)
+    return local_server.sdk()
 
 
 def test_function_tool_round_trip_on_the_local_model(client: openai.OpenAI) -> None:
@@ -85,3 +85,48 @@ def test_streamed_answer_on_the_local_model(client: openai.OpenAI) -> None:
     (message,) = stream.get_final_messages()
     assert "".join(pieces) == message.content[0].text.value
     assert message.content[0].text.value.strip()
+
+
+@pytest.fixture(scope="module")
+def bounded_client(start_portway) -> openai.OpenAI:
+    server = start_portway(
+        {
+            "models": [{"name": MODEL, "provider": "local"}],
+            "assistants": {"poll_after_ms": 50, "max_tool_rounds": 1},
+        }
+    )
+    return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+
+
+def test_tool_rounds_end_with_a_message_on_the_local_model(bounded_client: openai.OpenAI) -> None:
+    """Issue 9: after its forced first call the tiny model called the tool on every turn;
+    after ``max_tool_rounds`` it gets tool_choice none and answers."""
+    client = bounded_client
+    assistant = client.beta.assistants.create(
+        model=MODEL,
+        instructions="You are a weather assistant. Use the tool, then answer in one sentence.",
+        tools=[WEATHER_TOOL],
+        temperature=0,
+    )
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, tool_choice="required"
+    )
+    assert run.status == "requires_action", run.last_error
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+
+    run = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "Sunny, 21 degrees Celsius."}],
+        poll_interval_ms=200,
+    )
+
+    assert run.status in ("completed", "incomplete"), run.last_error
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert [step.type for step in steps] == ["tool_calls", "message_creation"]
+    (answer,) = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    text = answer.content[0].text.value
+    assert text.strip() and not text.lstrip().startswith("{")

@@ -7,7 +7,7 @@ import time
 
 from portway.assistants.ids import new_id
 from portway.store import Database
-from portway.store.assistants import AssistantStore, RunStore
+from portway.store.assistants import UNEXPLAINED_FAILURE, AssistantStore, RunStore
 from portway.store.models.assistants import MessageRow, RunRow, RunStepRow, ThreadRow
 from portway.store.pagination import PageRequest
 
@@ -139,6 +139,44 @@ async def test_finish_is_guarded_by_status(database: Database) -> None:
         run.id, ("requires_action",), {"status": "cancelled"}, step_changes={}, message_changes={}
     )
     assert again is None
+
+
+async def test_a_run_never_fails_without_a_last_error(database: Database) -> None:
+    """Whichever path fails a run or its steps, a reason is recorded (issue 9: a run ended
+    failed with last_error null)."""
+    runs = RunStore(database)
+    thread_id = await new_thread(database)
+    ended = new_run(thread_id, status="in_progress")
+    moved = new_run(await new_thread(database), status="in_progress")
+    for run in (ended, moved):
+        await runs.create(run)
+    step = RunStepRow(
+        id=new_id("step"),
+        tenant="t",
+        run_id=ended.id,
+        thread_id=thread_id,
+        assistant_id="asst_x",
+        created_at=time.time(),
+        type="tool_calls",
+        status="in_progress",
+        step_details={"type": "tool_calls", "tool_calls": []},
+        meta={},
+        model_calls=[],
+    )
+    await runs.add_step(step)
+
+    failed = {"status": "failed", "failed_at": time.time()}
+    finished = await runs.finish(
+        ended.id, ("in_progress",), failed, step_changes=failed, message_changes={}
+    )
+    transitioned = await runs.transition(moved.id, ("in_progress",), {**failed, "last_error": None})
+
+    assert finished is not None and transitioned is not None
+    run, (closed,), _ = finished
+    for row in (run, closed, transitioned, await runs.get_by_id(ended.id)):
+        assert row is not None and row.status == "failed"
+        assert row.last_error == UNEXPLAINED_FAILURE
+        assert row.last_error["message"]
 
 
 async def test_pagination_and_tenancy(database: Database) -> None:

@@ -11,7 +11,8 @@ from aiohttp import web
 
 from tests.assistants.support import MODEL, sdk, use_test_tenants, wait_for_status
 from tests.conftest import fake_model
-from tests.fakes.openai_upstream import Action, Fail, FakeOpenAI, Reply
+from tests.fakes.openai_upstream import Fail, FakeOpenAI, Reply
+from tests.fakes.upstream import Action
 from tests.storage import postgres_database
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -61,7 +61,7 @@ def serve_cached(
 
 
 def sdk(server: PortwayServer, key: str = "anonymous") -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    return server.sdk(key)
 
 
 def ask(

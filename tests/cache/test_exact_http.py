@@ -246,7 +246,7 @@ def test_admin_stats_and_purge(server: PortwayServer, fake_openai: FakeOpenAI, p
 def test_uncached_server_has_no_cache_header(
     gateway: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
-    client = openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0)
+    client = gateway.sdk("x")
     status, _, _ = ask(client, "plain")
     assert status is None
     assert httpx.get(f"{gateway.base_url}/admin/cache/stats").json()["enabled"] is False

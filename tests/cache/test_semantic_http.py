@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import openai
 import pytest
 
+from portway.cache.semantic.embedder import bundled_model_path
+from portway.cache.semantic.minilm import BertSentenceEncoder
+from portway.config import SemanticCacheConfig
 from tests.cache.conftest import CacheServerFactory, ask, cached_settings, sdk
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import PortwayServer
@@ -36,12 +40,7 @@ def server(serve_cached: CacheServerFactory) -> PortwayServer:
 @pytest.fixture
 def client(server: PortwayServer, prompt: str) -> openai.OpenAI:
     # A sub-namespace per test keeps questions asked by other tests out of reach.
-    return openai.OpenAI(
-        base_url=server.base_url,
-        api_key="anonymous",
-        max_retries=0,
-        default_headers={"x-portway-cache-namespace": prompt},
-    )
+    return server.sdk("anonymous", default_headers={"x-portway-cache-namespace": prompt})
 
 
 @pytest.mark.parametrize(("asked", "paraphrase"), PARAPHRASES)
@@ -118,3 +117,54 @@ def test_embeddings_from_a_configured_model(
     embedded = [r.body for r in fake_openai.requests if r.path == "/v1/embeddings"]
     assert [body["input"] for body in embedded] == ["same words", "same words"]
     assert embedded[0]["model"] == "upstream-fake-gpt-2"
+
+
+@pytest.fixture(scope="module")
+def default_server(serve_cached: CacheServerFactory) -> PortwayServer:
+    """Semantic cache on with the default threshold and prompt bound."""
+    return serve_cached(semantic={"enabled": True})
+
+
+@pytest.fixture
+def default_client(default_server: PortwayServer, prompt: str) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=default_server.base_url,
+        api_key="anonymous",
+        max_retries=0,
+        default_headers={"x-portway-cache-namespace": prompt},
+    )
+
+
+def test_a_changed_number_is_not_served_from_a_near_match(
+    default_client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    # The finding: at threshold 0.9 the 12-miles question got the 10-miles answer.
+    cached, asked = "Convert 10 miles to kilometers.", "Convert 12 miles to kilometers."
+    encoder = BertSentenceEncoder.from_directory(bundled_model_path())
+    first, second = encoder.encode([cached, asked])
+    assert float(np.dot(first, second)) >= SemanticCacheConfig().threshold >= 0.9
+    assert ask(default_client, cached)[0] == "miss"
+    status, completion, headers = ask(default_client, asked)
+    assert status == "miss" and "x-portway-cache-similarity" not in headers
+    assert completion.choices[0].message.content == f"echo: {asked}"
+    assert [r.body["messages"][-1]["content"] for r in fake_openai.requests] == [cached, asked]
+    # A rewording that keeps the number is still answered from the cache.
+    status, completion, _ = ask(default_client, "Convert 10 miles into km.")
+    assert status == "semantic-hit"
+    assert completion.choices[0].message.content == f"echo: {cached}"
+    assert len(fake_openai.requests) == 2
+
+
+def test_prompts_longer_than_the_bound_get_exact_hits_only(
+    default_client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    # Past the embedder's 256 tokens two prompts embed alike however their ends differ.
+    context = "The quarterly report covers sales, costs and hiring across all regions. " * 20
+    assert len(context) > SemanticCacheConfig().max_prompt_chars
+    cached, asked = context + "What was the revenue in Q1?", context + "Who was hired in Q3?"
+    assert ask(default_client, cached)[0] == "miss"
+    status, completion, _ = ask(default_client, asked)
+    assert status == "miss"
+    assert completion.choices[0].message.content == f"echo: {asked}"
+    assert ask(default_client, cached)[0] == "hit"
+    assert len(fake_openai.requests) == 2

@@ -17,16 +17,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from tests.fakes.openai_upstream import Action, Recorded, start_sse
-from tests.fakes.server import BackgroundServer
+from tests.fakes.upstream import Action, ScriptedUpstream, split_text, start_sse
 
 _ids = itertools.count(1)
 Event = tuple[str, dict[str, Any]]
@@ -43,11 +40,6 @@ def last_user_text(body: dict[str, Any]) -> str:
         if texts:
             return "".join(texts)
     return ""
-
-
-def _split(text: str, pieces: int = 3) -> list[str]:
-    size = max(1, len(text) // pieces)
-    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 @dataclass
@@ -116,12 +108,12 @@ class Reply(Action):
         for index, block in enumerate(message["content"]):
             if block["type"] == "text":
                 opened = {"type": "text", "text": ""}
-                deltas = [{"type": "text_delta", "text": p} for p in _split(block["text"])]
+                deltas = [{"type": "text_delta", "text": p} for p in split_text(block["text"])]
             else:
                 opened = {**block, "input": {}}
                 arguments = orjson.dumps(block["input"]).decode() if block["input"] else ""
                 # Anthropic opens each tool input with an empty partial_json.
-                pieces = ["", *_split(arguments)] if arguments else [""]
+                pieces = ["", *split_text(arguments)] if arguments else [""]
                 deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
             events.append(
                 (
@@ -405,40 +397,24 @@ def validate(body: dict[str, Any]) -> str | None:
     return _check_tool_pairs(messages) or _check_tools(body, uses_tools)
 
 
-class FakeAnthropic(BackgroundServer):
+class FakeAnthropic(ScriptedUpstream):
     """The fake Messages API; ``script(...)`` queues actions, ``requests`` records arrivals."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[Recorded] = []
-        self._script: deque[Action] = deque()
-        self.default: Action = Reply()
+    def default_action(self) -> Action:
+        return Reply()
 
     @property
     def base_url(self) -> str:
         """Anthropic's SDK convention: the host root, without ``/v1``."""
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def last_body(self) -> dict[str, Any]:
-        return self.requests[-1].body
-
-    def script(self, *actions: Action) -> None:
-        self._script.extend(actions)
-
-    def reset(self) -> None:
-        self._script.clear()
-        self.requests.clear()
-        self.default = Reply()
-
     def build_app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = self.new_app()
         app.router.add_post("/v1/messages", self._messages)
         return app
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
-        body = orjson.loads(await request.read())
-        self.requests.append(Recorded(request.path, dict(request.headers), body, time.monotonic()))
+        body = await self.record(request)
         if not request.headers.get("x-api-key"):
             return await Fail(401, "authentication_error", "x-api-key header is required").respond(
                 request, body
@@ -450,5 +426,4 @@ class FakeAnthropic(BackgroundServer):
         problem = validate(body)
         if problem:
             return await Fail(400, "invalid_request_error", problem).respond(request, body)
-        action = self._script.popleft() if self._script else self.default
-        return await action.respond(request, body)
+        return await self.next_action().respond(request, body)

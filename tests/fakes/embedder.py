@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from portway.errors import InvalidRequestError, UpstreamUnavailableError
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
-from portway.providers.base import Capabilities, Provider, option
+from portway.providers.base import Capabilities, Provider, ProviderOptions
 
 CONCEPTS: dict[str, int] = {
     **dict.fromkeys(["car", "cars", "automobile", "vehicle", "vehicles"], 0),
@@ -33,8 +33,14 @@ def concept_vector(text: str) -> list[float]:
     return vector
 
 
+class ConceptOptions(ProviderOptions):
+    fail: bool = False  # every call fails as an unreachable upstream would
+
+
 class ConceptEmbedder(Provider):
     name = "concepts"
+    Options = ConceptOptions
+    options: ConceptOptions
 
     @property
     def capabilities(self) -> Capabilities:
@@ -50,7 +56,7 @@ class ConceptEmbedder(Provider):
         yield  # pragma: no cover
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponseDict:
-        if option(self.config, "fail", False):
+        if self.options.fail:
             raise UpstreamUnavailableError("the embedding upstream is down")
         texts = request.texts() or []
         return {

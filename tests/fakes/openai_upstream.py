@@ -19,23 +19,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.server import BackgroundServer
+from tests.fakes.upstream import Action, ScriptedUpstream, split_text, start_sse
 
 _ids = itertools.count(1)
 FAKE: web.AppKey[FakeOpenAI] = web.AppKey("fake")
-
-
-@dataclass
-class Recorded:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-    at: float
-
-
-class Action:
-    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        raise NotImplementedError
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -46,13 +33,6 @@ def last_user_text(body: dict[str, Any]) -> str:
                 return content
             return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
     return ""
-
-
-def _split(text: str, pieces: int = 3) -> list[str]:
-    if not text:
-        return [""]
-    size = max(1, len(text) // pieces)
-    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 @dataclass
@@ -144,7 +124,7 @@ class Reply(Action):
         out = [chunk({"role": "assistant", "content": ""})]
         content = self._content(body)
         if content:
-            out += [chunk({"content": piece}) for piece in _split(content)]
+            out += [chunk({"content": piece}) for piece in split_text(content) or [""]]
         for index, call in enumerate(self.tool_calls or []):
             out.append(
                 chunk(
@@ -160,7 +140,7 @@ class Reply(Action):
                     }
                 )
             )
-            for piece in _split(call["function"]["arguments"]):
+            for piece in split_text(call["function"]["arguments"]) or [""]:
                 out.append(
                     chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
                 )
@@ -182,12 +162,6 @@ class Reply(Action):
             request.app[FAKE].disconnects += 1
             raise
         return response
-
-
-async def start_sse(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
-    await response.prepare(request)
-    return response
 
 
 @dataclass
@@ -375,7 +349,7 @@ class TextReply(Action):
         response = await start_sse(request)
         try:
             for choice in choices:
-                for piece in _split(choice["text"]):
+                for piece in split_text(choice["text"]):
                     part = {**choice, "text": piece, "finish_reason": None, "logprobs": None}
                     await response.write(sse_data({**base, "choices": [part]}))
                     if self.chunk_delay:
@@ -392,27 +366,38 @@ class TextReply(Action):
         return response
 
 
+@dataclass
+class ByText(Action):
+    """``action`` for requests whose last user message contains ``marker``, else
+    ``otherwise``: a failure pinned to chosen requests, whatever order they arrive in."""
+
+    marker: str
+    action: Action
+    otherwise: Action = field(default_factory=Reply)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        chosen = self.action if self.marker in last_user_text(body) else self.otherwise
+        return await chosen.respond(request, body)
+
+
 def fake_embedding(text: str, dimensions: int = 8) -> list[float]:
     digest = hashlib.sha256(text.encode()).digest()
     return [round((byte - 128) / 128, 4) for byte in digest[:dimensions]]
 
 
-class FakeOpenAI(BackgroundServer):
+class FakeOpenAI(ScriptedUpstream):
     """The fake upstream; ``script(...)`` queues actions for chat completions,
     ``script_embeddings(...)`` for embeddings, ``script_completions(...)`` for text
     completions; ``requests`` records what arrived."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[Recorded] = []
-        self._script: deque[Action] = deque()
         self._embedding_script: deque[Action] = deque()
         self._completion_script: deque[Action] = deque()
-        self.default: Action = Reply()
         self.disconnects = 0  # streams the client (Portway) abandoned midway
+        super().__init__()
 
-    def script(self, *actions: Action) -> None:
-        self._script.extend(actions)
+    def default_action(self) -> Action:
+        return Reply()
 
     def script_embeddings(self, *actions: Action) -> None:
         """Answers for the next ``/v1/embeddings`` calls (e.g. ``Fail(500)``)."""
@@ -423,15 +408,13 @@ class FakeOpenAI(BackgroundServer):
         self._completion_script.extend(actions)
 
     def reset(self) -> None:
-        self._script.clear()
+        super().reset()
         self._embedding_script.clear()
         self._completion_script.clear()
-        self.requests.clear()
-        self.default = Reply()
         self.disconnects = 0
 
     def build_app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = self.new_app()
         app[FAKE] = self
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
@@ -439,23 +422,17 @@ class FakeOpenAI(BackgroundServer):
         app.router.add_get("/v1/models", self._models)
         return app
 
-    async def _record(self, request: web.Request) -> dict[str, Any]:
-        body = orjson.loads(await request.read())
-        self.requests.append(Recorded(request.path, dict(request.headers), body, time.monotonic()))
-        return body
-
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
-        action = self._script.popleft() if self._script else self.default
-        return await action.respond(request, body)
+        body = await self.record(request)
+        return await self.next_action().respond(request, body)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
+        body = await self.record(request)
         action = self._completion_script.popleft() if self._completion_script else TextReply()
         return await action.respond(request, body)
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
+        body = await self.record(request)
         if self._embedding_script:
             return await self._embedding_script.popleft().respond(request, body)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]

@@ -29,6 +29,10 @@ class PortwayProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -60,6 +64,11 @@ class PortwayProcess:
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"portway did not start in time:\n{self.log()}")
+
+    @property
+    def running(self) -> bool:
+        """Started and not exited (a crash shows here as False)."""
+        return self._process is not None and self._process.poll() is None
 
     def log(self) -> str:
         return self._log.read_text(encoding="utf-8", errors="replace")

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+import httpx
+import openai
 import uvicorn
 from aiohttp import web
 
@@ -96,6 +98,21 @@ class PortwayServer:
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1"
+
+    def sdk(self, key: str = "unused", **options: Any) -> openai.OpenAI:
+        """The OpenAI SDK pointed at this Portway with ``key``; it never retries by itself."""
+        return openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, **options)
+
+    def admin(self, master: str) -> httpx.Client:
+        """An HTTP client of this Portway's admin API, as the master key."""
+        return httpx.Client(base_url=self.url, headers={"authorization": f"Bearer {master}"})
+
+    def create_key(self, master: str, **fields: Any) -> dict[str, Any]:
+        """A new virtual key (``POST /v1/admin/keys``); its JSON carries the secret ``key``."""
+        with self.admin(master) as http:
+            response = http.post("/v1/admin/keys", json=fields)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
 
     def start(self, timeout: float = 120.0) -> None:
         self._thread.start()

@@ -63,15 +63,17 @@ async def test_a_stream_without_usage_is_trued_up_to_the_counted_tokens(
     limiter = MemoryRateLimiter()
     deployment_limit = Limit(None, BIG)
     gate = DeploymentGate(limiter, {"chat": deployment_limit})
-    estimator = UsageEstimator(TokenizerService(), catalog, AccountingConfig())
+    router = Router(catalog, gate=gate)
+    estimator = UsageEstimator(TokenizerService(), catalog, AccountingConfig(), router)
     ledger = Ledger()
-    pricing = PricingCatalog((d.id, d.config) for d in catalog.deployments)
+    pricing = PricingCatalog(catalog.deployments)
     chat = Pipeline.of(
         [
             UsageRecorder(ledger, pricing, estimator),  # type: ignore[arg-type]
-            KeyRateLimitStage(limiter, estimator, gate),
-            Router(catalog, gate=gate),
-        ]
+            KeyRateLimitStage(limiter),
+            router,
+        ],
+        estimator.count_prompt,
     )
     request = ChatCompletionRequest.model_validate(
         {

@@ -37,7 +37,7 @@ def test_requests_tokens_and_gauges(
             "router": {"*": {"retries": 0}},
         }
     )
-    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    client = server.sdk()
     for _ in range(3):
         client.chat.completions.create(model="metered", messages=[{"role": "user", "content": "x"}])
     fake_openai.script(Fail(status=500))
@@ -68,7 +68,7 @@ def test_unknown_model_names_do_not_become_label_values(
     from tests.conftest import fake_model
 
     server = start_portway({"models": [fake_model("known", fake_openai_server.base_url)]})
-    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    client = server.sdk()
     invented = [f"invented-model-{i}" for i in range(5)]
     for name in invented:
         with pytest.raises(openai.NotFoundError):

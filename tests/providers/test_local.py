@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import socket
+import time
 
 import httpx
 import jsonschema
 import openai
 import pytest
 
+from portway.assistants.tools import FILE_SEARCH_QUERY_MAX_CHARS, chat_tools
 from portway.providers.local import LocalProvider
 from tests.fakes.server import PortwayServer
 from tests.openapi import assert_matches
@@ -43,7 +46,7 @@ def local_server(start_portway) -> PortwayServer:
 
 @pytest.fixture
 def local(local_server: PortwayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=local_server.base_url, api_key="unused", max_retries=0)
+    return local_server.sdk()
 
 
 def provider_of(server: PortwayServer) -> LocalProvider:
@@ -207,6 +210,7 @@ def test_disconnect_stops_generation(local_server: PortwayServer, local: openai.
             "logit_bias": {EOS_TOKEN: -100},
             "messages": [{"role": "user", "content": "Write a very long essay."}],
         },
+        timeout=120,  # the first token can take seconds on a loaded CPU
     ) as response:
         lines = response.iter_lines()
         for _ in range(3):
@@ -218,6 +222,81 @@ def test_disconnect_stops_generation(local_server: PortwayServer, local: openai.
         max_tokens=2,
     )
     assert provider.tokens_generated - before < 1000
+
+
+def test_disconnect_stops_whole_generation(
+    local_server: PortwayServer, local: openai.OpenAI
+) -> None:
+    """A non-streamed call whose client leaves mid-generation stops at the next token."""
+    provider = provider_of(local_server)
+    before = provider.tokens_generated
+    body = json.dumps(
+        {
+            "model": MODEL,
+            "max_tokens": 3000,
+            "logit_bias": {EOS_TOKEN: -100},
+            "messages": [{"role": "user", "content": "Write a very long essay."}],
+        }
+    ).encode()
+    host, port = local_server.base_url.removeprefix("http://").split("/")[0].split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: portway\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        deadline = time.monotonic() + 120
+        while provider.tokens_generated - before < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert provider.tokens_generated - before >= 5, "generation never started"
+    # The next request waits for the model; it can only run once the first one stopped.
+    local.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2
+    )
+    assert provider.tokens_generated - before < 1000
+
+
+def test_default_output_cap_without_max_tokens(local: openai.OpenAI) -> None:
+    """No max_tokens: at most the deployment's max_output_tokens (512), not the window."""
+    completion = local.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Tell me a long story."}],
+        logit_bias={EOS_TOKEN: -100},
+        temperature=0,
+    )
+    assert completion.usage is not None and completion.usage.completion_tokens == 512
+    assert completion.choices[0].finish_reason == "length"
+
+
+def test_configured_output_cap_and_n_limit(start_portway) -> None:
+    server = start_portway(
+        {
+            "models": [
+                {
+                    "name": MODEL,
+                    "provider": "local",
+                    "max_output_tokens": 9,
+                    "options": {"max_n": 2},
+                }
+            ]
+        }
+    )
+    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Tell me a long story."}],
+        logit_bias={EOS_TOKEN: -100},
+        n=2,
+    )
+    assert [c.finish_reason for c in completion.choices] == ["length", "length"]
+    assert completion.usage is not None and completion.usage.completion_tokens == 18
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=1, n=3
+        )
+    assert caught.value.param == "n"
+    assert provider_of(server).capabilities.max_output_tokens == 9
 
 
 def test_context_length_exceeded_is_400(local: openai.OpenAI) -> None:
@@ -238,7 +317,7 @@ def test_gguf_embedding_model(start_portway) -> None:
             ]
         }
     )
-    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    client = server.sdk()
     result = client.embeddings.create(model="smol-embed", input=["red apple", "green pear"])
     assert_matches("CreateEmbeddingResponse", result.model_dump(exclude_unset=True))
     first, second = (item.embedding for item in result.data)
@@ -285,8 +364,9 @@ async def test_accounting_counts_with_the_gguf_tokenizer(local_server: PortwaySe
                 ],
                 "tool_choice": "required",
             },
-            "tools",
+            "tools[0].function.parameters",
         ),
+        ({"n": 9}, "n"),
     ],
 )
 def test_requests_the_model_cannot_honour_are_400(
@@ -297,3 +377,50 @@ def test_requests_the_model_cannot_honour_are_400(
             model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=3, **extra
         )
     assert caught.value.param == param
+
+
+def test_a_tool_call_cut_by_max_tokens_is_never_text(local: openai.OpenAI) -> None:
+    """The unfinished call is reported as OpenAI does (the call so far, finish_reason
+    length), never as the assistant's text (issue 9: its raw JSON became a message)."""
+    request: dict = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Weather in Oslo, please."}],
+        "tools": [WEATHER_TOOL],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "max_tokens": 16,
+        "temperature": 0,
+    }
+    chunks = list(local.chat.completions.create(**request, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    deltas = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert text == "" and finish[-1] == "length" and set(finish[:-1]) == {None}
+    assert deltas[0].function.name == "get_weather"
+    streamed_arguments = "".join(d.function.arguments or "" for d in deltas)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(streamed_arguments)  # cut: not a whole JSON object
+
+    choice = local.chat.completions.create(**request).choices[0]
+    assert choice.finish_reason == "length" and choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather"
+    assert call.function.arguments == streamed_arguments
+
+
+def test_bounded_builtin_arguments_on_the_local_model(local: openai.OpenAI) -> None:
+    """The bounds of the built-in tools' schemas become the decoding grammar, which
+    llama.cpp accepts (a maxLength of 1,500 or more made it reject the grammar and crash),
+    and a forced file_search query stays within its bound."""
+    completion = local.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Search the files for every user id, all of them."}],
+        tools=chat_tools([{"type": "file_search"}, {"type": "code_interpreter"}]),
+        tool_choice={"type": "function", "function": {"name": "file_search"}},
+        logit_bias={EOS_TOKEN: -100},
+        max_tokens=600,
+        temperature=0,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    query = json.loads(choice.message.tool_calls[0].function.arguments)["query"]
+    assert 1 <= len(query) <= FILE_SEARCH_QUERY_MAX_CHARS

@@ -3,6 +3,10 @@ template, whole and streamed, via the openai SDK against a real Portway."""
 
 from __future__ import annotations
 
+import json
+import socket
+import time
+
 import httpx
 import openai
 import pytest
@@ -15,6 +19,7 @@ pytestmark = pytest.mark.slow
 
 MODEL = "smollm2-135m"
 PROMPT = "The capital of France is"
+NO_END = {"2": -100, "0": -100}  # SmolLM2's end tokens: a -100 bias keeps the model going
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +132,9 @@ def test_stop_sequences_end_the_text(local: openai.OpenAI) -> None:
         ({"max_tokens": 100000}, "prompt"),
         ({"n": 2, "stream": True}, "n"),
         ({"prompt": ["a", "b"], "stream": True}, "prompt"),
+        # Every choice of every prompt is a generation: at most max_n (8) of them.
+        ({"prompt": [PROMPT] * 3, "n": 3, "max_tokens": 1}, "n"),
+        ({"prompt": [PROMPT] * 9, "max_tokens": 1}, "prompt"),
     ],
 )
 def test_what_the_local_model_cannot_do_is_a_400(
@@ -150,3 +158,38 @@ def test_completions_are_in_the_ledger_with_exact_usage(local_server: PortwaySer
     ]
     row = next(row for row in rows if row["endpoint"] == "completions")
     assert row["requests"] >= 1 and row["completion_tokens"] >= answer.usage.completion_tokens
+
+
+def test_max_tokens_null_is_capped_at_the_local_default(local: openai.OpenAI) -> None:
+    """``max_tokens: null`` leaves the cap to the deployment: 512 on a local model."""
+    completion = local.completions.create(
+        model=MODEL, prompt="Once upon a time", max_tokens=None, temperature=0, logit_bias=NO_END
+    )
+    assert completion.usage is not None and completion.usage.completion_tokens == 512
+    assert completion.choices[0].finish_reason == "length"
+
+
+def test_a_client_that_leaves_a_whole_completion_stops_generation(
+    local_server: PortwayServer, local: openai.OpenAI
+) -> None:
+    """A non-streamed completion whose client leaves mid-generation stops at the next token."""
+    provider = provider_of(local_server)
+    before = provider.tokens_generated
+    body = json.dumps(
+        {"model": MODEL, "prompt": "Once upon a time", "max_tokens": 3000, "logit_bias": NO_END}
+    ).encode()
+    host, port = local_server.base_url.removeprefix("http://").split("/")[0].split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: portway\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        deadline = time.monotonic() + 120
+        while provider.tokens_generated - before < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert provider.tokens_generated - before >= 5, "generation never started"
+    # The next call waits for the model; it can only run once the first one stopped.
+    local.completions.create(model=MODEL, prompt=PROMPT, max_tokens=2)
+    assert provider.tokens_generated - before < 1000

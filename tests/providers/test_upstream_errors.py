@@ -41,11 +41,6 @@ def gateway(
     )
 
 
-@pytest.fixture
-def client(gateway: PortwayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
-
-
 def _upstream_hosts(fake: FakeOpenAI) -> list[str]:
     host_port = fake.base_url.split("//", 1)[1].split("/", 1)[0]
     return [host_port, host_port.rsplit(":", 1)[1], "127.0.0.1"]

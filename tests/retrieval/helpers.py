@@ -7,6 +7,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+from portway.accounting.estimate import UsageEstimator
+from portway.accounting.tokenizer import TokenizerService
 from portway.config import Settings
 from portway.pipeline.client import ModelClient
 from portway.pipeline.service import Pipeline
@@ -60,7 +62,9 @@ async def start_retrieval(
     catalog = ModelCatalog.from_configs(settings.models, registry)
     # The door with only its router: these tests are about retrieval, not accounting.
     system = SystemPrincipal(settings.system_principal, BudgetRepository(database))
-    models = ModelClient(Pipeline.of([Router(catalog)]), system)
+    router = Router(catalog)
+    estimator = UsageEstimator(TokenizerService(), catalog, settings.accounting, router)
+    models = ModelClient(Pipeline.of([router], estimator.count_prompt), system)
     services = Retrieval.build(settings, database, catalog, models)
     await services.start()
     return services

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from portway.config import ModelConfig
+from portway.accounting.estimate import UsageEstimator
+from portway.accounting.tokenizer import TokenizerService
+from portway.config import AccountingConfig, ModelConfig
 from portway.errors import RateLimitError
 from portway.pipeline.base import CallContext
 from portway.protocol.chat import ChatCompletionRequest
@@ -94,10 +96,18 @@ async def test_gate_is_asked_before_each_attempt(upstreams) -> None:
     catalog = ModelCatalog.from_configs(configs, ProviderRegistry())
     gate = RecordingGate(refuse="chat")
     router = Router(catalog, {"chat": GroupRouteConfig(strategy="priority")}, gate=gate)
+    estimator = UsageEstimator(TokenizerService(), catalog, AccountingConfig(), router)
     request = ChatCompletionRequest.model_validate(
         {"model": "chat", "messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 50}
     )
-    ctx = CallContext(request_id="r", principal=ANONYMOUS, request=request, priority=3)
+    ctx = CallContext(
+        request_id="r",
+        principal=ANONYMOUS,
+        request=request,
+        priority=3,
+        count_prompt=estimator.count_prompt,
+    )
+    prompt = await estimator.count_prompt(ctx)
     await catalog.start()
     try:
         completion = await router.complete(ctx, None)  # type: ignore[arg-type]
@@ -107,19 +117,22 @@ async def test_gate_is_asked_before_each_attempt(upstreams) -> None:
     assert ctx.response_headers["x-portway-deployment"] == "chat#1"
     assert ctx.response_headers["x-portway-attempts"] == "1"  # the refusal was not an attempt
     assert upstreams[0].requests == []
-    assert gate.acquired == [("chat#1", 104, 3)]  # 400 chars / 4 + framing
-    assert ctx.prompt_tokens_estimate == 104  # estimated once, kept for later stages
-    assert gate.released == [("chat#1", 104, 12)]  # trued up to the upstream's usage
+    assert prompt > 0
+    assert gate.acquired == [("chat#1", prompt, 3)]  # the pipeline's one prompt count
+    assert gate.released == [("chat#1", prompt, 12)]  # trued up to the upstream's usage
 
 
 async def test_gate_refusing_everything_returns_its_error(upstreams) -> None:
     configs = [ModelConfig.model_validate(deployment("chat", upstreams[0]))]
     catalog = ModelCatalog.from_configs(configs, ProviderRegistry())
     router = Router(catalog, gate=RecordingGate(refuse="chat"))
+    estimator = UsageEstimator(TokenizerService(), catalog, AccountingConfig(), router)
     request = ChatCompletionRequest.model_validate(
         {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
     )
-    ctx = CallContext(request_id="r", principal=ANONYMOUS, request=request)
+    ctx = CallContext(
+        request_id="r", principal=ANONYMOUS, request=request, count_prompt=estimator.count_prompt
+    )
     try:
         await router.complete(ctx, None)  # type: ignore[arg-type]
     except RateLimitError as error:

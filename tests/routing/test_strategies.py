@@ -10,6 +10,7 @@ import pytest
 from portway.config import ModelConfig
 from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import Deployment, ModelCatalog
+from portway.routing.config import STRATEGY_NAMES
 from portway.routing.health import HealthBook
 from portway.routing.strategies import STRATEGIES, StrategyContext
 
@@ -29,13 +30,17 @@ def _strategy(name: str, deployments: list[Deployment], exploration: float = 0.1
 
 
 def test_all_strategies_are_registered() -> None:
-    assert set(STRATEGIES) == {
-        "weighted-random",
-        "least-busy",
-        "lowest-latency",
-        "cheapest",
-        "priority",
-    }
+    assert (
+        set(STRATEGIES)
+        == set(STRATEGY_NAMES)
+        == {
+            "weighted-random",
+            "least-busy",
+            "lowest-latency",
+            "cheapest",
+            "priority",
+        }
+    )
 
 
 def test_weighted_random_matches_weights() -> None:

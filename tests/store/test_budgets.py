@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from portway.accounting.budgets import PeriodStarts, period_end, period_start
+from portway.periods import PeriodStarts, period_end, period_start
 from portway.store import Database
 from portway.store.budgets import BudgetRepository, LeaseSync, Settlement
 

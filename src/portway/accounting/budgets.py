@@ -13,17 +13,14 @@ the real cost. Periods reset automatically at 00:00 UTC (daily), Monday 00:00 UT
 
 from __future__ import annotations
 
-import calendar
-import math
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
-from typing import Literal
 
 from portway.accounting.estimate import UsageEstimator
 from portway.accounting.leases import BudgetLeases, Want
 from portway.accounting.pricing import PricingCatalog, usd
 from portway.errors import InsufficientQuotaError
+from portway.periods import PeriodStarts
 from portway.pipeline.base import (
     CallContext,
     CompleteHandler,
@@ -33,41 +30,6 @@ from portway.pipeline.base import (
     StreamHandler,
 )
 from portway.security.principal import BudgetRef
-from portway.store.budgets import period_start_at
-
-Period = Literal["daily", "weekly", "monthly", "total"]
-PERIODS: tuple[Period, ...] = ("daily", "weekly", "monthly", "total")
-
-period_start = period_start_at
-DAY = 86_400
-
-
-def period_end(period: str, start: int) -> float:
-    """When the period that began at ``start`` ends (never, for ``total``)."""
-    if period == "total":
-        return math.inf
-    if period == "daily":
-        return start + DAY
-    if period == "weekly":
-        return start + 7 * DAY
-    first = datetime.fromtimestamp(start, UTC)
-    month = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
-    return calendar.timegm(month.timetuple())
-
-
-class PeriodStarts:
-    """``period_start`` with each kind's current period kept until it ends (hot path)."""
-
-    def __init__(self) -> None:
-        self._current: dict[str, tuple[int, float]] = {}
-
-    def __call__(self, period: str, now: float) -> int:
-        current = self._current.get(period)
-        if current is not None and current[0] <= now < current[1]:
-            return current[0]
-        start = period_start(period, now)
-        self._current[period] = (start, period_end(period, start))
-        return start
 
 
 def _describe(budget: BudgetRef) -> str:

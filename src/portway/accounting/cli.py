@@ -18,14 +18,13 @@ from typing import Any
 from portway.accounting.pricing import nanos
 from portway.accounting.reports import parse_group_by, present, to_csv, to_table, usage_filter
 from portway.config import ConfigError, load_settings
-from portway.protocol.admin import budget_json, key_json
+from portway.periods import PERIODS
+from portway.security.admin_json import budget_json, key_json
 from portway.security.keys import BudgetSpec, KeyService
 from portway.store import Database
 from portway.store.budgets import BudgetRepository
 from portway.store.keys import KeyFields, KeyRepository
 from portway.store.usage import UsageRepository
-
-PERIODS = ("daily", "weekly", "monthly", "total")
 
 
 def _print(payload: Any) -> None:

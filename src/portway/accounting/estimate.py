@@ -1,8 +1,9 @@
 """Before a call: how many prompt tokens it has, how many it may produce, what it may cost.
 
 Contract: a public name (a model group or a virtual model such as ``auto``) reaches the
-deployments of every group the router may send it to (``routing.reach``: a virtual
-model's rule targets, each group's fallbacks). Before the call, the prompt is counted
+deployments of every group the router may send it to: the router's ``chain(name)`` (a
+virtual model's rule targets, each target's fallbacks), asked once at start-up, never
+worked out here. Before the call, the prompt is counted
 with every distinct tokenizer among them and the largest count is kept; the output cap
 is the client's (times ``n``), else the largest ``Deployment.output_cap`` among them
 (``max_output_tokens``, else ``accounting.default_max_output_tokens``): the very cap the
@@ -14,8 +15,9 @@ is counted with the tokenizer of the deployment that served it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from portway.accounting.pricing import PricingCatalog
 from portway.accounting.tokenizer import TokenizerService
@@ -23,7 +25,14 @@ from portway.config import AccountingConfig
 from portway.pipeline.base import CallContext
 from portway.protocol.completions import CompletionRequest
 from portway.routing.catalog import Deployment, ModelCatalog
-from portway.routing.reach import Routes, public_names, reachable_groups
+
+
+class Routes(Protocol):
+    """What accounting asks the router (``Router``, ``RouteTable``) about its routes."""
+
+    def names(self) -> Sequence[str]: ...
+
+    def chain(self, name: str) -> tuple[str, ...]: ...
 
 
 def generations(ctx: CallContext) -> int:
@@ -53,17 +62,14 @@ class UsageEstimator:
         tokenizer: TokenizerService,
         catalog: ModelCatalog,
         config: AccountingConfig,
-        routes: Routes | None = None,
+        routes: Routes,
     ) -> None:
         self.tokenizer = tokenizer
         self.catalog = catalog
         self._config = config
         self._by_id = {deployment.id: deployment for deployment in catalog.deployments}
-        routes = routes or {}
-        groups = catalog.names()
         self.reach: Mapping[str, Reach] = {
-            name: self._resolve(reachable_groups(name, routes, groups))
-            for name in public_names(routes, groups)
+            name: self._resolve(routes.chain(name)) for name in routes.names()
         }
         # With one tokenizer everywhere, the estimate made before the call is also the
         # count of whichever deployment served it.
@@ -84,18 +90,17 @@ class UsageEstimator:
         reach = self.reach.get(model)
         return reach.deployments if reach is not None else ()
 
-    async def prompt_tokens(self, ctx: CallContext) -> int:
-        """The prompt's size by the most generous tokenizer the call may meet (cached)."""
-        if ctx.prompt_tokens_estimate is None:
-            reach = self.reach.get(ctx.model)
-            tokens = 0
-            for deployment in reach.counters if reach is not None else ():
-                count, _exact = await self.tokenizer.count_request(
-                    deployment.config.provider, deployment.config.upstream_model, ctx.request
-                )
-                tokens = max(tokens, count)
-            ctx.prompt_tokens_estimate = tokens
-        return ctx.prompt_tokens_estimate
+    async def count_prompt(self, ctx: CallContext) -> int:
+        """The prompt's size by the most generous tokenizer the call may meet: the one
+        prompt counter of the pipeline (``CallContext.prompt_tokens`` keeps its answer)."""
+        reach = self.reach.get(ctx.model)
+        tokens = 0
+        for deployment in reach.counters if reach is not None else ():
+            count, _exact = await self.tokenizer.count_request(
+                deployment.config.provider, deployment.config.upstream_model, ctx.request
+            )
+            tokens = max(tokens, count)
+        return tokens
 
     def max_output_tokens(self, ctx: CallContext) -> int:
         """The client's cap, else the largest cap of the reach, times ``n`` (embeddings: 0)."""
@@ -109,7 +114,7 @@ class UsageEstimator:
 
     async def worst_case_nanos(self, ctx: CallContext, pricing: PricingCatalog) -> int:
         """The most the call may cost on any deployment it can reach (before the call)."""
-        prompt = await self.prompt_tokens(ctx)
+        prompt = await ctx.prompt_tokens()
         worst = 0
         if ctx.operation == "embed":  # input tokens only: an embedding generates none
             for deployment in self.deployments_of(ctx.model):
@@ -134,8 +139,8 @@ class UsageEstimator:
     async def served_prompt_tokens(self, ctx: CallContext) -> int:
         """The prompt counted as the deployment that served it counts (no usage reported)."""
         deployment = self._served_by(ctx)
-        if deployment is None or (self._one_tokenizer and ctx.prompt_tokens_estimate):
-            return await self.prompt_tokens(ctx)
+        if deployment is None or (self._one_tokenizer and ctx.prompt_counted()):
+            return await ctx.prompt_tokens()
         config = deployment.config
         tokens, _exact = await self.tokenizer.count_request(
             config.provider, config.upstream_model, ctx.request

@@ -17,7 +17,7 @@ import contextlib
 import fcntl
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 SUFFIX = ".jsonl"
@@ -28,7 +28,6 @@ class Segment:
     path: Path
     fd: int
     lines: int = 0
-    records: list[object] = field(default_factory=list)
 
 
 def instance_of(path: Path) -> str:
@@ -54,13 +53,14 @@ class LedgerJournal:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return Segment(path, fd)
 
-    def append(self, line: bytes, record: object) -> None:
-        """Journal one row (``line`` ends with a newline); ``record`` rides along in memory."""
+    def append(self, line: bytes) -> None:
+        """Journal one row (``line`` ends with a newline). Only the file holds it: the
+        writer's bounded queue holds the record itself, so a long database outage grows
+        the segment on disk, not the process's memory."""
         segment = self._current
         assert segment is not None, "journal not open"
         os.write(segment.fd, line)
         segment.lines += 1
-        segment.records.append(record)
 
     def seal(self) -> Segment | None:
         """Close the current segment for writing (None if empty) and start a new one."""

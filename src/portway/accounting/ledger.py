@@ -189,7 +189,7 @@ class LedgerWriter:
             logger.error("usage ledger queue full (%d rows): dropped the oldest row", MAX_QUEUED)
         future = None
         if self._journal is not None:
-            self._journal.append(record.to_json(), record)
+            self._journal.append(record.to_json())
         elif self._mode == "commit":
             future = asyncio.get_running_loop().create_future()
         self._queue.append((record, future))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from portway.config import ModelConfig
+from portway.routing.catalog import Deployment
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +86,6 @@ BUILTIN_PRICES: Mapping[str, Price] = MappingProxyType(
         "claude-3-haiku": Price(0.25, 1.25, 0.03),
     }
 )
-# Providers that run models on this machine: no per-token bill.
-FREE_PROVIDERS = frozenset({"local"})
 
 
 def builtin_price(model: str) -> Price | None:
@@ -99,11 +98,12 @@ def builtin_price(model: str) -> Price | None:
     return BUILTIN_PRICES[best] if best is not None else None
 
 
-def price_of(config: ModelConfig) -> Price | None:
-    """The configured or built-in price of a deployment (None: unknown)."""
+def price_of(config: ModelConfig, billed: bool = True) -> Price | None:
+    """The configured or built-in price of a deployment (None: unknown); an unbilled
+    provider's (``Provider.billed``) is free unless configured."""
     if config.pricing is not None:
         return Price(config.pricing.input, config.pricing.output, config.pricing.cached_input)
-    if config.provider in FREE_PROVIDERS:
+    if not billed:
         return FREE
     return builtin_price(config.upstream_model)
 
@@ -111,12 +111,13 @@ def price_of(config: ModelConfig) -> Price | None:
 class PricingCatalog:
     """Prices per deployment id, resolved once at start-up."""
 
-    def __init__(self, deployments: Iterable[tuple[str, ModelConfig]]) -> None:
+    def __init__(self, deployments: Iterable[Deployment]) -> None:
         self._by_deployment: dict[str, Price] = {}
         self._worst_by_model: dict[str, Price] = {}
         self._first_by_model: dict[str, Price] = {}
-        for deployment_id, config in deployments:
-            price = price_of(config)
+        for deployment in deployments:
+            deployment_id, config = deployment.id, deployment.config
+            price = price_of(config, deployment.provider.billed)
             if price is None:
                 logger.warning(
                     "no price known for deployment %s (%s): its cost is recorded as 0; "

@@ -164,6 +164,8 @@ class UsageRecorder(Stage):
         cost = self._pricing.for_call(ctx.deployment, ctx.model).cost_nanos(
             prompt, completion, cached
         )
+        if ctx.price_factor != 1.0:
+            cost = round(cost * ctx.price_factor)
         saved = 0
         if ctx.cache_status in CACHE_HITS:
             cost, saved = 0, cost

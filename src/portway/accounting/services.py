@@ -1,8 +1,9 @@
 """Everything keys, limits, budgets and the ledger need, built once from the settings.
 
-``Accounting.build`` returns the bundle and the stages it contributes to the chat pipeline,
-outermost first: usage recorder, key rate limits, budget reservation (the cache and the
-router go after them).
+``Accounting.build`` returns the bundle; ``Accounting.stages`` the stages it contributes to
+the pipeline, outermost first: usage recorder, key rate limits, budget reservation (the
+cache and the router go after them). The stages take the ``UsageEstimator`` the
+composition root built over the router's routes (``services.py``).
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def build_limiter(settings: Settings) -> RateLimiter:
 
 @dataclass
 class Accounting:
+    settings: Settings
     tokenizer: TokenizerService
     pricing: PricingCatalog
-    estimator: UsageEstimator
     keys: KeyService
     budgets: BudgetRepository
     leases: BudgetLeases
@@ -65,16 +66,14 @@ class Accounting:
         settings: Settings,
         catalog: ModelCatalog,
         database: Database,
-        observers: Sequence[Callable[[UsageRecord], None]] = (),
-    ) -> tuple[Accounting, list[Stage]]:
-        """The accounting services and their stages; ``observers`` see every ledger record."""
+    ) -> Accounting:
+        """The accounting services (keys, budgets, ledger, limiter, gate)."""
         tokenizer = TokenizerService(settings.accounting.estimate_factor)
         for deployment in catalog.deployments:
             model_tokenizer = deployment.provider.tokenizer()
             if model_tokenizer is not None:
                 tokenizer.register(deployment.config.upstream_model, model_tokenizer)
-        pricing = PricingCatalog((d.id, d.config) for d in catalog.deployments)
-        estimator = UsageEstimator(tokenizer, catalog, settings.accounting, settings.router)
+        pricing = PricingCatalog(catalog.deployments)
         budgets = BudgetRepository(database)
         leases = BudgetLeases(budgets, settings.budgets)
         usage = UsageRepository(database)
@@ -85,10 +84,10 @@ class Accounting:
             max_depth=settings.limits.queue_max_depth,
             max_wait=settings.limits.queue_max_wait_seconds,
         )
-        accounting = cls(
+        return cls(
+            settings=settings,
             tokenizer=tokenizer,
             pricing=pricing,
-            estimator=estimator,
             keys=KeyService(
                 KeyRepository(database), budgets, cache_ttl=settings.keys.cache_ttl_seconds
             ),
@@ -108,19 +107,25 @@ class Accounting:
             limiter=limiter,
             gate=gate,
         )
-        stages: list[Stage] = [
+
+    def stages(
+        self,
+        estimator: UsageEstimator,
+        observers: Sequence[Callable[[UsageRecord], None]] = (),
+    ) -> list[Stage]:
+        """Ledger, key limits and budget stages; ``observers`` see every ledger record."""
+        return [
             UsageRecorder(
-                accounting.ledger,
-                pricing,
+                self.ledger,
+                self.pricing,
                 estimator,
-                budgets=leases,
-                record_rows=settings.ledger.enabled,
+                budgets=self.leases,
+                record_rows=self.settings.ledger.enabled,
                 observers=observers,
             ),
-            KeyRateLimitStage(limiter, estimator, gate),
-            BudgetStage(leases, pricing, estimator),
+            KeyRateLimitStage(self.limiter),
+            BudgetStage(self.leases, self.pricing, estimator),
         ]
-        return accounting, stages
 
     async def start(self, catalog: ModelCatalog) -> None:
         # BPE files load lazily (first count that needs one, in a thread): loading them at

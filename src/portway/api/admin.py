@@ -23,7 +23,8 @@ from portway.api.deps import principal_of, services_of
 from portway.api.render import JSONResponse
 from portway.api.wire import read_body
 from portway.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
-from portway.protocol.admin import BudgetSet, KeyCreate, KeyUpdate, budget_json, key_json
+from portway.protocol.admin import BudgetSet, KeyCreate, KeyUpdate
+from portway.security.admin_json import budget_json, key_fields, key_json
 from portway.security.keys import BudgetSpec
 from portway.services import Services
 
@@ -55,7 +56,7 @@ async def create_key(request: Request) -> Response:
         if body.max_budget is not None
         else None
     )
-    record, secret = await services.accounting.keys.create(body.fields(), budget)
+    record, secret = await services.accounting.keys.create(key_fields(body), budget)
     return JSONResponse(key_json(record, secret), status_code=201)
 
 

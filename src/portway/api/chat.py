@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from portway.api.deps import call_context, services_of
+from portway.api.disconnect import ClientGone, unless_disconnected
 from portway.api.legacy_functions import (
     as_function_call,
     function_call_chunks,
@@ -30,7 +31,10 @@ async def create_chat_completion(request: Request) -> Response:
         body = to_tools(body)
     ctx = call_context(request, body)
     if not body.stream:
-        completion = await services.pipeline.complete(ctx)
+        try:
+            completion = await unless_disconnected(request.receive, services.pipeline.complete(ctx))
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it: the connection is closed
         if legacy:
             completion = as_function_call(completion)
         return JSONResponse(completion, headers=ctx.response_headers)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from portway.api.deps import call_context, services_of
+from portway.api.disconnect import ClientGone, unless_disconnected
 from portway.api.render import EventStreamResponse, JSONResponse
 from portway.api.wire import read_body
 from portway.errors import InvalidRequestError, UpstreamError
@@ -37,7 +38,12 @@ async def create_completion(request: Request) -> Response:
     _check(body)
     ctx = call_context(request, body)
     if not body.stream:
-        completion = await services.pipeline.completion(ctx)
+        try:
+            completion = await unless_disconnected(
+                request.receive, services.pipeline.completion(ctx)
+            )
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it: the connection is closed
         return JSONResponse(completion, headers=ctx.response_headers)
     chunks = services.pipeline.stream_completion(ctx)
     # The first chunk is pulled before answering, as chat's: an early failure is a JSON error.

@@ -12,6 +12,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from portway.api.disconnect import wait_for_disconnect
 from portway.errors import InternalServerError, PortwayError
 from portway.protocol.events import ServerSentEvent
 
@@ -88,15 +89,8 @@ class EventStreamResponse(Response):
                 group.cancel_scope.cancel()
 
             group.start_soon(stream_then_stop)
-            await self._wait_for_disconnect(receive)
+            await wait_for_disconnect(receive)
             group.cancel_scope.cancel()
-
-    @staticmethod
-    async def _wait_for_disconnect(receive: Receive) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
 
     async def _send_events(self, send: Send) -> None:
         await send(

@@ -7,7 +7,10 @@ outputs, in step order). ``truncation_strategy`` applies to the thread's message
 both the model's context window (minus room for the answer) and what is left of the
 run's ``max_prompt_tokens``. ``build`` returns ``None`` when the prompt cannot fit in
 ``max_prompt_tokens`` (the run ends ``incomplete``). A forced ``tool_choice`` applies
-until the run has called a tool (OpenAI: "must call one or more tools before responding").
+until the run has called a tool (OpenAI: "must call one or more tools before responding"),
+and after ``ToolLimits.max_rounds`` tool rounds the model may call none; tool outputs enter
+the prompt cut to ``ToolLimits.max_output_chars`` (see ``tool_policy``), and when the run's
+own part overflows the window, the outputs of all tool rounds but the newest are left out.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portway.accounting.tokenizer import OFFLOAD_CHARS, ChatTokenCounter, TokenizerService
+from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.tools import chat_tool_choice, chat_tools
 from portway.protocol.chat import ChatCompletionRequest
 from portway.routing.catalog import ModelCatalog
@@ -53,12 +57,21 @@ def _chat_message(message: MessageRow) -> dict[str, Any] | None:
     return {"role": "user", "content": parts}
 
 
+ELIDED_OUTPUT = "[earlier tool output left out to fit the context window]"
+
+
 def _run_messages(
-    steps: Sequence[RunStepRow], messages: dict[str, MessageRow]
+    steps: Sequence[RunStepRow],
+    messages: dict[str, MessageRow],
+    limits: ToolLimits,
+    *,
+    elide_earlier: bool = False,
 ) -> list[dict[str, Any]]:
-    """What the run did so far, as the model must see it again."""
+    """What the run did so far, as the model must see it again (with ``elide_earlier``,
+    the outputs of all tool rounds but the newest are left out)."""
+    newest = max((i for i, step in enumerate(steps) if step.type == "tool_calls"), default=-1)
     out: list[dict[str, Any]] = []
-    for step in steps:
+    for index, step in enumerate(steps):
         if step.type == "message_creation":
             message = messages.get(step.step_details["message_creation"]["message_id"])
             if message is not None and message.status != "in_progress":
@@ -85,7 +98,9 @@ def _run_messages(
         )
         for call in calls:
             if call.get("output") is not None:
-                out.append({"role": "tool", "tool_call_id": call["id"], "content": call["output"]})
+                elided = elide_earlier and index < newest
+                content = ELIDED_OUTPUT if elided else limits.clip(call["output"])
+                out.append({"role": "tool", "tool_call_id": call["id"], "content": content})
     return out
 
 
@@ -93,11 +108,16 @@ class ContextBuilder:
     """Builds the next model call of a run; counts tokens with the model's tokenizer."""
 
     def __init__(
-        self, catalog: ModelCatalog, tokenizer: TokenizerService, default_output_tokens: int
+        self,
+        catalog: ModelCatalog,
+        tokenizer: TokenizerService,
+        default_output_tokens: int,
+        tool_limits: ToolLimits,
     ) -> None:
         self._catalog = catalog
         self._tokenizer = tokenizer
         self._default_output_tokens = default_output_tokens
+        self._tool_limits = tool_limits
 
     async def build(
         self,
@@ -123,11 +143,9 @@ class ContextBuilder:
             dropped = max(0, len(prior) - keep)
             prior = prior[dropped:]
         own = {message.id: message for message in history if message.run_id == run.id}
-        tail = _run_messages(steps, own)
-        # A forced tool_choice ("required" or a named tool) means "call a tool before you
-        # answer": once the run called one, the model may answer (no endless tool loop).
-        tools_called = any(step.type == "tool_calls" for step in steps)
-        request = self._request(run, [*head, *prior, *tail], remaining_completion, tools_called)
+        tail = _run_messages(steps, own, self._tool_limits)
+        rounds = sum(1 for step in steps if step.type == "tool_calls")
+        request = self._request(run, [*head, *prior, *tail], remaining_completion, rounds)
 
         window_limit = self._window_limit(run.model, remaining_completion)
         limits = [limit for limit in (remaining_prompt, window_limit) if limit is not None]
@@ -137,8 +155,8 @@ class ContextBuilder:
         counter = await self._counter(run.model)
         costs, fixed = await _count(counter, request, len(head), len(prior))
         total = fixed + sum(costs)
+        first = 0
         if strategy.get("type") != "last_messages":
-            first = 0
             # Keep at least the newest thread message: it is what the run answers.
             while total > limit and first < len(costs) - 1:
                 total -= costs[first]
@@ -149,6 +167,13 @@ class ContextBuilder:
                 request = request.model_copy(
                     update={"messages": messages[: len(head)] + messages[len(head) + first :]}
                 )
+        if total > limit and rounds > 1:
+            # The run's own part alone overflows: earlier tool outputs make way.
+            kept = prior[first:]
+            tail = _run_messages(steps, own, self._tool_limits, elide_earlier=True)
+            request = self._request(run, [*head, *kept, *tail], remaining_completion, rounds)
+            costs, fixed = await _count(counter, request, len(head), len(kept))
+            total = fixed + sum(costs)
         if remaining_prompt is not None and total > remaining_prompt:
             return None
         return Prompt(request, dropped, total)
@@ -158,7 +183,7 @@ class ContextBuilder:
         run: RunRow,
         messages: list[dict[str, Any]],
         remaining_completion: int | None,
-        tools_called: bool,
+        tool_rounds: int,
     ) -> ChatCompletionRequest:
         body: dict[str, Any] = {
             "model": run.model,
@@ -169,9 +194,7 @@ class ContextBuilder:
         tools = chat_tools(run.tools)
         if tools:
             body["tools"] = tools
-            choice = run.tool_choice
-            if tools_called and choice not in (None, "none", "auto"):
-                choice = "auto"
+            choice = self._tool_limits.choice(run.tool_choice, tool_rounds)
             if choice is not None:
                 body["tool_choice"] = chat_tool_choice(choice)
             body["parallel_tool_calls"] = run.parallel_tool_calls

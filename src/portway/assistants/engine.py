@@ -22,13 +22,14 @@ from typing import Any
 import orjson
 
 from portway.assistants.builtin import BuiltinTool, ThreadFileIndex, ToolInvocation, ToolOutcome
-from portway.assistants.context import ContextBuilder
+from portway.assistants.context import ContextBuilder, message_text
 from portway.assistants.ids import new_id
 from portway.assistants.lifecycle import RunLifecycle, text_content
 from portway.assistants.objects import attached_for, file_search_stores
 from portway.assistants.principals import RunPrincipals
 from portway.assistants.tools import (
     BUILTIN_TYPES,
+    FILE_SEARCH_QUERY_MAX_CHARS,
     CitedFile,
     annotations_for,
     function_names,
@@ -83,6 +84,9 @@ class _Turn:
     by_index: dict[int, _CallDraft] = field(default_factory=dict)
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
+    # The built-in tool this call's tool_choice forces: text is held back (the model owes
+    # a call, and text here is at best an unfinished one) until the answer is complete.
+    forced: str | None = None
 
 
 def error_code(error: PortwayError) -> RunErrorCode:
@@ -175,7 +179,7 @@ class RunEngine:
         if prompt is None:
             await self._lifecycle.incomplete(run.id, "max_prompt_tokens")
             return None
-        turn = _Turn(prior_steps=steps)
+        turn = _Turn(prior_steps=steps, forced=self._forced_builtin(run, prompt.request))
         try:
             await self._call_model(run, prompt.request, turn, progress)
         except PortwayError as error:
@@ -202,6 +206,8 @@ class RunEngine:
         run = counted
         turn_usage = _usage(usage)
         truncated = turn.finish_reason == "length"
+        if turn.forced is not None and not turn.calls and not truncated:
+            await self._answer_forced(run, turn, history, progress)
         if turn.message_open:
             await self._close_message(
                 turn, truncated=truncated, usage=None if turn.tool_step else turn_usage
@@ -232,6 +238,35 @@ class RunEngine:
                 timeout,
             )
 
+    def _forced_builtin(self, run: RunRow, request: ChatCompletionRequest) -> str | None:
+        name = request.forced_tool_name()
+        return name if name in _builtin_names(run) else None
+
+    async def _answer_forced(
+        self, run: RunRow, turn: _Turn, history: Sequence[MessageRow], progress: Progress
+    ) -> None:
+        """The model answered without the built-in call its tool_choice forces: a
+        file_search runs anyway, on the user's last message (OpenAI records one whenever
+        it is forced); any other answer is shown as it came."""
+        query = _last_user_text(history)[:FILE_SEARCH_QUERY_MAX_CHARS].strip()
+        if turn.forced == "file_search" and query:
+            logger.warning(
+                "run %s: the model did not call the forced file_search; searching for the "
+                "user's message",
+                run.id,
+            )
+            arguments = orjson.dumps({"query": query}).decode()
+            call = {
+                "index": 0,
+                "id": new_id("call"),
+                "type": _FUNCTION,
+                "function": {"name": "file_search", "arguments": arguments},
+            }
+            await self._on_tool_call(run, turn, call, {"file_search"})
+            return
+        turn.forced = None
+        await self._on_text(run, turn, "", progress)
+
     async def _call_model(
         self, run: RunRow, request: ChatCompletionRequest, turn: _Turn, progress: Progress
     ) -> None:
@@ -241,8 +276,7 @@ class RunEngine:
             request_id=run.id,
             endpoint="assistants.runs",
         )
-        builtin = {t["type"] for t in run.tools if t.get("type") in BUILTIN_TYPES}
-        builtin -= function_names(run.tools)
+        builtin = _builtin_names(run)
         async with aclosing(self._models.stream(ctx)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:
                 if chunk.get("usage"):
@@ -263,7 +297,7 @@ class RunEngine:
         if not turn.message_open:
             # Whitespace before a tool call is not a message.
             turn.pending_text += text
-            if not turn.pending_text.strip():
+            if turn.forced is not None or not turn.pending_text.strip():
                 return
             text, turn.pending_text = turn.pending_text, ""
             await self._open_message(run, turn)
@@ -564,6 +598,19 @@ class RunEngine:
         run = await self._runs.get_by_id(run_id)
         if run is not None and run.status == "cancelling":
             await self._lifecycle.cancel(run_id, partial_text=progress.text)
+
+
+def _builtin_names(run: RunRow) -> set[str]:
+    """The run's built-in tools (an assistant function of the same name shadows one)."""
+    builtin = {t["type"] for t in run.tools if t.get("type") in BUILTIN_TYPES}
+    return builtin - function_names(run.tools)
+
+
+def _last_user_text(history: Sequence[MessageRow]) -> str:
+    for message in reversed(history):
+        if message.role == "user":
+            return message_text(message.content)
+    return ""
 
 
 def _remaining(limit: int | None, used: int) -> int | None:

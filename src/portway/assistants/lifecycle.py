@@ -16,7 +16,7 @@ from typing import Any
 from portway.assistants.events import RunEvents, run_event
 from portway.assistants.render import message_object, run_object, step_object
 from portway.protocol.assistants import RunErrorCode
-from portway.store.assistants import RunStore
+from portway.store.assistants import UNEXPLAINED_FAILURE, RunStore
 from portway.store.models.assistants import MessageRow, RunRow, RunStepRow
 
 
@@ -138,6 +138,8 @@ class RunLifecycle:
         expected: Sequence[str] = ("queued", "in_progress", "requires_action"),
     ) -> RunRow | None:
         now = self.clock()
+        # An upstream error may come without a message; a failed run always says why.
+        message = (message or "").strip() or UNEXPLAINED_FAILURE["message"]
         step_code = "rate_limit_exceeded" if code == "rate_limit_exceeded" else "server_error"
         return await self._finish(
             run_id,

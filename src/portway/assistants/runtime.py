@@ -14,6 +14,7 @@ from portway.assistants.lifecycle import RunLifecycle
 from portway.assistants.objects import ObjectService
 from portway.assistants.principals import RunPrincipals
 from portway.assistants.runs import RunService
+from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
 from portway.pipeline.client import ModelClient
@@ -21,13 +22,14 @@ from portway.routing.catalog import ModelCatalog
 from portway.security.keys import KeyService
 from portway.store import Database
 from portway.store.assistants import AssistantStore, RunStore
+from portway.store.models.assistants import RunRow
 
 
 @dataclass
 class Assistants:
     objects: ObjectService
     runs: RunService
-    workers: RunWorkers
+    workers: RunWorkers[RunRow]
     events: RunEvents
 
     @classmethod
@@ -55,7 +57,10 @@ class Assistants:
             lifecycle=lifecycle,
             models=models,
             context=ContextBuilder(
-                catalog, tokenizer, settings.accounting.default_max_output_tokens
+                catalog,
+                tokenizer,
+                settings.accounting.default_max_output_tokens,
+                ToolLimits(config.max_tool_rounds, config.max_tool_output_chars),
             ),
             builtin_tools=builtin_tools,
             thread_files=thread_files,
@@ -68,6 +73,7 @@ class Assistants:
             engine=engine,
             lifecycle=lifecycle,
             config=config,
+            concurrency=config.max_concurrent_runs,
             owner=owner,
             single_process=database.dialect == "sqlite",
         )

@@ -2,7 +2,10 @@
 
 Built-in tools reach the model as function tools named after their type
 (``file_search(query)``, ``code_interpreter(code)``); assistant function tools pass
-through unchanged. ``tool_choice`` is mapped the same way.
+through unchanged. ``tool_choice`` is mapped the same way. Their arguments are bounded in
+the schema (a non-empty query of at most ``FILE_SEARCH_QUERY_MAX_CHARS``, non-empty code
+of at most ``CODE_MAX_CHARS``): on a local model the schema is the decoding grammar, so a
+forced call cannot run on until the token limit, nor send empty code.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 BUILTIN_TYPES = ("file_search", "code_interpreter")
+FILE_SEARCH_QUERY_MAX_CHARS = 300
+# llama.cpp's JSON-schema converter spells maxLength out as nested optional groups (one
+# per character), so a bound must stay small enough for the grammar it builds.
+CODE_MAX_CHARS = 1000
 
 _BUILTIN_FUNCTIONS: dict[str, dict[str, Any]] = {
     "file_search": {
@@ -23,7 +30,14 @@ _BUILTIN_FUNCTIONS: dict[str, dict[str, Any]] = {
         ),
         "parameters": {
             "type": "object",
-            "properties": {"query": {"type": "string", "description": "What to look for."}},
+            "properties": {
+                "query": {
+                    "type": "string",
+                    "description": "What to look for: a short search query.",
+                    "minLength": 1,
+                    "maxLength": FILE_SEARCH_QUERY_MAX_CHARS,
+                }
+            },
             "required": ["query"],
             "additionalProperties": False,
         },
@@ -36,7 +50,14 @@ _BUILTIN_FUNCTIONS: dict[str, dict[str, Any]] = {
         ),
         "parameters": {
             "type": "object",
-            "properties": {"code": {"type": "string", "description": "The Python program."}},
+            "properties": {
+                "code": {
+                    "type": "string",
+                    "description": "The Python program.",
+                    "minLength": 1,
+                    "maxLength": CODE_MAX_CHARS,
+                }
+            },
             "required": ["code"],
             "additionalProperties": False,
         },

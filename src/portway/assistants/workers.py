@@ -1,5 +1,9 @@
 """Background workers: claim queued runs, execute them, keep their leases, recover and expire.
 
+The machinery is not tied to runs: it drives any leased job whose store, engine and
+lifecycle have the shapes of ``JobStore``, ``JobEngine`` and ``JobLifecycle`` (the
+Batch API's batches use it too, see ``portway.batches.wiring``).
+
 Contract:
 - At most ``max_concurrent_runs`` runs execute in this process at a time (asyncio tasks).
 - A worker claims a queued run in the database (``FOR UPDATE SKIP LOCKED`` on
@@ -24,14 +28,11 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
-from portway.assistants.engine import Progress, RunEngine
-from portway.assistants.lifecycle import RunLifecycle
-from portway.config import AssistantsConfig
-from portway.store.assistants import RunStore
-from portway.store.models.assistants import RunRow
+from portway.assistants.engine import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,83 @@ logger = logging.getLogger(__name__)
 def worker_id() -> str:
     """Unique per process start: host, pid and a random suffix."""
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Job(Protocol):
+    """A leased row: a run, a batch."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def owner(self) -> str | None: ...
+    @property
+    def attempts(self) -> int: ...
+
+
+JobT = TypeVar("JobT", bound=Job)
+
+
+class JobStore(Protocol[JobT]):
+    """Claims and leases in the database (see ``store.assistants.RunStore``)."""
+
+    async def claim_next(self, owner: str, now: float, lease_until: float) -> JobT | None: ...
+    async def claim(
+        self, job_id: str, owner: str, now: float, lease_until: float
+    ) -> JobT | None: ...
+    async def get_by_id(self, job_id: str) -> JobT | None: ...
+    async def renew(
+        self, owner: str, job_ids: Sequence[str], lease_until: float
+    ) -> dict[str, tuple[str, str | None]]: ...
+    async def lapsed(self, now: float, *, everything: bool = False) -> list[JobT]: ...
+    async def due_to_expire(self, now: float) -> list[JobT]: ...
+    async def take_over(
+        self,
+        job_id: str,
+        previous_owner: str | None,
+        owner: str,
+        now: float,
+        lease_until: float,
+        *,
+        force: bool = False,
+    ) -> JobT | None: ...
+    async def requeue(self, job_id: str, owner: str, *, refund_attempt: bool) -> JobT | None: ...
+
+
+class JobEngine(Protocol[JobT]):
+    async def execute(self, job: JobT, progress: Progress) -> None: ...
+
+
+class JobLifecycle(Protocol):
+    """How a job comes to rest when the workers stop it."""
+
+    clock: Callable[[], float]
+
+    async def cancel(
+        self, job_id: str, partial_text: str | None = None, *, expected: Sequence[str] = ...
+    ) -> Any: ...
+    async def fail(
+        self,
+        job_id: str,
+        code: Any,
+        message: str,
+        *,
+        partial_text: str | None = None,
+        expected: Sequence[str] = ...,
+    ) -> Any: ...
+    async def expire(self, job_id: str) -> Any: ...
+
+
+class LeaseConfig(Protocol):
+    @property
+    def poll_interval_seconds(self) -> float: ...
+    @property
+    def lease_seconds(self) -> float: ...
+    @property
+    def sweep_interval_seconds(self) -> float: ...
+    @property
+    def max_attempts(self) -> int: ...
 
 
 @dataclass
@@ -54,16 +132,20 @@ class _Execution:
         self.stop.set()
 
 
-class RunWorkers:
+class RunWorkers(Generic[JobT]):
+    """Executes leased jobs (``kind`` names them in logs): at most ``concurrency`` at once."""
+
     def __init__(
         self,
         *,
-        runs: RunStore,
-        engine: RunEngine,
-        lifecycle: RunLifecycle,
-        config: AssistantsConfig,
+        runs: JobStore[JobT],
+        engine: JobEngine[JobT],
+        lifecycle: JobLifecycle,
+        config: LeaseConfig,
+        concurrency: int,
         owner: str,
         single_process: bool,
+        kind: str = "run",
     ) -> None:
         self.owner = owner
         self._runs = runs
@@ -72,7 +154,8 @@ class RunWorkers:
         self._config = config
         self._single_process = single_process
         self._clock: Callable[[], float] = lifecycle.clock
-        self._slots = asyncio.Semaphore(config.max_concurrent_runs)
+        self._kind = kind
+        self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._executing: dict[str, _Execution] = {}
@@ -86,8 +169,8 @@ class RunWorkers:
     async def start(self) -> None:
         await self._recover(everything=self._single_process)
         self._loops = [
-            asyncio.create_task(self._claim_loop(), name="runs-claim"),
-            asyncio.create_task(self._maintenance_loop(), name="runs-maintenance"),
+            asyncio.create_task(self._claim_loop(), name=f"{self._kind}-claim"),
+            asyncio.create_task(self._maintenance_loop(), name=f"{self._kind}-maintenance"),
         ]
 
     async def close(self) -> None:
@@ -146,7 +229,9 @@ class RunWorkers:
                 run = await self._runs.claim_next(self.owner, self._clock(), self.lease_until())
             except Exception:
                 self._slots.release()
-                logger.exception("claiming a queued run failed; retrying after the poll interval")
+                logger.exception(
+                    "claiming a queued %s failed; retrying after the poll interval", self._kind
+                )
                 await self._pause(self._config.poll_interval_seconds)
                 continue
             if run is None:
@@ -174,7 +259,7 @@ class RunWorkers:
             return
         await self._supervise(run)
 
-    async def _supervise(self, run: RunRow) -> None:
+    async def _supervise(self, run: JobT) -> None:
         """Execute a claimed run (a slot is held); stop it on cancel, release it on shutdown."""
         execution = _Execution()
         self._executing[run.id] = execution
@@ -190,11 +275,11 @@ class RunWorkers:
                         run.id, partial_text=execution.progress.text, expected=("cancelling",)
                     )
             elif drive.exception() is not None:
-                logger.error("run %s failed", run.id, exc_info=drive.exception())
+                logger.error("%s %s failed", self._kind, run.id, exc_info=drive.exception())
                 await self._lifecycle.fail(
                     run.id,
                     "server_error",
-                    "The server had an error while processing the run.",
+                    f"The server had an error while processing the {self._kind}.",
                     partial_text=execution.progress.text,
                     expected=("in_progress",),
                 )
@@ -222,7 +307,7 @@ class RunWorkers:
                 await self._expire_waiting()
                 await self._recover(everything=False)
             except Exception:
-                logger.exception("run maintenance failed; retrying in %.1fs", interval)
+                logger.exception("%s maintenance failed; retrying in %.1fs", self._kind, interval)
 
     async def _renew_leases(self) -> None:
         held = [*self._executing, *self._reserved]
@@ -256,14 +341,17 @@ class RunWorkers:
             if run.status == "cancelling":
                 await self._lifecycle.cancel(run.id)
             elif run.attempts >= self._config.max_attempts:
-                logger.warning("run %s was interrupted %d times; failing it", run.id, run.attempts)
+                logger.warning(
+                    "%s %s was interrupted %d times; failing it", self._kind, run.id, run.attempts
+                )
                 await self._lifecycle.fail(
                     run.id,
                     "server_error",
-                    "The run was interrupted (its server stopped) and could not be resumed.",
+                    f"The {self._kind} was interrupted (its server stopped) "
+                    "and could not be resumed.",
                     expected=("in_progress",),
                 )
             else:
-                logger.info("resuming run %s interrupted by a stopped server", run.id)
+                logger.info("resuming %s %s interrupted by a stopped server", self._kind, run.id)
                 await self._runs.requeue(run.id, self.owner, refund_attempt=False)
                 self.wake()

@@ -6,7 +6,9 @@ never per-response identity. ``to_completion`` renders a new ``chat.completion``
 fresh ``id`` and ``created``, usage as originally reported plus
 ``prompt_tokens_details.cached_tokens`` equal to the prompt tokens (the whole prompt
 was served from the cache). Entries are stored as JSON bytes, so every hit decodes
-fresh objects that later stages may change freely.
+fresh objects that later stages may change freely. An entry written for the semantic
+cache also keeps its prompt's ``PromptFeatures``; an entry without them (older, or
+written with the semantic cache off) serves exact hits only.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from portway.cache.semantic.guard import PromptFeatures
 from portway.protocol.chat import ChatCompletionDict, UsageDict
 
 FORMAT_VERSION = 1
@@ -34,6 +37,7 @@ class CachedCompletion:
     system_fingerprint: str | None
     created_at: float
     expires_at: float
+    features: PromptFeatures | None = None
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
@@ -64,16 +68,17 @@ class CachedCompletion:
         return completion  # type: ignore[return-value]
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "v": FORMAT_VERSION,
-                "choices": self.choices,
-                "usage": self.usage,
-                "system_fingerprint": self.system_fingerprint,
-                "created_at": self.created_at,
-                "expires_at": self.expires_at,
-            }
-        )
+        data: dict[str, Any] = {
+            "v": FORMAT_VERSION,
+            "choices": self.choices,
+            "usage": self.usage,
+            "system_fingerprint": self.system_fingerprint,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+        }
+        if self.features is not None:
+            data["features"] = self.features.to_json()
+        return orjson.dumps(data)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CachedCompletion | None:
@@ -87,6 +92,7 @@ class CachedCompletion:
             system_fingerprint=raw["system_fingerprint"],
             created_at=raw["created_at"],
             expires_at=raw["expires_at"],
+            features=PromptFeatures.from_json(raw.get("features")),
         )
 
 

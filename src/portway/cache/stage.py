@@ -4,9 +4,11 @@ Contract: sits just outside the router. Per call it resolves the model's policy 
 the request's cache headers, then looks up the exact key (namespace = the principal's
 tenant, or ``shared``; a client may add its own sub-namespace with
 ``x-portway-cache-namespace``), then, for models with the semantic cache on, the
-nearest earlier question in the same context. A hit short-circuits the pipeline with a
-fresh response (new ``id``/``created``, usage as first reported plus cached tokens) or
-a replayed stream; a miss calls on and stores the answer once it is complete (a stream
+nearest earlier questions in the same context, serving one only when its answer-changing
+features (numbers, quotes, negations, names, key terms, language: ``semantic/guard.py``)
+equal the new question's. A hit short-circuits the pipeline with a fresh response (new
+``id``/``created``, usage as first reported plus cached tokens) or a replayed stream; a
+miss calls on and stores the answer once it is complete (a stream
 only when it finished: never after an error or a disconnect). Every call of a cached
 model gets ``x-portway-cache: hit|miss|semantic-hit|bypass`` and ``ctx.cache_status``;
 calls of zero-retention (``no_store``) keys always bypass it: nothing of theirs is stored.
@@ -21,7 +23,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from redis.asyncio import Redis
@@ -39,6 +41,7 @@ from portway.cache.policy import (
     sub_namespace,
 )
 from portway.cache.semantic.embedder import Embedder, Vector
+from portway.cache.semantic.guard import PromptFeatures, prompt_features
 from portway.cache.semantic.index import Match, MatrixIndex, Partition
 from portway.cache.semantic.redis_index import RedisStreamIndex
 from portway.cache.stats import CacheStats
@@ -58,6 +61,8 @@ BACKEND_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
 )
 SHARED_NAMESPACE = "shared"
+# Near matches read per lookup: the guard may refuse the nearest, a later one may pass.
+SEMANTIC_CANDIDATES = 5
 
 HIT = "hit"
 SEMANTIC_HIT = "semantic-hit"
@@ -72,11 +77,20 @@ class _Plan:
     keys: RequestKeys
     decision: Decision
     policy: ModelPolicy
+    max_prompt_chars: int
     vector: Vector | None = None
+    prompt: PromptFeatures | None = None
 
     @property
     def semantic(self) -> bool:
-        return self.policy.semantic and bool(self.keys.last_user_text)
+        text = self.keys.last_user_text
+        return self.policy.semantic and text is not None and 0 < len(text) <= self.max_prompt_chars
+
+    def features(self) -> PromptFeatures | None:
+        """The last user message's answer-changing features (read once, when first needed)."""
+        if self.prompt is None and self.semantic and self.keys.last_user_text:
+            self.prompt = prompt_features(self.keys.last_user_text, self.max_prompt_chars)
+        return self.prompt
 
     @property
     def partition(self) -> Partition:
@@ -167,7 +181,7 @@ class CacheStage(Stage):
             self._mark(ctx, BYPASS)
             return None
         keys = request_keys(ctx.request, ctx.model, self.namespace(ctx))
-        return _Plan(keys, decision, policy)
+        return _Plan(keys, decision, policy, self.config.semantic.max_prompt_chars)
 
     # Lookup and store ------------------------------------------------------
 
@@ -201,21 +215,40 @@ class CacheStage(Stage):
             return None
         matches: list[Match] = []
         try:
-            matches = await self.index.search(plan.partition, vector, plan.policy.threshold)
+            matches = await self.index.search(
+                plan.partition, vector, plan.policy.threshold, SEMANTIC_CANDIDATES
+            )
         except BACKEND_ERRORS as error:
             self.stats.errors += 1
             logger.warning("semantic index search failed (%s): %s", type(error).__name__, error)
         exact = plan.keys.exact
         for match in matches:
             found = await self._read(EntryKey(exact.namespace, exact.model, match.key))
-            if found is not None and not found.expired(now):
+            if found is None or found.expired(now):
+                await self.index.remove(match.key)
+                continue
+            conflict = self._conflict(plan, found)
+            if conflict is None:
                 return CacheHit(found, SEMANTIC_HIT, match.similarity)
-            await self.index.remove(match.key)
+            self.stats.semantic_refusals += 1
+            logger.debug(
+                "semantic cache: refused a match at %.4f, its %s differ", match.similarity, conflict
+            )
         return None
+
+    @staticmethod
+    def _conflict(plan: _Plan, found: CachedCompletion) -> str | None:
+        """Why ``found`` may not answer this call's question; None when it may."""
+        asked = plan.features()
+        if asked is None or found.features is None:
+            return "features"  # unknown: an entry without features serves exact hits only
+        return asked.conflict(found.features)
 
     async def _store(self, plan: _Plan, entry: CachedCompletion | None) -> None:
         if entry is None:
             return
+        if plan.semantic and self.index is not None:
+            entry = replace(entry, features=plan.features())
         data = entry.to_bytes()
         if len(data) > self.config.max_entry_bytes:
             return

@@ -10,6 +10,8 @@ from typing import Any
 class CacheStats:
     hits: int = 0
     semantic_hits: int = 0
+    # Near matches the guard refused (their numbers, names, negations... differ).
+    semantic_refusals: int = 0
     misses: int = 0
     bypasses: int = 0
     stores: int = 0
@@ -35,6 +37,7 @@ class CacheStats:
         return {
             "hits": self.hits,
             "semantic_hits": self.semantic_hits,
+            "semantic_refusals": self.semantic_refusals,
             "misses": self.misses,
             "bypasses": self.bypasses,
             "stores": self.stores,

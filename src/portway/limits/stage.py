@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from portway.accounting.estimate import UsageEstimator
 from portway.errors import RateLimitError
 from portway.limits.base import Limit, RateLimiter
-from portway.limits.gate import DeploymentGate
 from portway.pipeline.base import (
     CallContext,
     CompleteHandler,
@@ -47,32 +45,19 @@ def _total_tokens(usage: Any) -> int | None:
 
 
 class KeyRateLimitStage(Stage):
-    def __init__(
-        self, limiter: RateLimiter, estimator: UsageEstimator, gate: DeploymentGate
-    ) -> None:
+    def __init__(self, limiter: RateLimiter) -> None:
         self._limiter = limiter
-        self._estimator = estimator
-        self._gate = gate
-        # Names (virtual models too) that may reach a deployment with a TPM limit: the
-        # prompt is counted here once, for the router's gate.
-        self._token_limited_models = frozenset(
-            name
-            for name, reach in estimator.reach.items()
-            if any(gate.counts_tokens(deployment.id) for deployment in reach.deployments)
-        )
 
     async def _admit(self, ctx: CallContext) -> tuple[Limit, int] | None:
         """Admit or raise 429; returns what to true up later (None: nothing to do)."""
         ctx.priority = _priority(ctx)
         principal = ctx.principal
-        if principal.tpm is not None or ctx.model in self._token_limited_models:
-            await self._estimator.prompt_tokens(ctx)
         if principal.rpm is None and principal.tpm is None:
             return None
         limit = Limit(principal.rpm, principal.tpm)
         tokens = 0
         if principal.tpm is not None:
-            tokens = (ctx.prompt_tokens_estimate or 0) + (ctx.request.max_output_tokens or 0)
+            tokens = await ctx.prompt_tokens() + (ctx.request.max_output_tokens or 0)
         decision = await self._limiter.acquire(f"key:{principal.key_id}", limit, tokens)
         headers = decision.headers()
         ctx.response_headers.update(headers)
@@ -115,8 +100,7 @@ class KeyRateLimitStage(Stage):
 
     def stream(self, ctx: CallContext, call_next: StreamHandler) -> AsyncIterator[ModelChunk]:
         principal = ctx.principal
-        unlimited = principal.rpm is None and principal.tpm is None
-        if unlimited and ctx.model not in self._token_limited_models:
+        if principal.rpm is None and principal.tpm is None:
             ctx.priority = _priority(ctx)
             return call_next(ctx)  # nothing to count: no extra generator layer
         return self._limited_stream(ctx, call_next)

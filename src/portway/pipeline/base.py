@@ -10,7 +10,9 @@ operation, the stages that handle it. For a call, a stage either passes it on
 composed once at start-up; nothing is looked up per request. A stream stage (for each
 streamed operation, ``STREAMED``) wraps the async iterator it gets from ``call_next``;
 its ``finally`` runs when the stream ends, fails or is closed because the client went
-away.
+away. A call's prompt is counted at most once, on first use (``CallContext.prompt_tokens``),
+by the one counter the composition root gave the pipeline
+(``accounting.estimate.UsageEstimator.count_prompt``).
 """
 
 from __future__ import annotations
@@ -49,10 +51,16 @@ _OPERATION_OF: Mapping[type, Operation] = {
 # (from the provider's usage, else counted): stages that admitted the call on an
 # estimate and could not true it up themselves (no usage reported) register one.
 UsageListener = Callable[[int, int], Awaitable[None]]
+# Counts a call's prompt tokens before it is routed (its model may be a virtual one).
+PromptCounter = Callable[["CallContext"], Awaitable[int]]
 
 
 def operation_of(request: ModelRequest) -> Operation:
     return _OPERATION_OF[type(request)]
+
+
+async def _no_counter(ctx: CallContext) -> int:
+    raise RuntimeError("this call did not enter through a Pipeline: it has no prompt counter")
 
 
 @dataclass(slots=True)
@@ -74,12 +82,15 @@ class CallContext:
     first_token_at: float | None = None
     usage: dict[str, Any] | None = None
     cache_status: str | None = None
-    # Accounting: the prompt estimate is computed once by the first stage that needs it;
-    # reservations are settled by the ledger stage at the real cost.
-    prompt_tokens_estimate: int | None = None
+    # The one prompt counter (the pipeline binds it as the call enters).
+    count_prompt: PromptCounter = field(default=_no_counter, repr=False)
+    _prompt_tokens: int | None = field(default=None, init=False, repr=False)  # not counted yet
+    # Accounting: reservations are settled by the ledger stage at the real cost.
     budget_reservations: tuple[Any, ...] = ()
     priority: int = 0
     cost_nanos: int = 0
+    # The ledger records the call's cost times this (a batch line's discount).
+    price_factor: float = 1.0
     usage_listeners: list[UsageListener] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -88,6 +99,15 @@ class CallContext:
         self.operation = operation_of(self.request)
         if not self.endpoint:
             self.endpoint = ENDPOINTS[self.operation]
+
+    async def prompt_tokens(self) -> int:
+        """The prompt's size in tokens: counted on first use, then kept for every stage."""
+        if self._prompt_tokens is None:
+            self._prompt_tokens = await self.count_prompt(self)
+        return self._prompt_tokens
+
+    def prompt_counted(self) -> bool:
+        return self._prompt_tokens is not None
 
 
 # A whole call's result is the type of its operation's (``ctx.operation``).

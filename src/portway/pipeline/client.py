@@ -16,7 +16,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 
-from portway.pipeline.base import CallContext, ModelRequest
+from portway.pipeline.base import CallContext, ModelRequest, ModelResult
 from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
@@ -68,6 +68,15 @@ class ModelClient:
         endpoint: str = "",
     ) -> ChatCompletionDict:
         ctx = self.context(request, principal=principal, request_id=request_id, endpoint=endpoint)
+        return await self._pipeline.complete(ctx)
+
+    async def call(self, ctx: CallContext) -> ModelResult:
+        """A whole call of any operation, from a context the caller built (``context``)
+        and may have adjusted (``price_factor``)."""
+        if ctx.operation == "embed":
+            return await self._pipeline.embed(ctx)
+        if ctx.operation == "completion":
+            return await self._pipeline.completion(ctx)
         return await self._pipeline.complete(ctx)
 
     def stream(self, ctx: CallContext) -> AsyncIterator[ChatCompletionChunkDict]:

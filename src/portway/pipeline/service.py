@@ -13,6 +13,7 @@ from portway.pipeline.base import (
     CompleteHandler,
     ModelChunk,
     Operation,
+    PromptCounter,
     Stage,
     StreamHandler,
     compose,
@@ -26,7 +27,8 @@ class Pipeline:
     """Runs model calls through the stages composed once at start-up.
 
     It is assembled after it is made: stages that make model calls of their own (the
-    router's classifier, the cache's embedder) hold a client of this very pipeline.
+    router's classifier, the cache's embedder) hold a client of this very pipeline. Every
+    call entering it gets the pipeline's one prompt counter.
     """
 
     def __init__(self) -> None:
@@ -34,17 +36,19 @@ class Pipeline:
         self._embed: CompleteHandler | None = None
         self._completion: CompleteHandler | None = None
         self._streams: Mapping[Operation, StreamHandler] = {}
+        self._count_prompt: PromptCounter | None = None
 
     @classmethod
-    def of(cls, stages: Sequence[Stage]) -> Pipeline:
+    def of(cls, stages: Sequence[Stage], count_prompt: PromptCounter) -> Pipeline:
         """A pipeline assembled at once (no stage in it calls models of its own)."""
         pipeline = cls()
-        pipeline.assemble(stages)
+        pipeline.assemble(stages, count_prompt)
         return pipeline
 
-    def assemble(self, stages: Sequence[Stage]) -> None:
+    def assemble(self, stages: Sequence[Stage], count_prompt: PromptCounter) -> None:
         if self._complete is not None:
             raise RuntimeError("the pipeline is assembled once, at start-up")
+        self._count_prompt = count_prompt
         handlers = compose(stages)
         self._complete = handlers.complete["chat"]
         self._embed = handlers.complete["embed"]
@@ -53,15 +57,18 @@ class Pipeline:
 
     async def complete(self, ctx: CallContext) -> ChatCompletionDict:
         assert self._complete is not None, "Pipeline used before assemble()"
+        ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
         return cast(ChatCompletionDict, await self._complete(ctx))
 
     async def embed(self, ctx: CallContext) -> EmbeddingResponseDict:
         assert self._embed is not None, "Pipeline used before assemble()"
+        ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
         return cast(EmbeddingResponseDict, await self._embed(ctx))
 
     async def completion(self, ctx: CallContext) -> CompletionDict:
         """A legacy text completion (``/v1/completions``), answered whole."""
         assert self._completion is not None, "Pipeline used before assemble()"
+        ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
         return cast(CompletionDict, await self._completion(ctx))
 
     def stream(self, ctx: CallContext) -> AsyncIterator[ChatCompletionChunkDict]:
@@ -75,6 +82,7 @@ class Pipeline:
     async def stream_chunks(self, ctx: CallContext) -> AsyncIterator[ModelChunk]:
         """Chunks for the client: usage is always collected, but only shown when asked."""
         assert self._streams, "Pipeline used before assemble()"
+        ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
         include_usage = ctx.request.include_usage  # type: ignore[union-attr]
         async with aclosing(self._streams[ctx.operation](ctx)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from portway.accounting.pricing import nanos, usd
-from portway.store.budgets import BudgetState
-from portway.store.keys import KeyFields, KeyRecord
+from portway.periods import Period
 
 MAX_INT32 = 2**31 - 1
-BudgetPeriod = Literal["daily", "weekly", "monthly", "total"]
 
 
 class _Admin(BaseModel):
@@ -27,7 +24,7 @@ class KeyCreate(_Admin):
     rpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
     tpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
     max_budget: float | None = Field(default=None, ge=0)
-    budget_period: BudgetPeriod = "monthly"
+    budget_period: Period = "monthly"
     priority: int = 0
     no_store: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -45,20 +42,6 @@ class KeyCreate(_Admin):
             return time.time() + self.expires_in
         return self.expires_at
 
-    def fields(self) -> KeyFields:
-        return KeyFields(
-            name=self.name,
-            user_id=self.user,
-            team_id=self.team,
-            allowed_models=tuple(self.models) if self.models is not None else None,
-            rpm=self.rpm,
-            tpm=self.tpm,
-            priority=self.priority,
-            no_store=self.no_store,
-            metadata=self.metadata,
-            expires_at=self.expiry(),
-        )
-
 
 class KeyUpdate(_Admin):
     """Only the fields present change; ``max_budget: null`` removes the key's budget."""
@@ -70,7 +53,7 @@ class KeyUpdate(_Admin):
     rpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
     tpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
     max_budget: float | None = Field(default=None, ge=0)
-    budget_period: BudgetPeriod | None = None
+    budget_period: Period | None = None
     priority: int | None = None
     no_store: bool | None = None
     metadata: dict[str, Any] | None = None
@@ -88,47 +71,4 @@ class KeyUpdate(_Admin):
 
 class BudgetSet(_Admin):
     max_budget: float = Field(ge=0)
-    period: BudgetPeriod = "monthly"
-
-
-def budget_json(budget: BudgetState | None) -> dict[str, Any] | None:
-    if budget is None:
-        return None
-    return {
-        "scope": budget.scope,
-        "subject": budget.subject,
-        "max_budget": usd(budget.limit_nanos),
-        "period": budget.period,
-        "period_start": budget.period_start or None,
-        "spend": usd(budget.spent_nanos),
-        "reserved": usd(budget.reserved_nanos),
-    }
-
-
-def key_json(key: KeyRecord, secret: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "object": "portway.key",
-        "id": key.id,
-        "prefix": key.prefix,
-        "name": key.name,
-        "user": key.user_id,
-        "team": key.team_id,
-        "models": list(key.allowed_models) if key.allowed_models is not None else None,
-        "rpm": key.rpm,
-        "tpm": key.tpm,
-        "priority": key.priority,
-        "no_store": key.no_store,
-        "metadata": key.metadata,
-        "created_at": int(key.created_at),
-        "expires_at": key.expires_at,
-        "revoked_at": key.revoked_at,
-        "rotated_at": key.rotated_at,
-        "status": key.status(time.time()),
-        "budget": budget_json(key.budget),
-    }
-    if secret is not None:
-        body["key"] = secret
-    return body
-
-
-__all__ = ["BudgetSet", "KeyCreate", "KeyUpdate", "budget_json", "key_json", "nanos"]
+    period: Period = "monthly"

@@ -7,8 +7,10 @@ from typing import Literal, NotRequired, TypedDict
 
 # Purposes a client may upload with (``CreateFileRequest.purpose``).
 UPLOAD_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
-# Files Portway itself creates (code_interpreter outputs).
+# Files Portway itself creates (code_interpreter outputs; batches' output and error files).
 ASSISTANTS_OUTPUT = "assistants_output"
+BATCH_INPUT = "batch"
+BATCH_OUTPUT = "batch_output"
 
 
 class FileObjectDict(TypedDict):

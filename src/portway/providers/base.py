@@ -9,7 +9,10 @@ provider knows usage). ``complete_text``/``stream_text`` answer legacy text comp
 ``Capabilities.completions`` serves them natively, any other gets them mapped onto its
 own ``chat``/``stream``. Every failure leaves the provider as a ``PortwayError``
 subclass, so the router can tell retryable faults from client errors. Closing the
-stream iterator must cancel the upstream call or local generation at once.
+stream iterator must cancel the upstream call or local generation at once. A provider
+declares its ``models[].options`` as a pydantic model (``Options``: unknown keys are
+rejected at start-up with their path) and what it is (``billed``) as class attributes,
+so nothing else checks a provider's name.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from portway.config import ModelConfig
 from portway.errors import InvalidRequestError
@@ -38,6 +43,8 @@ class Capabilities:
     embeddings: bool = False
     logprobs: bool = False
     context_window: int | None = None
+    # The output cap the provider applies when the client sets none (None: the upstream's).
+    max_output_tokens: int | None = None
     # Serves legacy text completions itself (a raw prompt, no chat template); without it
     # ``/v1/completions`` is mapped to one chat call per prompt (``providers.text_via_chat``).
     completions: bool = False
@@ -63,9 +70,16 @@ class Capabilities:
             embeddings=embeddings,
             logprobs=logprobs,
             context_window=config.context_window,
+            max_output_tokens=config.max_output_tokens,
             completions=native,
             suffix=native,  # passed through: the upstream itself decides
         )
+
+
+class ProviderOptions(BaseModel):
+    """A provider's ``models[].options``: none unless the provider declares some."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ModelTokenizer(Protocol):
@@ -81,9 +95,15 @@ class Provider(ABC):
     """A model backend for one deployment."""
 
     name: ClassVar[str]
+    # The type of ``models[].options`` for this provider (validated at start-up).
+    Options: ClassVar[type[ProviderOptions]] = ProviderOptions
+    # Whether calls cost money per token: a deployment of an unbilled provider (a model
+    # run on this machine) without a configured price costs 0, not a built-in price.
+    billed: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
+        self.options: ProviderOptions = self.Options.model_validate(config.options)
 
     @property
     @abstractmethod
@@ -132,8 +152,3 @@ class Provider(ABC):
             param="model",
             code="model_not_supported",
         )
-
-
-def option(config: ModelConfig, key: str, default: Any) -> Any:
-    """A provider-specific option from ``models[].options`` with its default."""
-    return config.options.get(key, default)

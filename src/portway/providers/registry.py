@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 
-from portway.config import ConfigError, ModelConfig
+from pydantic import ValidationError
+
+from portway.config import ConfigError, ModelConfig, format_validation_error
 from portway.providers.base import Provider
 
 ENTRY_POINT_GROUP = "portway.providers"
@@ -34,5 +36,12 @@ class ProviderRegistry:
             self._loaded[name] = entry_point.load()
         return self._loaded[name]
 
-    def build(self, config: ModelConfig) -> Provider:
-        return self.get(config.provider)(config)
+    def build(self, config: ModelConfig, index: int = 0) -> Provider:
+        """The provider of ``models[index]``, its ``options`` checked against its type first."""
+        provider = self.get(config.provider)
+        try:
+            provider.Options.model_validate(config.options)
+        except ValidationError as exc:
+            where = ("models", index, "options")
+            raise ConfigError(format_validation_error(exc, "the settings", where)) from None
+        return provider(config)

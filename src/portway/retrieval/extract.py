@@ -45,8 +45,8 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+# Linear: a run of n newlines is matched once from its start (no backtracking into it).
 _BLANK_LINES = re.compile(r"\n{3,}")
-_TRAILING_SPACE = re.compile(r"[ \t]+\n")
 
 
 def _decode(data: bytes, *, lenient: bool) -> str:
@@ -131,7 +131,9 @@ def extract_text(filename: str, data: bytes) -> str:
             raise UnsupportedFileError(reason)
     extractor = _EXTRACTORS.get(_extension(filename), _sniffed)
     text = extractor(data).replace("\r\n", "\n").replace("\r", "\n")
-    text = _BLANK_LINES.sub("\n\n", _TRAILING_SPACE.sub("\n", text)).strip()
+    # Per line, not a `[ \t]+\n` regex: that rescans a long blank run from every position.
+    text = "\n".join(line.rstrip(" \t") for line in text.split("\n"))
+    text = _BLANK_LINES.sub("\n\n", text).strip()
     if not text:
         raise ExtractionError("the file contains no text")
     return text

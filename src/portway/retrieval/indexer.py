@@ -1,7 +1,8 @@
 """Background indexing of vector-store files: extract → chunk → (embed) → store.
 
 Each attached file is one asyncio task; at most ``retrieval.indexing_concurrency`` run
-at once, and the blocking steps (reading, extraction, tokenising) run in threads. A job
+at once. Extraction and chunking run in worker processes under a time limit
+(``retrieval.isolation``), so no file can stall the event loop or run forever. A job
 ends with the file ``completed`` (chunks written in the same transaction) or ``failed``
 with ``last_error``. Jobs are idempotent: on start-up, files left ``in_progress`` by a
 previous process are indexed again. A job whose file was removed, re-attached or
@@ -15,10 +16,11 @@ import logging
 from collections.abc import Collection, Iterable
 
 from portway.errors import PortwayError
-from portway.retrieval.chunking import Chunking, chunk_text, chunking_encoding
+from portway.retrieval.chunking import Chunking
 from portway.retrieval.embeddings import Embedder
-from portway.retrieval.extract import ExtractionError, extract_text
+from portway.retrieval.extract import ExtractionError
 from portway.retrieval.files import FileService
+from portway.retrieval.isolation import ExtractionPool
 from portway.store.vector_stores import NewChunk, VectorStoreFileRecord, VectorStoreRepository
 
 logger = logging.getLogger(__name__)
@@ -33,11 +35,13 @@ class Indexer:
         files: FileService,
         embedder: Embedder | None = None,
         concurrency: int = 2,
+        timeout: float = 60.0,
     ) -> None:
         self._stores = stores
         self._files = files
         self._embedder = embedder
         self._slots = asyncio.Semaphore(concurrency)
+        self._pool = ExtractionPool(concurrency, timeout)
         self._tasks: dict[JobKey, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
@@ -51,6 +55,7 @@ class Indexer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._pool.close()
 
     def submit(self, jobs: Iterable[VectorStoreFileRecord]) -> None:
         for job in jobs:
@@ -109,10 +114,8 @@ class Indexer:
         if record is None:
             raise ExtractionError("the file no longer exists")
         data = await self._files.read(record)
-        text = await asyncio.to_thread(extract_text, record.filename, data)
         chunking = Chunking(job.chunk_size_tokens, job.chunk_overlap_tokens)
-        encoding = await asyncio.to_thread(chunking_encoding)
-        pieces = await asyncio.to_thread(chunk_text, text, chunking, encoding)
+        pieces = await self._pool.prepare(record.filename, data, chunking)
         vectors = await self._embed([piece.text for piece in pieces])
         chunks = [
             NewChunk(position, piece.tokens, piece.text, vectors[position] if vectors else None)

@@ -50,7 +50,9 @@ class Retrieval:
             settings.files,
         )
         stores = VectorStoreRepository(database)
-        indexer = Indexer(stores, files, embedder, config.indexing_concurrency)
+        indexer = Indexer(
+            stores, files, embedder, config.indexing_concurrency, config.indexing_timeout
+        )
         vector_stores = VectorStoreService(
             stores,
             files,

@@ -50,11 +50,11 @@ class ModelCatalog:
         default_cap = (accounting or AccountingConfig()).default_max_output_tokens
         deployments = []
         counts: dict[str, int] = {}
-        for config in configs:
+        for position, config in enumerate(configs):
             index = counts.get(config.name, 0)
             counts[config.name] = index + 1
             deployment_id = config.name if index == 0 else f"{config.name}#{index}"
-            provider = registry.build(config)
+            provider = registry.build(config, position)
             cap = config.max_output_tokens or provider.default_output_cap or default_cap
             deployments.append(Deployment(deployment_id, config, provider, cap))
         return cls(deployments)

@@ -8,7 +8,8 @@ groups that have no entry of their own. Durations accept ``"30s"``, ``"500ms"``,
 ``"2m"``, ``"1h"`` or a number of seconds. ``check_router_references`` validates the
 names the mapping refers to against the declared model groups.
 
-This module must not import ``portway.config`` (which imports it).
+A leaf: it imports nothing from ``portway`` (``portway.config``
+imports it; ``tests/test_imports.py`` keeps it so).
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from pydantic import (
     model_validator,
 )
 
-from portway.routing.strategies import STRATEGIES
+from portway.routing.patterns import compile_pattern
 
 DEFAULT_ROUTE_KEY = "*"
+# The strategies a route may name; ``routing.strategies.STRATEGIES`` implements each.
+STRATEGY_NAMES = ("weighted-random", "least-busy", "lowest-latency", "cheapest", "priority")
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?")
 _UNIT_SECONDS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -130,8 +133,9 @@ class GroupRouteConfig(_Strict):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, name: str) -> str:
-        if name not in STRATEGIES:
-            raise ValueError(f"unknown strategy {name!r} (known: {', '.join(sorted(STRATEGIES))})")
+        if name not in STRATEGY_NAMES:
+            known = ", ".join(sorted(STRATEGY_NAMES))
+            raise ValueError(f"unknown strategy {name!r} (known: {known})")
         return name
 
 
@@ -141,7 +145,8 @@ class RuleCondition(_Strict):
     prompt_tokens_over: int | None = Field(default=None, ge=0)
     has_tools: bool | None = None
     has_json_schema: bool | None = None
-    # A regular expression searched in the last user message (add (?i) to ignore case).
+    # An RE2 regular expression searched in the last user message (add (?i) to ignore
+    # case); linear-time, so no backreferences or lookarounds.
     matches: str | None = Field(default=None, min_length=1)
     # Any of these words in the last user message (case-insensitive, whole words).
     keywords: list[str] | None = Field(default=None, min_length=1)
@@ -160,10 +165,7 @@ class RuleCondition(_Strict):
     @classmethod
     def _compiles(cls, pattern: str | None) -> str | None:
         if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
+            compile_pattern(pattern)  # PatternError is a ValueError: a config error
         return pattern
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ Contract, per call:
 4. When nothing answered, degrade as configured (stale answer, static message, 503
    with retry-after); without ``degrade`` the last error is returned.
 A stream fails over only until its first chunk is produced; after that a failure
-ends the stream (``api.responses.EventStreamResponse`` sends the error event).
+ends the stream (``api.render.EventStreamResponse`` sends the error event).
 Embeddings (``embed`` calls) and legacy text completions (``completion`` calls, whole or
 streamed) take the same path: groups, fallbacks, retries, breakers, gates and deadlines;
 only virtual models (chat rules) and the stale or static answers of ``degrade`` do not
@@ -67,12 +67,7 @@ from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
 from portway.providers.text_via_chat import refuse_unmappable
 from portway.routing.breaker import Outcome
 from portway.routing.catalog import Deployment, ModelCatalog
-from portway.routing.config import (
-    DEFAULT_ROUTE_KEY,
-    GroupRouteConfig,
-    VirtualModelConfig,
-    parse_duration,
-)
+from portway.routing.config import GroupRouteConfig, VirtualModelConfig, parse_duration
 from portway.routing.degrade import (
     DEGRADED_HEADER,
     StaleAnswerSource,
@@ -92,9 +87,9 @@ from portway.routing.group import (
 from portway.routing.health import HealthBook
 from portway.routing.probes import ActiveHealthCheck
 from portway.routing.retry import is_retryable
+from portway.routing.routes import FallbackKind, RouteTable
 from portway.routing.rules import AskModel, VirtualModel
 from portway.routing.state import BreakerStore, MemoryBreakerStore
-from portway.routing.tokens import PromptTokenEstimator, estimate_prompt_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +103,7 @@ ROUTE_HEADER = "x-portway-route"
 TIMEOUT_HEADER = "x-portway-timeout"
 
 # Error class → the route setting listing the groups that may answer instead.
-SPECIAL_FALLBACKS: tuple[tuple[type[PortwayError], str], ...] = (
+SPECIAL_FALLBACKS: tuple[tuple[type[PortwayError], FallbackKind], ...] = (
     (ContextLengthExceededError, "context_window_fallbacks"),
     (ContentPolicyError, "content_policy_fallbacks"),
 )
@@ -204,7 +199,6 @@ class RoutedCall:
     primary: str
     route: GroupRouteConfig
     request: ModelRequest
-    estimator: PromptTokenEstimator
     needs: Needs
     priority: int = 0
     deadline: float | None = None  # time.monotonic() value
@@ -227,12 +221,6 @@ class RoutedCall:
         if remaining is None:
             return seconds
         return max(0.0, remaining if seconds is None else min(seconds, remaining))
-
-    def prompt_tokens(self, ctx: CallContext) -> int:
-        """The prompt estimate for admission, computed at most once per call (0: unknown)."""
-        if not ctx.prompt_tokens_estimate:
-            ctx.prompt_tokens_estimate = self.estimator(self.request)
-        return ctx.prompt_tokens_estimate
 
     def note_unavailable(self, nothing: NoPick) -> None:
         for moment in (nothing.ready_at, nothing.open_until):
@@ -257,37 +245,32 @@ class Router(Terminal):
         store: BreakerStore | None = None,
         gate: DeploymentGate | None = None,
         stale_source: StaleAnswerSource | None = None,
-        estimator: PromptTokenEstimator = estimate_prompt_tokens,
         rng: random.Random | None = None,
         classify: AskModel | None = None,
     ) -> None:
         """``classify`` is how virtual models' classifiers reach their model: through the
         pipeline (``pipeline.client.ModelClient.ask``), never around it."""
-        routes = routes or {}
-        default = routes.get(DEFAULT_ROUTE_KEY)
-        default_route = default if isinstance(default, GroupRouteConfig) else GroupRouteConfig()
+        # The one answer to "where may a call for this name go", for routing and budgets.
+        self.routes = RouteTable(routes or {}, catalog.names())
         self._catalog = catalog
         self._rng = rng or random.Random()
         self._gate = gate
         self._stale = stale_source
-        self._estimator = estimator
         self.store: BreakerStore = store or MemoryBreakerStore()
         self.health = HealthBook.for_ids(d.id for d in catalog.deployments)
         self.groups: dict[str, DeploymentGroup] = {}
         for name in catalog.names():
-            route = routes.get(name)
             self.groups[name] = DeploymentGroup(
                 name,
                 catalog.group(name),
-                route if isinstance(route, GroupRouteConfig) else default_route,
+                self.routes.route(name),
                 store=self.store,
                 health=self.health,
                 rng=self._rng,
             )
         self.virtual_models = {
             name: VirtualModel(name, config, classify or _no_classifier)
-            for name, config in routes.items()
-            if isinstance(config, VirtualModelConfig)
+            for name, config in self.routes.virtual.items()
         }
         self._health_checks = [
             ActiveHealthCheck(group, group.config.health_check)
@@ -295,6 +278,14 @@ class Router(Terminal):
             if group.config.health_check is not None
         ]
         self._tasks: list[asyncio.Task[None]] = []
+
+    def names(self) -> list[str]:
+        """Every name a client may call: the groups and the virtual models."""
+        return self.routes.names()
+
+    def chain(self, name: str) -> tuple[str, ...]:
+        """Every group a call for ``name`` may be served by, in order (unknown: none)."""
+        return self.routes.chain(name)
 
     async def start(self) -> None:
         await self.store.start()
@@ -326,7 +317,7 @@ class Router(Terminal):
                     param="model",
                     code="model_not_supported",
                 )
-            primary = await virtual.choose(virtual.facts(ctx, self._estimator))
+            primary = await virtual.choose(virtual.facts(ctx))
         group = self.groups.get(primary)
         if group is None:
             raise ModelNotFoundError(requested)
@@ -336,7 +327,6 @@ class Router(Terminal):
             primary=primary,
             route=group.config,
             request=ctx.request,
-            estimator=self._estimator,
             needs=Needs.of(ctx.request),
             priority=ctx.priority,
             deadline=None if deadline is None else time.monotonic() + deadline,
@@ -503,8 +493,7 @@ class Router(Terminal):
         attempt_timeout: float | None,
     ) -> tuple[Attempt, T] | None:
         """The first successful attempt over the group and its fallbacks, or None."""
-        # A "*" default may list the group itself among the fallbacks: skip it there.
-        chain = [call.primary, *(name for name in call.route.fallbacks if name != call.primary)]
+        chain = [call.primary, *self.routes.fallbacks(call.primary)]
         index = 0
         while index < len(chain):
             try:
@@ -527,11 +516,12 @@ class Router(Terminal):
                 return None
         return None
 
-    @staticmethod
-    def _special_fallbacks(call: RoutedCall, error: PortwayError, tried: list[str]) -> list[str]:
-        for error_class, setting in SPECIAL_FALLBACKS:
+    def _special_fallbacks(
+        self, call: RoutedCall, error: PortwayError, tried: list[str]
+    ) -> list[str]:
+        for error_class, kind in SPECIAL_FALLBACKS:
             if isinstance(error, error_class):
-                return [name for name in getattr(call.route, setting) if name not in tried]
+                return [g for g in self.routes.fallbacks(call.primary, kind) if g not in tried]
         return []
 
     async def _try_group(
@@ -636,7 +626,7 @@ class Router(Terminal):
         deployment_id = pick.deployment.id
         if gate is None or not gate.limited(deployment_id):
             return None
-        tokens = call.prompt_tokens(ctx) if gate.counts_tokens(deployment_id) else 0
+        tokens = await ctx.prompt_tokens() if gate.counts_tokens(deployment_id) else 0
         if pick.alternatives == 0:
             await gate.acquire(deployment_id, tokens, call.priority)
             return gate, tokens

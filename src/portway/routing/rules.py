@@ -31,7 +31,7 @@ from portway.protocol.chat import (
     message_text,
 )
 from portway.routing.config import ClassifierConfig, RuleCondition, VirtualModelConfig
-from portway.routing.tokens import PromptTokenEstimator
+from portway.routing.patterns import TextPattern, compile_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +80,11 @@ class RequestFacts:
     def __init__(
         self,
         ctx: CallContext,
-        estimator: PromptTokenEstimator,
         classifier: Classifier | None = None,
         *,
         trust_client_tier: bool = False,
     ) -> None:
         self._ctx = ctx
-        self._estimator = estimator
         self._classifier = classifier
         self._trust_client_tier = trust_client_tier
         self._classified = False
@@ -96,15 +94,9 @@ class RequestFacts:
     def request(self) -> ChatCompletionRequest:
         return self._ctx.request
 
-    @property
-    def prompt_tokens(self) -> int:
-        """An estimate made earlier in the pipeline (the accounting tokenizer) wins.
-
-        Zero means "unknown" (accounting cannot resolve a virtual model's name).
-        """
-        if not self._ctx.prompt_tokens_estimate:
-            self._ctx.prompt_tokens_estimate = self._estimator(self.request)
-        return self._ctx.prompt_tokens_estimate
+    async def prompt_tokens(self) -> int:
+        """The call's prompt count (the pipeline's one counter; counted once per call)."""
+        return await self._ctx.prompt_tokens()
 
     @property
     def has_tools(self) -> bool:
@@ -148,7 +140,7 @@ class PromptTokensOver:
     limit: int
 
     async def holds(self, facts: RequestFacts) -> bool:
-        return facts.prompt_tokens > self.limit
+        return await facts.prompt_tokens() > self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,17 +161,18 @@ class HasJSONSchema:
 
 @dataclass(frozen=True, slots=True)
 class Matches:
-    pattern: re.Pattern[str]
+    pattern: TextPattern
 
     @classmethod
     def build(cls, pattern: str) -> Matches:
-        return cls(re.compile(pattern))
+        return cls(compile_pattern(pattern))  # RE2: linear in the client's text
 
     async def holds(self, facts: RequestFacts) -> bool:
         return self.pattern.search(facts.last_user_text) is not None
 
 
 def keywords_condition(words: list[str]) -> Matches:
+    # Python's re for the lookarounds; safe: escaped literals only, nothing to backtrack into.
     alternatives = "|".join(re.escape(word) for word in words)
     return Matches(re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE))
 
@@ -252,10 +245,8 @@ class VirtualModel:
         )
         self.classifier = Classifier(config.classifier, ask) if config.classifier else None
 
-    def facts(self, ctx: CallContext, estimator: PromptTokenEstimator) -> RequestFacts:
-        return RequestFacts(
-            ctx, estimator, self.classifier, trust_client_tier=self.config.trust_client_tier
-        )
+    def facts(self, ctx: CallContext) -> RequestFacts:
+        return RequestFacts(ctx, self.classifier, trust_client_tier=self.config.trust_client_tier)
 
     async def choose(self, facts: RequestFacts) -> str:
         for rule in self.rules:

@@ -136,6 +136,7 @@ class KeyService:
         self._clock = clock
         self._cache: dict[CacheKey, tuple[float, Resolved]] = {}
         self._inflight: dict[CacheKey, asyncio.Future[Resolved]] = {}
+        self._next_sweep = 0.0
 
     # Lifecycle ------------------------------------------------------------------------
 
@@ -214,12 +215,20 @@ class KeyService:
         finally:
             self._inflight.pop(cache_key, None)
         future.set_result(resolved)
-        if len(self._cache) >= _MAX_CACHE_ENTRIES:
+        if now >= self._next_sweep or len(self._cache) >= _MAX_CACHE_ENTRIES:
             self._evict(now)
         self._cache[cache_key] = (now + self._ttl, resolved)
         return resolved
 
+    @property
+    def cached_entries(self) -> int:
+        """Lookups held in the cache now (expired ones go at the next sweep)."""
+        return len(self._cache)
+
     def _evict(self, now: float) -> None:
+        """Drop expired entries, at most once per TTL: every distinct secret presented
+        (unknown ones too) is cached, so without this the cache grew to its cap."""
+        self._next_sweep = now + self._ttl
         self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
         if len(self._cache) >= _MAX_CACHE_ENTRIES:
             self._cache.clear()

@@ -6,11 +6,13 @@ and are treated as read-only values: every change goes through a method here.
 Changes are single ``UPDATE`` statements guarded by their ``WHERE`` clause (compare and
 set), so concurrent workers and requests never interleave a read and a write of the
 same run. Queued runs are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite
-serialises writers, so the same statement is atomic there.
+serialises writers, so the same statement is atomic there. A run or step never becomes
+``failed`` without a ``last_error``: a change that would do so gets a generic one.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -28,6 +30,11 @@ from portway.store.models.assistants import (
 )
 from portway.store.pagination import Page, PageRequest, paginate
 
+logger = logging.getLogger(__name__)
+
+# What a failed run or step says when the code that failed it gave no reason.
+UNEXPLAINED_FAILURE = {"code": "server_error", "message": "The run failed on the server."}
+
 
 async def _page(
     session: AsyncSession,
@@ -40,6 +47,14 @@ async def _page(
     return await paginate(session, query, page, order_by=(row_type.seq,), cursor=row_type.id)
 
 
+def _explained(changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes``, with a ``last_error`` if they fail a run or step without one."""
+    if changes.get("status") != "failed" or changes.get("last_error"):
+        return changes
+    logger.error("a run or step was failed without a last_error; giving it a generic one")
+    return {**changes, "last_error": UNEXPLAINED_FAILURE}
+
+
 async def _update_returning(
     session: AsyncSession,
     row_type: Any,
@@ -49,7 +64,7 @@ async def _update_returning(
     statement = (
         update(row_type)
         .where(*conditions)
-        .values(**changes)
+        .values(**_explained(changes))
         .returning(row_type)
         # populate_existing: a row updated twice in one session comes back fresh.
         .execution_options(synchronize_session=False, populate_existing=True)
@@ -533,7 +548,7 @@ async def _close_unfinished(
     found = await session.execute(
         update(row_type)
         .where(row_type.run_id == run_id, row_type.status == "in_progress")
-        .values(**changes)
+        .values(**_explained(changes))
         .returning(row_type)
         .execution_options(synchronize_session=False, populate_existing=True)
     )

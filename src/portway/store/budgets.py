@@ -27,17 +27,16 @@ any lease row, so concurrent transactions never wait on each other in a cycle.
 
 from __future__ import annotations
 
-import calendar
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from portway import periods
 from portway.store.database import Database
 from portway.store.models import BudgetLeaseRow, BudgetRow
 
@@ -106,27 +105,6 @@ def _state(row: Any) -> BudgetState:
         spent_nanos=row.spent_nanos,
         reserved_nanos=row.reserved_nanos,
     )
-
-
-def period_start_at(period: str, now: float) -> int:
-    """Epoch seconds at which the period containing ``now`` began (0 for ``total``).
-
-    Periods reset at 00:00 UTC (daily), Monday 00:00 UTC (weekly) and the 1st of the
-    month 00:00 UTC (monthly); ``total`` never resets.
-    """
-    if period == "total":
-        return 0
-    moment = datetime.fromtimestamp(now, UTC)
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "daily":
-        start = day
-    elif period == "weekly":
-        start = day - timedelta(days=day.weekday())
-    elif period == "monthly":
-        start = day.replace(day=1)
-    else:
-        raise ValueError(f"unknown budget period {period!r}")
-    return calendar.timegm(start.timetuple())
 
 
 async def lock_budgets(connection: AsyncConnection, budget_ids: Iterable[int]) -> None:
@@ -450,7 +428,7 @@ class BudgetRepository:
                     freed[lease.budget_id] += lease.amount_nanos
                     continue
                 budget = budgets.get(lease.budget_id)
-                charged_in = budget and period_start_at(budget.period, lease.forfeited_at)
+                charged_in = budget and periods.period_start(budget.period, lease.forfeited_at)
                 if budget is not None and charged_in == budget.period_start:
                     refunds[lease.budget_id] += max(lease.amount_nanos, 0)
             if leases:
@@ -563,7 +541,7 @@ async def _forfeit_expired(
         )
     ).all()
     for budget in budgets:
-        start = period_start_at(budget.period, now)
+        start = periods.period_start(budget.period, now)
         if budget.period_start < start:
             await connection.execute(
                 update(_budgets)

@@ -10,6 +10,7 @@ from portway.store.models.assistants import (
     RunStepRow,
     ThreadRow,
 )
+from portway.store.models.batches import BatchLineRow, BatchRow
 from portway.store.models.budgets import BudgetLeaseRow, BudgetRow
 from portway.store.models.files import (
     ChunkRow,
@@ -23,6 +24,8 @@ from portway.store.models.usage import UsageRow
 
 __all__ = [
     "AssistantRow",
+    "BatchLineRow",
+    "BatchRow",
     "BudgetLeaseRow",
     "BudgetRow",
     "ChunkRow",
