@@ -72,6 +72,9 @@ class ModelConfig(_Strict):
     supports_vision: bool | None = None
     # False: this upstream has no `/v1/completions`; text completions are mapped to chat.
     supports_completions: bool | None = None
+    # "native": `/v1/responses` is forwarded as-is to the upstream's own Responses API
+    # (only an OpenAI upstream has one); "portway": Portway serves it through chat.
+    responses: Literal["portway", "native"] = "portway"
     weight: float = Field(default=1.0, gt=0)
     priority: int = 0
     tags: list[str] = Field(default_factory=list)
@@ -87,6 +90,16 @@ class ModelConfig(_Strict):
     def _date_as_text(cls, value: Any) -> Any:
         # YAML reads an unquoted 2024-10-21 as a date; Azure wants the text.
         return value.isoformat() if isinstance(value, datetime.date) else value
+
+    @model_validator(mode="after")
+    def _native_responses_need_openai(self) -> ModelConfig:
+        # The one upstream API with a Responses endpoint Portway can forward to.
+        if self.responses == "native" and self.provider != "openai":
+            raise ValueError(
+                f"`responses: native` needs an upstream with its own Responses API "
+                f"(provider `openai`); model `{self.name}` has provider `{self.provider}`"
+            )
+        return self
 
     @property
     def upstream_model(self) -> str:

@@ -380,6 +380,135 @@ class ByText(Action):
         return await chosen.respond(request, body)
 
 
+def response_input_text(body: dict[str, Any]) -> str:
+    """A Responses create body's input as text (a string, or its messages' text parts)."""
+    value = body.get("input")
+    if isinstance(value, str):
+        return value
+    texts: list[str] = []
+    for item in value or ():
+        content = item.get("content") if isinstance(item, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        for part in content if isinstance(content, list) else ():
+            texts.append(str(part.get("text") or ""))
+    return "".join(texts)
+
+
+def _response_id() -> str:
+    return "resp_fake" + str(next(_ids))
+
+
+@dataclass
+class ResponseReply(Action):
+    """A Response as OpenAI's ``/v1/responses`` answers it (one message echoing the input),
+    whole or as its stream events; the body is spec-valid."""
+
+    input_tokens: int = 9
+    cached_tokens: int = 2
+    output_tokens: int = 5
+
+    def _response(
+        self, response_id: str, body: dict[str, Any], status: str, text: str | None
+    ) -> dict[str, Any]:
+        done = text is not None
+        response: dict[str, Any] = {
+            "id": response_id,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": status,
+            "background": False,
+            "completed_at": int(time.time()) if done else None,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"),
+            "model": body["model"],
+            "output": [self._message(text)] if done else [],
+            "parallel_tool_calls": True,
+            "previous_response_id": None,
+            "reasoning": {"effort": None, "summary": None},
+            "service_tier": "default",
+            "store": body.get("store", True),
+            "temperature": 1.0,
+            "text": {"format": {"type": "text"}, "verbosity": "medium"},
+            "tool_choice": "auto",
+            "tools": [],
+            "top_p": 1.0,
+            "truncation": "disabled",
+            "metadata": body.get("metadata") or {},
+        }
+        if done:
+            response["usage"] = {
+                "input_tokens": self.input_tokens,
+                "input_tokens_details": {
+                    "cached_tokens": self.cached_tokens,
+                    "cache_write_tokens": 0,
+                },
+                "output_tokens": self.output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": self.input_tokens + self.output_tokens,
+            }
+        return response
+
+    @staticmethod
+    def _part(text: str) -> dict[str, Any]:
+        return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+
+    def _message(self, text: str | None, status: str = "completed") -> dict[str, Any]:
+        content = [self._part(text)] if text is not None else []
+        return {
+            "id": "msg_fake",
+            "type": "message",
+            "status": status,
+            "role": "assistant",
+            "content": content,
+        }
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        text = "native: " + response_input_text(body)
+        if not body.get("stream"):
+            return web.json_response(self._response(_response_id(), body, "completed", text))
+        response = await start_sse(request)
+        for event in self.events(body, text):
+            await response.write(
+                f"event: {event['type']}\n".encode()
+                + orjson.dumps(event).join((b"data: ", b"\n\n"))
+            )
+        await response.write_eof()
+        return response
+
+    def events(self, body: dict[str, Any], text: str) -> list[dict[str, Any]]:
+        """The stream OpenAI sends for a one-message response, in its order."""
+        response_id = _response_id()
+        running = self._response(response_id, body, "in_progress", None)
+        where = {"item_id": "msg_fake", "output_index": 0, "content_index": 0}
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": running},
+            {"type": "response.in_progress", "response": running},
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": self._message(None, "in_progress"),
+            },
+            {"type": "response.content_part.added", **where, "part": self._part("")},
+        ]
+        for piece in split_text(text):
+            events.append(
+                {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
+            )
+        events += [
+            {"type": "response.output_text.done", **where, "text": text, "logprobs": []},
+            {"type": "response.content_part.done", **where, "part": self._part(text)},
+            {"type": "response.output_item.done", "output_index": 0, "item": self._message(text)},
+            {
+                "type": "response.completed",
+                "response": self._response(response_id, body, "completed", text),
+            },
+        ]
+        return [{**event, "sequence_number": n} for n, event in enumerate(events)]
+
+
 def fake_embedding(text: str, dimensions: int = 8) -> list[float]:
     digest = hashlib.sha256(text.encode()).digest()
     return [round((byte - 128) / 128, 4) for byte in digest[:dimensions]]
@@ -393,6 +522,7 @@ class FakeOpenAI(ScriptedUpstream):
     def __init__(self) -> None:
         self._embedding_script: deque[Action] = deque()
         self._completion_script: deque[Action] = deque()
+        self._response_script: deque[Action] = deque()
         self.disconnects = 0  # streams the client (Portway) abandoned midway
         super().__init__()
 
@@ -407,10 +537,15 @@ class FakeOpenAI(ScriptedUpstream):
         """Answers for the next ``/v1/completions`` calls (default: ``TextReply()``)."""
         self._completion_script.extend(actions)
 
+    def script_responses(self, *actions: Action) -> None:
+        """Answers for the next ``/v1/responses`` calls (default: ``ResponseReply()``)."""
+        self._response_script.extend(actions)
+
     def reset(self) -> None:
         super().reset()
         self._embedding_script.clear()
         self._completion_script.clear()
+        self._response_script.clear()
         self.disconnects = 0
 
     def build_app(self) -> web.Application:
@@ -419,6 +554,7 @@ class FakeOpenAI(ScriptedUpstream):
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/v1/responses", self._responses)
         app.router.add_get("/v1/models", self._models)
         return app
 
@@ -429,6 +565,11 @@ class FakeOpenAI(ScriptedUpstream):
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
         action = self._completion_script.popleft() if self._completion_script else TextReply()
+        return await action.respond(request, body)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body = await self.record(request)
+        action = self._response_script.popleft() if self._response_script else ResponseReply()
         return await action.respond(request, body)
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:

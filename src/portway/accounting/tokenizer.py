@@ -28,6 +28,7 @@ from portway.accounting.encodings import load_encoding
 from portway.protocol.chat import ChatCompletionRequest, Tool
 from portway.protocol.completions import CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
+from portway.protocol.native_responses import NativeResponseRequest
 
 # Prompts longer than this (characters) are counted in a thread, off the event loop.
 OFFLOAD_CHARS = 64_000
@@ -260,7 +261,10 @@ class TokenizerService:
         self,
         provider: str,
         model: str,
-        request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest,
+        request: ChatCompletionRequest
+        | EmbeddingRequest
+        | CompletionRequest
+        | NativeResponseRequest,
     ) -> tuple[int, bool]:
         """(prompt tokens, exact?) for a chat, embeddings or text completion request; big
         prompts are counted in a thread."""
@@ -269,6 +273,11 @@ class TokenizerService:
             return await self._count_input(counter, request), counter.exact
         if isinstance(request, CompletionRequest):
             return await self._count_prompt(counter, request), counter.exact
+        if isinstance(request, NativeResponseRequest):
+            text = request.text()
+            if len(text) > OFFLOAD_CHARS:
+                return await asyncio.to_thread(counter.count_text, text), counter.exact
+            return counter.count_text(text), counter.exact
         if request_chars(request) > OFFLOAD_CHARS:
             return await asyncio.to_thread(counter.count_request, request), counter.exact
         return counter.count_request(request), counter.exact

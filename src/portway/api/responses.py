@@ -9,13 +9,16 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from portway.api.cursor import page_request
-from portway.api.deps import principal_of, services_of
+from portway.api.deps import call_context, principal_of, services_of
+from portway.api.disconnect import ClientGone, unless_disconnected
 from portway.api.render import SSE_HEADERS, EventStreamResponse, JSONResponse
-from portway.api.wire import read_body
-from portway.errors import InvalidRequestError
+from portway.api.wire import parse_json, parse_model, read_body
+from portway.errors import InvalidRequestError, UpstreamError
 from portway.protocol.events import ServerSentEvent
 from portway.protocol.lists import list_object
+from portway.protocol.native_responses import NativeResponseRequest
 from portway.protocol.responses import INCLUDABLE, CreateResponseRequest, InputTokensRequest
+from portway.responses.native import NativeResponses
 from portway.responses.render import deleted_object
 from portway.responses.service import ResponseService
 
@@ -28,7 +31,11 @@ def _service(request: Request) -> ResponseService:
 
 @router.post("/v1/responses")
 async def create_response(request: Request) -> Response:
-    body = await read_body(request, CreateResponseRequest)
+    data = parse_json(await request.body())
+    body = parse_model(data, CreateResponseRequest)
+    native = services_of(request).responses.native
+    if native.serves(body.model):
+        return await _forward(request, native, NativeResponseRequest.of(data))
     service = _service(request)
     principal = principal_of(request)
     job = await service.prepare(principal, body)
@@ -40,6 +47,31 @@ async def create_response(request: Request) -> Response:
     if not body.stream:
         return JSONResponse(await service.create(job))
     return await _event_stream(service.stream(job))
+
+
+async def _forward(
+    request: Request, native: NativeResponses, body: NativeResponseRequest
+) -> Response:
+    """The create body, as sent, to the model's own Responses API (``responses: native``)."""
+    ctx = call_context(request, body)
+    if not body.stream:
+        try:
+            response = await unless_disconnected(request.receive, native.create(ctx))
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it: the connection is closed
+        return JSONResponse(response, headers=ctx.response_headers)
+    events = native.stream(ctx)
+    # The first event is pulled before answering: an early failure is a JSON error.
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        raise UpstreamError("The model produced an empty stream.") from None
+    except BaseException:
+        await events.aclose()
+        raise
+    return EventStreamResponse(
+        first, events, headers=ctx.response_headers, done_marker=False, error_event="error"
+    )
 
 
 async def _event_stream(events: AsyncIterator[ServerSentEvent]) -> Response:

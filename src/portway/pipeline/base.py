@@ -3,7 +3,9 @@
 Contract: the pipeline serves every model operation through the same stage objects. An
 operation is a request/result type (``chat``: ``ChatCompletionRequest`` answered whole or
 streamed; ``embed``: ``EmbeddingRequest`` answered whole; ``completion``: the legacy
-``CompletionRequest`` answered whole or streamed), not a stack of its own. A
+``CompletionRequest`` answered whole or streamed; ``response``: a ``/v1/responses`` create
+forwarded to a native upstream, ``NativeResponseRequest`` answered whole or as Response
+stream events), not a stack of its own. A
 ``Stage`` declares the operations it handles (``operations``); ``compose`` folds, per
 operation, the stages that handle it. For a call, a stage either passes it on
 (``call_next``), answers it itself (a cache hit) or raises a ``PortwayError``. Stages are
@@ -25,26 +27,30 @@ from typing import Any, ClassVar, Literal
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
+from portway.protocol.native_responses import NativeResponseRequest
 from portway.security.principal import Principal
 
-Operation = Literal["chat", "embed", "completion"]
-OPERATIONS: tuple[Operation, ...] = ("chat", "embed", "completion")
+Operation = Literal["chat", "embed", "completion", "response"]
+OPERATIONS: tuple[Operation, ...] = ("chat", "embed", "completion", "response")
 # The operations that may also be answered as a stream of chunks.
-STREAMED: tuple[Operation, ...] = ("chat", "completion")
-# What a call asks and answers (whole, or chunk by chunk), per operation.
-ModelRequest = ChatCompletionRequest | EmbeddingRequest | CompletionRequest
-ModelResult = ChatCompletionDict | EmbeddingResponseDict | CompletionDict
-ModelChunk = ChatCompletionChunkDict | CompletionDict
+STREAMED: tuple[Operation, ...] = ("chat", "completion", "response")
+# What a call asks and answers (whole, or chunk by chunk), per operation; a native
+# response is the upstream's Response object, streamed as its events.
+ModelRequest = ChatCompletionRequest | EmbeddingRequest | CompletionRequest | NativeResponseRequest
+ModelResult = ChatCompletionDict | EmbeddingResponseDict | CompletionDict | dict[str, Any]
+ModelChunk = ChatCompletionChunkDict | CompletionDict | dict[str, Any]
 # The ledger's ``endpoint`` of a call made through an HTTP endpoint, per operation.
 ENDPOINTS: Mapping[Operation, str] = {
     "chat": "chat.completions",
     "embed": "embeddings",
     "completion": "completions",
+    "response": "responses",
 }
 _OPERATION_OF: Mapping[type, Operation] = {
     ChatCompletionRequest: "chat",
     EmbeddingRequest: "embed",
     CompletionRequest: "completion",
+    NativeResponseRequest: "response",
 }
 
 # Told the served call's (prompt, completion) tokens once the usage recorder knows them

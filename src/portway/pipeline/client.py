@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
+from typing import Any
 
 from portway.pipeline.base import CallContext, ModelRequest, ModelResult
 from portway.pipeline.service import Pipeline
@@ -77,11 +78,17 @@ class ModelClient:
             return await self._pipeline.embed(ctx)
         if ctx.operation == "completion":
             return await self._pipeline.completion(ctx)
+        if ctx.operation == "response":
+            return await self._pipeline.respond(ctx)
         return await self._pipeline.complete(ctx)
 
     def stream(self, ctx: CallContext) -> AsyncIterator[ChatCompletionChunkDict]:
         """A streamed chat call; the caller keeps ``ctx`` to read its usage afterwards."""
         return self._pipeline.stream(ctx)
+
+    def stream_response(self, ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
+        """A native response's stream events (``ctx`` built by ``context``)."""
+        return self._pipeline.stream_response(ctx)
 
     async def ask(self, request: ChatCompletionRequest, parent: CallContext) -> ChatCompletionDict:
         """A chat call made for another call (the routing classifier): billed to and limited

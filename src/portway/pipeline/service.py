@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
-from typing import cast
+from typing import Any, cast
 
 from portway.pipeline.base import (
     CallContext,
@@ -35,6 +35,7 @@ class Pipeline:
         self._complete: CompleteHandler | None = None
         self._embed: CompleteHandler | None = None
         self._completion: CompleteHandler | None = None
+        self._response: CompleteHandler | None = None
         self._streams: Mapping[Operation, StreamHandler] = {}
         self._count_prompt: PromptCounter | None = None
 
@@ -53,6 +54,7 @@ class Pipeline:
         self._complete = handlers.complete["chat"]
         self._embed = handlers.complete["embed"]
         self._completion = handlers.complete["completion"]
+        self._response = handlers.complete["response"]
         self._streams = handlers.stream
 
     async def complete(self, ctx: CallContext) -> ChatCompletionDict:
@@ -70,6 +72,16 @@ class Pipeline:
         assert self._completion is not None, "Pipeline used before assemble()"
         ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
         return cast(CompletionDict, await self._completion(ctx))
+
+    async def respond(self, ctx: CallContext) -> dict[str, Any]:
+        """A ``/v1/responses`` create forwarded to a native upstream: its Response object."""
+        assert self._response is not None, "Pipeline used before assemble()"
+        ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
+        return cast(dict[str, Any], await self._response(ctx))
+
+    def stream_response(self, ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
+        """A native response's stream events, as the upstream sent them (usage included)."""
+        return cast(AsyncIterator[dict[str, Any]], self.stream_chunks(ctx))
 
     def stream(self, ctx: CallContext) -> AsyncIterator[ChatCompletionChunkDict]:
         """A streamed chat call's chunks for the client (see ``stream_chunks``)."""

@@ -3,16 +3,18 @@
 Contract: a provider is built once per deployment from its ``ModelConfig``. ``chat``
 returns an OpenAI ``chat.completion`` dict; ``stream`` yields ``chat.completion.chunk``
 dicts (the first delta carries the role; the last choice chunk carries the
-``finish_reason``; a final usage chunk with empty ``choices`` follows when the
-provider knows usage). ``complete_text``/``stream_text`` answer legacy text completions
+``finish_reason``; a final usage chunk with empty ``choices`` follows when the provider
+knows usage). ``complete_text``/``stream_text`` answer legacy text completions
 (``text_completion`` objects, chunks alike); a provider that declares
 ``Capabilities.completions`` serves them natively, any other gets them mapped onto its
-own ``chat``/``stream``. Every failure leaves the provider as a ``PortwayError``
-subclass, so the router can tell retryable faults from client errors. Closing the
-stream iterator must cancel the upstream call or local generation at once. A provider
-declares its ``models[].options`` as a pydantic model (``Options``: unknown keys are
-rejected at start-up with their path) and what it is (``billed``) as class attributes,
-so nothing else checks a provider's name.
+own ``chat``/``stream``. ``respond``/``stream_response`` forward a ``/v1/responses``
+create to an upstream with its own Responses API (``Capabilities.responses``: a
+deployment with ``responses: native``); others refuse them. Every failure leaves the
+provider as a ``PortwayError`` subclass, so the router can tell retryable faults from
+client errors. Closing the stream iterator must cancel the upstream call or local
+generation at once. A provider declares its ``models[].options`` as a pydantic model
+(``Options``: unknown keys are rejected at start-up with their path) and what it is
+(``billed``) as class attributes, so nothing else checks a provider's name.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -29,6 +31,7 @@ from portway.errors import InvalidRequestError
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
+from portway.protocol.native_responses import NativeResponseRequest
 from portway.providers.text_via_chat import complete_via_chat, stream_via_chat
 
 
@@ -50,6 +53,8 @@ class Capabilities:
     completions: bool = False
     # Honours a text completion's ``suffix`` (fill in the middle).
     suffix: bool = False
+    # Has its own Responses API, to which `/v1/responses` is forwarded (``responses: native``).
+    responses: bool = False
 
     @classmethod
     def for_remote(
@@ -73,6 +78,7 @@ class Capabilities:
             max_output_tokens=config.max_output_tokens,
             completions=native,
             suffix=native,  # passed through: the upstream itself decides
+            responses=config.responses == "native",
         )
 
 
@@ -145,6 +151,21 @@ class Provider(ABC):
     def stream_text(self, request: CompletionRequest) -> AsyncIterator[CompletionDict]:
         """A streamed text completion; without native support, mapped from a chat stream."""
         return stream_via_chat(self.stream, request, self.config.name)
+
+    async def respond(self, request: NativeResponseRequest) -> dict[str, Any]:
+        """A Response from the upstream's own Responses API (``Capabilities.responses``)."""
+        raise self._no_responses()
+
+    def stream_response(self, request: NativeResponseRequest) -> AsyncIterator[dict[str, Any]]:
+        """The upstream's Response stream events, each a dict with its ``type``."""
+        raise self._no_responses()
+
+    def _no_responses(self) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"The model `{self.config.name}` has no native Responses API.",
+            param="model",
+            code="model_not_supported",
+        )
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponseDict:
         raise InvalidRequestError(

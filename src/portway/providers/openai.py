@@ -31,12 +31,15 @@ from portway.errors import (
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
+from portway.protocol.native_responses import NativeResponseRequest
 from portway.providers.base import Capabilities
 from portway.providers.http import HttpUpstream, decode_json, parse_retry_after, unavailable_error
 from portway.providers.remote import RemoteProvider
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context window")
+# The stream events that end a Response (its last event, with its usage).
+RESPONSE_ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _CONTENT_POLICY_HINTS = ("content_policy", "content_filter", "content management policy")
 
 
@@ -176,6 +179,45 @@ class OpenAIProvider(RemoteProvider):
             yield chunk
         if not finished:
             raise UpstreamError("The upstream stream ended before the completion finished.")
+
+    async def respond(self, request: NativeResponseRequest) -> dict[str, Any]:
+        """``/v1/responses`` forwarded as the client sent it (``responses: native``)."""
+        if not self.capabilities.responses:
+            return await super().respond(request)
+        body = request.upstream_body(self.config.upstream_model)
+        body["stream"] = False
+        response = await self._http.post("responses", body)
+        if not isinstance(response, dict) or response.get("object") != "response":
+            raise UpstreamError("The upstream answered without a Response object.")
+        return response
+
+    async def stream_response(  # type: ignore[override]
+        self, request: NativeResponseRequest
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The upstream's Response events relayed; an ``error`` event or a stream cut
+        before the response ended raises."""
+        if not self.capabilities.responses:
+            async for event in super().stream_response(request):
+                yield event
+            return
+        body = request.upstream_body(self.config.upstream_model)
+        body["stream"] = True
+        finished = False
+        async for event in self._http.stream("responses", body):
+            payload = decode_json(event.data.encode("utf-8"), "stream")
+            if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+                raise UpstreamError("The upstream sent a stream event without a `type`.")
+            if payload["type"] == "error":
+                message = str(payload.get("message") or "no message")
+                code = payload.get("code")
+                error = UpstreamError(
+                    f"Upstream stream error: {message}", code=str(code) if code else None
+                )
+                raise self._http.redactor.client_safe(error)
+            finished = finished or payload["type"] in RESPONSE_ENDS
+            yield payload
+        if not finished:
+            raise UpstreamError("The upstream stream ended before the response finished.")
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponseDict:
         payload = request.model_dump(exclude_unset=True)

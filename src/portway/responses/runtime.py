@@ -16,6 +16,7 @@ from portway.config import Settings
 from portway.pipeline.client import ModelClient
 from portway.responses.conversations import ConversationService
 from portway.responses.engine import ResponseEngine
+from portway.responses.native import NativeResponses
 from portway.responses.service import ResponseService
 from portway.responses.workers import ResponseWorkers
 from portway.routing.catalog import ModelCatalog
@@ -29,6 +30,8 @@ class Responses:
     responses: ResponseService
     conversations: ConversationService
     workers: ResponseWorkers
+    # Create calls for models whose upstream has its own Responses API (``responses: native``).
+    native: NativeResponses
 
     @classmethod
     def build(
@@ -70,7 +73,12 @@ class Responses:
             single_process=database.dialect == "sqlite",
         )
         service.attach(workers)
-        return cls(responses=service, conversations=ConversationService(store), workers=workers)
+        return cls(
+            responses=service,
+            conversations=ConversationService(store),
+            workers=workers,
+            native=NativeResponses(models, catalog),
+        )
 
     async def start(self) -> None:
         """Recover background responses left behind by a stopped process, then start."""

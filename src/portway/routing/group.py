@@ -21,6 +21,7 @@ from portway.errors import PortwayError
 from portway.protocol.chat import ChatCompletionRequest, ResponseFormatJSONSchema
 from portway.protocol.completions import CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
+from portway.protocol.native_responses import NativeResponseRequest
 from portway.providers.base import Capabilities
 from portway.providers.text_via_chat import unmappable_param
 from portway.routing.breaker import ORDINARY, BreakerView, CircuitBreaker, Lease, Outcome
@@ -56,11 +57,21 @@ class Needs(NamedTuple):
     # A text completion only a native completions model can serve (echo, token ids, ...).
     raw_prompt: bool = False
     suffix: bool = False
+    # A `/v1/responses` create forwarded as-is: only a native Responses upstream serves it.
+    responses: bool = False
 
     @classmethod
-    def of(cls, request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest) -> Needs:
+    def of(
+        cls,
+        request: ChatCompletionRequest
+        | EmbeddingRequest
+        | CompletionRequest
+        | NativeResponseRequest,
+    ) -> Needs:
         if isinstance(request, EmbeddingRequest):
             return EMBEDDINGS
+        if isinstance(request, NativeResponseRequest):
+            return NATIVE_RESPONSES
         if isinstance(request, CompletionRequest):
             return cls(
                 tools=False,
@@ -78,6 +89,8 @@ class Needs(NamedTuple):
     def met_by(self, capabilities: Capabilities) -> bool:
         if self.embeddings:
             return capabilities.embeddings
+        if self.responses:
+            return capabilities.responses
         return (
             capabilities.chat
             and (capabilities.tools or not self.tools)
@@ -89,6 +102,7 @@ class Needs(NamedTuple):
 
 
 EMBEDDINGS = Needs(tools=False, json_schema=False, logprobs=False, embeddings=True)
+NATIVE_RESPONSES = Needs(tools=False, json_schema=False, logprobs=False, responses=True)
 
 
 @dataclass(slots=True)

@@ -64,6 +64,7 @@ from portway.protocol.chat import (
 )
 from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
+from portway.protocol.native_responses import NativeResponseRequest, chat_usage
 from portway.providers.text_via_chat import refuse_unmappable
 from portway.routing.breaker import Outcome
 from portway.routing.catalog import Deployment, ModelCatalog
@@ -95,6 +96,13 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ChatOrText = TypeVar("ChatOrText", ChatCompletionRequest, CompletionRequest)
+
+# What a virtual model (chat rules only) does not serve, per other operation.
+_SERVES: Mapping[str, str] = {
+    "embed": "embeddings",
+    "completion": "text completions",
+    "response": "native responses",
+}
 
 DEPLOYMENT_HEADER = "x-portway-deployment"
 ATTEMPTS_HEADER = "x-portway-attempts"
@@ -142,6 +150,14 @@ def check_text_capabilities(deployment: Deployment, request: CompletionRequest) 
 def check_capabilities(deployment: Deployment, request: ModelRequest) -> None:
     """Reject requests the deployment cannot honour, before any upstream call."""
     capabilities = deployment.provider.capabilities
+    if isinstance(request, NativeResponseRequest):
+        if not capabilities.responses:
+            raise InvalidRequestError(
+                f"The model `{deployment.name}` has no native Responses API.",
+                param="model",
+                code="model_not_supported",
+            )
+        return
     if isinstance(request, CompletionRequest):
         check_text_capabilities(deployment, request)
         return
@@ -313,7 +329,7 @@ class Router(Terminal):
             if ctx.operation != "chat":
                 raise InvalidRequestError(
                     f"The model `{requested}` routes chat calls by rules; it serves no "
-                    f"{'embeddings' if ctx.operation == 'embed' else 'text completions'}.",
+                    f"{_SERVES[ctx.operation]}.",
                     param="model",
                     code="model_not_supported",
                 )
@@ -340,7 +356,30 @@ class Router(Terminal):
             return await self._embed(ctx, call)
         if ctx.operation == "completion":
             return await self._complete_text(ctx, call)
+        if ctx.operation == "response":
+            return await self._respond(ctx, call)
         return await self._complete(ctx, call)
+
+    async def _respond(self, ctx: CallContext, call: RoutedCall) -> dict[str, Any]:
+        """A ``/v1/responses`` create forwarded to a native upstream, its usage accounted."""
+        request: NativeResponseRequest = ctx.request  # type: ignore[assignment]
+
+        async def run(attempt: Attempt) -> dict[str, Any]:
+            result = await attempt.deployment.provider.respond(request)
+            attempt.first_byte()
+            return result
+
+        routed = await self._route(ctx, call, run, call.route.timeout)
+        if routed is None:
+            raise self._no_answer(call)
+        attempt, result = routed
+        usage = chat_usage(result.get("usage"))
+        await attempt.succeed()
+        await attempt.true_up(usage, ctx.usage_listeners)
+        self._served(ctx, call, attempt)
+        result["model"] = ctx.model
+        ctx.usage = usage
+        return result
 
     async def _complete_text(self, ctx: CallContext, call: RoutedCall) -> CompletionDict:
         request: CompletionRequest = ctx.request  # type: ignore[assignment]
@@ -453,12 +492,10 @@ class Router(Terminal):
         failure: BaseException | None = None
         cancelled = False
         try:
-            first["model"] = model
+            _relabel(ctx, first, model)
             yield first
             async for chunk in rest:
-                chunk["model"] = model
-                if chunk.get("usage"):
-                    ctx.usage = chunk["usage"]  # type: ignore[assignment]
+                _relabel(ctx, chunk, model)
                 yield chunk
         except asyncio.CancelledError:
             cancelled = True
@@ -756,9 +793,27 @@ def _capped(request: ChatOrText, deployment: Deployment) -> ChatOrText:
     return request.with_output_cap(deployment.output_cap)  # type: ignore[return-value]
 
 
+def _relabel(ctx: CallContext, chunk: ModelChunk, model: str) -> None:
+    """Name the public model in a relayed chunk and keep the usage it reports."""
+    if ctx.operation != "response":
+        chunk["model"] = model
+        if chunk.get("usage"):
+            ctx.usage = chunk["usage"]  # type: ignore[assignment]
+        return
+    # A Response event: the Response it carries (created, ..., completed) names the model.
+    response: Any = chunk.get("response")
+    if isinstance(response, dict):
+        response["model"] = model
+        if response.get("usage"):
+            ctx.usage = chat_usage(response["usage"])
+
+
 def _open_stream(ctx: CallContext, deployment: Deployment) -> AsyncIterator[ModelChunk]:
-    """The deployment's stream for the call's operation (chat, or a text completion)."""
+    """The deployment's stream for the call's operation (chat, a text completion, or a
+    native response's events)."""
     provider = deployment.provider
+    if isinstance(ctx.request, NativeResponseRequest):
+        return provider.stream_response(ctx.request)
     if isinstance(ctx.request, CompletionRequest):
         return provider.stream_text(_capped(ctx.request, deployment))
     return provider.stream(_capped(ctx.request, deployment))  # type: ignore[arg-type]

@@ -1,0 +1,49 @@
+"""`/v1/responses` forwarded to an upstream with its own Responses API (``responses: native``).
+
+Contract: a create request for a model whose deployments are native is validated as any
+other, then forwarded as the client sent it (the upstream's model id swapped in) through
+the pipeline's ``response`` operation, so the caller's keys, rate limits, budgets,
+routing (retries, fallbacks among native deployments) and ledger apply; the usage
+accounted is the Response's. The upstream's Response (or its stream events) is returned
+unchanged but for ``model``, which names the public model. Portway stores nothing: such a
+response lives upstream, so its later retrieval, deletion and input items are the
+upstream's (Portway answers 404 for them), and it cannot be chained by
+``previous_response_id`` or a ``conversation`` kept by Portway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from portway.pipeline.base import CallContext
+from portway.pipeline.client import ModelClient
+from portway.protocol.events import ServerSentEvent
+from portway.routing.catalog import ModelCatalog
+
+
+class NativeResponses:
+    """Forwards create calls to native upstreams through the internal model client."""
+
+    def __init__(self, models: ModelClient, catalog: ModelCatalog) -> None:
+        self._models = models
+        self._catalog = catalog
+
+    def serves(self, model: str) -> bool:
+        """Whether ``model`` is served by its upstream's own Responses API (the group's
+        native deployments serve it)."""
+        return model in self._catalog and any(
+            deployment.config.responses == "native" for deployment in self._catalog.group(model)
+        )
+
+    async def create(self, ctx: CallContext) -> dict[str, Any]:
+        return await self._models.call(ctx)  # type: ignore[return-value]
+
+    async def stream(self, ctx: CallContext) -> AsyncIterator[ServerSentEvent]:
+        """The upstream's events as named server-sent events (``event:`` is the type)."""
+        async for event in self._models.stream_response(ctx):
+            yield ServerSentEvent(event=_type_of(event), data=event)
+
+
+def _type_of(event: Mapping[str, Any]) -> str:
+    return str(event.get("type") or "message")
