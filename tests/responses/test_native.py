@@ -101,6 +101,29 @@ def test_a_response_is_forwarded_as_sent_and_answered_by_the_upstream(
     assert raw.json()["output"][0]["content"][0]["text"] == "native: again"
 
 
+def test_a_native_response_is_stored_upstream_and_portway_says_so(
+    door: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    key = create_key(door)
+    created = post(door, {"model": "gpt-native", "input": "keep"}, key["key"]).json()
+    for method, path in [
+        ("GET", f"/responses/{created['id']}"),
+        ("DELETE", f"/responses/{created['id']}"),
+        ("GET", f"/responses/{created['id']}/input_items"),
+    ]:
+        missing = httpx.request(
+            method,
+            f"{door.base_url}{path}",
+            headers={"authorization": f"Bearer {key['key']}"},
+            timeout=30,
+        )
+        assert missing.status_code == 404, missing.text
+        error = missing.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"}
+        assert "stored by that upstream" in error["message"]
+    assert [sent.path for sent in fake_openai.requests] == ["/v1/responses"]
+
+
 def test_a_native_response_leaves_a_ledger_row_with_its_usage(
     door: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
@@ -169,6 +192,24 @@ def test_the_key_rpm_limit_applies_to_native_responses(
     assert len(fake_openai.requests) == 1
     statuses = sorted(row["status"] for row in ledger(door, key["id"]))
     assert statuses == [200, 429]
+
+
+def test_the_budget_hold_and_spend_apply_to_native_responses(
+    door: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    # $0.001 per token: 1000 output tokens may cost $1, over a $0.05 budget: refused.
+    key = create_key(door, max_budget=0.05, budget_period="daily")
+    body = {"model": "gpt-native", "input": "hi", "max_output_tokens": 1000}
+    refused = post(door, body, key["key"])
+    assert refused.status_code == 429, refused.text
+    assert fake_openai.requests == []
+    allowed = post(door, {**body, "max_output_tokens": 16}, key["key"])
+    assert allowed.status_code == 200, allowed.text
+    with door.admin(MASTER) as http:
+        budget = http.get(f"/v1/admin/keys/{key['id']}").json()["budget"]
+    [row] = [row for row in ledger(door, key["id"]) if row["status"] == 200]
+    assert budget["reserved"] == 0
+    assert budget["spend"] == pytest.approx(row["cost"]) and row["cost"] > 0
 
 
 def test_a_failing_native_deployment_is_retried_on_another(

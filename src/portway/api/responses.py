@@ -3,7 +3,8 @@ HTTP only; ``ResponseService`` decides."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -13,16 +14,17 @@ from portway.api.deps import call_context, principal_of, services_of
 from portway.api.disconnect import ClientGone, unless_disconnected
 from portway.api.render import SSE_HEADERS, EventStreamResponse, JSONResponse
 from portway.api.wire import parse_json, parse_model, read_body
-from portway.errors import InvalidRequestError, UpstreamError
+from portway.errors import InvalidRequestError, NotFoundError, UpstreamError
 from portway.protocol.events import ServerSentEvent
 from portway.protocol.lists import list_object
 from portway.protocol.native_responses import NativeResponseRequest
 from portway.protocol.responses import INCLUDABLE, CreateResponseRequest, InputTokensRequest
-from portway.responses.native import NativeResponses
+from portway.responses.native import NativeResponses, upstream_hint
 from portway.responses.render import deleted_object
 from portway.responses.service import ResponseService
 
 router = APIRouter()
+T = TypeVar("T")
 
 
 def _service(request: Request) -> ResponseService:
@@ -111,9 +113,20 @@ async def count_input_tokens(request: Request) -> Response:
 async def retrieve_response(request: Request, response_id: str) -> Response:
     service, principal = _service(request), principal_of(request)
     if request.query_params.get("stream") in ("true", "1"):
-        events = await service.resume(principal, response_id, _starting_after(request))
-        return await _event_stream(events)
-    return JSONResponse(await service.get(principal, response_id, _include(request)))
+        resumed = service.resume(principal, response_id, _starting_after(request))
+        return await _event_stream(await _stored_here(request, resumed))
+    found = service.get(principal, response_id, _include(request))
+    return JSONResponse(await _stored_here(request, found))
+
+
+async def _stored_here(request: Request, call: Awaitable[T]) -> T:
+    """``call``'s result; a missing response's 404 says where a native one is stored."""
+    try:
+        return await call
+    except NotFoundError as error:
+        if services_of(request).responses.native.configured:
+            raise upstream_hint(error) from None
+        raise
 
 
 def _include(request: Request) -> list[str]:
@@ -132,18 +145,22 @@ def _include(request: Request) -> list[str]:
 
 @router.post("/v1/responses/{response_id}/cancel")
 async def cancel_response(request: Request, response_id: str) -> Response:
-    return JSONResponse(await _service(request).cancel(principal_of(request), response_id))
+    cancelled = _service(request).cancel(principal_of(request), response_id)
+    return JSONResponse(await _stored_here(request, cancelled))
 
 
 @router.delete("/v1/responses/{response_id}")
 async def delete_response(request: Request, response_id: str) -> Response:
-    await _service(request).delete(principal_of(request), response_id)
+    await _stored_here(request, _service(request).delete(principal_of(request), response_id))
     return JSONResponse(deleted_object(response_id, "response"))
 
 
 @router.get("/v1/responses/{response_id}/input_items")
 async def list_input_items(request: Request, response_id: str) -> Response:
-    page = await _service(request).input_items(
-        principal_of(request), response_id, page_request(request, before=False)
+    page = await _stored_here(
+        request,
+        _service(request).input_items(
+            principal_of(request), response_id, page_request(request, before=False)
+        ),
     )
     return JSONResponse(list_object([row.item for row in page.items], page.has_more))

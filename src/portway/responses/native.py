@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from portway.errors import NotFoundError
 from portway.pipeline.base import CallContext
 from portway.pipeline.client import ModelClient
 from portway.protocol.events import ServerSentEvent
@@ -28,6 +29,11 @@ class NativeResponses:
     def __init__(self, models: ModelClient, catalog: ModelCatalog) -> None:
         self._models = models
         self._catalog = catalog
+
+    @property
+    def configured(self) -> bool:
+        """Whether any deployment forwards to its upstream's own Responses API."""
+        return any(d.config.responses == "native" for d in self._catalog.deployments)
 
     def serves(self, model: str) -> bool:
         """Whether ``model`` is served by its upstream's own Responses API (the group's
@@ -43,6 +49,15 @@ class NativeResponses:
         """The upstream's events as named server-sent events (``event:`` is the type)."""
         async for event in self._models.stream_response(ctx):
             yield ServerSentEvent(event=_type_of(event), data=event)
+
+
+def upstream_hint(error: NotFoundError) -> NotFoundError:
+    """A missing response's 404, saying where a native response would be found."""
+    return NotFoundError(
+        f"{error.message} Responses of models served by their upstream's own Responses API "
+        "(`responses: native`) are stored by that upstream, not by Portway.",
+        param=error.param,
+    )
 
 
 def _type_of(event: Mapping[str, Any]) -> str:
