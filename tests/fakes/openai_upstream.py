@@ -407,6 +407,8 @@ class ResponseReply(Action):
     input_tokens: int = 9
     cached_tokens: int = 2
     output_tokens: int = 5
+    # Streamed: the connection is cut after this many events (None: the whole stream).
+    drop_after: int | None = None
 
     def _response(
         self, response_id: str, body: dict[str, Any], status: str, text: str | None
@@ -470,7 +472,7 @@ class ResponseReply(Action):
         if not body.get("stream"):
             return web.json_response(self._response(_response_id(), body, "completed", text))
         response = await start_sse(request)
-        for event in self.events(body, text):
+        for event in self.events(body, text)[: self.drop_after]:
             await response.write(
                 f"event: {event['type']}\n".encode()
                 + orjson.dumps(event).join((b"data: ", b"\n\n"))

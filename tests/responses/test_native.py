@@ -13,7 +13,7 @@ import pytest
 
 from portway.config import ConfigError, load_settings
 from tests.conftest import PortwayFactory, fake_model
-from tests.fakes.openai_upstream import Fail, FakeOpenAI
+from tests.fakes.openai_upstream import Fail, FakeOpenAI, ResponseReply
 from tests.fakes.server import PortwayServer
 from tests.openapi import assert_matches
 from tests.responses.support import check_stream, sse_events, types_of
@@ -219,6 +219,41 @@ def test_a_failing_native_deployment_is_retried_on_another(
     fake_openai.script_responses(Fail(500))
     response = sdk(door, key["key"]).responses.create(model="gpt-native-pair", input="retry")
     assert response.output_text == "native: retry"
+    assert len(fake_openai.requests) == 2
+
+
+def test_a_stream_cut_by_the_upstream_ends_with_an_error_event(
+    door: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    key = create_key(door)
+    fake_openai.script_responses(ResponseReply(drop_after=5))
+    response = post(door, {"model": "gpt-native", "input": "cut", "stream": True}, key["key"])
+    assert response.status_code == 200
+    events = sse_events(response)
+    assert types_of(events)[:5] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+    ]
+    assert types_of(events)[-1] == "error" and len(events) == 6
+    check_stream(events)  # the error event is the spec's, numbered after the last one
+    [row] = ledger(door, key["id"])
+    assert row["endpoint"] == "responses" and row["status"] >= 500
+
+
+def test_a_stream_that_fails_before_its_first_event_is_retried(
+    door: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    key = create_key(door)
+    fake_openai.script_responses(Fail(503))
+    body = {"model": "gpt-native-pair", "input": "again", "stream": True}
+    response = post(door, body, key["key"])
+    assert response.status_code == 200, response.text
+    events = sse_events(response)
+    check_stream(events)
+    assert events[-1]["type"] == "response.completed"
     assert len(fake_openai.requests) == 2
 
 

@@ -14,9 +14,10 @@ upstream's (Portway answers 404 for them), and it cannot be chained by
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
-from portway.errors import NotFoundError
+from portway.errors import NotFoundError, PortwayError
 from portway.pipeline.base import CallContext
 from portway.pipeline.client import ModelClient
 from portway.protocol.events import ServerSentEvent
@@ -46,9 +47,31 @@ class NativeResponses:
         return await self._models.call(ctx)  # type: ignore[return-value]
 
     async def stream(self, ctx: CallContext) -> AsyncIterator[ServerSentEvent]:
-        """The upstream's events as named server-sent events (``event:`` is the type)."""
-        async for event in self._models.stream_response(ctx):
-            yield ServerSentEvent(event=_type_of(event), data=event)
+        """The upstream's events as named server-sent events (``event:`` is the type).
+
+        A failure before the first event is raised (an HTTP error); after it, the stream
+        ends with the spec's ``error`` event, numbered after the last event relayed.
+        """
+        last = -1
+        try:
+            async with aclosing(self._models.stream_response(ctx)) as events:
+                async for event in events:
+                    number = event.get("sequence_number")
+                    last = number if isinstance(number, int) else last + 1
+                    yield ServerSentEvent(event=_type_of(event), data=event)
+        except PortwayError as error:
+            if last < 0:
+                raise
+            yield ServerSentEvent(
+                event="error",
+                data={
+                    "type": "error",
+                    "code": error.code,
+                    "message": error.message,
+                    "param": error.param,
+                    "sequence_number": last + 1,
+                },
+            )
 
 
 def upstream_hint(error: NotFoundError) -> NotFoundError:
