@@ -70,6 +70,8 @@ class ModelConfig(_Strict):
     supports_tools: bool | None = None
     supports_json_schema: bool | None = None
     supports_vision: bool | None = None
+    # Continues a final assistant message (stream resume); unset: the provider's default.
+    prefill: bool | None = None
     weight: float = Field(default=1.0, gt=0)
     priority: int = 0
     tags: list[str] = Field(default_factory=list)

@@ -107,6 +107,7 @@ class Services:
             gate=accounting.gate,
             stale_source=CacheStaleAnswers(cache) if cache else None,
             classify=models.ask,
+            count_text=accounting.tokenizer.count_text,
         )
         metrics = Metrics(router.names())
         # Budgets and limits bound a call by the router's own routes, never a copy of them.

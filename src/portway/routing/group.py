@@ -51,6 +51,7 @@ class Needs(NamedTuple):
     json_schema: bool
     logprobs: bool
     embeddings: bool = False
+    prefill: bool = False  # continue a partial answer (a resumed stream)
 
     @classmethod
     def of(cls, request: ChatCompletionRequest | EmbeddingRequest) -> Needs:
@@ -70,6 +71,7 @@ class Needs(NamedTuple):
             and (capabilities.tools or not self.tools)
             and (capabilities.json_schema or not self.json_schema)
             and (capabilities.logprobs or not self.logprobs)
+            and (capabilities.prefill or not self.prefill)
         )
 
 
