@@ -205,3 +205,15 @@ def test_a_cut_before_the_tool_call_started_restarts_it_cleanly(resuming, upstre
     [restarted] = upstreams[1].requests
     assert restarted.body["messages"][-1]["role"] == "user"  # nothing to continue: a fresh ask
     assert "continue_final_message" not in restarted.body
+
+
+def test_the_continuation_asks_only_for_the_output_left(resuming, upstreams) -> None:
+    upstreams[0].default = Drop(after=3, reply=Reply(content=ANSWER))
+    upstreams[1].default = Reply(content=ANSWER)
+    gateway = resuming()
+    chunks = _stream(gateway, max_tokens=40)
+    assert _text(chunks) == ANSWER
+    [resumed] = upstreams[1].requests
+    # The first attempt's text counted against the client's cap: the rest is asked for.
+    assert 0 < resumed.body["max_tokens"] < 40
+    assert "max_completion_tokens" not in resumed.body

@@ -387,7 +387,7 @@ class Router(Terminal):
             except PortwayError as error:
                 if not splice.resumable():
                     raise
-                routed = await self._resume(ctx, call, request, splice, error)
+                routed = await self._resume(ctx, call, request, splice, attempt, error)
                 if routed is None:
                     raise error from None
 
@@ -397,10 +397,14 @@ class Router(Terminal):
         call: RoutedCall,
         request: ChatCompletionRequest,
         splice: StreamSplice,
+        cut: Attempt,
         error: PortwayError,
     ) -> tuple[Attempt, StreamStart] | None:
         """Continue a cut stream on a deployment that can continue an assistant prefix."""
         partial = splice.text
+        request = await self._remaining(request, partial, cut.deployment)
+        if request is None:
+            return None
         # ``call.tried`` stays: deployments not tried yet come first, the one that cut
         # the stream is tried again only when nothing else can continue it.
         call.needs = call.needs._replace(prefill=bool(partial))
@@ -432,6 +436,19 @@ class Router(Terminal):
         )
         splice.begin_resume(echoes[-1] if echoes else "")
         return routed
+
+    async def _remaining(
+        self, request: ChatCompletionRequest, partial: str, cut: Deployment
+    ) -> ChatCompletionRequest | None:
+        """The request with the client's output cap less what was produced (None: spent)."""
+        cap = request.max_output_tokens
+        if cap is None or not partial:
+            return request
+        produced = await self._count(cut.config.provider, cut.config.upstream_model, partial)
+        if produced >= cap:
+            return None
+        name = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+        return request.model_copy(update={name: cap - produced})
 
     async def _relay(
         self,
