@@ -15,7 +15,9 @@ from typing import Any
 import openai
 import pytest
 
+from tests.fakes import anthropic_upstream as claude
 from tests.fakes.openai_upstream import Drop, ErrorEvent, Reply, Stall
+from tests.fakes.upstream import split_text
 from tests.routing.conftest import Gateway, deployment
 
 ANSWER = "The quick brown fox jumps over the lazy dog, then rests in the warm sun."
@@ -217,3 +219,36 @@ def test_the_continuation_asks_only_for_the_output_left(resuming, upstreams) -> 
     # The first attempt's text counted against the client's cap: the rest is asked for.
     assert 0 < resumed.body["max_tokens"] < 40
     assert "max_completion_tokens" not in resumed.body
+
+
+def test_anthropic_continues_its_prefill_without_a_doubled_space(
+    gateway_for, fake_anthropic
+) -> None:
+    text = "Streams survive a cut. The client reads one seamless answer, in full!"
+    assert split_text(text)[0].endswith(" ")  # the cut falls right after a space
+    # message_start, ping, content_block_start, then the first text delta: cut.
+    fake_anthropic.script(claude.Drop(after=4, reply=claude.Reply(text=text)))
+    fake_anthropic.default = claude.Reply(text=text, input_tokens=40, output_tokens=9)
+    model = {
+        "name": "claude",
+        "provider": "anthropic",
+        "model": "claude-sonnet-4-5",
+        "base_url": fake_anthropic.base_url,
+        "api_key": "sk-ant-test",
+    }
+    gateway = gateway_for([model], {"claude": {"retries": 1}})
+    chunks = list(
+        gateway.server.sdk().chat.completions.create(
+            model="claude", messages=[{"role": "user", "content": "go"}], stream=True
+        )
+    )
+    assert _text(chunks) == text
+    assert {c.id for c in chunks} == {chunks[0].id}
+    first, resumed = fake_anthropic.requests
+    assert first.body["messages"][-1]["role"] == "user"
+    # Anthropic rejects a prefill ending in whitespace: it went trimmed, and the space it
+    # sent back was not given to the client twice.
+    assert resumed.body["messages"][-1] == {
+        "role": "assistant",
+        "content": [{"type": "text", "text": split_text(text)[0].rstrip()}],
+    }
