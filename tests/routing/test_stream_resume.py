@@ -121,6 +121,8 @@ def test_a_cut_stream_resumes_with_the_whole_text_once(resuming, upstreams, cut)
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     row = _ledger_row(resuming.db)
     assert row["status"] == 200 and row["attempts"] == 2
+    metrics = gateway.http.get("/metrics").text
+    assert 'portway_upstream_attempts_total{model="chat"} 2.0' in metrics
     assert (row["prompt_tokens"], row["completion_tokens"]) == (
         usage.prompt_tokens,
         usage.completion_tokens,
