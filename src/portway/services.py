@@ -85,6 +85,8 @@ class Services:
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
     builtin_tools: dict[str, BuiltinTool] = field(default_factory=dict)
+    # Set on SIGTERM (``portway.serving``): /health/ready answers 503 from then on.
+    draining: bool = False
 
     @classmethod
     def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
