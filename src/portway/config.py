@@ -72,6 +72,8 @@ class ModelConfig(_Strict):
     supports_vision: bool | None = None
     # Continues a final assistant message (stream resume); unset: the provider's default.
     prefill: bool | None = None
+    # False: this upstream has no `/v1/completions`; text completions are mapped to chat.
+    supports_completions: bool | None = None
     weight: float = Field(default=1.0, gt=0)
     priority: int = 0
     tags: list[str] = Field(default_factory=list)

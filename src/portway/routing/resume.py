@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from portway.protocol.chat import ChatCompletionChunkDict
+from portway.pipeline.base import ModelChunk
 
 USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -75,7 +75,7 @@ class StreamSplice:
         self.attempt_text = ""
         self.echo = echo
 
-    def rewrite(self, chunk: ChatCompletionChunkDict) -> ChatCompletionChunkDict | None:
+    def rewrite(self, chunk: ModelChunk) -> ModelChunk | None:
         """The chunk as the client gets it, or None when nothing of it is new."""
         raw: Any = chunk
         if not self.identity:

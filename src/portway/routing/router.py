@@ -16,16 +16,20 @@ Contract, per call:
 4. When nothing answered, degrade as configured (stale answer, static message, 503
    with retry-after); without ``degrade`` the last error is returned.
 A stream fails over freely until its first chunk is produced. After that, a cut
-(dropped connection, stall, upstream error event, truncated SSE) of a text-only stream
-is resumed (``stream_resume``, at most ``max_stream_resumes`` times): the same or another
-deployment with ``prefill`` continues the partial answer as an assistant prefix, through
-the same retries, fallbacks, breakers and deadline, and ``routing.resume.StreamSplice``
-splices its chunks into the client's stream. A cut once a tool-call delta was sent, or
-with nothing left to resume on, ends the stream (``api.render.EventStreamResponse``
-sends the error event).
-Embeddings (``embed`` calls) take the same path: groups, fallbacks, retries, breakers,
-gates and deadlines; only virtual models (chat rules) and the stale or static answers
-of ``degrade`` do not apply to them. The router is the only caller of providers.
+(dropped connection, stall, upstream error event, truncated SSE) of a text-only chat
+stream is resumed (``stream_resume``, at most ``max_stream_resumes`` times): the same or
+another deployment with ``prefill`` continues the partial answer as an assistant prefix,
+through the same retries, fallbacks, breakers and deadline, and
+``routing.resume.StreamSplice`` splices its chunks into the client's stream. A cut once a
+tool-call delta was sent, of a text completion stream, or with nothing left to resume
+on, ends the stream (``api.render.EventStreamResponse`` sends the error event).
+Embeddings (``embed`` calls) and legacy text completions (``completion`` calls, whole or
+streamed) take the same path: groups, fallbacks, retries, breakers, gates and deadlines;
+only virtual models (chat rules) and the stale or static answers of ``degrade`` do not
+apply to them. A text completion goes to ``Provider.complete_text``/``stream_text``:
+served natively where the deployment declares ``completions``, else mapped to chat by
+the provider; what the mapping cannot honour is refused here, before any call. The
+router is the only caller of providers.
 """
 
 from __future__ import annotations
@@ -53,17 +57,20 @@ from portway.errors import (
 from portway.pipeline.base import (
     CallContext,
     CompleteHandler,
+    ModelChunk,
+    ModelRequest,
     ModelResult,
     StreamHandler,
     Terminal,
 )
 from portway.protocol.chat import (
-    ChatCompletionChunkDict,
     ChatCompletionDict,
     ChatCompletionRequest,
     ResponseFormatJSONSchema,
 )
+from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
+from portway.providers.text_via_chat import refuse_unmappable
 from portway.routing.breaker import Outcome
 from portway.routing.catalog import Deployment, ModelCatalog
 from portway.routing.config import GroupRouteConfig, VirtualModelConfig, parse_duration
@@ -94,6 +101,7 @@ from portway.routing.state import BreakerStore, MemoryBreakerStore
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ChatOrText = TypeVar("ChatOrText", ChatCompletionRequest, CompletionRequest)
 
 DEPLOYMENT_HEADER = "x-portway-deployment"
 ATTEMPTS_HEADER = "x-portway-attempts"
@@ -113,11 +121,37 @@ GATE_PEEK_SECONDS = 0.05
 _WAKE_MARGIN = 0.005
 
 
-def check_capabilities(
-    deployment: Deployment, request: ChatCompletionRequest | EmbeddingRequest
-) -> None:
+def check_text_capabilities(deployment: Deployment, request: CompletionRequest) -> None:
+    """Reject a text completion the deployment cannot honour, before any upstream call."""
+    capabilities = deployment.provider.capabilities
+    if not capabilities.chat:
+        raise InvalidRequestError(
+            f"The model `{deployment.name}` is an embedding model; it does not complete text.",
+            param="model",
+            code="model_not_supported",
+        )
+    if not capabilities.completions:
+        refuse_unmappable(request, deployment.name)
+    if request.suffix and not capabilities.suffix:
+        raise InvalidRequestError(
+            f"The model `{deployment.name}` does not support `suffix`.",
+            param="suffix",
+            code="unsupported_parameter",
+        )
+    if request.logprobs is not None and not capabilities.logprobs:
+        raise InvalidRequestError(
+            f"The model `{deployment.name}` does not support logprobs.",
+            param="logprobs",
+            code="unsupported_parameter",
+        )
+
+
+def check_capabilities(deployment: Deployment, request: ModelRequest) -> None:
     """Reject requests the deployment cannot honour, before any upstream call."""
     capabilities = deployment.provider.capabilities
+    if isinstance(request, CompletionRequest):
+        check_text_capabilities(deployment, request)
+        return
     if isinstance(request, EmbeddingRequest):
         if not capabilities.embeddings:
             raise InvalidRequestError(
@@ -171,7 +205,7 @@ class RoutedCall:
     requested: str
     primary: str
     route: GroupRouteConfig
-    request: ChatCompletionRequest | EmbeddingRequest
+    request: ModelRequest
     needs: Needs
     priority: int = 0
     deadline: float | None = None  # time.monotonic() value
@@ -207,7 +241,7 @@ class RoutedCall:
 RunAttempt = Callable[[Attempt], Awaitable[T]]
 # Counts text in a deployment's tokens: (provider, upstream model, text) -> tokens.
 TextCounter = Callable[[str, str, str], Awaitable[int]]
-StreamStart = tuple[ChatCompletionChunkDict, AsyncIterator[ChatCompletionChunkDict]]
+StreamStart = tuple[ModelChunk, AsyncIterator[ModelChunk]]
 # A rough tokens-per-character rule for when no tokenizer was given to the router.
 _CHARS_PER_TOKEN = 4
 
@@ -292,7 +326,8 @@ class Router(Terminal):
         if virtual is not None:
             if ctx.operation != "chat":
                 raise InvalidRequestError(
-                    f"The model `{requested}` routes chat calls by rules; it does not embed.",
+                    f"The model `{requested}` routes chat calls by rules; it serves no "
+                    f"{'embeddings' if ctx.operation == 'embed' else 'text completions'}.",
                     param="model",
                     code="model_not_supported",
                 )
@@ -317,7 +352,30 @@ class Router(Terminal):
         call = await self._plan(ctx)
         if ctx.operation == "embed":
             return await self._embed(ctx, call)
+        if ctx.operation == "completion":
+            return await self._complete_text(ctx, call)
         return await self._complete(ctx, call)
+
+    async def _complete_text(self, ctx: CallContext, call: RoutedCall) -> CompletionDict:
+        request: CompletionRequest = ctx.request  # type: ignore[assignment]
+
+        async def run(attempt: Attempt) -> CompletionDict:
+            deployment = attempt.deployment
+            result = await deployment.provider.complete_text(_capped(request, deployment))
+            attempt.first_byte()
+            return result
+
+        routed = await self._route(ctx, call, run, call.route.timeout)
+        if routed is None:
+            raise self._no_answer(call)
+        attempt, result = routed
+        usage: Any = result.get("usage")
+        await attempt.succeed()
+        await attempt.true_up(usage, ctx.usage_listeners)
+        self._served(ctx, call, attempt)
+        result["model"] = ctx.model
+        ctx.usage = usage
+        return result
 
     async def _embed(self, ctx: CallContext, call: RoutedCall) -> EmbeddingResponseDict:
         request: EmbeddingRequest = ctx.request  # type: ignore[assignment]
@@ -364,17 +422,23 @@ class Router(Terminal):
 
     async def stream(  # type: ignore[override]
         self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    ) -> AsyncIterator[ModelChunk]:
         call = await self._plan(ctx)
-        request: ChatCompletionRequest = ctx.request  # type: ignore[assignment]
         first_byte_timeout = call.route.first_byte_timeout or call.route.timeout
-        routed = await self._route(ctx, call, _stream_run(request), first_byte_timeout)
+        routed = await self._route(ctx, call, _stream_run(ctx), first_byte_timeout)
         if routed is None:
+            if ctx.operation != "chat":
+                raise self._no_answer(call)
             for chunk in completion_chunks(await self._degrade(ctx, call)):
                 yield chunk
             return
-        resumes = call.route.max_stream_resumes if call.route.stream_resume else 0
-        splice = StreamSplice(choices=request.n or 1, resumes_left=resumes)
+        request = ctx.request
+        # Only chat streams resume: a text completion has no assistant message to continue.
+        splice = StreamSplice()
+        if isinstance(request, ChatCompletionRequest) and call.route.stream_resume:
+            splice = StreamSplice(
+                choices=request.n or 1, resumes_left=call.route.max_stream_resumes
+            )
         while True:
             attempt, (first, rest) = routed
             self._served(ctx, call, attempt)
@@ -387,6 +451,7 @@ class Router(Terminal):
             except PortwayError as error:
                 if not splice.resumable():
                     raise
+                assert isinstance(request, ChatCompletionRequest)  # only chat streams resume
                 routed = await self._resume(ctx, call, request, splice, attempt, error)
                 if routed is None:
                     raise error from None
@@ -420,7 +485,7 @@ class Router(Terminal):
         first_byte_timeout = call.route.first_byte_timeout or call.route.timeout
         try:
             routed = await self._route(
-                ctx, call, _stream_run(request, continuation), first_byte_timeout
+                ctx, call, _stream_run(ctx, continuation), first_byte_timeout
             )
         except PortwayError as failure:
             logger.info("request %s: resuming the stream failed: %s", ctx.request_id, failure)
@@ -454,10 +519,10 @@ class Router(Terminal):
         self,
         ctx: CallContext,
         attempt: Attempt,
-        first: ChatCompletionChunkDict,
-        rest: AsyncIterator[ChatCompletionChunkDict],
+        first: ModelChunk,
+        rest: AsyncIterator[ModelChunk],
         splice: StreamSplice,
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    ) -> AsyncIterator[ModelChunk]:
         """One attempt's part of the committed stream; the outcome settles the attempt.
 
         The upstream is closed before any bookkeeping, so a client that leaves stops the
@@ -469,7 +534,7 @@ class Router(Terminal):
         cancelled = False
         usage: dict[str, Any] | None = None
         try:
-            chunk: ChatCompletionChunkDict | None = first
+            chunk: ModelChunk | None = first
             while chunk is not None:
                 if chunk.get("usage"):
                     usage = dict(chunk["usage"])  # type: ignore[arg-type]  # this attempt's
@@ -801,15 +866,18 @@ def _log_failure(ctx: CallContext, deployment: Deployment, error: PortwayError) 
 
 
 def _stream_run(
-    request: ChatCompletionRequest,
+    ctx: CallContext,
     continuation: Callable[[Deployment], ChatCompletionRequest] | None = None,
 ) -> RunAttempt[StreamStart]:
-    """An attempt that opens a stream and waits for its first chunk (the commit point)."""
+    """An attempt that opens a stream and waits for its first chunk (the commit point);
+    with ``continuation``, the chat request that continues a cut stream."""
 
     async def run(attempt: Attempt) -> StreamStart:
         deployment = attempt.deployment
-        asked = request if continuation is None else continuation(deployment)
-        chunks = deployment.provider.stream(_capped(asked, deployment))
+        if continuation is None:
+            chunks = _open_stream(ctx, deployment)
+        else:
+            chunks = deployment.provider.stream(_capped(continuation(deployment), deployment))
         try:
             first = await anext(chunks)
         except StopAsyncIteration:
@@ -823,9 +891,17 @@ def _stream_run(
     return run
 
 
-def _capped(request: ChatCompletionRequest, deployment: Deployment) -> ChatCompletionRequest:
+def _capped(request: ChatOrText, deployment: Deployment) -> ChatOrText:
     """The request as the deployment gets it: without a client cap, the one budgets assumed."""
-    return request.with_output_cap(deployment.output_cap)
+    return request.with_output_cap(deployment.output_cap)  # type: ignore[return-value]
+
+
+def _open_stream(ctx: CallContext, deployment: Deployment) -> AsyncIterator[ModelChunk]:
+    """The deployment's stream for the call's operation (chat, or a text completion)."""
+    provider = deployment.provider
+    if isinstance(ctx.request, CompletionRequest):
+        return provider.stream_text(_capped(ctx.request, deployment))
+    return provider.stream(_capped(ctx.request, deployment))  # type: ignore[arg-type]
 
 
 def _refused(completion: ChatCompletionDict) -> bool:
