@@ -70,6 +70,8 @@ class ModelConfig(_Strict):
     supports_tools: bool | None = None
     supports_json_schema: bool | None = None
     supports_vision: bool | None = None
+    # Continues a final assistant message (stream resume); unset: the provider's default.
+    prefill: bool | None = None
     # False: this upstream has no `/v1/completions`; text completions are mapped to chat.
     supports_completions: bool | None = None
     weight: float = Field(default=1.0, gt=0)
@@ -337,6 +339,16 @@ class ResponsesConfig(_Strict):
     stream_poll_seconds: float = Field(default=0.1, gt=0, le=60)
 
 
+class ServerConfig(_Strict):
+    """How ``portway serve`` shuts down on SIGTERM (readiness first, then a bounded drain)."""
+
+    # /health/ready answers 503 this long before the listener closes, so a load balancer
+    # stops sending first (set it above the balancer's probe interval).
+    unready_delay_seconds: float = Field(default=0.0, ge=0, le=600)
+    # In-flight requests and streams get this long to finish, then they are cancelled.
+    drain_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -349,6 +361,7 @@ class Settings(_Strict):
     redis_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     models: list[ModelConfig] = Field(default_factory=_default_models)
     # Per model group (or virtual model) routing: see portway.routing.config.
     router: dict[str, RouteEntry] = Field(default_factory=dict)

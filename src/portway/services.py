@@ -87,6 +87,8 @@ class Services:
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
     builtin_tools: dict[str, BuiltinTool] = field(default_factory=dict)
+    # Set on SIGTERM (``portway.serving``): /health/ready answers 503 from then on.
+    draining: bool = False
 
     @classmethod
     def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
@@ -109,6 +111,7 @@ class Services:
             gate=accounting.gate,
             stale_source=CacheStaleAnswers(cache) if cache else None,
             classify=models.ask,
+            count_text=accounting.tokenizer.count_text,
         )
         metrics = Metrics(router.names())
         # Budgets and limits bound a call by the router's own routes, never a copy of them.

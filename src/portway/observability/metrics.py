@@ -89,6 +89,13 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+        # Above portway_requests_total by the retries, failovers and stream resumes.
+        self._attempts = Counter(
+            "portway_upstream_attempts",
+            "Upstream attempts (retries, failovers, stream resumes included) by model",
+            ["model"],
+            registry=self.registry,
+        )
         self._saved = Counter(
             "portway_cost_saved_usd",
             "Cost the cache saved, in USD, by model",
@@ -125,6 +132,8 @@ class Metrics:
         ):
             if count:
                 self._tokens.labels(model, kind).inc(count)
+        if record.attempts:
+            self._attempts.labels(model).inc(record.attempts)
         if record.cost_nanos:
             self._cost.labels(model).inc(record.cost_nanos / NANOS_PER_USD)
         if record.cost_saved_nanos:
