@@ -1,0 +1,94 @@
+"""The guardrail stage: input checks before the cache and the router, output checks after.
+
+It sits inside the accounting stages and outside the cache, so what is cached and what
+is sent upstream is the redacted request, and every operation through the pipeline
+(chat whole and streamed, embeddings; hence Assistants runs, Responses and batches)
+passes it. Each decision is counted (``portway_guardrail_actions``) and logged without
+the text it concerns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from typing import cast
+
+from portway.guardrails.base import Action, GuardSession
+from portway.guardrails.outputs import StreamGuard, guard_completion
+from portway.guardrails.policy import ActivePolicy, Policies
+from portway.guardrails.requests import guard_chat, guard_embedding
+from portway.pipeline.base import CallContext, CompleteHandler, ModelResult, Stage, StreamHandler
+from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
+from portway.protocol.embeddings import EmbeddingRequest
+
+logger = logging.getLogger(__name__)
+
+ActionObserver = Callable[[Action], None]
+
+
+class GuardrailStage(Stage):
+    def __init__(self, policies: Policies, observe: ActionObserver) -> None:
+        self._policies = policies
+        self._observe = observe
+
+    def _report(self, ctx: CallContext, session: GuardSession) -> None:
+        for action in session.actions:
+            self._observe(action)
+            logger.info(
+                "guardrail %s %s %s in request %s (model %s)",
+                action.guardrail,
+                action.action,
+                ",".join(action.kinds),
+                ctx.request_id,
+                ctx.model,
+            )
+
+    def _guard_request(
+        self, ctx: CallContext, policies: tuple[ActivePolicy, ...], session: GuardSession
+    ) -> None:
+        request = ctx.request
+        if isinstance(request, EmbeddingRequest):
+            ctx.request = guard_embedding(request, policies, session)
+        else:
+            ctx.request = guard_chat(request, policies, session)
+
+    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
+        policies = self._policies.for_model(ctx.model)
+        if not policies:
+            return await call_next(ctx)
+        session = GuardSession()
+        try:
+            self._guard_request(ctx, policies, session)
+            result = await call_next(ctx)
+            if isinstance(ctx.request, ChatCompletionRequest):
+                return guard_completion(cast(ChatCompletionDict, result), policies, session)
+            return result
+        finally:
+            self._report(ctx, session)
+
+    def stream(
+        self, ctx: CallContext, call_next: StreamHandler
+    ) -> AsyncIterator[ChatCompletionChunkDict]:
+        policies = self._policies.for_model(ctx.model)
+        if not policies:
+            return call_next(ctx)
+        return self._guarded_stream(ctx, call_next, policies)
+
+    async def _guarded_stream(
+        self, ctx: CallContext, call_next: StreamHandler, policies: tuple[ActivePolicy, ...]
+    ) -> AsyncIterator[ChatCompletionChunkDict]:
+        session = GuardSession()
+        try:
+            self._guard_request(ctx, policies, session)
+            guard = StreamGuard(policies, session)
+            last: ChatCompletionChunkDict | None = None
+            async with aclosing(call_next(ctx)) as chunks:  # type: ignore[type-var]
+                async for chunk in chunks:
+                    last = chunk
+                    yield guard.chunk(chunk) if guard.active else chunk
+            leftover = guard.leftover(last) if guard.active and last is not None else None
+            if leftover is not None:
+                yield leftover
+        finally:
+            self._report(ctx, session)
