@@ -11,6 +11,9 @@ import openai
 import pytest
 import yaml
 
+from portway.config import ConfigError, Settings
+from portway.guardrails.policy import Policies
+from portway.guardrails.registry import GuardrailRegistry
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.server import PortwayServer
@@ -22,6 +25,8 @@ guardrails:
   - {name: secrets, mode: block}
   - {name: prompt_injection, mode: monitor}
 """
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Assistants API
+
 EMAIL = "bob.smith@example.com"
 CARD = "4111 1111 1111 1111"
 SECRET = "sk-proj-Zx8Qp2Lm9Rt4Vb7Nc3KdWq5Ey"
@@ -198,3 +203,35 @@ def test_a_model_entry_overrides_the_top_level_list(
     completion = ask(client, f"key {SECRET} for {EMAIL}", model="open-gpt")
     assert SECRET in upstream_bodies(fake_openai) and EMAIL in upstream_bodies(fake_openai)
     assert completion.choices[0].message.content == f"echo: key {SECRET} for {EMAIL}"
+
+
+def test_responses_go_through_the_same_door(client: openai.OpenAI, fake_openai: FakeOpenAI) -> None:
+    response = client.responses.create(model="fake-gpt", input=f"Mail {EMAIL} please")
+    assert response.output_text == f"echo: Mail {EMAIL} please"
+    assert EMAIL not in upstream_bodies(fake_openai)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="fake-gpt", input=f"my key {SECRET}")
+    assert caught.value.code == "guardrail_blocked"
+
+
+def test_assistants_runs_go_through_the_same_door(
+    client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    assistant = client.beta.assistants.create(model="fake-gpt", instructions="Be brief.")
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": f"Mail {EMAIL} please"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "completed"
+    messages = client.beta.threads.messages.list(thread_id=thread.id, order="desc")
+    answer = messages.data[0].content[0].text.value  # type: ignore[union-attr]
+    assert answer == f"echo: Mail {EMAIL} please"
+    assert EMAIL not in upstream_bodies(fake_openai)
+
+
+def test_an_unknown_guardrail_is_a_config_error() -> None:
+    settings = Settings.model_validate({"guardrails": [{"name": "pii"}, {"name": "nope"}]})
+    with pytest.raises(ConfigError, match="unknown guardrail 'nope'"):
+        Policies.build(settings, GuardrailRegistry())
