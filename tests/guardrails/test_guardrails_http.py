@@ -39,6 +39,11 @@ def server(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> Por
         fake_model("fake-gpt", fake_openai_server.base_url),
         # A group's own list replaces the top-level one.
         fake_model("open-gpt", fake_openai_server.base_url, guardrails=[]),
+        fake_model(
+            "redact-gpt",
+            fake_openai_server.base_url,
+            guardrails=[{"name": "secrets", "mode": "redact", "scope": "output"}],
+        ),
     ]
     return start_portway(settings)
 
@@ -235,3 +240,27 @@ def test_an_unknown_guardrail_is_a_config_error() -> None:
     settings = Settings.model_validate({"guardrails": [{"name": "pii"}, {"name": "nope"}]})
     with pytest.raises(ConfigError, match="unknown guardrail 'nope'"):
         Policies.build(settings, GuardrailRegistry())
+
+
+def test_a_secret_in_a_whole_answer_is_blocked(
+    client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(Reply(content=f"the key is {SECRET}"))
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(client, "what is the key?")
+    assert caught.value.code == "guardrail_blocked"
+    assert SECRET not in str(caught.value)
+
+
+def test_a_secret_split_across_streamed_chunks_is_redacted(
+    client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(Reply(pieces=["key: sk-proj-Zx8Qp2Lm9", "Rt4Vb7Nc3KdWq5Ey", " ok"]))
+    chunks = client.chat.completions.create(
+        model="redact-gpt", messages=[{"role": "user", "content": "key?"}], stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == "key: [SECRET_1] ok"
+    whole = ask(client, f"repeat {SECRET}", model="redact-gpt")  # input scope is off
+    assert whole.choices[0].message.content == "echo: repeat [SECRET_1]"
+    assert SECRET in upstream_bodies(fake_openai)
