@@ -14,6 +14,7 @@ import yaml
 from portway.config import ConfigError, Settings
 from portway.guardrails.policy import Policies
 from portway.guardrails.registry import GuardrailRegistry
+from tests.batches.support import chat_line, file_lines, jsonl, upload, wait_for
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.server import PortwayServer
@@ -45,6 +46,7 @@ def server(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> Por
             guardrails=[{"name": "secrets", "mode": "redact", "scope": "output"}],
         ),
     ]
+    settings["batches"] = {"poll_interval_seconds": 0.05}
     return start_portway(settings)
 
 
@@ -264,3 +266,25 @@ def test_a_secret_split_across_streamed_chunks_is_redacted(
     whole = ask(client, f"repeat {SECRET}", model="redact-gpt")  # input scope is off
     assert whole.choices[0].message.content == "echo: repeat [SECRET_1]"
     assert SECRET in upstream_bodies(fake_openai)
+
+
+def test_batch_lines_go_through_the_same_door(
+    client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    lines = [chat_line("pii", f"Mail {EMAIL}"), chat_line("secret", f"key {SECRET}")]
+    batch = client.batches.create(
+        input_file_id=upload(client, jsonl(lines)),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    batch = wait_for(client, batch.id)
+    assert batch.status == "completed"
+    (output,) = file_lines(client, batch.output_file_id)
+    assert output["custom_id"] == "pii"
+    assert output["response"]["body"]["choices"][0]["message"]["content"] == f"echo: Mail {EMAIL}"
+    (error,) = file_lines(client, batch.error_file_id)
+    assert error["custom_id"] == "secret"
+    assert error["response"]["status_code"] == 400
+    assert error["response"]["body"]["error"]["code"] == "guardrail_blocked"
+    sent = upstream_bodies(fake_openai)
+    assert EMAIL not in sent and SECRET not in sent
