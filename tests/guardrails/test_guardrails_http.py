@@ -45,6 +45,11 @@ def server(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> Por
             fake_openai_server.base_url,
             guardrails=[{"name": "secrets", "mode": "redact", "scope": "output"}],
         ),
+        fake_model(
+            "watch-gpt",
+            fake_openai_server.base_url,
+            guardrails=[{"name": "secrets", "mode": "monitor"}],
+        ),
     ]
     settings["batches"] = {"poll_interval_seconds": 0.05}
     return start_portway(settings)
@@ -288,3 +293,18 @@ def test_batch_lines_go_through_the_same_door(
     assert error["response"]["body"]["error"]["code"] == "guardrail_blocked"
     sent = upstream_bodies(fake_openai)
     assert EMAIL not in sent and SECRET not in sent
+
+
+def test_a_monitored_secret_growing_across_chunks_counts_once(
+    server: PortwayServer, client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    before = metric(server, "secrets", "flagged")
+    pieces = ["a sk-proj-Zx8Qp2Lm9Rt4Vb7Nc3", "KdWq5Ey", " and AKIAIOSFODNN7EXAMPLE", " end"]
+    fake_openai.script(Reply(pieces=pieces))
+    chunks = client.chat.completions.create(
+        model="watch-gpt", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == "".join(pieces)  # monitor never changes the answer
+    # The key is found in its first chunk and grows in the second: counted once; AKIA... once.
+    assert metric(server, "secrets", "flagged") == before + 2

@@ -72,6 +72,8 @@ class _Scanner:
         self._session = session
         self._seen: dict[Hashable, str] = {}  # block/monitor: the last WINDOW characters sent
         self._held: dict[Hashable, str] = {}  # redact: text not sent yet
+        self._sent: dict[Hashable, int] = {}  # characters passed on so far
+        self._counted: dict[Hashable, int] = {}  # where the last counted finding ended
 
     def feed(self, key: Hashable, text: str) -> str:
         guardrail, mode = self._policy.guardrail, self._policy.mode
@@ -85,9 +87,18 @@ class _Scanner:
             return guardrail.check_output(pending[:cut], mode, self._session)
         seen = self._seen.get(key, "")
         window = seen + text
-        fresh = [f for f in guardrail.detect(window) if f.end > len(seen)]
+        # A value still growing across chunks is one finding: counted once, where it starts.
+        start = self._sent.get(key, 0) - len(seen)  # the window's offset in the whole text
+        counted = self._counted.get(key, 0)
+        fresh = [
+            finding
+            for finding in guardrail.detect(window)
+            if finding.end > len(seen) and start + finding.start >= counted
+        ]
         if fresh:
+            self._counted[key] = start + fresh[-1].end
             guardrail.check_output(window[fresh[0].start :], mode, self._session)
+        self._sent[key] = self._sent.get(key, 0) + len(text)
         self._seen[key] = window[-WINDOW:]
         return text
 
