@@ -308,3 +308,12 @@ def test_a_monitored_secret_growing_across_chunks_counts_once(
     assert text == "".join(pieces)  # monitor never changes the answer
     # The key is found in its first chunk and grows in the second: counted once; AKIA... once.
     assert metric(server, "secrets", "flagged") == before + 2
+
+
+def test_a_large_prompt_is_checked_too(client: openai.OpenAI, fake_openai: FakeOpenAI) -> None:
+    prompt = "lorem ipsum " * 8_000 + f"write to {EMAIL}"  # checked in a worker thread
+    completion = ask(client, prompt)
+    assert completion.choices[0].message.content == f"echo: {prompt}"
+    assert EMAIL not in upstream_bodies(fake_openai)
+    with pytest.raises(openai.BadRequestError):
+        ask(client, "lorem ipsum " * 8_000 + SECRET)

@@ -64,6 +64,21 @@ def guard_chat(
     return guarded
 
 
+def text_size(request: ChatCompletionRequest | EmbeddingRequest) -> int:
+    """About how many characters the input checks will scan (to pick where they run)."""
+    if isinstance(request, EmbeddingRequest):
+        return sum(len(text) for text in request.texts() or ())
+    size = 0
+    for message in request.wire_body()["messages"]:
+        content = message.get("content")
+        if isinstance(content, str):
+            size += len(content)
+        elif isinstance(content, list):
+            size += sum(len(p.get("text") or "") for p in content if isinstance(p, dict))
+        size += sum(len(str(call)) for call in message.get("tool_calls") or ())
+    return size
+
+
 def guard_embedding(
     request: EmbeddingRequest, policies: Sequence[ActivePolicy], session: GuardSession
 ) -> EmbeddingRequest:

@@ -9,6 +9,7 @@ the text it concerns.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
@@ -17,7 +18,7 @@ from typing import cast
 from portway.guardrails.base import Action, GuardSession
 from portway.guardrails.outputs import StreamGuard, guard_completion
 from portway.guardrails.policy import ActivePolicy, Policies
-from portway.guardrails.requests import guard_chat, guard_embedding
+from portway.guardrails.requests import guard_chat, guard_embedding, text_size
 from portway.pipeline.base import CallContext, CompleteHandler, ModelResult, Stage, StreamHandler
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
@@ -25,6 +26,8 @@ from portway.protocol.embeddings import EmbeddingRequest
 logger = logging.getLogger(__name__)
 
 ActionObserver = Callable[[Action], None]
+# Above this many characters the input checks run in a worker thread, off the event loop.
+OFFLOAD_CHARS = 32_768
 
 
 class GuardrailStage(Stage):
@@ -44,14 +47,15 @@ class GuardrailStage(Stage):
                 ctx.model,
             )
 
-    def _guard_request(
+    async def _guard_request(
         self, ctx: CallContext, policies: tuple[ActivePolicy, ...], session: GuardSession
     ) -> None:
         request = ctx.request
-        if isinstance(request, EmbeddingRequest):
-            ctx.request = guard_embedding(request, policies, session)
+        guard = guard_embedding if isinstance(request, EmbeddingRequest) else guard_chat
+        if text_size(request) > OFFLOAD_CHARS:
+            ctx.request = await asyncio.to_thread(guard, request, policies, session)  # type: ignore[arg-type]
         else:
-            ctx.request = guard_chat(request, policies, session)
+            ctx.request = guard(request, policies, session)  # type: ignore[arg-type]
 
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         policies = self._policies.for_model(ctx.model)
@@ -59,7 +63,7 @@ class GuardrailStage(Stage):
             return await call_next(ctx)
         session = GuardSession()
         try:
-            self._guard_request(ctx, policies, session)
+            await self._guard_request(ctx, policies, session)
             result = await call_next(ctx)
             if isinstance(ctx.request, ChatCompletionRequest):
                 return guard_completion(cast(ChatCompletionDict, result), policies, session)
@@ -80,7 +84,7 @@ class GuardrailStage(Stage):
     ) -> AsyncIterator[ChatCompletionChunkDict]:
         session = GuardSession()
         try:
-            self._guard_request(ctx, policies, session)
+            await self._guard_request(ctx, policies, session)
             guard = StreamGuard(policies, session)
             last: ChatCompletionChunkDict | None = None
             async with aclosing(call_next(ctx)) as chunks:  # type: ignore[type-var]
