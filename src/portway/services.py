@@ -114,20 +114,16 @@ class Services:
         metrics = Metrics(router.names())
         # Budgets and limits bound a call by the router's own routes, never a copy of them.
         estimator = UsageEstimator(accounting.tokenizer, catalog, settings.accounting, router)
-        policies = Policies.build(settings, GuardrailRegistry())
-        guardrails = (
-            GuardrailStage(
-                policies,
-                lambda action: metrics.guardrail_action(action.guardrail, action.action),
-            )
-            if policies.any
-            else None
+        # Always present: a key's own list may turn guardrails on (a pass-through otherwise).
+        guardrails = GuardrailStage(
+            Policies.build(settings, GuardrailRegistry()),
+            lambda action: metrics.guardrail_action(action.guardrail, action.action),
         )
         # Outermost first: accounting (ledger, limits, budget), then the guardrails (what is
         # cached and sent upstream is the redacted request), the cache, then the router.
         stages: list[Stage] = [
             *accounting.stages(estimator, observers=(metrics.observe,)),
-            *([guardrails] if guardrails else []),
+            guardrails,
             *([cache] if cache else []),
             router,
         ]

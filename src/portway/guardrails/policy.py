@@ -1,13 +1,29 @@
-"""Which guardrails apply to a call: the top-level list, or the model group's own."""
+"""Which guardrails apply to a call: the API key's own list (its ``metadata.guardrails``),
+else the model group's own, else the top-level list."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from portway.config import GuardrailMode, GuardrailPolicy, GuardrailScope, Settings
+from pydantic import TypeAdapter, ValidationError
+
+from portway.config import (
+    ConfigError,
+    GuardrailMode,
+    GuardrailPolicy,
+    GuardrailScope,
+    Settings,
+    format_validation_error,
+)
+from portway.errors import InvalidRequestError
 from portway.guardrails.base import Guardrail
 from portway.guardrails.registry import GuardrailRegistry
+from portway.security.principal import Principal
+
+# A virtual key's metadata may carry its own guardrails list (set by an admin).
+KEY_METADATA = "guardrails"
+_POLICY_LIST = TypeAdapter(list[GuardrailPolicy])
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,26 +53,34 @@ class Policies:
 
     default: tuple[ActivePolicy, ...]
     per_model: Mapping[str, tuple[ActivePolicy, ...]]
+    registry: GuardrailRegistry
 
     @classmethod
     def build(cls, settings: Settings, registry: GuardrailRegistry) -> Policies:
         """Raises ``ConfigError`` for an unknown guardrail name."""
-
-        def resolve(policies: Sequence[GuardrailPolicy]) -> tuple[ActivePolicy, ...]:
-            return tuple(
-                ActivePolicy(registry.get(policy.name), policy.mode, policy.scope)
-                for policy in policies
-            )
-
         per_model: dict[str, tuple[ActivePolicy, ...]] = {}
         for model in settings.models:
             if model.guardrails is not None and model.name not in per_model:
-                per_model[model.name] = resolve(model.guardrails)
-        return cls(resolve(settings.guardrails), per_model)
+                per_model[model.name] = _resolve(model.guardrails, registry)
+        return cls(_resolve(settings.guardrails, registry), per_model, registry)
 
-    @property
-    def any(self) -> bool:
-        return bool(self.default) or any(self.per_model.values())
+    def for_call(self, model: str, principal: Principal) -> tuple[ActivePolicy, ...]:
+        raw = principal.metadata.get(KEY_METADATA)
+        if raw is None:
+            return self.per_model.get(model, self.default)
+        # An admin wrote it into the key: the caller cannot fix it, but it is not a crash.
+        try:
+            return _resolve(_POLICY_LIST.validate_python(raw), self.registry)
+        except ValidationError as exc:
+            message = format_validation_error(exc, "the API key's metadata", (KEY_METADATA,))
+        except ConfigError as exc:
+            message = f"the API key's metadata: {exc}"
+        raise InvalidRequestError(message, param="metadata.guardrails")
 
-    def for_model(self, model: str) -> tuple[ActivePolicy, ...]:
-        return self.per_model.get(model, self.default)
+
+def _resolve(
+    policies: Sequence[GuardrailPolicy], registry: GuardrailRegistry
+) -> tuple[ActivePolicy, ...]:
+    return tuple(
+        ActivePolicy(registry.get(policy.name), policy.mode, policy.scope) for policy in policies
+    )

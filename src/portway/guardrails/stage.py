@@ -58,7 +58,7 @@ class GuardrailStage(Stage):
             ctx.request = guard(request, policies, session)  # type: ignore[arg-type]
 
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
-        policies = self._policies.for_model(ctx.model)
+        policies = self._policies.for_call(ctx.model, ctx.principal)
         if not policies:
             return await call_next(ctx)
         session = GuardSession()
@@ -74,7 +74,7 @@ class GuardrailStage(Stage):
     def stream(
         self, ctx: CallContext, call_next: StreamHandler
     ) -> AsyncIterator[ChatCompletionChunkDict]:
-        policies = self._policies.for_model(ctx.model)
+        policies = self._policies.for_call(ctx.model, ctx.principal)
         if not policies:
             return call_next(ctx)
         return self._guarded_stream(ctx, call_next, policies)
