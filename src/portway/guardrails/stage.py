@@ -13,14 +13,22 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from typing import cast
+from typing import ClassVar, cast
 
 from portway.guardrails.base import Action, GuardSession
 from portway.guardrails.outputs import StreamGuard, guard_completion
 from portway.guardrails.policy import ActivePolicy, Policies
 from portway.guardrails.requests import guard_chat, guard_embedding, text_size
-from portway.pipeline.base import CallContext, CompleteHandler, ModelResult, Stage, StreamHandler
-from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
+from portway.pipeline.base import (
+    CallContext,
+    CompleteHandler,
+    ModelChunk,
+    ModelResult,
+    Operation,
+    Stage,
+    StreamHandler,
+)
+from portway.protocol.chat import ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
 
 logger = logging.getLogger(__name__)
@@ -31,6 +39,8 @@ OFFLOAD_CHARS = 32_768
 
 
 class GuardrailStage(Stage):
+    operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embed"})
+
     def __init__(self, policies: Policies, observe: ActionObserver) -> None:
         self._policies = policies
         self._observe = observe
@@ -71,9 +81,7 @@ class GuardrailStage(Stage):
         finally:
             self._report(ctx, session)
 
-    def stream(
-        self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    def stream(self, ctx: CallContext, call_next: StreamHandler) -> AsyncIterator[ModelChunk]:
         policies = self._policies.for_call(ctx.model, ctx.principal)
         if not policies:
             return call_next(ctx)
@@ -81,17 +89,23 @@ class GuardrailStage(Stage):
 
     async def _guarded_stream(
         self, ctx: CallContext, call_next: StreamHandler, policies: tuple[ActivePolicy, ...]
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    ) -> AsyncIterator[ModelChunk]:
         session = GuardSession()
         try:
             await self._guard_request(ctx, policies, session)
             guard = StreamGuard(policies, session)
-            last: ChatCompletionChunkDict | None = None
+            last: ModelChunk | None = None
             async with aclosing(call_next(ctx)) as chunks:  # type: ignore[type-var]
                 async for chunk in chunks:
                     last = chunk
-                    yield guard.chunk(chunk) if guard.active else chunk
-            leftover = guard.leftover(last) if guard.active and last is not None else None
+                    yield (
+                        guard.chunk(cast(ChatCompletionChunkDict, chunk)) if guard.active else chunk
+                    )
+            leftover = (
+                guard.leftover(cast(ChatCompletionChunkDict, last))
+                if guard.active and last is not None
+                else None
+            )
             if leftover is not None:
                 yield leftover
         finally:
