@@ -28,7 +28,7 @@ from portway.pipeline.base import (
     Stage,
     StreamHandler,
 )
-from portway.protocol.chat import ChatCompletionDict, ChatCompletionRequest
+from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
 
 logger = logging.getLogger(__name__)
