@@ -317,3 +317,19 @@ def test_a_large_prompt_is_checked_too(client: openai.OpenAI, fake_openai: FakeO
     assert EMAIL not in upstream_bodies(fake_openai)
     with pytest.raises(openai.BadRequestError):
         ask(client, "lorem ipsum " * 8_000 + SECRET)
+
+
+def test_legacy_completions_go_through_the_same_door(
+    client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    completion = client.completions.create(model="fake-gpt", prompt=f"Mail {EMAIL}")
+    assert completion.choices[0].text == f" completed: Mail {EMAIL}"
+    chunks = client.completions.create(model="fake-gpt", prompt=f"Mail {EMAIL}", stream=True)
+    assert "".join(chunk.choices[0].text for chunk in chunks if chunk.choices) == (
+        f" completed: Mail {EMAIL}"
+    )
+    assert EMAIL not in upstream_bodies(fake_openai)
+    assert fake_openai.requests[-1].body["prompt"] == "Mail <EMAIL_1>"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.completions.create(model="fake-gpt", prompt=[f"key {SECRET}", "fine"])
+    assert caught.value.code == "guardrail_blocked"

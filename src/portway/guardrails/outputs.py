@@ -15,7 +15,8 @@ from typing import Any
 from portway.guardrails.base import GuardSession
 from portway.guardrails.policy import ActivePolicy
 from portway.guardrails.restore import StreamRestorer
-from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict
+from portway.protocol.chat import ChatCompletionDict
+from portway.protocol.completions import CompletionDict
 
 WINDOW = 512
 
@@ -36,15 +37,21 @@ def check_output_text(text: str, policies: Sequence[ActivePolicy], session: Guar
     return text
 
 
-def guard_completion(
-    result: ChatCompletionDict, policies: Sequence[ActivePolicy], session: GuardSession
-) -> ChatCompletionDict:
+def guard_result(
+    result: ChatCompletionDict | CompletionDict,
+    policies: Sequence[ActivePolicy],
+    session: GuardSession,
+) -> ChatCompletionDict | CompletionDict:
     """A copy of ``result`` with its texts restored and checked (the cache keeps its own)."""
     if not session.reversible and not _checks(policies):
         return result
-    choices = []
+    choices: list[Any] = []
     for choice in result["choices"]:
-        message: dict[str, Any] = dict(choice["message"])
+        if "message" not in choice:  # a legacy completion's choice
+            text = check_output_text(choice["text"], policies, session)  # type: ignore[typeddict-item]
+            choices.append({**choice, "text": text})
+            continue
+        message: dict[str, Any] = dict(choice["message"])  # type: ignore[typeddict-item]
         if isinstance(message.get("content"), str):
             message["content"] = check_output_text(message["content"], policies, session)
         if message.get("tool_calls"):
@@ -136,11 +143,19 @@ class StreamGuard:
             text = scanner.feed(key, text) + scanner.flush(key) if text else scanner.flush(key)
         return text
 
-    def chunk(self, chunk: ChatCompletionChunkDict) -> ChatCompletionChunkDict:
-        """A copy of ``chunk`` with its texts guarded (held tails flushed at a choice's end)."""
+    def chunk(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        """A copy of ``chunk`` (chat or legacy completion) with its texts guarded; held
+        tails are flushed at a choice's end."""
         choices = []
         for choice in chunk["choices"]:
             index = choice["index"]
+            if "delta" not in choice:  # a legacy completion chunk: the text is the choice's
+                text = choice.get("text") or ""
+                held: dict[str, Any] = {"content": self._feed((index, "content"), text)}
+                if choice.get("finish_reason") is not None:
+                    self._finish(index, held)
+                choices.append({**choice, "text": held.get("content") or ""})
+                continue
             delta: dict[str, Any] = dict(choice["delta"])
             content = delta.get("content")
             if content:
@@ -175,15 +190,23 @@ class StreamGuard:
                     {"index": key[2], "function": {"arguments": tail}}  # type: ignore[index]
                 )
 
-    def leftover(self, last: ChatCompletionChunkDict) -> ChatCompletionChunkDict | None:
+    def leftover(self, last: dict[str, Any]) -> dict[str, Any] | None:
         """A last chunk for tails never flushed (the stream ended without a finish reason)."""
         indexes = sorted({key[0] for key in self._keys})  # type: ignore[index]
-        choices = []
+        legacy = bool(last["choices"]) and "delta" not in last["choices"][0]
+        choices: list[dict[str, Any]] = []
         for index in indexes:
             delta: dict[str, Any] = {}
             self._finish(index, delta)
-            if delta:
+            if not delta:
+                continue
+            if legacy:
+                text = delta.get("content") or ""
+                choices.append(
+                    {"index": index, "text": text, "logprobs": None, "finish_reason": None}
+                )
+            else:
                 choices.append({"index": index, "delta": delta, "finish_reason": None})
         if not choices:
             return None
-        return {**last, "choices": choices, "usage": None}  # type: ignore[typeddict-item]
+        return {**last, "choices": choices, "usage": None}

@@ -1,5 +1,6 @@
 """Applying input guardrails to a request's text: chat messages (text, parts, tool-call
-arguments) and embedding inputs. A request that changes is a new request object."""
+arguments), legacy completion prompts and embedding inputs. A request that changes is a new
+request object."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from portway.guardrails.base import GuardSession
 from portway.guardrails.policy import ActivePolicy
 from portway.protocol.chat import ChatCompletionRequest
+from portway.protocol.completions import CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
 
 
@@ -64,10 +66,36 @@ def guard_chat(
     return guarded
 
 
-def text_size(request: ChatCompletionRequest | EmbeddingRequest) -> int:
+def _prompts(request: CompletionRequest) -> list[str] | None:
+    """A completion request's prompts as text (None when they are token ids)."""
+    if isinstance(request.prompt, str):
+        return [request.prompt]
+    if all(isinstance(item, str) for item in request.prompt):
+        return list(request.prompt)  # type: ignore[arg-type]
+    return None
+
+
+def guard_completion_request(
+    request: CompletionRequest, policies: Sequence[ActivePolicy], session: GuardSession
+) -> CompletionRequest:
+    prompts = _prompts(request)
+    if prompts is None:  # token ids: no text to check
+        return request
+    checked = [check_text(prompt, "user", policies, session) for prompt in prompts]
+    if checked == prompts:
+        return request
+    value: str | list[str] = checked[0] if isinstance(request.prompt, str) else checked
+    guarded = CompletionRequest.from_wire({**request.wire_body(), "prompt": value})
+    guarded._default_cap = request.output_cap_is_default
+    return guarded
+
+
+def text_size(request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest) -> int:
     """About how many characters the input checks will scan (to pick where they run)."""
     if isinstance(request, EmbeddingRequest):
         return sum(len(text) for text in request.texts() or ())
+    if isinstance(request, CompletionRequest):
+        return sum(len(prompt) for prompt in _prompts(request) or ())
     size = 0
     for message in request.wire_body()["messages"]:
         content = message.get("content")

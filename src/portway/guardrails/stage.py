@@ -13,22 +13,27 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from typing import ClassVar, cast
+from typing import Any, cast
 
 from portway.guardrails.base import Action, GuardSession
-from portway.guardrails.outputs import StreamGuard, guard_completion
+from portway.guardrails.outputs import StreamGuard, guard_result
 from portway.guardrails.policy import ActivePolicy, Policies
-from portway.guardrails.requests import guard_chat, guard_embedding, text_size
+from portway.guardrails.requests import (
+    guard_chat,
+    guard_completion_request,
+    guard_embedding,
+    text_size,
+)
 from portway.pipeline.base import (
     CallContext,
     CompleteHandler,
     ModelChunk,
     ModelResult,
-    Operation,
     Stage,
     StreamHandler,
 )
-from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
+from portway.protocol.chat import ChatCompletionDict
+from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
 
 logger = logging.getLogger(__name__)
@@ -39,8 +44,6 @@ OFFLOAD_CHARS = 32_768
 
 
 class GuardrailStage(Stage):
-    operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embed"})
-
     def __init__(self, policies: Policies, observe: ActionObserver) -> None:
         self._policies = policies
         self._observe = observe
@@ -61,7 +64,11 @@ class GuardrailStage(Stage):
         self, ctx: CallContext, policies: tuple[ActivePolicy, ...], session: GuardSession
     ) -> None:
         request = ctx.request
-        guard = guard_embedding if isinstance(request, EmbeddingRequest) else guard_chat
+        guard: Any = guard_chat
+        if isinstance(request, EmbeddingRequest):
+            guard = guard_embedding
+        elif isinstance(request, CompletionRequest):
+            guard = guard_completion_request
         if text_size(request) > OFFLOAD_CHARS:
             ctx.request = await asyncio.to_thread(guard, request, policies, session)  # type: ignore[arg-type]
         else:
@@ -75,9 +82,11 @@ class GuardrailStage(Stage):
         try:
             await self._guard_request(ctx, policies, session)
             result = await call_next(ctx)
-            if isinstance(ctx.request, ChatCompletionRequest):
-                return guard_completion(cast(ChatCompletionDict, result), policies, session)
-            return result
+            if isinstance(ctx.request, EmbeddingRequest):
+                return result
+            return guard_result(
+                cast(ChatCompletionDict | CompletionDict, result), policies, session
+            )
         finally:
             self._report(ctx, session)
 
@@ -98,11 +107,9 @@ class GuardrailStage(Stage):
             async with aclosing(call_next(ctx)) as chunks:  # type: ignore[type-var]
                 async for chunk in chunks:
                     last = chunk
-                    yield (
-                        guard.chunk(cast(ChatCompletionChunkDict, chunk)) if guard.active else chunk
-                    )
+                    yield (guard.chunk(cast(dict[str, Any], chunk)) if guard.active else chunk)
             leftover = (
-                guard.leftover(cast(ChatCompletionChunkDict, last))
+                guard.leftover(cast(dict[str, Any], last))
                 if guard.active and last is not None
                 else None
             )
