@@ -51,6 +51,19 @@ class PriceConfig(_Strict):
     output: float = Field(default=0.0, ge=0)
 
 
+GuardrailMode = Literal["block", "redact", "monitor"]
+GuardrailScope = Literal["input", "output", "both"]
+
+
+class GuardrailPolicy(_Strict):
+    """One guardrail turned on: ``block`` refuses (400), ``redact`` replaces what it finds
+    (pii: reversibly, restored in the answer), ``monitor`` only logs and counts."""
+
+    name: str = Field(min_length=1)
+    mode: GuardrailMode = "monitor"
+    scope: GuardrailScope = "both"
+
+
 class ModelConfig(_Strict):
     """One deployment: a public model name served by one provider.
 
@@ -83,6 +96,8 @@ class ModelConfig(_Strict):
     timeout: float = Field(default=600.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
+    # The group's own guardrails: replaces the top-level list for this model name.
+    guardrails: list[GuardrailPolicy] | None = None
 
     @field_validator("api_version", mode="before")
     @classmethod
@@ -378,6 +393,8 @@ class Settings(_Strict):
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
     batches: BatchesConfig = Field(default_factory=BatchesConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    # Guardrails for every model (a model entry's own ``guardrails`` overrides them).
+    guardrails: list[GuardrailPolicy] = Field(default_factory=list)
 
     @field_validator("models")
     @classmethod

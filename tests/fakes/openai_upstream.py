@@ -57,8 +57,12 @@ class Reply(Action):
     delay: float = 0.0
     chunk_delay: float = 0.0
     model: str | None = None
+    # The streamed content's exact chunks (else ``content`` in about three parts).
+    pieces: list[str] | None = None
 
     def _content(self, body: dict[str, Any]) -> str | None:
+        if self.pieces is not None:
+            return "".join(self.pieces)
         text = self.content
         if self.content is None and self.tool_calls is None:
             text = f"echo: {last_user_text(body)}"
@@ -138,7 +142,8 @@ class Reply(Action):
         out = [chunk({"role": "assistant", "content": ""})]
         content = self._content(body)
         if content:
-            out += [chunk({"content": piece}) for piece in split_text(content) or [""]]
+            pieces = self.pieces if self.pieces is not None else split_text(content) or [""]
+            out += [chunk({"content": piece}) for piece in pieces]
         for index, call in enumerate(self.tool_calls or []):
             out.append(
                 chunk(

@@ -116,8 +116,17 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._guardrails = Counter(
+            "portway_guardrail_actions",
+            "Guardrail decisions by guardrail and action (blocked, redacted, flagged)",
+            ["guardrail", "action"],
+            registry=self.registry,
+        )
         self._snapshots = _Snapshots()
         self.registry.register(self._snapshots)
+
+    def guardrail_action(self, guardrail: str, action: str) -> None:
+        self._guardrails.labels(guardrail, action).inc()
 
     def observe(self, record: UsageRecord) -> None:
         model = record.model if record.model in self._models else UNKNOWN_MODEL
