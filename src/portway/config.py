@@ -51,6 +51,19 @@ class PriceConfig(_Strict):
     output: float = Field(default=0.0, ge=0)
 
 
+GuardrailMode = Literal["block", "redact", "monitor"]
+GuardrailScope = Literal["input", "output", "both"]
+
+
+class GuardrailPolicy(_Strict):
+    """One guardrail turned on: ``block`` refuses (400), ``redact`` replaces what it finds
+    (pii: reversibly, restored in the answer), ``monitor`` only logs and counts."""
+
+    name: str = Field(min_length=1)
+    mode: GuardrailMode = "monitor"
+    scope: GuardrailScope = "both"
+
+
 class ModelConfig(_Strict):
     """One deployment: a public model name served by one provider.
 
@@ -70,6 +83,8 @@ class ModelConfig(_Strict):
     supports_tools: bool | None = None
     supports_json_schema: bool | None = None
     supports_vision: bool | None = None
+    # Continues a final assistant message (stream resume); unset: the provider's default.
+    prefill: bool | None = None
     # False: this upstream has no `/v1/completions`; text completions are mapped to chat.
     supports_completions: bool | None = None
     # "native": `/v1/responses` is forwarded as-is to the upstream's own Responses API
@@ -84,6 +99,8 @@ class ModelConfig(_Strict):
     timeout: float = Field(default=600.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
+    # The group's own guardrails: replaces the top-level list for this model name.
+    guardrails: list[GuardrailPolicy] | None = None
 
     @field_validator("api_version", mode="before")
     @classmethod
@@ -350,6 +367,16 @@ class ResponsesConfig(_Strict):
     stream_poll_seconds: float = Field(default=0.1, gt=0, le=60)
 
 
+class ServerConfig(_Strict):
+    """How ``portway serve`` shuts down on SIGTERM (readiness first, then a bounded drain)."""
+
+    # /health/ready answers 503 this long before the listener closes, so a load balancer
+    # stops sending first (set it above the balancer's probe interval).
+    unready_delay_seconds: float = Field(default=0.0, ge=0, le=600)
+    # In-flight requests and streams get this long to finish, then they are cancelled.
+    drain_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -362,6 +389,7 @@ class Settings(_Strict):
     redis_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     models: list[ModelConfig] = Field(default_factory=_default_models)
     # Per model group (or virtual model) routing: see portway.routing.config.
     router: dict[str, RouteEntry] = Field(default_factory=dict)
@@ -378,6 +406,8 @@ class Settings(_Strict):
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
     batches: BatchesConfig = Field(default_factory=BatchesConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    # Guardrails for every model (a model entry's own ``guardrails`` overrides them).
+    guardrails: list[GuardrailPolicy] = Field(default_factory=list)
 
     @field_validator("models")
     @classmethod

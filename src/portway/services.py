@@ -17,6 +17,9 @@ from portway.batches.wiring import Batches
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
+from portway.guardrails.policy import Policies
+from portway.guardrails.registry import GuardrailRegistry
+from portway.guardrails.stage import GuardrailStage
 from portway.observability.metrics import Metrics
 from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.client import ModelClient
@@ -87,6 +90,8 @@ class Services:
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
     builtin_tools: dict[str, BuiltinTool] = field(default_factory=dict)
+    # Set on SIGTERM (``portway.serving``): /health/ready answers 503 from then on.
+    draining: bool = False
 
     @classmethod
     def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
@@ -109,13 +114,21 @@ class Services:
             gate=accounting.gate,
             stale_source=CacheStaleAnswers(cache) if cache else None,
             classify=models.ask,
+            count_text=accounting.tokenizer.count_text,
         )
         metrics = Metrics(router.names())
         # Budgets and limits bound a call by the router's own routes, never a copy of them.
         estimator = UsageEstimator(accounting.tokenizer, catalog, settings.accounting, router)
-        # Outermost first: accounting (ledger, limits, budget), then the cache, then the router.
+        # Always present: a key's own list may turn guardrails on (a pass-through otherwise).
+        guardrails = GuardrailStage(
+            Policies.build(settings, GuardrailRegistry()),
+            lambda action: metrics.guardrail_action(action.guardrail, action.action),
+        )
+        # Outermost first: accounting (ledger, limits, budget), then the guardrails (what is
+        # cached and sent upstream is the redacted request), the cache, then the router.
         stages: list[Stage] = [
             *accounting.stages(estimator, observers=(metrics.observe,)),
+            guardrails,
             *([cache] if cache else []),
             router,
         ]

@@ -275,6 +275,20 @@ def test_other_models_keep_portways_own_implementation(
     assert [sent.path for sent in fake_openai.requests] == ["/v1/chat/completions"]
 
 
+def test_guardrails_refuse_a_native_response_they_cannot_check(
+    door: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    key = create_key(door, metadata={"guardrails": [{"name": "pii", "mode": "redact"}]})
+    for stream in (False, True):
+        body = {"model": "gpt-native", "input": "mail alice@example.org", "stream": stream}
+        refused = post(door, body, key["key"])
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert (error["code"], error["param"]) == ("guardrails_unsupported", "model")
+        assert "pii" in error["message"]
+    assert fake_openai.requests == []
+
+
 def test_native_on_a_provider_without_a_responses_api_is_a_config_error(tmp_path: Path) -> None:
     config = tmp_path / "portway.yaml"
     config.write_text("models:\n  - name: claude\n    provider: anthropic\n    responses: native\n")
