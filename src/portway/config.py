@@ -51,6 +51,18 @@ class PriceConfig(_Strict):
     output: float = Field(default=0.0, ge=0)
 
 
+ContextStrategyName = Literal["off", "truncate", "middle-out", "fallback", "error"]
+
+
+class ContextConfig(_Strict):
+    """How a model group fits long chat prompts to its context window (``context``)."""
+
+    strategy: ContextStrategyName = "off"
+    # Room kept for the answer; unset: the request's max tokens, else the output cap,
+    # at most half the window.
+    reserve_output_tokens: int | None = Field(default=None, ge=0)
+
+
 class ModelConfig(_Strict):
     """One deployment: a public model name served by one provider.
 
@@ -79,6 +91,8 @@ class ModelConfig(_Strict):
     timeout: float = Field(default=600.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
+    # The group's context-window policy (the first entry of a group that sets one wins).
+    context: ContextConfig | None = None
 
     @field_validator("api_version", mode="before")
     @classmethod

@@ -17,6 +17,8 @@ from portway.batches.wiring import Batches
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
+from portway.context.policy import ContextPolicy
+from portway.context.stage import ContextStage
 from portway.observability.metrics import Metrics
 from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.client import ModelClient
@@ -111,9 +113,11 @@ class Services:
         metrics = Metrics(router.names())
         # Budgets and limits bound a call by the router's own routes, never a copy of them.
         estimator = UsageEstimator(accounting.tokenizer, catalog, settings.accounting, router)
-        # Outermost first: accounting (ledger, limits, budget), then the cache, then the router.
+        # Outermost first: accounting (ledger, limits, budget), context fitting, then the
+        # cache (keyed on the prompt that is sent), then the router.
         stages: list[Stage] = [
             *accounting.stages(estimator, observers=(metrics.observe,)),
+            ContextStage(ContextPolicy.from_models(settings.models), estimator),
             *([cache] if cache else []),
             router,
         ]

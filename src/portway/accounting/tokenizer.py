@@ -179,14 +179,18 @@ class ChatTokenCounter:
                     total += count(f"{key}:{kind}:{describe}")
         return total + overhead.functions_end if any_tool else total
 
-    def count_request(self, request: ChatCompletionRequest) -> int:
-        total = self.count_messages(request.messages)
+    def count_extras(self, request: ChatCompletionRequest) -> int:
+        """What a chat prompt costs beyond its messages: tools and a JSON schema."""
+        total = 0
         if request.tools:
             total += self.count_tools(request.tools)
         schema = getattr(request.response_format, "json_schema", None)
         if schema is not None and schema.schema_ is not None:
             total += self.counter.count(orjson.dumps(schema.schema_).decode())
         return total
+
+    def count_request(self, request: ChatCompletionRequest) -> int:
+        return self.count_messages(request.messages) + self.count_extras(request)
 
 
 def request_chars(request: ChatCompletionRequest) -> int:

@@ -94,6 +94,11 @@ class CallContext:
     def prompt_counted(self) -> bool:
         return self._prompt_tokens is not None
 
+    def replace_request(self, request: ModelRequest, prompt_tokens: int) -> None:
+        """A stage rewrote the prompt (context fitting): later stages see it and its count."""
+        self.request = request
+        self._prompt_tokens = prompt_tokens
+
 
 # A whole call's result is the type of its operation's (``ctx.operation``).
 CompleteHandler = Callable[[CallContext], Awaitable[ModelResult]]
