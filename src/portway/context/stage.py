@@ -52,7 +52,7 @@ def _costs(
     counters: tuple[ChatTokenCounter, ...], request: ChatCompletionRequest
 ) -> tuple[list[list[int]], list[int]]:
     """Each message's tokens and the rest of the prompt's, per tokenizer."""
-    costs = [[c.count_messages((m,)) - 3 for m in request.messages] for c in counters]
+    costs = [[c.message_cost(m) for m in request.messages] for c in counters]
     fixed = [3 + c.count_extras(request) for c in counters]  # 3 prime the reply
     return costs, fixed
 
