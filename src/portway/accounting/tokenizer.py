@@ -19,7 +19,7 @@ import asyncio
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 import tiktoken
@@ -27,6 +27,7 @@ import tiktoken
 from portway.accounting.encodings import load_encoding
 from portway.protocol.chat import ChatCompletionRequest, Tool
 from portway.protocol.embeddings import EmbeddingRequest
+from portway.providers.base import Framing
 
 # Prompts longer than this (characters) are counted in a thread, off the event loop.
 OFFLOAD_CHARS = 64_000
@@ -68,6 +69,13 @@ class TokenCounter(Protocol):
     def count(self, text: str) -> int: ...
 
 
+@runtime_checkable
+class FramedCounter(TokenCounter, Protocol):
+    """A model's own tokenizer that also knows what its chat template adds."""
+
+    def framing(self) -> Framing: ...
+
+
 @dataclass(frozen=True, slots=True)
 class BPECounter:
     encoding: tiktoken.Encoding
@@ -102,6 +110,7 @@ class ToolOverhead:
 
 
 _TOOLS_O200K = ToolOverhead(function_start=7)
+OPENAI_FRAMING = Framing()
 _TOOLS_CL100K = ToolOverhead(function_start=10)
 
 
@@ -162,9 +171,15 @@ class MessageCostCache:
 class ChatTokenCounter:
     """Counts a chat request's prompt tokens as OpenAI bills them."""
 
-    def __init__(self, counter: TokenCounter, tools: ToolOverhead = _TOOLS_O200K) -> None:
+    def __init__(
+        self,
+        counter: TokenCounter,
+        tools: ToolOverhead = _TOOLS_O200K,
+        framing: Framing = OPENAI_FRAMING,
+    ) -> None:
         self.counter = counter
         self._tools = tools
+        self.framing = framing
         self._cache = MessageCostCache()
 
     @property
@@ -175,8 +190,8 @@ class ChatTokenCounter:
         return self.counter.count(text)
 
     def count_messages(self, messages: Iterable[Any]) -> int:
-        # every reply is primed with <|start|>assistant<|message|>
-        return 3 + sum(map(self.message_cost, messages))
+        # every reply is primed (OpenAI: <|start|>assistant<|message|>)
+        return self.framing.per_prompt + sum(map(self.message_cost, messages))
 
     def message_cost(self, message: Any) -> int:
         """One message's tokens in a prompt (remembered for plain-text messages)."""
@@ -191,7 +206,7 @@ class ChatTokenCounter:
 
     def _count_message(self, message: Any) -> int:
         count = self.counter.count
-        total = 3 + count(message.role)
+        total = self.framing.per_message + count(message.role)
         text, others = _text_of(getattr(message, "content", None))
         total += count(text) + others * IMAGE_TOKENS_ESTIMATE
         name = getattr(message, "name", None)
@@ -299,7 +314,9 @@ class TokenizerService:
             return counter
         registered = self._registered.get(model)
         encoding_name = encoding_for_model(model)
-        if registered is not None:
+        if isinstance(registered, FramedCounter):
+            counter = ChatTokenCounter(registered, framing=registered.framing())
+        elif registered is not None:
             counter = ChatTokenCounter(registered)
         elif encoding_name is not None:
             tools = _TOOLS_CL100K if encoding_name == "cl100k_base" else _TOOLS_O200K

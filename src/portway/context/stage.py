@@ -53,7 +53,7 @@ def _costs(
 ) -> tuple[list[list[int]], list[int]]:
     """Each message's tokens and the rest of the prompt's, per tokenizer."""
     costs = [[c.message_cost(m) for m in request.messages] for c in counters]
-    fixed = [3 + c.count_extras(request) for c in counters]  # 3 prime the reply
+    fixed = [c.framing.per_prompt + c.count_extras(request) for c in counters]
     return costs, fixed
 
 

@@ -208,8 +208,7 @@ class ResponseService:
         counter = await self._context.counter(model)
 
         def count() -> list[int]:
-            # count_messages adds 3 tokens that prime the reply once per prompt.
-            return [counter.count_messages([m]) - 3 for m in request.messages[head:]]
+            return [counter.message_cost(m) for m in request.messages[head:]]
 
         if request_chars(request) > OFFLOAD_CHARS:
             return await asyncio.to_thread(count)
