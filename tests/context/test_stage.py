@@ -11,9 +11,11 @@ import pytest
 
 from portway.accounting.tokenizer import TokenizerService
 from portway.protocol.chat import ChatCompletionRequest
+from tests.assistants.support import wait_for
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import PortwayServer
+from tests.responses.support import stored_rows
 
 MASTER = "sk-master-context"
 WINDOW = 400
@@ -243,3 +245,38 @@ def test_a_group_without_a_window_is_sent_whole(
     assert response.status_code == 200, response.text
     assert sent(fake_openai) == messages
     assert response.headers["x-portway-context"] == "none"
+
+
+def ledger_row(door: PortwayServer, request_id: str) -> dict[str, Any]:
+    database_url = door.app.state.services.settings.database_url
+
+    def rows() -> list[dict[str, Any]]:
+        stored = asyncio.run(stored_rows(database_url))
+        return [row for row in stored if row["request_id"] == request_id]
+
+    (row,) = wait_for(rows)
+    return row
+
+
+@pytest.mark.parametrize(
+    ("model", "header", "status", "recorded"),
+    [
+        ("plain", "truncate", 200, "truncate"),
+        ("middle", None, 200, "middle-out"),
+        ("plain", "error", 400, "error"),
+        ("plain", None, 200, None),
+    ],
+)
+def test_the_ledger_row_records_the_strategy(
+    door: PortwayServer,
+    fake_openai: FakeOpenAI,
+    model: str,
+    header: str | None,
+    status: int,
+    recorded: str | None,
+) -> None:
+    headers = {"x-portway-context": header} if header else {}
+    response = chat(door, model, conversation(), headers=headers)
+    assert response.status_code == status, response.text
+    row = ledger_row(door, response.headers["x-request-id"])
+    assert row["context_strategy"] == recorded

@@ -88,7 +88,10 @@ class ContextStage(Stage):
     async def fit(self, ctx: CallContext) -> None:
         """Apply the call's strategy to ``ctx.request`` (or raise 400)."""
         choice = self._policy.choose(ctx)
-        if choice.strategy in ("off", "fallback"):
+        if choice.strategy == "off":
+            return
+        ctx.context_strategy = choice.strategy
+        if choice.strategy == "fallback":
             return
         budget = self.budget(ctx, choice)
         if budget is None:  # no deployment declares a window: nothing to fit to

@@ -67,6 +67,8 @@ class CallContext:
     first_token_at: float | None = None
     usage: dict[str, Any] | None = None
     cache_status: str | None = None
+    # The context strategy the call was fitted under (None: off), for the ledger.
+    context_strategy: str | None = None
     # The one prompt counter (the pipeline binds it as the call enters).
     count_prompt: PromptCounter = field(default=_no_counter, repr=False)
     _prompt_tokens: int | None = field(default=None, init=False, repr=False)  # not counted yet
