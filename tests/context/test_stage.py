@@ -60,6 +60,9 @@ def door(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> Portw
                     context={"strategy": "middle-out", "reserve_output_tokens": RESERVE},
                 ),
                 fake_model("nowindow", base),
+                # a group whose deployments differ: the smallest window applies
+                fake_model("mixed", base, context_window=100 * WINDOW),
+                fake_model("mixed", base, context_window=WINDOW),
             ],
         }
     )
@@ -280,3 +283,23 @@ def test_the_ledger_row_records_the_strategy(
     assert response.status_code == status, response.text
     row = ledger_row(door, response.headers["x-request-id"])
     assert row["context_strategy"] == recorded
+
+
+def test_the_smallest_window_of_a_group_applies(
+    door: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    messages = conversation()
+    response = chat(door, "mixed", messages, headers={"x-portway-context": "truncate"})
+    assert response.status_code == 200, response.text
+    upstream = sent(fake_openai)
+    assert len(upstream) < len(messages)
+    assert upstream_tokens(upstream, "upstream-mixed") <= BUDGET
+
+
+def test_error_on_a_stream_is_a_plain_400(door: PortwayServer, fake_openai: FakeOpenAI) -> None:
+    response = chat(
+        door, "plain", conversation(), headers={"x-portway-context": "error"}, stream=True
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "context_length_exceeded"
+    assert fake_openai.requests == []
