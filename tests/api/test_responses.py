@@ -191,10 +191,12 @@ def test_named_tool_choice_and_sampling_reach_the_upstream(
         temperature=0.2,
         top_p=0.5,
         safety_identifier="user-42",
+        reasoning={"effort": "low"},
     )
     sent = fake_openai.requests[-1].body
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert (sent["temperature"], sent["top_p"], sent["user"]) == (0.2, 0.5, "user-42")
+    assert sent["reasoning_effort"] == "low"  # an OpenAI-compatible upstream gets it
 
 
 def test_json_schema_with_parse(client: openai.OpenAI, fake_openai: FakeOpenAI) -> None:
@@ -437,6 +439,30 @@ def test_another_tenant_sees_nothing(gateway: PortwayServer, client: openai.Open
             None,
         ),
         ({"model": MODEL, "input": "x", "conversation": "conv_nope"}, 404, "conversation", None),
+        ({"model": MODEL, "input": "x", "include": ["bogus.value"]}, 400, "include[0]", None),
+        (
+            {"model": MODEL, "input": "x", "include": "file_search_call.results"},
+            400,
+            "include",
+            None,
+        ),
+        (
+            {"model": MODEL, "input": "x", "reasoning": {"effort": "max"}},
+            400,
+            "reasoning.effort",
+            None,
+        ),
+        (
+            {"model": MODEL, "input": "x", "parallel_tool_calls": "yes"},
+            400,
+            "parallel_tool_calls",
+            None,
+        ),
+        ({"model": MODEL, "input": "x", "safety_identifier": 5}, 400, "safety_identifier", None),
+        ({"model": MODEL, "input": "x", "user": ["u"]}, 400, "user", None),
+        ({"model": MODEL, "input": "x", "store": "no"}, 400, "store", None),
+        ({"model": MODEL, "input": [5]}, 400, "input[0]", None),
+        ({"model": 5, "input": "x"}, 400, "model", None),
     ],
 )
 def test_client_errors(
@@ -449,6 +475,16 @@ def test_client_errors(
     assert error["param"] == param
     if code is not None:
         assert error["code"] == code
+
+
+def test_retrieve_refuses_an_unknown_include(gateway: PortwayServer, client: openai.OpenAI) -> None:
+    response = client.responses.create(model=MODEL, input="x")
+    bad = call(gateway, "GET", f"/responses/{response.id}?include[]=bogus.value")
+    assert bad.status_code == 400, bad.text
+    assert_matches("ErrorResponse", bad.json())
+    assert bad.json()["error"]["param"] == "include"
+    fine = call(gateway, "GET", f"/responses/{response.id}?include[]=file_search_call.results")
+    assert fine.status_code == 200 and fine.json()["id"] == response.id
 
 
 def test_unknown_ids_are_404(gateway: PortwayServer) -> None:

@@ -322,17 +322,25 @@ def test_a_bad_input_file_fails_the_batch_with_its_errors(
     assert fake_openai.requests == []  # not one line ran
 
 
-def test_responses_lines_get_an_error_each_until_portway_serves_them(
-    client: openai.OpenAI, fake_openai: FakeOpenAI
+def _response_line(custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"custom_id": custom_id, "method": "POST", "url": "/v1/responses", "body": body}
+
+
+def test_responses_lines_are_served_as_responses_at_the_batch_discount(
+    gateway: PortwayServer, client: openai.OpenAI, fake_openai: FakeOpenAI
 ) -> None:
+    fake_openai.default = Reply()
     lines = [
-        {
-            "custom_id": f"r-{i}",
-            "method": "POST",
-            "url": "/v1/responses",
-            "body": {"model": MODEL, "input": "hi"},
-        }
-        for i in range(3)
+        *(
+            _response_line(
+                f"r-{i}", {"model": MODEL, "input": f"line {i}", "instructions": "Be brief."}
+            )
+            for i in range(3)
+        ),
+        _response_line("no-input", {"model": MODEL}),
+        _response_line("no-model", {"model": "nope-model", "input": "hi"}),
+        _response_line("streamed", {"model": MODEL, "input": "hi", "stream": True}),
+        _response_line("bad-type", {"model": MODEL, "input": 5}),
     ]
     batch = client.batches.create(
         input_file_id=upload(client, jsonl(lines)),
@@ -340,15 +348,50 @@ def test_responses_lines_get_an_error_each_until_portway_serves_them(
         completion_window="24h",
     )
     done = wait_for(client, batch.id)
-    assert done.status == "completed" and done.output_file_id is None
-    assert done.request_counts is not None and done.request_counts.failed == 3
-    errors = file_lines(client, done.error_file_id)
-    assert sorted(_custom_ids(errors)) == ["r-0", "r-1", "r-2"]
-    for line in errors:
-        assert line["response"] is None
-        assert line["error"]["code"] == "unsupported_endpoint"
-        assert "/v1/responses" in line["error"]["message"]
-    assert fake_openai.requests == []
+    assert done.status == "completed", done
+    assert done.request_counts is not None
+    assert (done.request_counts.completed, done.request_counts.failed) == (3, 4)
+    assert done.usage is not None
+    assert (done.usage.input_tokens, done.usage.output_tokens) == (3 * 7, 3 * 5)
+    outputs = {line["custom_id"]: line for line in file_lines(client, done.output_file_id)}
+    assert sorted(outputs) == ["r-0", "r-1", "r-2"]
+    for i in range(3):
+        line = outputs[f"r-{i}"]
+        assert line["error"] is None and line["response"]["status_code"] == 200
+        body = line["response"]["body"]
+        assert_matches("Response", body)
+        assert body["status"] == "completed" and body["instructions"] == "Be brief."
+        assert body["output"][0]["content"][0]["text"] == f"echo: line {i}"
+        assert body["usage"]["total_tokens"] == 12
+        # Stored (the default): retrievable and chainable like any response of the key.
+        assert client.responses.retrieve(body["id"]).output_text == f"echo: line {i}"
+    errors = {
+        line["custom_id"]: line["response"] for line in file_lines(client, done.error_file_id)
+    }
+    found = {
+        custom_id: (response["status_code"], response["body"]["error"]["param"])
+        for custom_id, response in errors.items()
+    }
+    assert found == {
+        "no-input": (400, "input"),
+        "no-model": (404, "model"),
+        "streamed": (400, "stream"),
+        "bad-type": (400, "input"),
+    }
+    for response in errors.values():
+        assert_matches("ErrorResponse", response["body"])
+    assert errors["no-model"]["body"]["error"]["code"] == "model_not_found"
+    assert len(fake_openai.requests) == 3
+    ledger = httpx.get(
+        f"{gateway.base_url}/usage",
+        params={"group_by": "endpoint"},
+        headers={"authorization": f"Bearer {client.api_key}"},
+    )
+    rows = {row["endpoint"]: row for row in ledger.json()["data"]}
+    assert set(rows) == {"batches"}
+    # 7 prompt tokens at $1/M + 5 completion tokens at $2/M = $0.000017 a call; half price.
+    assert rows["batches"]["requests"] == 3
+    assert rows["batches"]["cost"] == pytest.approx(3 * 0.000017 * 0.5)
 
 
 def test_batch_lines_are_billed_at_the_discount(

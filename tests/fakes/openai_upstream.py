@@ -272,6 +272,100 @@ class Cycle(Action):
         return await next(self._next).respond(request, body)
 
 
+def sse_data(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _prompts(body: dict[str, Any]) -> list[str]:
+    """A text completion's prompts as text (token ids written out as ``<id>``)."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, str):
+        return [prompt]
+    if prompt and all(isinstance(item, int) for item in prompt):
+        return ["".join(f"<{token}>" for token in prompt)]
+    return [item if isinstance(item, str) else "".join(f"<{t}>" for t in item) for item in prompt]
+
+
+@dataclass
+class TextReply(Action):
+    """A ``text_completion`` as ``/v1/completions`` answers it: ``n`` choices per prompt,
+    ``echo`` and ``logprobs`` honoured, streamed when asked (usage last when asked)."""
+
+    text: str | None = None
+    prompt_tokens: int = 6
+    completion_tokens: int = 4
+    chunk_delay: float = 0.0
+
+    def _text(self, prompt: str) -> str:
+        return f" completed: {prompt}" if self.text is None else self.text
+
+    def _choices(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        per_prompt = body.get("n") or 1
+        cap = body.get("max_tokens", 16)
+        finish = "length" if cap is not None and cap < self.completion_tokens else "stop"
+        choices = []
+        for number, prompt in enumerate(_prompts(body)):
+            text = (prompt if body.get("echo") else "") + self._text(prompt)
+            logprobs = None
+            if body.get("logprobs") is not None:
+                tokens = text.split(" ")
+                logprobs = {
+                    "tokens": tokens,
+                    "token_logprobs": [-0.5] * len(tokens),
+                    "top_logprobs": [{token: -0.5} for token in tokens],
+                    "text_offset": list(itertools.accumulate([0, *map(len, tokens[:-1])])),
+                }
+            for j in range(per_prompt):
+                choices.append(
+                    {
+                        "text": text,
+                        "index": number * per_prompt + j,
+                        "logprobs": logprobs,
+                        "finish_reason": finish,
+                    }
+                )
+        return choices
+
+    def _usage(self, body: dict[str, Any]) -> dict[str, int]:
+        prompts = len(_prompts(body))
+        generated = prompts * (body.get("n") or 1) * self.completion_tokens
+        return {
+            "prompt_tokens": prompts * self.prompt_tokens,
+            "completion_tokens": generated,
+            "total_tokens": prompts * self.prompt_tokens + generated,
+        }
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        base = {
+            "id": f"cmpl-fake{next(_ids)}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+        }
+        choices = self._choices(body)
+        if not body.get("stream"):
+            answer = {**base, "choices": choices, "usage": self._usage(body)}
+            return web.Response(body=orjson.dumps(answer), content_type="application/json")
+        response = await start_sse(request)
+        try:
+            for choice in choices:
+                for piece in split_text(choice["text"]):
+                    part = {**choice, "text": piece, "finish_reason": None, "logprobs": None}
+                    await response.write(sse_data({**base, "choices": [part]}))
+                    if self.chunk_delay:
+                        await asyncio.sleep(self.chunk_delay)
+                end = {**choice, "text": "", "logprobs": None}
+                await response.write(sse_data({**base, "choices": [end]}))
+            if (body.get("stream_options") or {}).get("include_usage"):
+                await response.write(sse_data({**base, "choices": [], "usage": self._usage(body)}))
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            request.app[FAKE].disconnects += 1
+            raise
+        return response
+
+
 @dataclass
 class ByText(Action):
     """``action`` for requests whose last user message contains ``marker``, else
@@ -293,10 +387,12 @@ def fake_embedding(text: str, dimensions: int = 8) -> list[float]:
 
 class FakeOpenAI(ScriptedUpstream):
     """The fake upstream; ``script(...)`` queues actions for chat completions,
-    ``script_embeddings(...)`` for embeddings; ``requests`` records what arrived."""
+    ``script_embeddings(...)`` for embeddings, ``script_completions(...)`` for text
+    completions; ``requests`` records what arrived."""
 
     def __init__(self) -> None:
         self._embedding_script: deque[Action] = deque()
+        self._completion_script: deque[Action] = deque()
         self.disconnects = 0  # streams the client (Portway) abandoned midway
         super().__init__()
 
@@ -307,9 +403,14 @@ class FakeOpenAI(ScriptedUpstream):
         """Answers for the next ``/v1/embeddings`` calls (e.g. ``Fail(500)``)."""
         self._embedding_script.extend(actions)
 
+    def script_completions(self, *actions: Action) -> None:
+        """Answers for the next ``/v1/completions`` calls (default: ``TextReply()``)."""
+        self._completion_script.extend(actions)
+
     def reset(self) -> None:
         super().reset()
         self._embedding_script.clear()
+        self._completion_script.clear()
         self.disconnects = 0
 
     def build_app(self) -> web.Application:
@@ -317,12 +418,18 @@ class FakeOpenAI(ScriptedUpstream):
         app[FAKE] = self
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
         return app
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
         return await self.next_action().respond(request, body)
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await self.record(request)
+        action = self._completion_script.popleft() if self._completion_script else TextReply()
+        return await action.respond(request, body)
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)

@@ -108,6 +108,26 @@ def test_a_foreground_response_cannot_be_cancelled(
     assert call(gateway, "POST", "/responses/resp_nope/cancel").status_code == 404
 
 
+def test_a_running_background_response_shows_its_output_so_far(
+    gateway: PortwayServer, client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(Stall(after=2, seconds=3, reply=Reply(content="partial answer here")))
+    response = client.responses.create(model=MODEL, input="slow", background=True)
+
+    def started() -> Any:
+        body = call(gateway, "GET", f"/responses/{response.id}").json()
+        return body if body["output"] else None
+
+    body = wait_for(started)
+    assert body["status"] == "in_progress"
+    assert_matches("Response", body)
+    (item,) = body["output"]
+    assert (item["type"], item["status"], item["role"]) == ("message", "in_progress", "assistant")
+    assert item["content"][0]["type"] == "output_text"
+    assert "partial answer here".startswith(item["content"][0]["text"])
+    assert client.responses.cancel(response.id).status == "cancelled"
+
+
 def test_background_stream_and_resume_with_starting_after(
     gateway: PortwayServer, client: openai.OpenAI, fake_openai: FakeOpenAI
 ) -> None:

@@ -21,8 +21,14 @@ from portway.accounting.leases import BudgetLeases, Want
 from portway.accounting.pricing import PricingCatalog, usd
 from portway.errors import InsufficientQuotaError
 from portway.periods import PeriodStarts
-from portway.pipeline.base import CallContext, CompleteHandler, ModelResult, Stage, StreamHandler
-from portway.protocol.chat import ChatCompletionChunkDict
+from portway.pipeline.base import (
+    CallContext,
+    CompleteHandler,
+    ModelChunk,
+    ModelResult,
+    Stage,
+    StreamHandler,
+)
 from portway.security.principal import BudgetRef
 
 
@@ -69,16 +75,14 @@ class BudgetStage(Stage):
             await self._reserve(ctx)
         return await call_next(ctx)
 
-    def stream(
-        self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    def stream(self, ctx: CallContext, call_next: StreamHandler) -> AsyncIterator[ModelChunk]:
         if not ctx.principal.budgets:
             return call_next(ctx)
         return self._reserved_stream(ctx, call_next)
 
     async def _reserved_stream(
         self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    ) -> AsyncIterator[ModelChunk]:
         await self._reserve(ctx)
         async for chunk in call_next(ctx):
             yield chunk

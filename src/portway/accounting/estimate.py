@@ -23,6 +23,7 @@ from portway.accounting.pricing import PricingCatalog
 from portway.accounting.tokenizer import TokenizerService
 from portway.config import AccountingConfig
 from portway.pipeline.base import CallContext
+from portway.protocol.completions import CompletionRequest
 from portway.routing.catalog import Deployment, ModelCatalog
 
 
@@ -32,6 +33,14 @@ class Routes(Protocol):
     def names(self) -> Sequence[str]: ...
 
     def chain(self, name: str) -> tuple[str, ...]: ...
+
+
+def generations(ctx: CallContext) -> int:
+    """How many completions the call may generate (a text completion's prompts times best_of)."""
+    request = ctx.request
+    if isinstance(request, CompletionRequest):
+        return request.generations
+    return request.n or 1  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +110,7 @@ class UsageEstimator:
         if requested is None:
             reach = self.reach.get(ctx.model)
             requested = reach.output_cap if reach else self._config.default_max_output_tokens
-        return requested * (ctx.request.n or 1)
+        return requested * generations(ctx)
 
     async def worst_case_nanos(self, ctx: CallContext, pricing: PricingCatalog) -> int:
         """The most the call may cost on any deployment it can reach (before the call)."""
@@ -113,7 +122,7 @@ class UsageEstimator:
                 worst = max(worst, price.worst_case_nanos(prompt, 0))
             return worst
         requested = ctx.request.max_output_tokens
-        choices = ctx.request.n or 1
+        choices = generations(ctx)
         for deployment in self.deployments_of(ctx.model):
             # Without a client cap the router sends the deployment's own (Router._capped).
             cap = requested or deployment.output_cap

@@ -1,4 +1,4 @@
-"""The outermost stage: one ledger row per model call (chat or embed), written whatever the
+"""The outermost stage: one ledger row per model call (any operation), written whatever the
 outcome; the row's ``endpoint`` is the call's (``CallContext.endpoint``).
 
 Its ``finally`` runs for completions, streams (also when the client goes away) and
@@ -21,8 +21,14 @@ from portway.accounting.leases import BudgetLeases
 from portway.accounting.ledger import LedgerWriter, UsageRecord
 from portway.accounting.pricing import PricingCatalog
 from portway.errors import PortwayError
-from portway.pipeline.base import CallContext, CompleteHandler, ModelResult, Stage, StreamHandler
-from portway.protocol.chat import ChatCompletionChunkDict
+from portway.pipeline.base import (
+    CallContext,
+    CompleteHandler,
+    ModelChunk,
+    ModelResult,
+    Stage,
+    StreamHandler,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +48,7 @@ def _message_text(completion: ModelResult) -> str:
     """The generated text of a completion (an embeddings result has none)."""
     parts: list[str] = []
     for choice in completion.get("choices", ()):
+        parts.append(choice.get("text") or "")  # a text completion's choice
         message: Any = choice.get("message") or {}
         parts.append(message.get("content") or "")
         for call in message.get("tool_calls") or ():
@@ -49,8 +56,11 @@ def _message_text(completion: ModelResult) -> str:
     return "".join(parts)
 
 
-def _delta_text(chunk: ChatCompletionChunkDict, into: list[str]) -> None:
+def _delta_text(chunk: ModelChunk, into: list[str]) -> None:
     for choice in chunk.get("choices", ()):
+        text = choice.get("text")  # a text completion's chunk
+        if text:
+            into.append(text)
         delta: Any = choice.get("delta") or {}
         content = delta.get("content")
         if content:
@@ -77,6 +87,8 @@ class UsageRecorder(Stage):
         self._estimator = estimator
         self._budgets = budgets
         self._record_rows = record_rows
+        # Rows still being written for streams whose client left (see ``stream``).
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         status, code = 200, None
@@ -93,7 +105,7 @@ class UsageRecorder(Stage):
 
     async def stream(  # type: ignore[override]
         self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    ) -> AsyncIterator[ModelChunk]:
         status, code = 200, None
         texts: list[str] = []
         try:
@@ -105,7 +117,17 @@ class UsageRecorder(Stage):
             status, code = _status_of(error)
             raise
         finally:
-            await self._finish(ctx, status, code, "".join(texts), stream=True)
+            finish = self._finish(ctx, status, code, "".join(texts), stream=True)
+            if status != CLIENT_CLOSED:
+                await finish
+            else:
+                # The client left: its request's task is being cancelled, and every await
+                # here with it, so the row is finished in a task of its own (counting the
+                # output may have to wait for a thread).
+                task = asyncio.ensure_future(finish)
+                self._finishing.add(task)
+                task.add_done_callback(self._finishing.discard)
+                await asyncio.shield(task)
 
     async def _finish(
         self, ctx: CallContext, status: int, code: str | None, output: str, *, stream: bool

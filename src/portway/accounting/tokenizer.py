@@ -26,6 +26,7 @@ import tiktoken
 
 from portway.accounting.encodings import load_encoding
 from portway.protocol.chat import ChatCompletionRequest, Tool
+from portway.protocol.completions import CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
 from portway.providers.base import Framing
 
@@ -304,7 +305,9 @@ class TokenizerService:
         if future is None:
             future = asyncio.ensure_future(asyncio.to_thread(load_encoding, name))
             self._loading[name] = future
-        return await future
+        # Shielded: the load is shared, so a caller cancelled while waiting (a client that
+        # left) must not cancel it for every later caller.
+        return await asyncio.shield(future)
 
     async def counter(self, provider: str, model: str) -> ChatTokenCounter:
         """The counter for a deployment's upstream model; cached after the first call."""
@@ -328,16 +331,33 @@ class TokenizerService:
         return counter
 
     async def count_request(
-        self, provider: str, model: str, request: ChatCompletionRequest | EmbeddingRequest
+        self,
+        provider: str,
+        model: str,
+        request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest,
     ) -> tuple[int, bool]:
-        """(prompt tokens, exact?) for a chat or embeddings request; big prompts are counted
-        in a thread."""
+        """(prompt tokens, exact?) for a chat, embeddings or text completion request; big
+        prompts are counted in a thread."""
         counter = await self.counter(provider, model)
         if isinstance(request, EmbeddingRequest):
             return await self._count_input(counter, request), counter.exact
+        if isinstance(request, CompletionRequest):
+            return await self._count_prompt(counter, request), counter.exact
         if request_chars(request) > OFFLOAD_CHARS:
             return await asyncio.to_thread(counter.count_request, request), counter.exact
         return counter.count_request(request), counter.exact
+
+    @staticmethod
+    async def _count_prompt(counter: ChatTokenCounter, request: CompletionRequest) -> int:
+        """A text completion's prompts (and suffix) counted, per prompt, as sent."""
+        texts = request.texts()
+        if texts is None:
+            return sum(map(len, request.token_prompts()))
+        if request.suffix:
+            texts = [*texts, *[request.suffix] * len(texts)]  # each prompt gets the suffix
+        if sum(len(text) for text in texts) > OFFLOAD_CHARS:
+            return await asyncio.to_thread(lambda: sum(map(counter.count_text, texts)))
+        return sum(map(counter.count_text, texts))
 
     @staticmethod
     async def _count_input(counter: ChatTokenCounter, request: EmbeddingRequest) -> int:

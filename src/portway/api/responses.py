@@ -15,7 +15,7 @@ from portway.api.wire import read_body
 from portway.errors import InvalidRequestError
 from portway.protocol.events import ServerSentEvent
 from portway.protocol.lists import list_object
-from portway.protocol.responses import CreateResponseRequest, InputTokensRequest
+from portway.protocol.responses import INCLUDABLE, CreateResponseRequest, InputTokensRequest
 from portway.responses.render import deleted_object
 from portway.responses.service import ResponseService
 
@@ -81,9 +81,21 @@ async def retrieve_response(request: Request, response_id: str) -> Response:
     if request.query_params.get("stream") in ("true", "1"):
         events = await service.resume(principal, response_id, _starting_after(request))
         return await _event_stream(events)
+    return JSONResponse(await service.get(principal, response_id, _include(request)))
+
+
+def _include(request: Request) -> list[str]:
     query = request.query_params
     include = [*query.getlist("include[]"), *query.getlist("include")]  # the SDK: include[]
-    return JSONResponse(await service.get(principal, response_id, include))
+    for value in include:
+        if value not in INCLUDABLE:
+            raise InvalidRequestError(
+                f"Invalid value for 'include': '{value}' is not one of "
+                f"{', '.join(sorted(INCLUDABLE))}.",
+                param="include",
+                code="invalid_value",
+            )
+    return include
 
 
 @router.post("/v1/responses/{response_id}/cancel")

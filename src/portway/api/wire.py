@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from portway.errors import InvalidRequestError
 from portway.protocol.chat import ChatCompletionRequest
+from portway.protocol.completions import CompletionRequest
 
 WireT = TypeVar("WireT", bound=BaseModel)
 
@@ -67,6 +68,8 @@ def parse_model(data: dict, model: type[WireT]) -> WireT:
     try:
         if model is ChatCompletionRequest:  # the hot path keeps the body for pass-through
             return ChatCompletionRequest.from_wire(data)  # type: ignore[return-value]
+        if model is CompletionRequest:  # passed through to native completions upstreams
+            return CompletionRequest.from_wire(data)  # type: ignore[return-value]
         return model.model_validate(data, strict=True)
     except ValidationError as exc:
         raise validation_error(exc) from None

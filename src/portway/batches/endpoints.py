@@ -3,8 +3,8 @@
 A handler turns a line's ``body`` into the endpoint's request (a 400 when it is not
 one) and answers it through the one door (``ModelClient``) for the batch's creator:
 its limits, budgets, routes and ledger row (``endpoint`` ``batches``), at the batch's
-queue priority and price factor. ``/v1/responses`` is registered as unserved until
-the Responses API registers its handler: each of its lines gets an error of its own.
+queue priority and price factor. ``/v1/responses`` lines are served by the Responses
+API's handler (``responses.batch_lines``), registered where both are built.
 """
 
 from __future__ import annotations
@@ -35,12 +35,10 @@ class LineCall:
     price_factor: float
 
 
-class UnservedEndpointError(Exception):
-    """The endpoint is known but not served here: the line fails without a model call."""
-
-
 class LineHandler(Protocol):
-    async def __call__(self, body: dict[str, Any], call: LineCall) -> ModelResult: ...
+    """A line's body in, the endpoint's answer (the output line's ``body``) out."""
+
+    async def __call__(self, body: dict[str, Any], call: LineCall) -> Mapping[str, Any]: ...
 
 
 class ModelLines:
@@ -68,22 +66,10 @@ class ModelLines:
         return await self._models.call(ctx)
 
 
-class Unserved:
-    def __init__(self, reason: str) -> None:
-        self._reason = reason
-
-    async def __call__(self, body: dict[str, Any], call: LineCall) -> ModelResult:
-        raise UnservedEndpointError(self._reason)
-
-
 def default_handlers(models: ModelClient) -> dict[str, LineHandler]:
     return {
         "/v1/chat/completions": ModelLines(models, ChatCompletionRequest),
         "/v1/embeddings": ModelLines(models, EmbeddingRequest),
-        "/v1/responses": Unserved(
-            "Portway does not serve /v1/responses in batches yet; "
-            "send these requests to /v1/responses directly."
-        ),
     }
 
 

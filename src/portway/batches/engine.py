@@ -22,7 +22,7 @@ from typing import Any
 
 from portway.assistants.engine import Progress
 from portway.assistants.principals import RunPrincipals
-from portway.batches.endpoints import LineCall, LineHandler, UnservedEndpointError
+from portway.batches.endpoints import LineCall, LineHandler
 from portway.batches.lifecycle import BatchLifecycle
 from portway.batches.lines import InputLine, ParsedFile, parse_input
 from portway.config import BatchesConfig
@@ -46,14 +46,21 @@ class _Stop:
 
 
 def _usage(body: Mapping[str, Any]) -> dict[str, int]:
-    """A line's token counts as the batch's usage columns."""
+    """A line's token counts as the batch's usage columns (a chat completion's or
+    embedding's ``prompt_tokens`` shape, or a Response's ``input_tokens`` shape)."""
     usage = body.get("usage") or {}
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    output_details = usage.get("completion_tokens_details") or {}
+    if "input_tokens" in usage:
+        prompt_details = usage.get("input_tokens_details") or {}
+        output_details = usage.get("output_tokens_details") or {}
+        prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+    else:
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        output_details = usage.get("completion_tokens_details") or {}
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
     return {
-        "input_tokens": int(usage.get("prompt_tokens") or 0),
+        "input_tokens": int(prompt or 0),
         "cached_tokens": int(prompt_details.get("cached_tokens") or 0),
-        "output_tokens": int(usage.get("completion_tokens") or 0),
+        "output_tokens": int(completion or 0),
         "reasoning_tokens": int(output_details.get("reasoning_tokens") or 0),
     }
 
@@ -225,8 +232,6 @@ class BatchEngine:
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             try:
                 body = await handler(line.body, call)
-            except UnservedEndpointError as error:
-                return _Outcome.error("unsupported_endpoint", str(error))
             except RateLimitError as error:
                 if attempt == RATE_LIMIT_RETRIES:
                     return _Outcome.failed(error, call)

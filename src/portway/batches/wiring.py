@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from portway.assistants.principals import RunPrincipals
@@ -23,7 +24,7 @@ from portway.store.models.batches import BatchRow
 class Batches:
     service: BatchService
     workers: RunWorkers[BatchRow]
-    # The line dispatcher: url → handler; another API registers its own (``/v1/responses``).
+    # The line dispatcher: url → handler (``/v1/responses``' handler comes from its API).
     handlers: dict[str, LineHandler]
 
     @classmethod
@@ -34,11 +35,13 @@ class Batches:
         models: ModelClient,
         files: FileService,
         keys: KeyService,
+        served: Mapping[str, LineHandler],
     ) -> Batches:
+        """``served``: the handlers of endpoints other APIs serve (``/v1/responses``)."""
         config = settings.batches
         store = BatchStore(database)
         lifecycle = BatchLifecycle(store, files)
-        handlers = default_handlers(models)
+        handlers = {**default_handlers(models), **served}
         owner = worker_id()
         engine = BatchEngine(
             store=store,

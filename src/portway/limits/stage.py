@@ -14,8 +14,14 @@ from typing import Any
 
 from portway.errors import RateLimitError
 from portway.limits.base import Limit, RateLimiter
-from portway.pipeline.base import CallContext, CompleteHandler, ModelResult, Stage, StreamHandler
-from portway.protocol.chat import ChatCompletionChunkDict
+from portway.pipeline.base import (
+    CallContext,
+    CompleteHandler,
+    ModelChunk,
+    ModelResult,
+    Stage,
+    StreamHandler,
+)
 
 PRIORITY_HEADER = "x-portway-priority"
 
@@ -92,9 +98,7 @@ class KeyRateLimitStage(Stage):
         finally:
             await self._true_up(ctx, admitted)
 
-    def stream(
-        self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    def stream(self, ctx: CallContext, call_next: StreamHandler) -> AsyncIterator[ModelChunk]:
         principal = ctx.principal
         if principal.rpm is None and principal.tpm is None:
             ctx.priority = _priority(ctx)
@@ -103,7 +107,7 @@ class KeyRateLimitStage(Stage):
 
     async def _limited_stream(
         self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    ) -> AsyncIterator[ModelChunk]:
         admitted = await self._admit(ctx)
         try:
             async for chunk in call_next(ctx):

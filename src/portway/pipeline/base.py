@@ -2,15 +2,17 @@
 
 Contract: the pipeline serves every model operation through the same stage objects. An
 operation is a request/result type (``chat``: ``ChatCompletionRequest`` answered whole or
-streamed; ``embed``: ``EmbeddingRequest`` answered whole), not a stack of its own. A
+streamed; ``embed``: ``EmbeddingRequest`` answered whole; ``completion``: the legacy
+``CompletionRequest`` answered whole or streamed), not a stack of its own. A
 ``Stage`` declares the operations it handles (``operations``); ``compose`` folds, per
 operation, the stages that handle it. For a call, a stage either passes it on
 (``call_next``), answers it itself (a cache hit) or raises a ``PortwayError``. Stages are
-composed once at start-up; nothing is looked up per request. A stream stage wraps the
-async iterator it gets from ``call_next``; its ``finally`` runs when the stream ends,
-fails or is closed because the client went away. A call's prompt is counted at most once,
-on first use (``CallContext.prompt_tokens``), by the one counter the composition root gave
-the pipeline (``accounting.estimate.UsageEstimator.count_prompt``).
+composed once at start-up; nothing is looked up per request. A stream stage (for each
+streamed operation, ``STREAMED``) wraps the async iterator it gets from ``call_next``;
+its ``finally`` runs when the stream ends, fails or is closed because the client went
+away. A call's prompt is counted at most once, on first use (``CallContext.prompt_tokens``),
+by the one counter the composition root gave the pipeline
+(``accounting.estimate.UsageEstimator.count_prompt``).
 """
 
 from __future__ import annotations
@@ -21,16 +23,29 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
+from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
 from portway.security.principal import Principal
 
-Operation = Literal["chat", "embed"]
-OPERATIONS: tuple[Operation, ...] = ("chat", "embed")
-# What a whole (not streamed) call asks and answers, per operation.
-ModelRequest = ChatCompletionRequest | EmbeddingRequest
-ModelResult = ChatCompletionDict | EmbeddingResponseDict
+Operation = Literal["chat", "embed", "completion"]
+OPERATIONS: tuple[Operation, ...] = ("chat", "embed", "completion")
+# The operations that may also be answered as a stream of chunks.
+STREAMED: tuple[Operation, ...] = ("chat", "completion")
+# What a call asks and answers (whole, or chunk by chunk), per operation.
+ModelRequest = ChatCompletionRequest | EmbeddingRequest | CompletionRequest
+ModelResult = ChatCompletionDict | EmbeddingResponseDict | CompletionDict
+ModelChunk = ChatCompletionChunkDict | CompletionDict
 # The ledger's ``endpoint`` of a call made through an HTTP endpoint, per operation.
-ENDPOINTS: Mapping[Operation, str] = {"chat": "chat.completions", "embed": "embeddings"}
+ENDPOINTS: Mapping[Operation, str] = {
+    "chat": "chat.completions",
+    "embed": "embeddings",
+    "completion": "completions",
+}
+_OPERATION_OF: Mapping[type, Operation] = {
+    ChatCompletionRequest: "chat",
+    EmbeddingRequest: "embed",
+    CompletionRequest: "completion",
+}
 
 # Told the served call's (prompt, completion) tokens once the usage recorder knows them
 # (from the provider's usage, else counted): stages that admitted the call on an
@@ -41,7 +56,7 @@ PromptCounter = Callable[["CallContext"], Awaitable[int]]
 
 
 def operation_of(request: ModelRequest) -> Operation:
-    return "embed" if isinstance(request, EmbeddingRequest) else "chat"
+    return _OPERATION_OF[type(request)]
 
 
 async def _no_counter(ctx: CallContext) -> int:
@@ -104,14 +119,14 @@ class CallContext:
 
 # A whole call's result is the type of its operation's (``ctx.operation``).
 CompleteHandler = Callable[[CallContext], Awaitable[ModelResult]]
-StreamHandler = Callable[[CallContext], AsyncIterator[ChatCompletionChunkDict]]
+StreamHandler = Callable[[CallContext], AsyncIterator[ModelChunk]]
 
 
 class Stage:
     """A pass-through stage; subclasses override what they need.
 
     ``complete`` answers a whole call of any operation it handles (the result type is the
-    operation's); ``stream`` answers a streamed chat call.
+    operation's); ``stream`` answers a streamed call (chat or completion chunks).
     """
 
     operations: ClassVar[frozenset[Operation]] = frozenset(OPERATIONS)
@@ -119,9 +134,7 @@ class Stage:
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         return await call_next(ctx)
 
-    def stream(
-        self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    def stream(self, ctx: CallContext, call_next: StreamHandler) -> AsyncIterator[ModelChunk]:
         return call_next(ctx)
 
 
@@ -131,9 +144,7 @@ class Terminal(Stage):
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         raise NotImplementedError
 
-    def stream(
-        self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    def stream(self, ctx: CallContext, call_next: StreamHandler) -> AsyncIterator[ModelChunk]:
         raise NotImplementedError
 
 
@@ -141,16 +152,17 @@ async def _unreachable_complete(ctx: CallContext) -> ModelResult:
     raise RuntimeError("the terminal stage must not call call_next")
 
 
-def _unreachable_stream(ctx: CallContext) -> AsyncIterator[ChatCompletionChunkDict]:
+def _unreachable_stream(ctx: CallContext) -> AsyncIterator[ModelChunk]:
     raise RuntimeError("the terminal stage must not call call_next")
 
 
 @dataclass(frozen=True, slots=True)
 class Handlers:
-    """The composed pipeline: one whole-call handler per operation, and chat's stream."""
+    """The composed pipeline: one whole-call handler per operation, one stream handler per
+    streamed operation."""
 
     complete: Mapping[Operation, CompleteHandler]
-    stream: StreamHandler
+    stream: Mapping[Operation, StreamHandler]
 
 
 def compose(stages: Sequence[Stage]) -> Handlers:
@@ -163,10 +175,13 @@ def compose(stages: Sequence[Stage]) -> Handlers:
             if operation in stage.operations:
                 handler = _bind_complete(stage, handler)
         complete[operation] = handler
-    stream: StreamHandler = _unreachable_stream
-    for stage in reversed(stages):
-        if "chat" in stage.operations:
-            stream = _bind_stream(stage, stream)
+    stream: dict[Operation, StreamHandler] = {}
+    for operation in STREAMED:
+        streamer: StreamHandler = _unreachable_stream
+        for stage in reversed(stages):
+            if operation in stage.operations:
+                streamer = _bind_stream(stage, streamer)
+        stream[operation] = streamer
     return Handlers(complete, stream)
 
 
@@ -178,7 +193,7 @@ def _bind_complete(stage: Stage, call_next: CompleteHandler) -> CompleteHandler:
 
 
 def _bind_stream(stage: Stage, call_next: StreamHandler) -> StreamHandler:
-    def handler(ctx: CallContext) -> AsyncIterator[ChatCompletionChunkDict]:
+    def handler(ctx: CallContext) -> AsyncIterator[ModelChunk]:
         return stage.stream(ctx, call_next)
 
     return handler

@@ -75,6 +75,8 @@ class ModelClient:
         and may have adjusted (``price_factor``)."""
         if ctx.operation == "embed":
             return await self._pipeline.embed(ctx)
+        if ctx.operation == "completion":
+            return await self._pipeline.completion(ctx)
         return await self._pipeline.complete(ctx)
 
     def stream(self, ctx: CallContext) -> AsyncIterator[ChatCompletionChunkDict]:

@@ -4,19 +4,22 @@ Portway's own calls (``pipeline.client``)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import cast
 
 from portway.pipeline.base import (
     CallContext,
     CompleteHandler,
+    ModelChunk,
+    Operation,
     PromptCounter,
     Stage,
     StreamHandler,
     compose,
 )
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict
+from portway.protocol.completions import CompletionDict
 from portway.protocol.embeddings import EmbeddingResponseDict
 
 
@@ -31,7 +34,8 @@ class Pipeline:
     def __init__(self) -> None:
         self._complete: CompleteHandler | None = None
         self._embed: CompleteHandler | None = None
-        self._stream: StreamHandler | None = None
+        self._completion: CompleteHandler | None = None
+        self._streams: Mapping[Operation, StreamHandler] = {}
         self._count_prompt: PromptCounter | None = None
 
     @classmethod
@@ -48,7 +52,8 @@ class Pipeline:
         handlers = compose(stages)
         self._complete = handlers.complete["chat"]
         self._embed = handlers.complete["embed"]
-        self._stream = handlers.stream
+        self._completion = handlers.complete["completion"]
+        self._streams = handlers.stream
 
     async def complete(self, ctx: CallContext) -> ChatCompletionDict:
         assert self._complete is not None, "Pipeline used before assemble()"
@@ -60,12 +65,26 @@ class Pipeline:
         ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
         return cast(EmbeddingResponseDict, await self._embed(ctx))
 
-    async def stream(self, ctx: CallContext) -> AsyncIterator[ChatCompletionChunkDict]:
+    async def completion(self, ctx: CallContext) -> CompletionDict:
+        """A legacy text completion (``/v1/completions``), answered whole."""
+        assert self._completion is not None, "Pipeline used before assemble()"
+        ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
+        return cast(CompletionDict, await self._completion(ctx))
+
+    def stream(self, ctx: CallContext) -> AsyncIterator[ChatCompletionChunkDict]:
+        """A streamed chat call's chunks for the client (see ``stream_chunks``)."""
+        return cast(AsyncIterator[ChatCompletionChunkDict], self.stream_chunks(ctx))
+
+    def stream_completion(self, ctx: CallContext) -> AsyncIterator[CompletionDict]:
+        """A streamed text completion's chunks for the client (see ``stream_chunks``)."""
+        return cast(AsyncIterator[CompletionDict], self.stream_chunks(ctx))
+
+    async def stream_chunks(self, ctx: CallContext) -> AsyncIterator[ModelChunk]:
         """Chunks for the client: usage is always collected, but only shown when asked."""
-        assert self._stream is not None, "Pipeline used before assemble()"
+        assert self._streams, "Pipeline used before assemble()"
         ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
         include_usage = ctx.request.include_usage  # type: ignore[union-attr]
-        async with aclosing(self._stream(ctx)) as chunks:  # type: ignore[type-var]
+        async with aclosing(self._streams[ctx.operation](ctx)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:
                 if ctx.first_token_at is None:
                     ctx.first_token_at = time.perf_counter()

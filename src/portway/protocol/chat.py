@@ -257,6 +257,9 @@ class ChatCompletionRequest(WireModel):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     user: str | None = None
+    # Deprecated by OpenAI in favour of tools/tool_choice; the chat endpoint maps them.
+    functions: list[FunctionDefinition] | None = Field(default=None, min_length=1, max_length=128)
+    function_call: Literal["none", "auto"] | NamedFunction | None = None
 
     @field_validator("stop")
     @classmethod
@@ -349,6 +352,7 @@ class ResponseMessageDict(TypedDict):
     content: str | None
     refusal: str | None
     tool_calls: NotRequired[list[ToolCallDict]]
+    function_call: NotRequired[ToolCallFunctionDict]  # deprecated ``functions`` answers
     annotations: NotRequired[list[Any]]
 
 
@@ -395,6 +399,7 @@ class DeltaDict(TypedDict, total=False):
     content: str | None
     refusal: str | None
     tool_calls: list[ToolCallDeltaDict]
+    function_call: dict[str, str]  # deprecated ``functions`` answers
 
 
 class ChunkChoiceDict(TypedDict):

@@ -7,7 +7,7 @@ stores and renders them in OpenAI's item shapes (``responses.items``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Discriminator, Field, Tag
 
@@ -234,6 +234,20 @@ class StreamOptions(WireModel):
 
 # Requests -----------------------------------------------------------------------------
 
+# The spec's ``IncludeEnum``: what ``include`` may ask for (Portway fills the ones its
+# tools produce; the others are accepted and have nothing to add).
+Includable = Literal[
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+]
+INCLUDABLE: frozenset[str] = frozenset(get_args(Includable))
+
 
 class CreateResponseRequest(WireModel):
     metadata: Metadata | None = None
@@ -254,7 +268,7 @@ class CreateResponseRequest(WireModel):
     truncation: Literal["auto", "disabled"] | None = None
     reasoning: ReasoningConfig | None = None
     input: str | list[InputItem] | None = None
-    include: list[str] | None = None
+    include: list[Includable] | None = None
     parallel_tool_calls: bool | None = None
     store: bool | None = None
     instructions: str | None = None

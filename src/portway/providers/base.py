@@ -4,7 +4,10 @@ Contract: a provider is built once per deployment from its ``ModelConfig``. ``ch
 returns an OpenAI ``chat.completion`` dict; ``stream`` yields ``chat.completion.chunk``
 dicts (the first delta carries the role; the last choice chunk carries the
 ``finish_reason``; a final usage chunk with empty ``choices`` follows when the
-provider knows usage). Every failure leaves the provider as a ``PortwayError``
+provider knows usage). ``complete_text``/``stream_text`` answer legacy text completions
+(``text_completion`` objects, chunks alike); a provider that declares
+``Capabilities.completions`` serves them natively, any other gets them mapped onto its
+own ``chat``/``stream``. Every failure leaves the provider as a ``PortwayError``
 subclass, so the router can tell retryable faults from client errors. Closing the
 stream iterator must cancel the upstream call or local generation at once. A provider
 declares its ``models[].options`` as a pydantic model (``Options``: unknown keys are
@@ -24,7 +27,9 @@ from pydantic import BaseModel, ConfigDict
 from portway.config import ModelConfig
 from portway.errors import InvalidRequestError
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
+from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
+from portway.providers.text_via_chat import complete_via_chat, stream_via_chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +45,24 @@ class Capabilities:
     context_window: int | None = None
     # The output cap the provider applies when the client sets none (None: the upstream's).
     max_output_tokens: int | None = None
+    # Serves legacy text completions itself (a raw prompt, no chat template); without it
+    # ``/v1/completions`` is mapped to one chat call per prompt (``providers.text_via_chat``).
+    completions: bool = False
+    # Honours a text completion's ``suffix`` (fill in the middle).
+    suffix: bool = False
 
     @classmethod
     def for_remote(
-        cls, config: ModelConfig, *, vision: bool, embeddings: bool, logprobs: bool
+        cls,
+        config: ModelConfig,
+        *,
+        vision: bool,
+        embeddings: bool,
+        logprobs: bool,
+        completions: bool = False,
     ) -> Capabilities:
         """A remote upstream's assumed abilities; ``supports_*`` in the config override them."""
+        native = completions if config.supports_completions is None else config.supports_completions
         return cls(
             tools=config.supports_tools is not False,
             json_schema=config.supports_json_schema is not False,
@@ -54,6 +71,8 @@ class Capabilities:
             logprobs=logprobs,
             context_window=config.context_window,
             max_output_tokens=config.max_output_tokens,
+            completions=native,
+            suffix=native,  # passed through: the upstream itself decides
         )
 
 
@@ -131,6 +150,14 @@ class Provider(ABC):
 
     @abstractmethod
     def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunkDict]: ...
+
+    async def complete_text(self, request: CompletionRequest) -> CompletionDict:
+        """A legacy text completion; without native support, one chat call per prompt."""
+        return await complete_via_chat(self.chat, request, self.config.name)
+
+    def stream_text(self, request: CompletionRequest) -> AsyncIterator[CompletionDict]:
+        """A streamed text completion; without native support, mapped from a chat stream."""
+        return stream_via_chat(self.stream, request, self.config.name)
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponseDict:
         raise InvalidRequestError(

@@ -41,9 +41,11 @@ from portway.protocol.chat import (
     UserMessage,
     message_text,
 )
+from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
 from portway.providers.base import Capabilities, Framing, Provider, ProviderOptions
 from portway.providers.local_grammar import GrammarLimits, grammar_rejection
+from portway.providers.local_text import complete_raw, stream_raw
 from portway.providers.local_tools import (
     OutputPlan,
     opens_tool_call,
@@ -184,6 +186,7 @@ class LocalProvider(Provider):
             embeddings=self._embedding_model,
             context_window=self._n_ctx,
             max_output_tokens=None if self._embedding_model else self._max_output_tokens,
+            completions=not self._embedding_model,
         )
 
     @property
@@ -617,3 +620,44 @@ class LocalProvider(Provider):
                 "total_tokens": result["usage"]["total_tokens"],
             },
         }
+
+    # Text completions: the raw prompt, no chat template (see ``local_text``) -------------
+
+    def loaded_model(self) -> Any:
+        if self._llama is None or self._formatter is None:
+            raise InvalidRequestError(
+                f"The model `{self.config.name}` is an embedding model.", param="model"
+            )
+        return self._llama
+
+    @property
+    def context_window(self) -> int:
+        return self._n_ctx
+
+    @property
+    def output_cap(self) -> int:
+        """What one generation without a cap may write (``max_output_tokens``, else 512)."""
+        return self._max_output_tokens
+
+    @property
+    def max_generations(self) -> int:
+        """How many generations one request may ask for (the ``max_n`` option)."""
+        return self._max_n
+
+    async def generate_raw(
+        self,
+        prompt_tokens: list[int],
+        max_tokens: int,
+        request: CompletionRequest,
+        emit: Callable[[str], None] | None,
+    ) -> Generation:
+        """Continue ``prompt_tokens`` with the chat loop's sampling (one turn of the model)."""
+        # The loop reads sampling, seed, logit_bias and stops under the same names.
+        job = _Job(prompt_tokens, max_tokens, request, OutputPlan("text"))  # type: ignore[arg-type]
+        return await self._run(job, emit or (lambda _text: None))
+
+    async def complete_text(self, request: CompletionRequest) -> CompletionDict:
+        return await complete_raw(self, request)
+
+    def stream_text(self, request: CompletionRequest) -> AsyncIterator[CompletionDict]:
+        return stream_raw(self, request)

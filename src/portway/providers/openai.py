@@ -2,8 +2,10 @@
 
 Requests pass through as the client sent them (unknown fields included, so upstream
 extensions such as vLLM's ``top_k`` keep working), with the upstream model id
-swapped in. Streams are relayed event by event. Azure is selected by setting
-``api_version``: the deployment lives in ``base_url`` and the key goes in ``api-key``.
+swapped in; legacy text completions go to the upstream's ``/v1/completions`` (or are
+mapped to chat when the config says ``supports_completions: false``). Streams are
+relayed event by event. Azure is selected by setting ``api_version``: the deployment
+lives in ``base_url`` and the key goes in ``api-key``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from portway.errors import (
     UpstreamTimeoutError,
 )
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
+from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
 from portway.providers.base import Capabilities
 from portway.providers.http import HttpUpstream, decode_json, parse_retry_after, unavailable_error
@@ -107,10 +110,14 @@ class OpenAIProvider(RemoteProvider):
         super().__init__(
             config,
             http,
-            Capabilities.for_remote(config, vision=False, embeddings=True, logprobs=True),
+            Capabilities.for_remote(
+                config, vision=False, embeddings=True, logprobs=True, completions=True
+            ),
         )
 
-    def _payload(self, request: ChatCompletionRequest, *, stream: bool) -> dict[str, Any]:
+    def _payload(
+        self, request: ChatCompletionRequest | CompletionRequest, *, stream: bool
+    ) -> dict[str, Any]:
         payload = dict(request.wire_body())  # a shallow copy: the body is shared
         payload["model"] = self.config.upstream_model
         payload["stream"] = stream
@@ -131,10 +138,30 @@ class OpenAIProvider(RemoteProvider):
     async def stream(
         self, request: ChatCompletionRequest
     ) -> AsyncIterator[ChatCompletionChunkDict]:
+        async for chunk in self._events("chat/completions", self._payload(request, stream=True)):
+            yield chunk  # type: ignore[misc]
+
+    async def complete_text(self, request: CompletionRequest) -> CompletionDict:
+        """``/v1/completions`` passed through, unless the config says the upstream lacks it."""
+        if not self.capabilities.completions:
+            return await super().complete_text(request)
+        completion = await self._http.post("completions", self._payload(request, stream=False))
+        if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
+            raise UpstreamError("The upstream answered without `choices`.")
+        return completion  # type: ignore[return-value]
+
+    async def stream_text(self, request: CompletionRequest) -> AsyncIterator[CompletionDict]:  # type: ignore[override]
+        if not self.capabilities.completions:
+            async for mapped in super().stream_text(request):
+                yield mapped
+            return
+        async for chunk in self._events("completions", self._payload(request, stream=True)):
+            yield chunk  # type: ignore[misc]
+
+    async def _events(self, path: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """A streamed answer's chunks; an error event or a stream cut short raises."""
         finished = False
-        async for event in self._http.stream(
-            "chat/completions", self._payload(request, stream=True)
-        ):
+        async for event in self._http.stream(path, payload):
             if event.data == "[DONE]":
                 return
             chunk = decode_json(event.data.encode("utf-8"), "stream")
@@ -146,7 +173,7 @@ class OpenAIProvider(RemoteProvider):
                 raise self._http.redactor.client_safe(error)
             if any(choice.get("finish_reason") for choice in chunk.get("choices") or ()):
                 finished = True
-            yield chunk  # type: ignore[misc]
+            yield chunk
         if not finished:
             raise UpstreamError("The upstream stream ended before the completion finished.")
 

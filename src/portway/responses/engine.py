@@ -4,7 +4,8 @@ Contract: ``run(job)`` yields the response's stream events in OpenAI's order, fr
 ``response.created`` to ``response.completed`` or ``response.incomplete``, and leaves the
 finished Response object in ``job.body``. Each model call goes through the one door
 (``ModelClient``; streamed when someone follows the events, else answered whole) as the
-caller, with the response id as its request id and ``responses`` as its ledger endpoint.
+caller, with the response id as its request id, on the job's ``CallTerms`` (ledger
+endpoint ``responses``; a batch line's: ``batches``, its priority and price factor).
 Built-in tools (file_search, code_interpreter) run here and the model is called again
 with their output; function calls end the response and are returned to the client.
 ``max_tool_calls`` bounds built-in calls (later calls are not offered the tools again);
@@ -29,6 +30,7 @@ from portway.assistants.ids import new_id
 from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.tools import renumber_markers
 from portway.errors import ServiceUnavailableError
+from portway.limits.stage import PRIORITY_HEADER
 from portway.pipeline.base import CallContext
 from portway.pipeline.client import ModelClient
 from portway.protocol.responses import CreateResponseRequest, FileSearchTool
@@ -40,6 +42,18 @@ from portway.security.principal import Principal
 logger = logging.getLogger(__name__)
 
 LEDGER_ENDPOINT = "responses"
+
+
+@dataclass(frozen=True, slots=True)
+class CallTerms:
+    """On what terms a response's model calls are made (a batch line's are its batch's)."""
+
+    endpoint: str = LEDGER_ENDPOINT  # the ledger rows' endpoint
+    priority: int | None = None  # queue priority; None: the key's own
+    price_factor: float = 1.0  # the ledger bills the list price times this
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.priority is None else {PRIORITY_HEADER: str(self.priority)}
 
 
 @dataclass
@@ -58,6 +72,7 @@ class ResponseJob:
     live: bool = True
     created_at: float = 0.0
     completed_at: float | None = None
+    terms: CallTerms = field(default_factory=CallTerms)
     builder: OutputBuilder = field(init=False)
 
     def __post_init__(self) -> None:
@@ -187,9 +202,15 @@ class ResponseEngine:
         self, job: ResponseJob, chat: Any, turn: _Turn, builtins: set[str]
     ) -> AsyncIterator[Event]:
         builder = job.builder
+        terms = job.terms
         ctx = self._models.context(
-            chat, principal=job.principal, request_id=job.id, endpoint=LEDGER_ENDPOINT
+            chat,
+            principal=job.principal,
+            request_id=job.id,
+            endpoint=terms.endpoint,
+            headers=terms.headers(),
         )
+        ctx.price_factor = terms.price_factor
         async with aclosing(self._chunks(ctx, job.live)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:
                 if chunk.get("usage"):

@@ -51,6 +51,7 @@ from portway.protocol.responses import (
 )
 from portway.responses.engine import ResponseEngine, ResponseJob
 from portway.responses.items import chat_messages, resolve_references, stored_items
+from portway.responses.progress import output_so_far
 from portway.responses.render import new_response, visible_response
 from portway.responses.request import chat_request
 from portway.responses.workers import ResponseWorkers
@@ -455,10 +456,16 @@ class ResponseService:
     async def get(
         self, principal: Principal, response_id: str, include: Sequence[str] = ()
     ) -> dict[str, Any]:
-        """The stored response; ``include`` adds to what its creation asked to include."""
+        """The stored response (a running background one with its output so far);
+        ``include`` adds to what its creation asked to include."""
         row = await self._store.get_response(principal.tenant, response_id)
         if row is None:
             raise missing("response", response_id)
+        if row.background and row.status == "in_progress":
+            # Its row is written when it ends; what it produced so far is in its events.
+            events = await self._store.events_after(row.id, -1)
+            body = {**row.body, "output": output_so_far(events), "status": row.status}
+            return visible_response(body, [*row.include, *include])
         return _visible_row(row, include)
 
     async def delete(self, principal: Principal, response_id: str) -> None:

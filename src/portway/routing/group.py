@@ -19,8 +19,10 @@ from typing import Any, NamedTuple
 
 from portway.errors import PortwayError
 from portway.protocol.chat import ChatCompletionRequest, ResponseFormatJSONSchema
+from portway.protocol.completions import CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
 from portway.providers.base import Capabilities
+from portway.providers.text_via_chat import unmappable_param
 from portway.routing.breaker import ORDINARY, BreakerView, CircuitBreaker, Lease, Outcome
 from portway.routing.catalog import Deployment
 from portway.routing.config import GroupRouteConfig
@@ -51,11 +53,22 @@ class Needs(NamedTuple):
     json_schema: bool
     logprobs: bool
     embeddings: bool = False
+    # A text completion only a native completions model can serve (echo, token ids, ...).
+    raw_prompt: bool = False
+    suffix: bool = False
 
     @classmethod
-    def of(cls, request: ChatCompletionRequest | EmbeddingRequest) -> Needs:
+    def of(cls, request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest) -> Needs:
         if isinstance(request, EmbeddingRequest):
             return EMBEDDINGS
+        if isinstance(request, CompletionRequest):
+            return cls(
+                tools=False,
+                json_schema=False,
+                logprobs=request.logprobs is not None,
+                raw_prompt=unmappable_param(request) is not None,
+                suffix=bool(request.suffix),
+            )
         return cls(
             tools=bool(request.tools) and request.tool_choice != "none",
             json_schema=isinstance(request.response_format, ResponseFormatJSONSchema),
@@ -70,6 +83,8 @@ class Needs(NamedTuple):
             and (capabilities.tools or not self.tools)
             and (capabilities.json_schema or not self.json_schema)
             and (capabilities.logprobs or not self.logprobs)
+            and (capabilities.completions or not self.raw_prompt)
+            and (capabilities.suffix or not self.suffix)
         )
 
 

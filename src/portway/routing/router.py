@@ -17,9 +17,13 @@ Contract, per call:
    with retry-after); without ``degrade`` the last error is returned.
 A stream fails over only until its first chunk is produced; after that a failure
 ends the stream (``api.render.EventStreamResponse`` sends the error event).
-Embeddings (``embed`` calls) take the same path: groups, fallbacks, retries, breakers,
-gates and deadlines; only virtual models (chat rules) and the stale or static answers
-of ``degrade`` do not apply to them. The router is the only caller of providers.
+Embeddings (``embed`` calls) and legacy text completions (``completion`` calls, whole or
+streamed) take the same path: groups, fallbacks, retries, breakers, gates and deadlines;
+only virtual models (chat rules) and the stale or static answers of ``degrade`` do not
+apply to them. A text completion goes to ``Provider.complete_text``/``stream_text``:
+served natively where the deployment declares ``completions``, else mapped to chat by
+the provider; what the mapping cannot honour is refused here, before any call. The
+router is the only caller of providers.
 """
 
 from __future__ import annotations
@@ -47,17 +51,20 @@ from portway.errors import (
 from portway.pipeline.base import (
     CallContext,
     CompleteHandler,
+    ModelChunk,
+    ModelRequest,
     ModelResult,
     StreamHandler,
     Terminal,
 )
 from portway.protocol.chat import (
-    ChatCompletionChunkDict,
     ChatCompletionDict,
     ChatCompletionRequest,
     ResponseFormatJSONSchema,
 )
+from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
+from portway.providers.text_via_chat import refuse_unmappable
 from portway.routing.breaker import Outcome
 from portway.routing.catalog import Deployment, ModelCatalog
 from portway.routing.config import GroupRouteConfig, VirtualModelConfig, parse_duration
@@ -87,6 +94,7 @@ from portway.routing.state import BreakerStore, MemoryBreakerStore
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ChatOrText = TypeVar("ChatOrText", ChatCompletionRequest, CompletionRequest)
 
 DEPLOYMENT_HEADER = "x-portway-deployment"
 ATTEMPTS_HEADER = "x-portway-attempts"
@@ -106,11 +114,37 @@ GATE_PEEK_SECONDS = 0.05
 _WAKE_MARGIN = 0.005
 
 
-def check_capabilities(
-    deployment: Deployment, request: ChatCompletionRequest | EmbeddingRequest
-) -> None:
+def check_text_capabilities(deployment: Deployment, request: CompletionRequest) -> None:
+    """Reject a text completion the deployment cannot honour, before any upstream call."""
+    capabilities = deployment.provider.capabilities
+    if not capabilities.chat:
+        raise InvalidRequestError(
+            f"The model `{deployment.name}` is an embedding model; it does not complete text.",
+            param="model",
+            code="model_not_supported",
+        )
+    if not capabilities.completions:
+        refuse_unmappable(request, deployment.name)
+    if request.suffix and not capabilities.suffix:
+        raise InvalidRequestError(
+            f"The model `{deployment.name}` does not support `suffix`.",
+            param="suffix",
+            code="unsupported_parameter",
+        )
+    if request.logprobs is not None and not capabilities.logprobs:
+        raise InvalidRequestError(
+            f"The model `{deployment.name}` does not support logprobs.",
+            param="logprobs",
+            code="unsupported_parameter",
+        )
+
+
+def check_capabilities(deployment: Deployment, request: ModelRequest) -> None:
     """Reject requests the deployment cannot honour, before any upstream call."""
     capabilities = deployment.provider.capabilities
+    if isinstance(request, CompletionRequest):
+        check_text_capabilities(deployment, request)
+        return
     if isinstance(request, EmbeddingRequest):
         if not capabilities.embeddings:
             raise InvalidRequestError(
@@ -164,7 +198,7 @@ class RoutedCall:
     requested: str
     primary: str
     route: GroupRouteConfig
-    request: ChatCompletionRequest | EmbeddingRequest
+    request: ModelRequest
     needs: Needs
     priority: int = 0
     deadline: float | None = None  # time.monotonic() value
@@ -278,7 +312,8 @@ class Router(Terminal):
         if virtual is not None:
             if ctx.operation != "chat":
                 raise InvalidRequestError(
-                    f"The model `{requested}` routes chat calls by rules; it does not embed.",
+                    f"The model `{requested}` routes chat calls by rules; it serves no "
+                    f"{'embeddings' if ctx.operation == 'embed' else 'text completions'}.",
                     param="model",
                     code="model_not_supported",
                 )
@@ -303,7 +338,30 @@ class Router(Terminal):
         call = await self._plan(ctx)
         if ctx.operation == "embed":
             return await self._embed(ctx, call)
+        if ctx.operation == "completion":
+            return await self._complete_text(ctx, call)
         return await self._complete(ctx, call)
+
+    async def _complete_text(self, ctx: CallContext, call: RoutedCall) -> CompletionDict:
+        request: CompletionRequest = ctx.request  # type: ignore[assignment]
+
+        async def run(attempt: Attempt) -> CompletionDict:
+            deployment = attempt.deployment
+            result = await deployment.provider.complete_text(_capped(request, deployment))
+            attempt.first_byte()
+            return result
+
+        routed = await self._route(ctx, call, run, call.route.timeout)
+        if routed is None:
+            raise self._no_answer(call)
+        attempt, result = routed
+        usage: Any = result.get("usage")
+        await attempt.succeed()
+        await attempt.true_up(usage, ctx.usage_listeners)
+        self._served(ctx, call, attempt)
+        result["model"] = ctx.model
+        ctx.usage = usage
+        return result
 
     async def _embed(self, ctx: CallContext, call: RoutedCall) -> EmbeddingResponseDict:
         request: EmbeddingRequest = ctx.request  # type: ignore[assignment]
@@ -350,12 +408,11 @@ class Router(Terminal):
 
     async def stream(  # type: ignore[override]
         self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    ) -> AsyncIterator[ModelChunk]:
         call = await self._plan(ctx)
 
-        async def run(attempt: Attempt) -> tuple[ChatCompletionChunkDict, Any]:
-            deployment = attempt.deployment
-            chunks = deployment.provider.stream(_capped(ctx.request, deployment))
+        async def run(attempt: Attempt) -> tuple[ModelChunk, Any]:
+            chunks = _open_stream(ctx, attempt.deployment)
             try:
                 first = await anext(chunks)
             except StopAsyncIteration:
@@ -369,6 +426,8 @@ class Router(Terminal):
         first_byte_timeout = call.route.first_byte_timeout or call.route.timeout
         routed = await self._route(ctx, call, run, first_byte_timeout)
         if routed is None:
+            if ctx.operation != "chat":
+                raise self._no_answer(call)
             for chunk in completion_chunks(await self._degrade(ctx, call)):
                 yield chunk
             return
@@ -382,9 +441,9 @@ class Router(Terminal):
         self,
         ctx: CallContext,
         attempt: Attempt,
-        first: ChatCompletionChunkDict,
-        rest: AsyncIterator[ChatCompletionChunkDict],
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+        first: ModelChunk,
+        rest: AsyncIterator[ModelChunk],
+    ) -> AsyncIterator[ModelChunk]:
         """The committed stream: no failover from here; the outcome settles the attempt.
 
         The upstream is closed before any bookkeeping, so a client that leaves stops the
@@ -692,9 +751,17 @@ def _log_failure(ctx: CallContext, deployment: Deployment, error: PortwayError) 
     )
 
 
-def _capped(request: ChatCompletionRequest, deployment: Deployment) -> ChatCompletionRequest:
+def _capped(request: ChatOrText, deployment: Deployment) -> ChatOrText:
     """The request as the deployment gets it: without a client cap, the one budgets assumed."""
-    return request.with_output_cap(deployment.output_cap)
+    return request.with_output_cap(deployment.output_cap)  # type: ignore[return-value]
+
+
+def _open_stream(ctx: CallContext, deployment: Deployment) -> AsyncIterator[ModelChunk]:
+    """The deployment's stream for the call's operation (chat, or a text completion)."""
+    provider = deployment.provider
+    if isinstance(ctx.request, CompletionRequest):
+        return provider.stream_text(_capped(ctx.request, deployment))
+    return provider.stream(_capped(ctx.request, deployment))  # type: ignore[arg-type]
 
 
 def _refused(completion: ChatCompletionDict) -> bool:

@@ -1,0 +1,179 @@
+"""Wire models for the legacy `POST /v1/completions` (text completions), as OpenAI's spec.
+
+A prompt is a string, a list of strings, a list of token ids or a list of such lists;
+each prompt gets ``n`` choices, numbered prompt by prompt (``index = prompt * n + j``).
+``max_tokens`` defaults to 16, as OpenAI's does; an explicit ``null`` leaves the cap to
+the deployment, like chat's missing cap. Whole answers and stream chunks share one shape
+(``text_completion``); a chunk's ``finish_reason`` is null until its choice ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+
+from portway.protocol.chat import StreamOptions, UsageDict, WireModel
+
+DEFAULT_MAX_TOKENS = 16
+
+TokenIds = list[int]
+
+
+class CompletionRequest(WireModel):
+    # Frozen like chat's request: the client's JSON body is kept for pass-through.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    _wire: dict[str, Any] | None = PrivateAttr(default=None)
+    _wire_owner: int = PrivateAttr(default=0)
+    _default_cap: bool = PrivateAttr(default=False)
+
+    model: str = Field(min_length=1)
+    prompt: str | list[str] | TokenIds | list[TokenIds]
+    best_of: int | None = Field(default=None, ge=0, le=20)
+    echo: bool | None = None
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+    max_tokens: int | None = Field(default=DEFAULT_MAX_TOKENS, ge=0)
+    n: int | None = Field(default=None, ge=1, le=128)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    suffix: str | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    user: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_empty(cls, value: Any) -> Any:
+        if isinstance(value, list) and (not value or any(item == [] for item in value)):
+            raise ValueError("a prompt must not be an empty list")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences are allowed")
+        return value
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias_in_range(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for token, bias in (value or {}).items():
+            if not token.isdigit():
+                raise ValueError(f"logit_bias keys must be token ids, got {token!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"logit_bias values must be between -100 and 100, got {bias}")
+        return value
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> CompletionRequest:
+        """Validate a client's JSON body (strict types) and keep it for pass-through."""
+        request = cls.model_validate(body, strict=True)
+        request._wire = body
+        request._wire_owner = id(request)
+        return request
+
+    def wire_body(self) -> dict[str, Any]:
+        """The request as JSON: the client's body itself when this object was parsed from it."""
+        if self._wire is not None and self._wire_owner == id(self):
+            return self._wire
+        return self.model_dump(exclude_unset=True, by_alias=True)
+
+    # Prompts -------------------------------------------------------------------------
+
+    def texts(self) -> list[str] | None:
+        """The prompts as strings, or None when the client sent token ids."""
+        if isinstance(self.prompt, str):
+            return [self.prompt]
+        if all(isinstance(item, str) for item in self.prompt):
+            return list(self.prompt)  # type: ignore[arg-type]
+        return None
+
+    def token_prompts(self) -> list[list[int]]:
+        """The prompts as token-id lists (empty when the client sent text)."""
+        if self.texts() is not None:
+            return []
+        if all(isinstance(item, int) for item in self.prompt):
+            return [list(self.prompt)]  # type: ignore[arg-type]
+        return [list(item) for item in self.prompt]  # type: ignore[arg-type]
+
+    @property
+    def prompt_count(self) -> int:
+        texts = self.texts()
+        return len(texts) if texts is not None else len(self.token_prompts())
+
+    @property
+    def choices_per_prompt(self) -> int:
+        return self.n or 1
+
+    @property
+    def generations(self) -> int:
+        """How many completions the model generates: ``best_of`` (else ``n``) per prompt."""
+        return self.prompt_count * max(self.choices_per_prompt, self.best_of or 1)
+
+    # Output cap, stops, usage --------------------------------------------------------
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        """The output cap per completion (16 unless the client said otherwise)."""
+        return self.max_tokens
+
+    @property
+    def output_cap_is_default(self) -> bool:
+        """The output cap is Portway's default, not the client's (a provider may lower it)."""
+        return self._default_cap
+
+    def with_output_cap(self, cap: int) -> CompletionRequest:
+        """This request capped at ``cap`` tokens when the client sent ``max_tokens: null``."""
+        if self.max_tokens is not None:
+            return self
+        capped = self.model_copy(update={"max_tokens": cap})
+        capped._wire = {**self.wire_body(), "max_tokens": cap}
+        capped._wire_owner = id(capped)
+        capped._default_cap = True
+        return capped
+
+    @property
+    def stop_sequences(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+# Responses (plain dicts with types) ------------------------------------------------
+
+
+class CompletionLogprobsDict(TypedDict, total=False):
+    text_offset: list[int]
+    token_logprobs: list[float | None]
+    tokens: list[str]
+    top_logprobs: list[dict[str, float] | None]
+
+
+class CompletionChoiceDict(TypedDict):
+    text: str
+    index: int
+    logprobs: CompletionLogprobsDict | None
+    # None only in a stream chunk whose choice has not ended yet.
+    finish_reason: Literal["stop", "length", "content_filter"] | None
+
+
+class CompletionDict(TypedDict):
+    """A ``text_completion`` object: a whole answer or one stream chunk."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoiceDict]
+    usage: NotRequired[UsageDict | None]
+    system_fingerprint: NotRequired[str | None]
