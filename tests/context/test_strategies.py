@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portway.accounting.tokenizer import ChatTokenCounter, TokenizerService
-from portway.context.stage import _costs
+from portway.context.stage import prompt_costs
 from portway.context.strategies import DROP_STRATEGIES, fit
 from portway.context.turns import split
 from portway.protocol.chat import ChatCompletionRequest
@@ -70,7 +70,7 @@ def test_dropping_keeps_the_invariants_and_fits(
     if with_tools:
         body["tools"] = TOOLS
     request = ChatCompletionRequest.model_validate(body)
-    costs, fixed = _costs((counter,), request)
+    costs, fixed = prompt_costs((counter,), request)
     assert fixed[0] + sum(costs[0]) == counter.count_request(request)
     turns = split(request.messages)
     order = DROP_STRATEGIES[strategy].drop_order(turns)

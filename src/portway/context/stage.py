@@ -28,12 +28,13 @@ from portway.errors import ContextLengthExceededError
 from portway.pipeline.base import (
     CallContext,
     CompleteHandler,
+    ModelChunk,
     ModelResult,
     Operation,
     Stage,
     StreamHandler,
 )
-from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionRequest
+from portway.protocol.chat import ChatCompletionRequest
 
 TOKENS_HEADER = "x-portway-context-tokens"
 
@@ -48,7 +49,7 @@ class Budget:
         return self.window - self.reserve
 
 
-def _costs(
+def prompt_costs(
     counters: tuple[ChatTokenCounter, ...], request: ChatCompletionRequest
 ) -> tuple[list[list[int]], list[int]]:
     """Each message's tokens and the rest of the prompt's, per tokenizer."""
@@ -71,9 +72,7 @@ class ContextStage(Stage):
         await self.fit(ctx)
         return await call_next(ctx)
 
-    async def stream(
-        self, ctx: CallContext, call_next: StreamHandler
-    ) -> AsyncIterator[ChatCompletionChunkDict]:
+    async def stream(self, ctx: CallContext, call_next: StreamHandler) -> AsyncIterator[ModelChunk]:
         await self.fit(ctx)
         async for chunk in call_next(ctx):
             yield chunk
@@ -138,8 +137,8 @@ class ContextStage(Stage):
             ]
         )
         if request_chars(request) > OFFLOAD_CHARS:
-            costs, fixed = await asyncio.to_thread(_costs, counters, request)
+            costs, fixed = await asyncio.to_thread(prompt_costs, counters, request)
         else:
-            costs, fixed = _costs(counters, request)
+            costs, fixed = prompt_costs(counters, request)
         turns = split(request.messages)
         return fit(turns, DROP_STRATEGIES[strategy].drop_order(turns), costs, fixed, budget)
