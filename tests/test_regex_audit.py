@@ -22,6 +22,9 @@ from hypothesis import strategies as st
 from portway.assistants.tools import annotations_for, renumber_markers
 from portway.cache.backends.redis import glob_escape
 from portway.errors import PortwayError
+from portway.guardrails.base import GuardSession
+from portway.guardrails.registry import GuardrailRegistry
+from portway.guardrails.restore import StreamRestorer
 from portway.providers.local_grammar import GrammarLimits, check_schema
 from portway.retrieval.extract import ExtractionError, extract_text
 from portway.retrieval.search import query_terms
@@ -137,3 +140,48 @@ def test_a_catastrophic_pattern_is_caught_by_this_harness() -> None:
 
     with pytest.raises(AssertionError, match="did not finish"):
         finishes(re.compile(r"(a+)+$").search, "a" * 60 + "!")
+
+
+# Guardrails (issue 13) scan every prompt: their detectors are RE2 patterns with bounded
+# gaps, and checksum/entropy checks run only on matches.
+GUARDRAIL_UNITS = [
+    "a@",
+    "a.",
+    "1-",
+    "1 ",
+    "sk-",
+    "eyJa.",
+    "ignore ",
+    "::",
+    "1.",
+    "<A",
+    "AKIA",
+    "+1",
+]
+guardrail_text = st.one_of(
+    client_text,
+    st.builds(
+        lambda unit, count, tail: unit * count + tail,
+        st.sampled_from(GUARDRAIL_UNITS),
+        st.integers(min_value=1_000, max_value=50_000),
+        st.sampled_from(TAILS),
+    ),
+)
+
+
+def _guardrails(text: str) -> None:
+    registry = GuardrailRegistry()
+    session = GuardSession()
+    for name in ("pii", "secrets", "prompt_injection"):
+        registry.get(name).check_input(text, "redact", session)
+    restorer = StreamRestorer(session)
+    for start in range(0, len(text), 4096):
+        restorer.feed("content", text[start : start + 4096])
+
+
+@FUZZ
+@given(text=guardrail_text)
+@example(text="a@" * 50_000 + "!")
+@example(text="ignore " * 20_000 + "x")
+def test_guardrail_detectors_finish(text: str) -> None:
+    finishes(_guardrails, text)

@@ -22,6 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from portway.app import create_app
+    from portway.serving import DrainingServer
 
     settings = load_settings(args.config)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -29,7 +30,12 @@ def _serve(args: argparse.Namespace) -> int:
         settings = Settings.model_validate(settings.model_dump() | overrides)
     _configure_logging(settings.log_level)
     app = create_app(settings)
-    uvicorn.run(
+    services = app.state.services
+
+    def drain() -> None:
+        services.draining = True
+
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -37,8 +43,12 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.server.drain_timeout_seconds,
     )
+    server = DrainingServer(
+        config, on_drain=drain, unready_delay=settings.server.unready_delay_seconds
+    )
+    server.run()
     return 0
 
 

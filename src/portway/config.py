@@ -63,6 +63,19 @@ class ContextConfig(_Strict):
     reserve_output_tokens: int | None = Field(default=None, ge=0)
 
 
+GuardrailMode = Literal["block", "redact", "monitor"]
+GuardrailScope = Literal["input", "output", "both"]
+
+
+class GuardrailPolicy(_Strict):
+    """One guardrail turned on: ``block`` refuses (400), ``redact`` replaces what it finds
+    (pii: reversibly, restored in the answer), ``monitor`` only logs and counts."""
+
+    name: str = Field(min_length=1)
+    mode: GuardrailMode = "monitor"
+    scope: GuardrailScope = "both"
+
+
 class ModelConfig(_Strict):
     """One deployment: a public model name served by one provider.
 
@@ -82,6 +95,8 @@ class ModelConfig(_Strict):
     supports_tools: bool | None = None
     supports_json_schema: bool | None = None
     supports_vision: bool | None = None
+    # Continues a final assistant message (stream resume); unset: the provider's default.
+    prefill: bool | None = None
     # False: this upstream has no `/v1/completions`; text completions are mapped to chat.
     supports_completions: bool | None = None
     weight: float = Field(default=1.0, gt=0)
@@ -95,6 +110,8 @@ class ModelConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     # The group's context-window policy (the first entry of a group that sets one wins).
     context: ContextConfig | None = None
+    # The group's own guardrails: replaces the top-level list for this model name.
+    guardrails: list[GuardrailPolicy] | None = None
 
     @field_validator("api_version", mode="before")
     @classmethod
@@ -351,6 +368,16 @@ class ResponsesConfig(_Strict):
     stream_poll_seconds: float = Field(default=0.1, gt=0, le=60)
 
 
+class ServerConfig(_Strict):
+    """How ``portway serve`` shuts down on SIGTERM (readiness first, then a bounded drain)."""
+
+    # /health/ready answers 503 this long before the listener closes, so a load balancer
+    # stops sending first (set it above the balancer's probe interval).
+    unready_delay_seconds: float = Field(default=0.0, ge=0, le=600)
+    # In-flight requests and streams get this long to finish, then they are cancelled.
+    drain_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -363,6 +390,7 @@ class Settings(_Strict):
     redis_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     models: list[ModelConfig] = Field(default_factory=_default_models)
     # Per model group (or virtual model) routing: see portway.routing.config.
     router: dict[str, RouteEntry] = Field(default_factory=dict)
@@ -379,6 +407,8 @@ class Settings(_Strict):
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
     batches: BatchesConfig = Field(default_factory=BatchesConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    # Guardrails for every model (a model entry's own ``guardrails`` overrides them).
+    guardrails: list[GuardrailPolicy] = Field(default_factory=list)
 
     @field_validator("models")
     @classmethod

@@ -115,6 +115,12 @@ class ContentPolicyError(InvalidRequestError):
     default_code = "content_policy_violation"
 
 
+class GuardrailBlockedError(InvalidRequestError):
+    """A guardrail in block mode found what it guards against (the message names it)."""
+
+    default_code = "guardrail_blocked"
+
+
 class RateLimitError(PortwayError):
     """The client (or the deployment it needs) is over a rate limit; ``retry_after`` in seconds."""
 

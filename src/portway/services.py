@@ -19,6 +19,9 @@ from portway.cache.stage import CacheStage
 from portway.config import Settings
 from portway.context.policy import ContextPolicy
 from portway.context.stage import ContextStage
+from portway.guardrails.policy import Policies
+from portway.guardrails.registry import GuardrailRegistry
+from portway.guardrails.stage import GuardrailStage
 from portway.observability.metrics import Metrics
 from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.client import ModelClient
@@ -89,6 +92,8 @@ class Services:
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
     builtin_tools: dict[str, BuiltinTool] = field(default_factory=dict)
+    # Set on SIGTERM (``portway.serving``): /health/ready answers 503 from then on.
+    draining: bool = False
 
     @classmethod
     def build(cls, settings: Settings, registry: ProviderRegistry | None = None) -> Services:
@@ -111,14 +116,22 @@ class Services:
             gate=accounting.gate,
             stale_source=CacheStaleAnswers(cache) if cache else None,
             classify=models.ask,
+            count_text=accounting.tokenizer.count_text,
         )
         metrics = Metrics(router.names())
         # Budgets and limits bound a call by the router's own routes, never a copy of them.
         estimator = UsageEstimator(accounting.tokenizer, catalog, settings.accounting, router)
-        # Outermost first: accounting (ledger, limits, budget), context fitting, then the
-        # cache (keyed on the prompt that is sent), then the router.
+        # Always present: a key's own list may turn guardrails on (a pass-through otherwise).
+        guardrails = GuardrailStage(
+            Policies.build(settings, GuardrailRegistry()),
+            lambda action: metrics.guardrail_action(action.guardrail, action.action),
+        )
+        # Outermost first: accounting (ledger, limits, budget), then the guardrails (what is
+        # cached and sent upstream is the redacted request), context fitting, the cache
+        # (keyed on the prompt that is sent), then the router.
         stages: list[Stage] = [
             *accounting.stages(estimator, observers=(metrics.observe,)),
+            guardrails,
             ContextStage(ContextPolicy.from_models(settings.models), estimator),
             *([cache] if cache else []),
             router,

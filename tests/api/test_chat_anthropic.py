@@ -40,8 +40,10 @@ def claude_gateway(
         "base_url": fake_anthropic_server.base_url,
         "api_key": "sk-ant-test",
     }
-    # No gateway retries: these tests check how one upstream answer maps to the client.
-    return start_portway({"models": [model], "router": {"claude": {"retries": 0}}})
+    # No gateway retries nor stream resumes: these tests check how one upstream answer
+    # maps to the client (resumes: tests/routing/test_stream_resume.py).
+    route = {"retries": 0, "stream_resume": False}
+    return start_portway({"models": [model], "router": {"claude": route}})
 
 
 @pytest.fixture

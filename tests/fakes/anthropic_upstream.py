@@ -51,6 +51,17 @@ class ToolUse:
     id: str = field(default_factory=lambda: f"toolu_fake{next(_ids):04d}")
 
 
+def prefilled_text(body: dict[str, Any]) -> str:
+    """The text of a final assistant turn (a prefill to continue), else ""."""
+    messages = body.get("messages") or []
+    if not messages or messages[-1].get("role") != "assistant":
+        return ""
+    content = messages[-1].get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in content or [] if b.get("type") == "text")
+
+
 @dataclass
 class Reply(Action):
     """A successful message: text and/or tool_use blocks, streamed when asked."""
@@ -66,9 +77,13 @@ class Reply(Action):
     chunk_delay: float = 0.0
 
     def _text(self, body: dict[str, Any]) -> str | None:
+        text = self.text
         if self.text is None and not self.tool_uses:
-            return f"echo: {last_user_text(body)}"
-        return self.text
+            text = f"echo: {last_user_text(body)}"
+        prefill = prefilled_text(body)
+        if text and prefill and text.startswith(prefill):
+            return text[len(prefill) :]  # Anthropic continues a final assistant turn
+        return text
 
     def _usage(self, output_tokens: int) -> dict[str, int]:
         return {

@@ -35,6 +35,16 @@ def last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+def continued_prefix(body: dict[str, Any]) -> str:
+    """The final assistant message a request asks to continue (vLLM's option), else ""."""
+    messages = body.get("messages") or []
+    if not body.get("continue_final_message") or not messages:
+        return ""
+    last = messages[-1]
+    content = last.get("content")
+    return content if last.get("role") == "assistant" and isinstance(content, str) else ""
+
+
 @dataclass
 class Reply(Action):
     """A successful completion, streamed when the request asks for a stream."""
@@ -47,11 +57,19 @@ class Reply(Action):
     delay: float = 0.0
     chunk_delay: float = 0.0
     model: str | None = None
+    # The streamed content's exact chunks (else ``content`` in about three parts).
+    pieces: list[str] | None = None
 
     def _content(self, body: dict[str, Any]) -> str | None:
+        if self.pieces is not None:
+            return "".join(self.pieces)
+        text = self.content
         if self.content is None and self.tool_calls is None:
-            return f"echo: {last_user_text(body)}"
-        return self.content
+            text = f"echo: {last_user_text(body)}"
+        prefix = continued_prefix(body)
+        if text and prefix and text.startswith(prefix):
+            return text[len(prefix) :]  # like vLLM: only the continuation is generated
+        return text
 
     def _completion_tokens(self, body: dict[str, Any]) -> int:
         """Like a real upstream, never more than the request's output cap."""
@@ -124,7 +142,8 @@ class Reply(Action):
         out = [chunk({"role": "assistant", "content": ""})]
         content = self._content(body)
         if content:
-            out += [chunk({"content": piece}) for piece in split_text(content) or [""]]
+            pieces = self.pieces if self.pieces is not None else split_text(content) or [""]
+            out += [chunk({"content": piece}) for piece in pieces]
         for index, call in enumerate(self.tool_calls or []):
             out.append(
                 chunk(
@@ -220,6 +239,24 @@ class Drop(Action):
             await response.write(b"data: " + orjson.dumps(item) + b"\n\n")
         assert request.transport is not None
         request.transport.close()
+        return response
+
+
+@dataclass
+class ErrorEvent(Action):
+    """Stream ``after`` chunks of a reply, then an error event, then end the stream."""
+
+    after: int = 1
+    message: str = "The model overloaded mid-generation."
+    reply: Reply = field(default_factory=Reply)
+
+    async def respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        response = await start_sse(request)
+        for item in self.reply.chunks(body)[: self.after]:
+            await response.write(b"data: " + orjson.dumps(item) + b"\n\n")
+        error = {"error": {"message": self.message, "type": "server_error", "code": None}}
+        await response.write(b"data: " + orjson.dumps(error) + b"\n\n")
+        await response.write_eof()
         return response
 
 

@@ -79,6 +79,16 @@ class PortwayProcess:
             self._process.send_signal(signal.SIGKILL)
             self._process.wait(10)
 
+    def terminate(self) -> None:
+        """Send SIGTERM and return at once (``wait`` for the exit)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """The exit code once the process has exited."""
+        assert self._process is not None
+        return self._process.wait(timeout)
+
     def stop(self) -> None:
         """SIGTERM: a graceful shutdown (uvicorn drains, the lifespan closes services)."""
         if self._process is not None and self._process.poll() is None:

@@ -1,4 +1,5 @@
-"""Streams fail over only before their first chunk reaches the client."""
+"""Streams fail over freely before their first chunk reaches the client; after it only a
+resume may continue them (tests/routing/test_stream_resume.py), else they end in an error."""
 
 from __future__ import annotations
 
@@ -69,13 +70,13 @@ def test_no_failover_after_the_first_chunk_drop(gateway_for, upstreams) -> None:
     assert upstreams[1].requests == []  # committed to the first deployment
 
 
-def test_no_failover_after_the_first_chunk_stall(gateway_for, upstreams) -> None:
+def test_no_failover_after_the_first_chunk_stall_without_resume(gateway_for, upstreams) -> None:
     upstreams[0].default = Stall(after=1, seconds=1.5)
     models = [
         deployment("chat", upstreams[0], priority=0, timeout=0.3),
         deployment("chat", upstreams[1], priority=1),
     ]
-    gateway = gateway_for(models, {"chat": ROUTE})
+    gateway = gateway_for(models, {"chat": {**ROUTE, "stream_resume": False}})
     response, events = gateway.stream_events("chat", "stall")
     assert response.status_code == 200
     assert json.loads(events[-1])["error"]["code"] == "upstream_timeout"

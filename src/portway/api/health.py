@@ -19,9 +19,13 @@ async def live() -> Response:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> Response:
-    """Ready when a deployment is; code_interpreter's state (``off`` with the reason when
-    no sandbox boundary could be set up) is reported but does not make Portway unready."""
+    """Ready when a deployment is and no shutdown has begun (503 ``draining`` from SIGTERM on).
+
+    code_interpreter's state (``off`` with the reason when no sandbox boundary could be
+    set up) is reported but does not make Portway unready."""
     services = services_of(request)
+    if services.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
     deployments = await services.catalog.ready()
     is_ready = any(deployments.values())
     code_interpreter = services.builtin_tools.get(CodeInterpreterTool.type)

@@ -89,6 +89,13 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+        # Above portway_requests_total by the retries, failovers and stream resumes.
+        self._attempts = Counter(
+            "portway_upstream_attempts",
+            "Upstream attempts (retries, failovers, stream resumes included) by model",
+            ["model"],
+            registry=self.registry,
+        )
         self._saved = Counter(
             "portway_cost_saved_usd",
             "Cost the cache saved, in USD, by model",
@@ -109,8 +116,17 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._guardrails = Counter(
+            "portway_guardrail_actions",
+            "Guardrail decisions by guardrail and action (blocked, redacted, flagged)",
+            ["guardrail", "action"],
+            registry=self.registry,
+        )
         self._snapshots = _Snapshots()
         self.registry.register(self._snapshots)
+
+    def guardrail_action(self, guardrail: str, action: str) -> None:
+        self._guardrails.labels(guardrail, action).inc()
 
     def observe(self, record: UsageRecord) -> None:
         model = record.model if record.model in self._models else UNKNOWN_MODEL
@@ -125,6 +141,8 @@ class Metrics:
         ):
             if count:
                 self._tokens.labels(model, kind).inc(count)
+        if record.attempts:
+            self._attempts.labels(model).inc(record.attempts)
         if record.cost_nanos:
             self._cost.labels(model).inc(record.cost_nanos / NANOS_PER_USD)
         if record.cost_saved_nanos:

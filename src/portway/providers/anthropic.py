@@ -42,7 +42,7 @@ from portway.errors import (
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.providers.anthropic_stream import StreamTranslator
 from portway.providers.anthropic_translate import to_completion, to_messages_request
-from portway.providers.base import Capabilities
+from portway.providers.base import Capabilities, Continuation
 from portway.providers.http import HttpUpstream, decode_json, parse_retry_after, unavailable_error
 from portway.providers.remote import RemoteProvider
 
@@ -115,8 +115,16 @@ class AnthropicProvider(RemoteProvider):
         super().__init__(
             config,
             http,
-            Capabilities.for_remote(config, vision=True, embeddings=False, logprobs=False),
+            Capabilities.for_remote(
+                config, vision=True, embeddings=False, logprobs=False, prefill=True
+            ),
         )
+
+    def continuation(self, request: ChatCompletionRequest, partial: str) -> Continuation:
+        """Anthropic continues a final assistant turn natively, trimmed of trailing
+        whitespace (it rejects it), so the whitespace is expected back."""
+        continued = super().continuation(request, partial)
+        return Continuation(continued.request, partial[len(partial.rstrip()) :])
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionDict:
         model = self.config.upstream_model

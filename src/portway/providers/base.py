@@ -26,7 +26,12 @@ from pydantic import BaseModel, ConfigDict
 
 from portway.config import ModelConfig
 from portway.errors import InvalidRequestError
-from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
+from portway.protocol.chat import (
+    AssistantMessage,
+    ChatCompletionChunkDict,
+    ChatCompletionDict,
+    ChatCompletionRequest,
+)
 from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
 from portway.providers.text_via_chat import complete_via_chat, stream_via_chat
@@ -45,6 +50,8 @@ class Capabilities:
     context_window: int | None = None
     # The output cap the provider applies when the client sets none (None: the upstream's).
     max_output_tokens: int | None = None
+    # Continues a final assistant message instead of answering after it (stream resume).
+    prefill: bool = False
     # Serves legacy text completions itself (a raw prompt, no chat template); without it
     # ``/v1/completions`` is mapped to one chat call per prompt (``providers.text_via_chat``).
     completions: bool = False
@@ -59,6 +66,7 @@ class Capabilities:
         vision: bool,
         embeddings: bool,
         logprobs: bool,
+        prefill: bool = False,
         completions: bool = False,
     ) -> Capabilities:
         """A remote upstream's assumed abilities; ``supports_*`` in the config override them."""
@@ -71,9 +79,22 @@ class Capabilities:
             logprobs=logprobs,
             context_window=config.context_window,
             max_output_tokens=config.max_output_tokens,
+            prefill=prefill if config.prefill is None else config.prefill,
             completions=native,
             suffix=native,  # passed through: the upstream itself decides
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """A request that continues a partial answer, and the text it will send again.
+
+    ``echo``: the tail of the partial answer the upstream is expected to repeat (a
+    provider that trims the prefix sends it again); the splice drops it once.
+    """
+
+    request: ChatCompletionRequest
+    echo: str = ""
 
 
 class ProviderOptions(BaseModel):
@@ -144,6 +165,13 @@ class Provider(ABC):
     async def ready(self) -> bool:
         """Whether the provider can serve now (used by ``/health/ready``)."""
         return True
+
+    def continuation(self, request: ChatCompletionRequest, partial: str) -> Continuation:
+        """``request`` asking to continue ``partial`` as the final assistant message."""
+        if not partial:
+            return Continuation(request)
+        prefix = AssistantMessage(role="assistant", content=partial)
+        return Continuation(request.model_copy(update={"messages": [*request.messages, prefix]}))
 
     @abstractmethod
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionDict: ...

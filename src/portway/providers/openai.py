@@ -31,7 +31,7 @@ from portway.errors import (
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
-from portway.providers.base import Capabilities
+from portway.providers.base import Capabilities, Continuation
 from portway.providers.http import HttpUpstream, decode_json, parse_retry_after, unavailable_error
 from portway.providers.remote import RemoteProvider
 
@@ -128,6 +128,15 @@ class OpenAIProvider(RemoteProvider):
         else:
             payload.pop("stream_options", None)
         return payload
+
+    def continuation(self, request: ChatCompletionRequest, partial: str) -> Continuation:
+        """The assistant prefix with vLLM's flags to continue it (``prefill: true`` says the
+        server honours them; OpenAI itself does not continue a final assistant message)."""
+        continued = super().continuation(request, partial)
+        if not partial:
+            return continued
+        flags = {"continue_final_message": True, "add_generation_prompt": False}
+        return Continuation(continued.request.model_copy(update=flags))
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionDict:
         completion = await self._http.post("chat/completions", self._payload(request, stream=False))

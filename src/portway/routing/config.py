@@ -129,6 +129,10 @@ class GroupRouteConfig(_Strict):
     degrade: DegradeConfig | None = None
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     health_check: HealthCheckConfig | None = None
+    # A text stream cut after content reached the client continues on a deployment that
+    # can continue an assistant prefix (`prefill`), at most `max_stream_resumes` times.
+    stream_resume: bool = True
+    max_stream_resumes: int = Field(default=2, ge=0, le=10)
 
     @field_validator("strategy")
     @classmethod

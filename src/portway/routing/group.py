@@ -53,6 +53,7 @@ class Needs(NamedTuple):
     json_schema: bool
     logprobs: bool
     embeddings: bool = False
+    prefill: bool = False  # continue a partial answer (a resumed stream)
     # A text completion only a native completions model can serve (echo, token ids, ...).
     raw_prompt: bool = False
     suffix: bool = False
@@ -83,6 +84,7 @@ class Needs(NamedTuple):
             and (capabilities.tools or not self.tools)
             and (capabilities.json_schema or not self.json_schema)
             and (capabilities.logprobs or not self.logprobs)
+            and (capabilities.prefill or not self.prefill)
             and (capabilities.completions or not self.raw_prompt)
             and (capabilities.suffix or not self.suffix)
         )

@@ -15,8 +15,14 @@ Contract, per call:
    and all of them together by the deadline (``x-portway-timeout`` overrides it).
 4. When nothing answered, degrade as configured (stale answer, static message, 503
    with retry-after); without ``degrade`` the last error is returned.
-A stream fails over only until its first chunk is produced; after that a failure
-ends the stream (``api.render.EventStreamResponse`` sends the error event).
+A stream fails over freely until its first chunk is produced. After that, a cut
+(dropped connection, stall, upstream error event, truncated SSE) of a text-only chat
+stream is resumed (``stream_resume``, at most ``max_stream_resumes`` times): the same or
+another deployment with ``prefill`` continues the partial answer as an assistant prefix,
+through the same retries, fallbacks, breakers and deadline, and
+``routing.resume.StreamSplice`` splices its chunks into the client's stream. A cut once a
+tool-call delta was sent, of a text completion stream, or with nothing left to resume
+on, ends the stream (``api.render.EventStreamResponse`` sends the error event).
 Embeddings (``embed`` calls) and legacy text completions (``completion`` calls, whole or
 streamed) take the same path: groups, fallbacks, retries, breakers, gates and deadlines;
 only virtual models (chat rules) and the stale or static answers of ``degrade`` do not
@@ -86,6 +92,7 @@ from portway.routing.group import (
 )
 from portway.routing.health import HealthBook
 from portway.routing.probes import ActiveHealthCheck
+from portway.routing.resume import StreamSplice
 from portway.routing.retry import is_retryable
 from portway.routing.routes import FallbackKind, RouteTable
 from portway.routing.rules import AskModel, VirtualModel
@@ -232,6 +239,11 @@ class RoutedCall:
 
 
 RunAttempt = Callable[[Attempt], Awaitable[T]]
+# Counts text in a deployment's tokens: (provider, upstream model, text) -> tokens.
+TextCounter = Callable[[str, str, str], Awaitable[int]]
+StreamStart = tuple[ModelChunk, AsyncIterator[ModelChunk]]
+# A rough tokens-per-character rule for when no tokenizer was given to the router.
+_CHARS_PER_TOKEN = 4
 
 
 class Router(Terminal):
@@ -247,6 +259,7 @@ class Router(Terminal):
         stale_source: StaleAnswerSource | None = None,
         rng: random.Random | None = None,
         classify: AskModel | None = None,
+        count_text: TextCounter | None = None,
     ) -> None:
         """``classify`` is how virtual models' classifiers reach their model: through the
         pipeline (``pipeline.client.ModelClient.ask``), never around it."""
@@ -255,6 +268,7 @@ class Router(Terminal):
         self._catalog = catalog
         self._rng = rng or random.Random()
         self._gate = gate
+        self._count_text = count_text
         self._stale = stale_source
         self.store: BreakerStore = store or MemoryBreakerStore()
         self.health = HealthBook.for_ids(d.id for d in catalog.deployments)
@@ -410,32 +424,96 @@ class Router(Terminal):
         self, ctx: CallContext, call_next: StreamHandler
     ) -> AsyncIterator[ModelChunk]:
         call = await self._plan(ctx)
-
-        async def run(attempt: Attempt) -> tuple[ModelChunk, Any]:
-            chunks = _open_stream(ctx, attempt.deployment)
-            try:
-                first = await anext(chunks)
-            except StopAsyncIteration:
-                raise UpstreamError("The upstream produced an empty stream.") from None
-            except BaseException:
-                await chunks.aclose()  # type: ignore[attr-defined]
-                raise
-            attempt.first_byte()
-            return first, chunks
-
         first_byte_timeout = call.route.first_byte_timeout or call.route.timeout
-        routed = await self._route(ctx, call, run, first_byte_timeout)
+        routed = await self._route(ctx, call, _stream_run(ctx), first_byte_timeout)
         if routed is None:
             if ctx.operation != "chat":
                 raise self._no_answer(call)
             for chunk in completion_chunks(await self._degrade(ctx, call)):
                 yield chunk
             return
-        attempt, (first, rest) = routed
-        self._served(ctx, call, attempt)
-        async with aclosing(self._relay(ctx, attempt, first, rest)) as relayed:
-            async for chunk in relayed:
-                yield chunk
+        request = ctx.request
+        # Only chat streams resume: a text completion has no assistant message to continue.
+        splice = StreamSplice()
+        if isinstance(request, ChatCompletionRequest) and call.route.stream_resume:
+            splice = StreamSplice(
+                choices=request.n or 1, resumes_left=call.route.max_stream_resumes
+            )
+        while True:
+            attempt, (first, rest) = routed
+            self._served(ctx, call, attempt)
+            relayed = self._relay(ctx, attempt, first, rest, splice)
+            try:
+                async with aclosing(relayed):
+                    async for chunk in relayed:
+                        yield chunk
+                return
+            except PortwayError as error:
+                if not splice.resumable():
+                    raise
+                assert isinstance(request, ChatCompletionRequest)  # only chat streams resume
+                routed = await self._resume(ctx, call, request, splice, attempt, error)
+                if routed is None:
+                    raise error from None
+
+    async def _resume(
+        self,
+        ctx: CallContext,
+        call: RoutedCall,
+        request: ChatCompletionRequest,
+        splice: StreamSplice,
+        cut: Attempt,
+        error: PortwayError,
+    ) -> tuple[Attempt, StreamStart] | None:
+        """Continue a cut stream on a deployment that can continue an assistant prefix."""
+        partial = splice.text
+        request = await self._remaining(request, partial, cut.deployment)
+        if request is None:
+            return None
+        # ``call.tried`` stays: deployments not tried yet come first, the one that cut
+        # the stream is tried again only when nothing else can continue it.
+        call.needs = call.needs._replace(prefill=bool(partial))
+        echoes: list[str] = []
+
+        def continuation(deployment: Deployment) -> ChatCompletionRequest:
+            continued = deployment.provider.continuation(request, partial)
+            echoes.append(continued.echo)
+            return continued.request
+
+        # A resume gets the deadline's remainder like a failover would; without one,
+        # the per-attempt first-byte timeout still bounds each try.
+        first_byte_timeout = call.route.first_byte_timeout or call.route.timeout
+        try:
+            routed = await self._route(
+                ctx, call, _stream_run(ctx, continuation), first_byte_timeout
+            )
+        except PortwayError as failure:
+            logger.info("request %s: resuming the stream failed: %s", ctx.request_id, failure)
+            return None
+        if routed is None:
+            return None
+        logger.info(
+            "request %s: stream cut (%s) resumed on %s after %d characters",
+            ctx.request_id,
+            error.code,
+            routed[0].deployment.id,
+            len(partial),
+        )
+        splice.begin_resume(echoes[-1] if echoes else "")
+        return routed
+
+    async def _remaining(
+        self, request: ChatCompletionRequest, partial: str, cut: Deployment
+    ) -> ChatCompletionRequest | None:
+        """The request with the client's output cap less what was produced (None: spent)."""
+        cap = request.max_output_tokens
+        if cap is None or not partial:
+            return request
+        produced = await self._count(cut.config.provider, cut.config.upstream_model, partial)
+        if produced >= cap:
+            return None
+        name = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+        return request.model_copy(update={name: cap - produced})
 
     async def _relay(
         self,
@@ -443,23 +521,30 @@ class Router(Terminal):
         attempt: Attempt,
         first: ModelChunk,
         rest: AsyncIterator[ModelChunk],
+        splice: StreamSplice,
     ) -> AsyncIterator[ModelChunk]:
-        """The committed stream: no failover from here; the outcome settles the attempt.
+        """One attempt's part of the committed stream; the outcome settles the attempt.
 
         The upstream is closed before any bookkeeping, so a client that leaves stops the
-        upstream generation at once.
+        upstream generation at once. A cut attempt's usage is estimated (prompt, prefix
+        and the text it produced) so that a resumed stream's usage covers every attempt.
         """
         model = ctx.model
         failure: BaseException | None = None
         cancelled = False
+        usage: dict[str, Any] | None = None
         try:
-            first["model"] = model
-            yield first
-            async for chunk in rest:
-                chunk["model"] = model
+            chunk: ModelChunk | None = first
+            while chunk is not None:
                 if chunk.get("usage"):
-                    ctx.usage = chunk["usage"]  # type: ignore[assignment]
-                yield chunk
+                    usage = dict(chunk["usage"])  # type: ignore[arg-type]  # this attempt's
+                spliced = splice.rewrite(chunk)
+                if spliced is not None:
+                    spliced["model"] = model
+                    if spliced.get("usage"):
+                        ctx.usage = spliced["usage"]  # type: ignore[assignment]
+                    yield spliced
+                chunk = await anext(rest, None)
         except asyncio.CancelledError:
             cancelled = True
             raise
@@ -480,8 +565,37 @@ class Router(Terminal):
                     await attempt.fail(failure)
                 else:
                     await attempt.succeed()
+                if usage is None and failure is not None and splice.spans_attempts():
+                    usage = splice.cut = await self._cut_usage(ctx, attempt, splice)
+                    if splice.spent is not None:  # the ledger bills every attempt so far
+                        ctx.usage = splice.total(usage)
                 # Whatever the outcome, this attempt produced the output the client got.
-                await attempt.true_up(ctx.usage, ctx.usage_listeners)
+                await attempt.true_up(usage or ctx.usage, ctx.usage_listeners)
+
+    async def _cut_usage(
+        self, ctx: CallContext, attempt: Attempt, splice: StreamSplice
+    ) -> dict[str, Any]:
+        """An estimate of what a cut attempt used: its prompt (with the prefix it continued)
+        and the text it produced, counted by the deployment's tokenizer."""
+        config = attempt.deployment.config
+        produced = splice.attempt_text
+        prefix = splice.text[: len(splice.text) - len(produced)]
+        prompt = await ctx.prompt_tokens()
+        if prefix:
+            prompt += await self._count(config.provider, config.upstream_model, prefix)
+        completion = await self._count(config.provider, config.upstream_model, produced)
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    async def _count(self, provider: str, model: str, text: str) -> int:
+        if not text:
+            return 0
+        if self._count_text is None:
+            return max(1, len(text) // _CHARS_PER_TOKEN)  # no tokenizer given: the rule of thumb
+        return await self._count_text(provider, model, text)
 
     # Attempts, retries, fallbacks -------------------------------------------------
 
@@ -749,6 +863,32 @@ def _log_failure(ctx: CallContext, deployment: Deployment, error: PortwayError) 
     logger.warning(
         "request %s: %s failed: %s (%s)", ctx.request_id, deployment.id, error.message, error.detail
     )
+
+
+def _stream_run(
+    ctx: CallContext,
+    continuation: Callable[[Deployment], ChatCompletionRequest] | None = None,
+) -> RunAttempt[StreamStart]:
+    """An attempt that opens a stream and waits for its first chunk (the commit point);
+    with ``continuation``, the chat request that continues a cut stream."""
+
+    async def run(attempt: Attempt) -> StreamStart:
+        deployment = attempt.deployment
+        if continuation is None:
+            chunks = _open_stream(ctx, deployment)
+        else:
+            chunks = deployment.provider.stream(_capped(continuation(deployment), deployment))
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            raise UpstreamError("The upstream produced an empty stream.") from None
+        except BaseException:
+            await chunks.aclose()  # type: ignore[attr-defined]
+            raise
+        attempt.first_byte()
+        return first, chunks
+
+    return run
 
 
 def _capped(request: ChatOrText, deployment: Deployment) -> ChatOrText:

@@ -166,12 +166,14 @@ class Boundary:
     ) -> list[str]:
         """``bwrap ... python repl.py <policy>`` for a session running as ``uid``."""
         config = self.config
-        args = [self.bwrap, *self.filesystem]
-        args += ["--proc", "/proc", "--dev", "/dev"]
+        args = [self.bwrap, "--proc", "/proc", "--dev", "/dev"]
         args += ["--perms", "0755", "--dir", "/mnt"]  # not 0700, see above
         args += ["--size", str(config.disk_bytes), "--perms", "0700", "--tmpfs", DATA]
         args += ["--size", str(config.disk_bytes), "--perms", "01777", "--tmpfs", "/tmp"]
         args += ["--size", str(config.disk_bytes), "--perms", "01777", "--tmpfs", "/dev/shm"]
+        # The scratch tmpfs go first: a runtime installed under /tmp (a venv in a checkout
+        # there) is bound on top of the sandbox's /tmp instead of being hidden by it.
+        args += self.filesystem
         # In a user namespace the sandbox owns bwrap's root and /dev tmpfs (unsized): no
         # writes there, so /mnt/data, /tmp and /dev/shm (each ``disk_bytes``) are all.
         args += ["--remount-ro", "/dev", "--remount-ro", "/"]

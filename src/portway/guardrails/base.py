@@ -1,0 +1,138 @@
+"""What a guardrail is: a detector plus what each mode does with its findings.
+
+Contract: a guardrail plugin subclasses ``Guardrail`` and implements ``detect`` (spans in
+a text, found in time linear in the text). ``check_input``/``check_output`` apply a
+policy's mode to a text: ``block`` raises ``GuardrailBlockedError``, ``redact`` replaces
+each finding by a placeholder of the call's ``GuardSession`` (reversible ones are restored
+in the answer), ``monitor`` leaves the text alone. Every action is recorded on the
+session (counted and logged by the stage; the matched text itself is never logged).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from portway.config import GuardrailMode
+from portway.errors import GuardrailBlockedError
+
+ActionKind = Literal["blocked", "redacted", "flagged"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A span of a text that a guardrail flags; ``kind`` names what it is (``EMAIL``)."""
+
+    kind: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One guardrail decision on a call (for metrics and the log)."""
+
+    guardrail: str
+    action: ActionKind
+    kinds: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class GuardSession:
+    """One call's placeholders: stable per value, restorable when reversible."""
+
+    actions: list[Action] = field(default_factory=list)
+    # placeholder -> original, only for placeholders restored in the answer
+    reversible: dict[str, str] = field(default_factory=dict)
+    _by_value: dict[tuple[str, str], str] = field(default_factory=dict)
+    _counts: dict[str, int] = field(default_factory=dict)
+
+    def placeholder(
+        self, label: str, value: str, render: Callable[[str, int], str], *, restore: bool
+    ) -> str:
+        """The placeholder of ``value`` (the same one every time it recurs in the call)."""
+        key = (label, value)
+        existing = self._by_value.get(key)
+        if existing is not None:
+            return existing
+        number = self._counts.get(label, 0) + 1
+        self._counts[label] = number
+        text = render(label, number)
+        self._by_value[key] = text
+        if restore:
+            self.reversible[text] = value
+        return text
+
+    def record(self, guardrail: str, action: ActionKind, findings: list[Finding]) -> None:
+        kinds = tuple(sorted({finding.kind for finding in findings}))
+        self.actions.append(Action(guardrail, action, kinds))
+
+    def restore(self, text: str) -> str:
+        """``text`` with every reversible placeholder replaced by its original value."""
+        if not self.reversible or "<" not in text:
+            return text
+        for placeholder, value in self.reversible.items():
+            if placeholder in text:
+                text = text.replace(placeholder, value)
+        return text
+
+
+class Guardrail(ABC):
+    """A guardrail plugin (entry point group ``portway.guardrails``)."""
+
+    name: ClassVar[str]
+    # Message roles whose text is checked on input (None: every role).
+    roles: ClassVar[frozenset[str] | None] = None
+    # Redacted values are restored in the answer (pseudonymization).
+    reversible: ClassVar[bool] = False
+
+    @abstractmethod
+    def detect(self, text: str) -> list[Finding]:
+        """The spans of ``text`` this guardrail flags, in order, not overlapping."""
+
+    def render(self, kind: str, number: int) -> str:
+        """A redacted value's placeholder."""
+        return f"[{kind}_{number}]"
+
+    def label(self, finding: Finding) -> str:
+        """What numbers placeholders (values of one label share a counter)."""
+        return finding.kind
+
+    def check_input(self, text: str, mode: GuardrailMode, session: GuardSession) -> str:
+        return self._apply(text, mode, session, restore=self.reversible)
+
+    def check_output(self, text: str, mode: GuardrailMode, session: GuardSession) -> str:
+        """Pseudonymized values come back restored; others are checked like inputs."""
+        if self.reversible and mode == "redact":
+            return session.restore(text)
+        return self._apply(text, mode, session, restore=False)
+
+    def _apply(
+        self, text: str, mode: GuardrailMode, session: GuardSession, *, restore: bool
+    ) -> str:
+        findings = self.detect(text)
+        if not findings:
+            return text
+        if mode == "block":
+            session.record(self.name, "blocked", findings)
+            kinds = ", ".join(sorted({finding.kind.lower() for finding in findings}))
+            raise GuardrailBlockedError(
+                f"Blocked by the {self.name!r} guardrail: the text contains {kinds}."
+            )
+        if mode == "monitor":
+            session.record(self.name, "flagged", findings)
+            return text
+        session.record(self.name, "redacted", findings)
+        pieces: list[str] = []
+        last = 0
+        for finding in findings:
+            pieces.append(text[last : finding.start])
+            value = text[finding.start : finding.end]
+            pieces.append(
+                session.placeholder(self.label(finding), value, self.render, restore=restore)
+            )
+            last = finding.end
+        pieces.append(text[last:])
+        return "".join(pieces)

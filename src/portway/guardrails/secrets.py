@@ -1,0 +1,49 @@
+"""The ``secrets`` guardrail: API keys, tokens, private keys and high-entropy assignments.
+
+Every pattern runs on RE2 with bounded repetitions (linear in the text, see
+tests/test_regex_audit.py). Redacted secrets become ``[SECRET_1]``; they are never
+restored in answers.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from portway.guardrails.base import Finding, Guardrail
+from portway.guardrails.spans import Detector, entropy, scan
+
+# A generic ``key = value`` is a secret only when the value looks random.
+MIN_ENTROPY_BITS = 3.5
+
+DETECTORS = (
+    Detector.of("ANTHROPIC_KEY", r"\bsk-ant-[A-Za-z0-9_\-]{20,250}"),
+    Detector.of("OPENAI_KEY", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,250}"),
+    Detector.of("AWS_ACCESS_KEY", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    Detector.of(
+        "GITHUB_TOKEN", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"
+    ),
+    Detector.of("SLACK_TOKEN", r"\bxox[abposr]-[A-Za-z0-9\-]{10,250}"),
+    Detector.of(
+        "PRIVATE_KEY",
+        r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----[A-Za-z0-9+/=\s]*"
+        r"(?:-----END [A-Z ]{0,40}PRIVATE KEY-----)?",
+    ),
+    Detector.of("JWT", r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{10,}"),
+    Detector.of(
+        "GENERIC_SECRET",
+        r"(?i)\b(?:api[_\-]?key|secret|token|passw(?:or)?d|access[_\-]?key|auth)"
+        r"[A-Za-z0-9_\-]{0,20}[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?([A-Za-z0-9_+/=.\-]{16,256})",
+        group=1,
+        accept=lambda value: entropy(value) >= MIN_ENTROPY_BITS,
+    ),
+)
+
+
+class SecretsGuardrail(Guardrail):
+    name: ClassVar[str] = "secrets"
+
+    def detect(self, text: str) -> list[Finding]:
+        return scan(DETECTORS, text)
+
+    def label(self, finding: Finding) -> str:
+        return "SECRET"

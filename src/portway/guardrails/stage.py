@@ -1,0 +1,119 @@
+"""The guardrail stage: input checks before the cache and the router, output checks after.
+
+It sits inside the accounting stages and outside the cache, so what is cached and what
+is sent upstream is the redacted request, and every operation through the pipeline
+(chat whole and streamed, embeddings; hence Assistants runs, Responses and batches)
+passes it. Each decision is counted (``portway_guardrail_actions``) and logged without
+the text it concerns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from typing import Any, cast
+
+from portway.guardrails.base import Action, GuardSession
+from portway.guardrails.outputs import StreamGuard, guard_result
+from portway.guardrails.policy import ActivePolicy, Policies
+from portway.guardrails.requests import (
+    guard_chat,
+    guard_completion_request,
+    guard_embedding,
+    text_size,
+)
+from portway.pipeline.base import (
+    CallContext,
+    CompleteHandler,
+    ModelChunk,
+    ModelResult,
+    Stage,
+    StreamHandler,
+)
+from portway.protocol.chat import ChatCompletionDict
+from portway.protocol.completions import CompletionDict, CompletionRequest
+from portway.protocol.embeddings import EmbeddingRequest
+
+logger = logging.getLogger(__name__)
+
+ActionObserver = Callable[[Action], None]
+# Above this many characters the input checks run in a worker thread, off the event loop.
+OFFLOAD_CHARS = 32_768
+
+
+class GuardrailStage(Stage):
+    def __init__(self, policies: Policies, observe: ActionObserver) -> None:
+        self._policies = policies
+        self._observe = observe
+
+    def _report(self, ctx: CallContext, session: GuardSession) -> None:
+        for action in session.actions:
+            self._observe(action)
+            logger.info(
+                "guardrail %s %s %s in request %s (model %s)",
+                action.guardrail,
+                action.action,
+                ",".join(action.kinds),
+                ctx.request_id,
+                ctx.model,
+            )
+
+    async def _guard_request(
+        self, ctx: CallContext, policies: tuple[ActivePolicy, ...], session: GuardSession
+    ) -> None:
+        request = ctx.request
+        guard: Any = guard_chat
+        if isinstance(request, EmbeddingRequest):
+            guard = guard_embedding
+        elif isinstance(request, CompletionRequest):
+            guard = guard_completion_request
+        if text_size(request) > OFFLOAD_CHARS:
+            ctx.request = await asyncio.to_thread(guard, request, policies, session)  # type: ignore[arg-type]
+        else:
+            ctx.request = guard(request, policies, session)  # type: ignore[arg-type]
+
+    async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
+        policies = self._policies.for_call(ctx.model, ctx.principal)
+        if not policies:
+            return await call_next(ctx)
+        session = GuardSession()
+        try:
+            await self._guard_request(ctx, policies, session)
+            result = await call_next(ctx)
+            if isinstance(ctx.request, EmbeddingRequest):
+                return result
+            return guard_result(
+                cast(ChatCompletionDict | CompletionDict, result), policies, session
+            )
+        finally:
+            self._report(ctx, session)
+
+    def stream(self, ctx: CallContext, call_next: StreamHandler) -> AsyncIterator[ModelChunk]:
+        policies = self._policies.for_call(ctx.model, ctx.principal)
+        if not policies:
+            return call_next(ctx)
+        return self._guarded_stream(ctx, call_next, policies)
+
+    async def _guarded_stream(
+        self, ctx: CallContext, call_next: StreamHandler, policies: tuple[ActivePolicy, ...]
+    ) -> AsyncIterator[ModelChunk]:
+        session = GuardSession()
+        try:
+            await self._guard_request(ctx, policies, session)
+            guard = StreamGuard(policies, session)
+            last: ModelChunk | None = None
+            async with aclosing(call_next(ctx)) as chunks:  # type: ignore[type-var]
+                async for chunk in chunks:
+                    last = chunk
+                    yield (guard.chunk(cast(dict[str, Any], chunk)) if guard.active else chunk)
+            leftover = (
+                guard.leftover(cast(dict[str, Any], last))
+                if guard.active and last is not None
+                else None
+            )
+            if leftover is not None:
+                yield leftover
+        finally:
+            self._report(ctx, session)

@@ -1,0 +1,46 @@
+"""``portway serve``'s HTTP server: uvicorn with a readiness-first graceful shutdown.
+
+On the first SIGTERM (or SIGINT) the app is marked draining, so ``/health/ready``
+answers 503 while requests are still served; after ``server.unready_delay_seconds`` the
+listener closes, in-flight requests and streams get ``server.drain_timeout_seconds`` to
+finish (then they are cancelled), and the lifespan closes the services, which flushes
+the ledger. A second signal skips the rest of the unready delay.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+logger = logging.getLogger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server whose shutdown turns readiness off before it stops accepting."""
+
+    def __init__(
+        self, config: uvicorn.Config, *, on_drain: Callable[[], None], unready_delay: float
+    ) -> None:
+        super().__init__(config)
+        self._on_drain = on_drain
+        self._unready_delay = unready_delay
+        self._exit_at: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._exit_at is None:
+            self._on_drain()
+            logger.info("shutting down: readiness is off, draining in-flight requests")
+            if self._unready_delay > 0:
+                self._captured_signals.append(sig)  # re-raised after shutdown, as uvicorn does
+                self._exit_at = time.monotonic() + self._unready_delay
+                return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._exit_at is not None and time.monotonic() >= self._exit_at:
+            self.should_exit = True
+        return await super().on_tick(counter)
