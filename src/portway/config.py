@@ -51,6 +51,18 @@ class PriceConfig(_Strict):
     output: float = Field(default=0.0, ge=0)
 
 
+ContextStrategyName = Literal["off", "truncate", "middle-out", "fallback", "error"]
+
+
+class ContextConfig(_Strict):
+    """How a model group fits long chat prompts to its context window (``context``)."""
+
+    strategy: ContextStrategyName = "off"
+    # Room kept for the answer; unset: the request's max tokens, else the output cap,
+    # at most half the window.
+    reserve_output_tokens: int | None = Field(default=None, ge=0)
+
+
 GuardrailMode = Literal["block", "redact", "monitor"]
 GuardrailScope = Literal["input", "output", "both"]
 
@@ -99,6 +111,8 @@ class ModelConfig(_Strict):
     timeout: float = Field(default=600.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
+    # The group's context-window policy (the first entry of a group that sets one wins).
+    context: ContextConfig | None = None
     # The group's own guardrails: replaces the top-level list for this model name.
     guardrails: list[GuardrailPolicy] | None = None
 

@@ -17,6 +17,8 @@ from portway.batches.wiring import Batches
 from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
+from portway.context.policy import ContextPolicy
+from portway.context.stage import ContextStage
 from portway.guardrails.policy import Policies
 from portway.guardrails.registry import GuardrailRegistry
 from portway.guardrails.stage import GuardrailStage
@@ -125,10 +127,12 @@ class Services:
             lambda action: metrics.guardrail_action(action.guardrail, action.action),
         )
         # Outermost first: accounting (ledger, limits, budget), then the guardrails (what is
-        # cached and sent upstream is the redacted request), the cache, then the router.
+        # cached and sent upstream is the redacted request), context fitting, the cache
+        # (keyed on the prompt that is sent), then the router.
         stages: list[Stage] = [
             *accounting.stages(estimator, observers=(metrics.observe,)),
             guardrails,
+            ContextStage(ContextPolicy.from_models(settings.models), estimator),
             *([cache] if cache else []),
             router,
         ]

@@ -90,6 +90,7 @@ class UsageRecord:
     ttft_ms: float | None = None
     error_code: str | None = None
     cache_status: str | None = None
+    context_strategy: str | None = None
     attempts: int = 0
     stream: bool = False
     settlements: tuple[Settlement, ...] = field(default=())

@@ -195,6 +195,7 @@ class UsageRecorder(Stage):
             ttft_ms=(first - ctx.started_at) * 1000 if stream and first is not None else None,
             error_code=code,
             cache_status=ctx.cache_status,
+            context_strategy=ctx.context_strategy,
             attempts=ctx.attempts,
             stream=stream,
             settlements=(

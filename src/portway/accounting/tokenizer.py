@@ -19,7 +19,7 @@ import asyncio
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 import tiktoken
@@ -29,11 +29,14 @@ from portway.protocol.chat import ChatCompletionRequest, Tool
 from portway.protocol.completions import CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
 from portway.protocol.native_responses import NativeResponseRequest
+from portway.providers.base import Framing
 
 # Prompts longer than this (characters) are counted in a thread, off the event loop.
 OFFLOAD_CHARS = 64_000
 # OpenAI bills images per tile; before a call we only know there is one: count low detail.
 IMAGE_TOKENS_ESTIMATE = 85
+# Characters of message text a counter remembers costs for (``MessageCostCache``).
+MESSAGE_CACHE_CHARS = 8_000_000
 
 _O200K_PREFIXES = (
     "gpt-4o",
@@ -66,6 +69,13 @@ class TokenCounter(Protocol):
     def exact(self) -> bool: ...
 
     def count(self, text: str) -> int: ...
+
+
+@runtime_checkable
+class FramedCounter(TokenCounter, Protocol):
+    """A model's own tokenizer that also knows what its chat template adds."""
+
+    def framing(self) -> Framing: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,7 @@ class ToolOverhead:
 
 
 _TOOLS_O200K = ToolOverhead(function_start=7)
+OPENAI_FRAMING = Framing()
 _TOOLS_CL100K = ToolOverhead(function_start=10)
 
 
@@ -122,12 +133,56 @@ def _text_of(content: Any) -> tuple[str, int]:
     return "".join(texts), others
 
 
+class MessageCostCache:
+    """Token costs of plain-text messages already counted by one tokenizer: a chat client
+    resends its whole history every turn, so each call counts only what is new.
+
+    Bounded by the characters its keys hold (oldest entries go first)."""
+
+    def __init__(self, max_chars: int = MESSAGE_CACHE_CHARS) -> None:
+        self._costs: dict[tuple[Any, ...], int] = {}
+        self._chars = 0
+        self._max_chars = max_chars
+
+    @staticmethod
+    def key(message: Any) -> tuple[Any, ...] | None:
+        """What a message's cost depends on, when it is plain text (None: not cached)."""
+        fields = getattr(message, "__dict__", None)
+        if not isinstance(fields, dict):
+            return None
+        content = fields.get("content")
+        if not isinstance(content, str) or fields.get("tool_calls"):
+            return None
+        return (fields.get("role"), content, fields.get("name"), fields.get("tool_call_id"))
+
+    def get(self, key: tuple[Any, ...]) -> int | None:
+        return self._costs.get(key)
+
+    def put(self, key: tuple[Any, ...], cost: int) -> None:
+        chars = len(key[1])
+        if chars > self._max_chars // 16:  # one huge message must not flush the rest
+            return
+        self._chars += chars
+        while self._chars > self._max_chars and self._costs:
+            oldest = next(iter(self._costs))
+            if self._costs.pop(oldest, None) is not None:
+                self._chars -= len(oldest[1])
+        self._costs[key] = cost
+
+
 class ChatTokenCounter:
     """Counts a chat request's prompt tokens as OpenAI bills them."""
 
-    def __init__(self, counter: TokenCounter, tools: ToolOverhead = _TOOLS_O200K) -> None:
+    def __init__(
+        self,
+        counter: TokenCounter,
+        tools: ToolOverhead = _TOOLS_O200K,
+        framing: Framing = OPENAI_FRAMING,
+    ) -> None:
         self.counter = counter
         self._tools = tools
+        self.framing = framing
+        self._cache = MessageCostCache()
 
     @property
     def exact(self) -> bool:
@@ -137,20 +192,33 @@ class ChatTokenCounter:
         return self.counter.count(text)
 
     def count_messages(self, messages: Iterable[Any]) -> int:
+        # every reply is primed (OpenAI: <|start|>assistant<|message|>)
+        return self.framing.per_prompt + sum(map(self.message_cost, messages))
+
+    def message_cost(self, message: Any) -> int:
+        """One message's tokens in a prompt (remembered for plain-text messages)."""
+        key = MessageCostCache.key(message)
+        if key is None:
+            return self._count_message(message)
+        cost = self._cache.get(key)
+        if cost is None:
+            cost = self._count_message(message)
+            self._cache.put(key, cost)
+        return cost
+
+    def _count_message(self, message: Any) -> int:
         count = self.counter.count
-        total = 3  # every reply is primed with <|start|>assistant<|message|>
-        for message in messages:
-            total += 3 + count(message.role)
-            text, others = _text_of(getattr(message, "content", None))
-            total += count(text) + others * IMAGE_TOKENS_ESTIMATE
-            name = getattr(message, "name", None)
-            if name:
-                total += count(name) + 1
-            for call in getattr(message, "tool_calls", None) or ():
-                total += 3 + count(call.function.name) + count(call.function.arguments)
-            tool_call_id = getattr(message, "tool_call_id", None)
-            if tool_call_id:
-                total += count(tool_call_id)
+        total = self.framing.per_message + count(message.role)
+        text, others = _text_of(getattr(message, "content", None))
+        total += count(text) + others * IMAGE_TOKENS_ESTIMATE
+        name = getattr(message, "name", None)
+        if name:
+            total += count(name) + 1
+        for call in getattr(message, "tool_calls", None) or ():
+            total += 3 + count(call.function.name) + count(call.function.arguments)
+        tool_call_id = getattr(message, "tool_call_id", None)
+        if tool_call_id:
+            total += count(tool_call_id)
         return total
 
     def count_tools(self, tools: Iterable[Tool]) -> int:
@@ -181,14 +249,18 @@ class ChatTokenCounter:
                     total += count(f"{key}:{kind}:{describe}")
         return total + overhead.functions_end if any_tool else total
 
-    def count_request(self, request: ChatCompletionRequest) -> int:
-        total = self.count_messages(request.messages)
+    def count_extras(self, request: ChatCompletionRequest) -> int:
+        """What a chat prompt costs beyond its messages: tools and a JSON schema."""
+        total = 0
         if request.tools:
             total += self.count_tools(request.tools)
         schema = getattr(request.response_format, "json_schema", None)
         if schema is not None and schema.schema_ is not None:
             total += self.counter.count(orjson.dumps(schema.schema_).decode())
         return total
+
+    def count_request(self, request: ChatCompletionRequest) -> int:
+        return self.count_messages(request.messages) + self.count_extras(request)
 
 
 def request_chars(request: ChatCompletionRequest) -> int:
@@ -246,7 +318,9 @@ class TokenizerService:
             return counter
         registered = self._registered.get(model)
         encoding_name = encoding_for_model(model)
-        if registered is not None:
+        if isinstance(registered, FramedCounter):
+            counter = ChatTokenCounter(registered, framing=registered.framing())
+        elif registered is not None:
             counter = ChatTokenCounter(registered)
         elif encoding_name is not None:
             tools = _TOOLS_CL100K if encoding_name == "cl100k_base" else _TOOLS_O200K

@@ -253,8 +253,7 @@ async def _count(
 
     def count() -> tuple[list[int], int]:
         messages = request.messages
-        # count_messages adds 3 tokens that prime the reply once per prompt.
-        costs = [counter.count_messages([m]) - 3 for m in messages[head : head + prior]]
+        costs = [counter.message_cost(m) for m in messages[head : head + prior]]
         fixed = counter.count_messages([*messages[:head], *messages[head + prior :]])
         if request.tools:
             fixed += counter.count_tools(request.tools)

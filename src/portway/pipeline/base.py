@@ -88,6 +88,8 @@ class CallContext:
     first_token_at: float | None = None
     usage: dict[str, Any] | None = None
     cache_status: str | None = None
+    # The context strategy the call was fitted under (None: off), for the ledger.
+    context_strategy: str | None = None
     # The one prompt counter (the pipeline binds it as the call enters).
     count_prompt: PromptCounter = field(default=_no_counter, repr=False)
     _prompt_tokens: int | None = field(default=None, init=False, repr=False)  # not counted yet
@@ -114,6 +116,11 @@ class CallContext:
 
     def prompt_counted(self) -> bool:
         return self._prompt_tokens is not None
+
+    def replace_request(self, request: ModelRequest, prompt_tokens: int) -> None:
+        """A stage rewrote the prompt (context fitting): later stages see it and its count."""
+        self.request = request
+        self._prompt_tokens = prompt_tokens
 
 
 # A whole call's result is the type of its operation's (``ctx.operation``).

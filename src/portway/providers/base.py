@@ -109,6 +109,15 @@ class ProviderOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """Tokens a chat format adds: around each message (besides its role's own tokens) and
+    once per prompt (priming the reply, a template's preamble). OpenAI's: 3 and 3."""
+
+    per_message: int = 3
+    per_prompt: int = 3
+
+
 class ModelTokenizer(Protocol):
     """A model's own tokenizer, for exact counts before a call (see ``accounting``)."""
 
@@ -116,6 +125,10 @@ class ModelTokenizer(Protocol):
     def exact(self) -> bool: ...
 
     def count(self, text: str) -> int: ...
+
+    def framing(self) -> Framing:
+        """What the model's chat template adds around messages (usable once loaded)."""
+        ...
 
 
 class Provider(ABC):

@@ -43,7 +43,7 @@ from portway.protocol.chat import (
 )
 from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
-from portway.providers.base import Capabilities, Provider, ProviderOptions
+from portway.providers.base import Capabilities, Framing, Provider, ProviderOptions
 from portway.providers.local_grammar import GrammarLimits, grammar_rejection
 from portway.providers.local_text import complete_raw, stream_raw
 from portway.providers.local_tools import (
@@ -141,6 +141,9 @@ class GGUFTokenizer:
     def count(self, text: str) -> int:
         return self._provider.count_tokens(text)
 
+    def framing(self) -> Framing:
+        return self._provider.framing()
+
 
 class LocalOptions(ProviderOptions):
     """``models[].options`` of a local model."""
@@ -174,6 +177,7 @@ class LocalProvider(Provider):
         self._turn = asyncio.Lock()
         self._llama: Any = None
         self._formatter: Any = None
+        self._framing = Framing()  # measured on the chat template once the model loads
         self.tokens_generated = 0  # lifetime total; written by the model thread only
         self._capabilities = Capabilities(
             chat=not self._embedding_model,
@@ -218,6 +222,37 @@ class LocalProvider(Provider):
                 eos_token=self._token_text(self._llama.token_eos()),
                 bos_token=self._token_text(self._llama.token_bos()),
             )
+            self._framing = self._measure_framing()
+
+    def _prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        prompt = self._formatter(messages=messages).prompt
+        return len(self._llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+    def _measure_framing(self) -> Framing:
+        """The template's cost around messages, measured on it: the most any role adds, and
+        the most a prompt adds with or without a system message (templates such as
+        SmolLM2's insert a default one)."""
+        text = "x"
+        system = [{"role": "system", "content": text}]
+        base = self._prompt_tokens(system)
+        per_message = max(
+            self._prompt_tokens([*system, {"role": role, "content": text}])
+            - base
+            - self.count_tokens(text)
+            - self.count_tokens(role)
+            for role in ("user", "assistant", "tool")
+        )
+        # +1 per message: a text's first or last token may merge with the template's.
+        per_message += 1
+        size = self.count_tokens(text)
+        with_system = base - (per_message + self.count_tokens("system") + size)
+        alone = self._prompt_tokens([{"role": "user", "content": text}]) - (
+            per_message + self.count_tokens("user") + size
+        )
+        return Framing(per_message=per_message, per_prompt=max(with_system, alone, 0))
+
+    def framing(self) -> Framing:
+        return self._framing
 
     def _token_text(self, token: int) -> str:
         return bytes(self._llama.detokenize([token], special=True)).decode("utf-8", "replace")

@@ -5,7 +5,9 @@ the chain of ``previous_response_id`` or the ``conversation``'s items, then this
 before anything is streamed, so every client error is an HTTP error: unknown model 404
 ``model_not_found``, missing ``input`` 400, unknown or unstored earlier responses and
 conversations 404, a context over the model's window with ``truncation: disabled`` 400
-``context_length_exceeded`` (``auto`` drops the oldest items). A finished response is
+``context_length_exceeded`` (``auto`` applies the context stage's ``truncate``: the
+oldest items go, system/developer items, a call's results with it and the newest input
+stay). A finished response is
 saved (``store``, default true) with its input items, and appended to its conversation,
 in one transaction. Objects of another tenant are reported as missing.
 
@@ -30,6 +32,8 @@ from portway.assistants.context import ContextBuilder
 from portway.assistants.engine import error_code
 from portway.assistants.ids import new_id
 from portway.assistants.principals import RunPrincipals, principal_snapshot
+from portway.context.strategies import Truncate, fit
+from portway.context.turns import split
 from portway.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
@@ -151,22 +155,20 @@ class ResponseService:
                 f"({limit} tokens for the input). Shorten it, or set truncation to 'auto'.",
                 param="input",
             )
-        costs = await self._message_costs(model, build(messages), len(head))
-        first = 0
-        # Drop the oldest items (with the tool results of a dropped call), keeping the newest.
-        while tokens > limit and first < len(history) - 1:
-            tokens -= costs[first]
-            first += 1
-            while first < len(history) - 1 and history[first]["role"] == "tool":
-                tokens -= costs[first]
-                first += 1
-        messages = [*head, *history[first:]]
-        if tokens > limit:
+        request = build(messages)
+        costs = await self._message_costs(model, request)
+        # The chat completions' truncate strategy: system/developer items and the newest
+        # turns stay, a call goes with its results, the newest input is never dropped.
+        turns = split(request.messages)
+        kept = fit(turns, Truncate().drop_order(turns), [costs], [tokens - sum(costs)], limit)
+        if not kept.fits:
             raise ContextLengthExceededError(
-                f"The newest input item alone ({tokens} tokens) exceeds the context window "
-                f"of '{model}' ({limit} tokens for the input).",
+                f"The newest input items ({kept.tokens} tokens once every older one is "
+                f"left out) exceed the context window of '{model}' ({limit} tokens for the "
+                "input).",
                 param="input",
             )
+        messages = [messages[i] for i in kept.kept]
         return messages
 
     async def _messages(
@@ -202,15 +204,12 @@ class ResponseService:
         )
         return messages, input_items
 
-    async def _message_costs(
-        self, model: str, request: ChatCompletionRequest, head: int
-    ) -> list[int]:
-        """The tokens each message after the first ``head`` ones adds to the prompt."""
+    async def _message_costs(self, model: str, request: ChatCompletionRequest) -> list[int]:
+        """The tokens each message adds to the prompt."""
         counter = await self._context.counter(model)
 
         def count() -> list[int]:
-            # count_messages adds 3 tokens that prime the reply once per prompt.
-            return [counter.count_messages([m]) - 3 for m in request.messages[head:]]
+            return [counter.message_cost(m) for m in request.messages]
 
         if request_chars(request) > OFFLOAD_CHARS:
             return await asyncio.to_thread(count)

@@ -40,5 +40,6 @@ class UsageRow(Base):
     status: Mapped[int] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(64))
     cache_status: Mapped[str | None] = mapped_column(String(16))
+    context_strategy: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     stream: Mapped[bool] = mapped_column(Boolean, default=False)

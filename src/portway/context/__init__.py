@@ -1,0 +1,1 @@
+"""Context-window management: fit a chat prompt to the smallest window it may meet."""
