@@ -86,8 +86,10 @@ def test_a_response_is_forwarded_as_sent_and_answered_by_the_upstream(
     assert response.usage is not None and response.usage.total_tokens == 14
     [sent] = fake_openai.requests
     assert sent.path == "/v1/responses"
-    # The client's body as sent, unknown fields included; only the model is mapped.
+    # The client's body as sent, unknown fields included; only the model is mapped, and
+    # without a client cap the one the budget hold assumed (the default 4096) is added.
     assert sent.body == {
+        "max_output_tokens": 4096,
         "model": "upstream-gpt-native",
         "input": [{"role": "user", "content": "hello upstream"}],
         "instructions": "Be brief.",
@@ -166,6 +168,7 @@ def test_a_streamed_native_response_is_relayed_event_by_event(
         "model": "upstream-gpt-native",
         "input": "stream this",
         "stream": True,
+        "max_output_tokens": 4096,
     }
     [row] = ledger(door, key["id"])
     assert (row["endpoint"], row["prompt_tokens"], row["completion_tokens"]) == (

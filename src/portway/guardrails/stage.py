@@ -83,9 +83,11 @@ class GuardrailStage(Stage):
         elif isinstance(request, CompletionRequest):
             guard = guard_completion_request
         if text_size(request) > OFFLOAD_CHARS:
-            ctx.request = await asyncio.to_thread(guard, request, policies, session)  # type: ignore[arg-type]
+            guarded = await asyncio.to_thread(guard, request, policies, session)
         else:
-            ctx.request = guard(request, policies, session)  # type: ignore[arg-type]
+            guarded = guard(request, policies, session)
+        if guarded is not request:  # redacted: what later stages count is what is sent
+            ctx.replace_request(guarded)
 
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         policies = self._policies.for_call(ctx.model, ctx.principal)

@@ -117,8 +117,9 @@ class CallContext:
     def prompt_counted(self) -> bool:
         return self._prompt_tokens is not None
 
-    def replace_request(self, request: ModelRequest, prompt_tokens: int) -> None:
-        """A stage rewrote the prompt (context fitting): later stages see it and its count."""
+    def replace_request(self, request: ModelRequest, prompt_tokens: int | None = None) -> None:
+        """A stage rewrote the prompt: later stages see it and its count (``None``: counted
+        again on next use, never the old request's)."""
         self.request = request
         self._prompt_tokens = prompt_tokens
 

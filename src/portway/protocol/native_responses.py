@@ -36,6 +36,18 @@ class NativeResponseRequest:
             stream=body.get("stream") is True,
         )
 
+    def with_output_cap(self, cap: int) -> NativeResponseRequest:
+        """This request capped at ``cap`` output tokens when the client set no cap itself, so
+        the upstream never writes more than the budget hold assumed."""
+        if self.max_output_tokens is not None:
+            return self
+        return NativeResponseRequest(
+            body={**self.body, "max_output_tokens": cap},
+            model=self.model,
+            max_output_tokens=cap,
+            stream=self.stream,
+        )
+
     def upstream_body(self, upstream_model: str) -> dict[str, Any]:
         """The body sent upstream: the client's, with the upstream's model id."""
         return {**self.body, "model": upstream_model}

@@ -379,7 +379,10 @@ class Router(Terminal):
         request: NativeResponseRequest = ctx.request  # type: ignore[assignment]
 
         async def run(attempt: Attempt) -> dict[str, Any]:
-            result = await attempt.deployment.provider.respond(request)
+            deployment = attempt.deployment
+            result = await deployment.provider.respond(
+                request.with_output_cap(deployment.output_cap)
+            )
             attempt.first_byte()
             return result
 
@@ -956,7 +959,7 @@ def _open_stream(ctx: CallContext, deployment: Deployment) -> AsyncIterator[Mode
     native response's events)."""
     provider = deployment.provider
     if isinstance(ctx.request, NativeResponseRequest):
-        return provider.stream_response(ctx.request)
+        return provider.stream_response(ctx.request.with_output_cap(deployment.output_cap))
     if isinstance(ctx.request, CompletionRequest):
         return provider.stream_text(_capped(ctx.request, deployment))
     return provider.stream(_capped(ctx.request, deployment))  # type: ignore[arg-type]
