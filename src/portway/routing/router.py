@@ -386,17 +386,7 @@ class Router(Terminal):
             attempt.first_byte()
             return result
 
-        routed = await self._route(ctx, call, run, call.route.timeout)
-        if routed is None:
-            raise self._no_answer(call)
-        attempt, result = routed
-        usage = chat_usage(result.get("usage"))
-        await attempt.succeed()
-        await attempt.true_up(usage, ctx.usage_listeners)
-        self._served(ctx, call, attempt)
-        result["model"] = ctx.model
-        ctx.usage = usage
-        return result
+        return await self._whole(ctx, call, run, chat_usage)
 
     async def _complete_text(self, ctx: CallContext, call: RoutedCall) -> CompletionDict:
         request: CompletionRequest = ctx.request  # type: ignore[assignment]
@@ -407,17 +397,7 @@ class Router(Terminal):
             attempt.first_byte()
             return result
 
-        routed = await self._route(ctx, call, run, call.route.timeout)
-        if routed is None:
-            raise self._no_answer(call)
-        attempt, result = routed
-        usage: Any = result.get("usage")
-        await attempt.succeed()
-        await attempt.true_up(usage, ctx.usage_listeners)
-        self._served(ctx, call, attempt)
-        result["model"] = ctx.model
-        ctx.usage = usage
-        return result
+        return await self._whole(ctx, call, run)
 
     async def _embed(self, ctx: CallContext, call: RoutedCall) -> EmbeddingResponseDict:
         request: EmbeddingRequest = ctx.request  # type: ignore[assignment]
@@ -427,17 +407,7 @@ class Router(Terminal):
             attempt.first_byte()
             return result
 
-        routed = await self._route(ctx, call, run, call.route.timeout)
-        if routed is None:
-            raise self._no_answer(call)
-        attempt, result = routed
-        usage: Any = result.get("usage")
-        await attempt.succeed()
-        await attempt.true_up(usage, ctx.usage_listeners)
-        self._served(ctx, call, attempt)
-        result["model"] = ctx.model
-        ctx.usage = usage
-        return result
+        return await self._whole(ctx, call, run)
 
     async def _complete(self, ctx: CallContext, call: RoutedCall) -> ChatCompletionDict:
         async def run(attempt: Attempt) -> ChatCompletionDict:
@@ -454,13 +424,33 @@ class Router(Terminal):
         if routed is None:
             return await self._degrade(ctx, call)
         attempt, completion = routed
-        usage = completion.get("usage")
-        await attempt.succeed()
-        await attempt.true_up(usage, ctx.usage_listeners)  # type: ignore[arg-type]
-        self._served(ctx, call, attempt)
-        completion["model"] = ctx.model
-        ctx.usage = usage  # type: ignore[assignment]
+        await self._settle(ctx, call, attempt, completion, completion.get("usage"))
         return completion
+
+    async def _whole(
+        self,
+        ctx: CallContext,
+        call: RoutedCall,
+        run: Callable[[Attempt], Awaitable[Any]],
+        usage_of: Callable[[Any], Any] = lambda usage: usage,
+    ) -> Any:
+        """A whole call of an operation without degraded answers: routed, then settled."""
+        routed = await self._route(ctx, call, run, call.route.timeout)
+        if routed is None:
+            raise self._no_answer(call)
+        attempt, result = routed
+        await self._settle(ctx, call, attempt, result, usage_of(result.get("usage")))
+        return result
+
+    async def _settle(
+        self, ctx: CallContext, call: RoutedCall, attempt: Attempt, result: Any, usage: Any
+    ) -> None:
+        """A whole answer served: the attempt succeeded, usage trued up, model relabelled."""
+        await attempt.succeed()
+        await attempt.true_up(usage, ctx.usage_listeners)
+        self._served(ctx, call, attempt)
+        result["model"] = ctx.model
+        ctx.usage = usage
 
     async def stream(  # type: ignore[override]
         self, ctx: CallContext, call_next: StreamHandler
