@@ -8,16 +8,16 @@ never re-validates what an upstream already produced.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, Self, TypedDict
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     PrivateAttr,
     Tag,
-    field_validator,
 )
 
 _WIRE = ConfigDict(extra="allow", populate_by_name=True)
@@ -225,15 +225,55 @@ class StreamOptions(WireModel):
 # The request ---------------------------------------------------------------
 
 
-class ChatCompletionRequest(WireModel):
-    # Frozen: a changed request is a new object (model_copy), so the client's own JSON body
-    # kept for pass-through can never describe a request that was changed after parsing.
+def _at_most_four(value: str | list[str] | None) -> str | list[str] | None:
+    if isinstance(value, list) and len(value) > 4:
+        raise ValueError("at most 4 stop sequences are allowed")
+    return value
+
+
+def _bias_in_range(value: dict[str, float] | None) -> dict[str, float] | None:
+    for token, bias in (value or {}).items():
+        if not token.isdigit():
+            raise ValueError(f"logit_bias keys must be token ids, got {token!r}")
+        if not -100 <= bias <= 100:
+            raise ValueError(f"logit_bias values must be between -100 and 100, got {bias}")
+    return value
+
+
+# The sampling parameters chat and text completions share, checked as OpenAI does.
+StopSequences = Annotated[str | list[str] | None, AfterValidator(_at_most_four)]
+LogitBias = Annotated[dict[str, float] | None, AfterValidator(_bias_in_range)]
+
+
+class WireRequest(WireModel):
+    """A client's request that keeps its own JSON body for pass-through upstreams.
+
+    Frozen: a changed request is a new object (model_copy), so the client's own JSON body
+    kept for pass-through can never describe a request that was changed after parsing.
+    """
+
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
     _wire: dict[str, Any] | None = PrivateAttr(default=None)
     _wire_owner: int = PrivateAttr(default=0)
     # True when the output cap was not the client's but Portway's default (see with_output_cap).
     _default_cap: bool = PrivateAttr(default=False)
 
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> Self:
+        """Validate a client's JSON body (strict types) and keep it for pass-through."""
+        request = cls.model_validate(body, strict=True)
+        request._wire = body
+        request._wire_owner = id(request)
+        return request
+
+    def wire_body(self) -> dict[str, Any]:
+        """The request as JSON: the client's body itself when this object was parsed from it."""
+        if self._wire is not None and self._wire_owner == id(self):
+            return self._wire
+        return self.model_dump(exclude_unset=True, by_alias=True)
+
+
+class ChatCompletionRequest(WireRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     model: str = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
@@ -243,8 +283,8 @@ class ChatCompletionRequest(WireModel):
     response_format: ResponseFormat | None = None
     store: bool | None = None
     stream: bool | None = False
-    stop: str | list[str] | None = None
-    logit_bias: dict[str, float] | None = None
+    stop: StopSequences = None
+    logit_bias: LogitBias = None
     logprobs: bool | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     n: int | None = Field(default=None, ge=1, le=128)
@@ -260,37 +300,6 @@ class ChatCompletionRequest(WireModel):
     # Deprecated by OpenAI in favour of tools/tool_choice; the chat endpoint maps them.
     functions: list[FunctionDefinition] | None = Field(default=None, min_length=1, max_length=128)
     function_call: Literal["none", "auto"] | NamedFunction | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _at_most_four_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > 4:
-            raise ValueError("at most 4 stop sequences are allowed")
-        return value
-
-    @field_validator("logit_bias")
-    @classmethod
-    def _bias_in_range(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        for token, bias in (value or {}).items():
-            if not token.isdigit():
-                raise ValueError(f"logit_bias keys must be token ids, got {token!r}")
-            if not -100 <= bias <= 100:
-                raise ValueError(f"logit_bias values must be between -100 and 100, got {bias}")
-        return value
-
-    @classmethod
-    def from_wire(cls, body: dict[str, Any]) -> ChatCompletionRequest:
-        """Validate a client's JSON body (strict types) and keep it for pass-through."""
-        request = cls.model_validate(body, strict=True)
-        request._wire = body
-        request._wire_owner = id(request)
-        return request
-
-    def wire_body(self) -> dict[str, Any]:
-        """The request as JSON: the client's body itself when this object was parsed from it."""
-        if self._wire is not None and self._wire_owner == id(self):
-            return self._wire
-        return self.model_dump(exclude_unset=True, by_alias=True)
 
     @property
     def max_output_tokens(self) -> int | None:

@@ -11,34 +11,34 @@ from __future__ import annotations
 
 from typing import Any, Literal, NotRequired, TypedDict
 
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import Field, field_validator
 
-from portway.protocol.chat import StreamOptions, UsageDict, WireModel
+from portway.protocol.chat import (
+    LogitBias,
+    StopSequences,
+    StreamOptions,
+    UsageDict,
+    WireRequest,
+)
 
 DEFAULT_MAX_TOKENS = 16
 
 TokenIds = list[int]
 
 
-class CompletionRequest(WireModel):
-    # Frozen like chat's request: the client's JSON body is kept for pass-through.
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
-    _wire: dict[str, Any] | None = PrivateAttr(default=None)
-    _wire_owner: int = PrivateAttr(default=0)
-    _default_cap: bool = PrivateAttr(default=False)
-
+class CompletionRequest(WireRequest):
     model: str = Field(min_length=1)
     prompt: str | list[str] | TokenIds | list[TokenIds]
     best_of: int | None = Field(default=None, ge=0, le=20)
     echo: bool | None = None
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    logit_bias: dict[str, float] | None = None
+    logit_bias: LogitBias = None
     logprobs: int | None = Field(default=None, ge=0, le=5)
     max_tokens: int | None = Field(default=DEFAULT_MAX_TOKENS, ge=0)
     n: int | None = Field(default=None, ge=1, le=128)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     seed: int | None = None
-    stop: str | list[str] | None = None
+    stop: StopSequences = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     suffix: str | None = None
@@ -52,37 +52,6 @@ class CompletionRequest(WireModel):
         if isinstance(value, list) and (not value or any(item == [] for item in value)):
             raise ValueError("a prompt must not be an empty list")
         return value
-
-    @field_validator("stop")
-    @classmethod
-    def _at_most_four_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > 4:
-            raise ValueError("at most 4 stop sequences are allowed")
-        return value
-
-    @field_validator("logit_bias")
-    @classmethod
-    def _bias_in_range(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        for token, bias in (value or {}).items():
-            if not token.isdigit():
-                raise ValueError(f"logit_bias keys must be token ids, got {token!r}")
-            if not -100 <= bias <= 100:
-                raise ValueError(f"logit_bias values must be between -100 and 100, got {bias}")
-        return value
-
-    @classmethod
-    def from_wire(cls, body: dict[str, Any]) -> CompletionRequest:
-        """Validate a client's JSON body (strict types) and keep it for pass-through."""
-        request = cls.model_validate(body, strict=True)
-        request._wire = body
-        request._wire_owner = id(request)
-        return request
-
-    def wire_body(self) -> dict[str, Any]:
-        """The request as JSON: the client's body itself when this object was parsed from it."""
-        if self._wire is not None and self._wire_owner == id(self):
-            return self._wire
-        return self.model_dump(exclude_unset=True, by_alias=True)
 
     # Prompts -------------------------------------------------------------------------
 
