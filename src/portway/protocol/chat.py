@@ -8,7 +8,7 @@ never re-validates what an upstream already produced.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired, Self, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, Self, TypedDict
 
 from pydantic import (
     AfterValidator,
@@ -257,6 +257,9 @@ class WireRequest(WireModel):
     _wire_owner: int = PrivateAttr(default=0)
     # True when the output cap was not the client's but Portway's default (see with_output_cap).
     _default_cap: bool = PrivateAttr(default=False)
+    if TYPE_CHECKING:  # fields of every subclass, declared there in OpenAI's order
+        stop: str | list[str] | None
+        stream_options: StreamOptions | None
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> Self:
@@ -271,6 +274,24 @@ class WireRequest(WireModel):
         if self._wire is not None and self._wire_owner == id(self):
             return self._wire
         return self.model_dump(exclude_unset=True, by_alias=True)
+
+    def _with_default_cap(self, field: str, cap: int) -> Self:
+        """A copy whose ``field`` is Portway's default output cap, in its wire body too."""
+        capped = self.model_copy(update={field: cap})
+        capped._wire = {**self.wire_body(), field: cap}
+        capped._wire_owner = id(capped)
+        capped._default_cap = True
+        return capped
+
+    @property
+    def stop_sequences(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
 
 
 class ChatCompletionRequest(WireRequest):
@@ -319,21 +340,7 @@ class ChatCompletionRequest(WireRequest):
         """
         if self.max_output_tokens is not None:
             return self
-        capped = self.model_copy(update={"max_completion_tokens": cap})
-        capped._wire = {**self.wire_body(), "max_completion_tokens": cap}
-        capped._wire_owner = id(capped)
-        capped._default_cap = True
-        return capped
-
-    @property
-    def stop_sequences(self) -> list[str]:
-        if self.stop is None:
-            return []
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
-
-    @property
-    def include_usage(self) -> bool:
-        return bool(self.stream_options and self.stream_options.include_usage)
+        return self._with_default_cap("max_completion_tokens", cap)
 
     def forced_tool_name(self) -> str | None:
         """The tool the client forces with a named `tool_choice`, if any."""

@@ -101,21 +101,7 @@ class CompletionRequest(WireRequest):
         """This request capped at ``cap`` tokens when the client sent ``max_tokens: null``."""
         if self.max_tokens is not None:
             return self
-        capped = self.model_copy(update={"max_tokens": cap})
-        capped._wire = {**self.wire_body(), "max_tokens": cap}
-        capped._wire_owner = id(capped)
-        capped._default_cap = True
-        return capped
-
-    @property
-    def stop_sequences(self) -> list[str]:
-        if self.stop is None:
-            return []
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
-
-    @property
-    def include_usage(self) -> bool:
-        return bool(self.stream_options and self.stream_options.include_usage)
+        return self._with_default_cap("max_tokens", cap)
 
 
 # Responses (plain dicts with types) ------------------------------------------------
