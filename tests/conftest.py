@@ -44,6 +44,22 @@ def fake_openai(fake_openai_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="session")
+def backup_upstream() -> Iterator[FakeOpenAI]:
+    """A second fake OpenAI upstream, for fallback and retry across deployments."""
+    server = FakeOpenAI()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def backup(backup_upstream: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    backup_upstream.reset()
+    yield backup_upstream
+    backup_upstream.reset()
+
+
+@pytest.fixture(scope="session")
 def fake_anthropic_server() -> Iterator[FakeAnthropic]:
     server = FakeAnthropic()
     server.start()

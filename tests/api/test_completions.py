@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,21 +21,6 @@ from tests.openapi import assert_matches
 
 MASTER = "sk-master-test"
 PRICE = {"input": 1000.0, "output": 1000.0}  # $0.001 per token: easy budgets
-
-
-@pytest.fixture(scope="module")
-def backup_upstream() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def backup(backup_upstream: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    backup_upstream.reset()
-    yield backup_upstream
-    backup_upstream.reset()
 
 
 @pytest.fixture(scope="module")

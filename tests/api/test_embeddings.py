@@ -4,7 +4,6 @@ budget holds, routing (retries, fallbacks) and a ledger row, exactly like chat."
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,21 +18,6 @@ from tests.openapi import assert_matches
 MASTER = "sk-master-test"
 PRICE = {"input": 1000.0, "output": 1000.0}  # $0.001 per token: easy budgets
 SYSTEM = "indexer-bot"
-
-
-@pytest.fixture(scope="module")
-def backup_upstream() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def backup(backup_upstream: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    backup_upstream.reset()
-    yield backup_upstream
-    backup_upstream.reset()
 
 
 @pytest.fixture(scope="module")
