@@ -46,10 +46,29 @@ def new_key(server: PortwayServer, **fields: Any) -> tuple[str, str]:
     return created["id"], created["key"]
 
 
-def chat_raw(client: openai.OpenAI, model: str = "fake-gpt", **extra: Any) -> Any:
-    return client.chat.completions.with_raw_response.create(
+def logged(server: PortwayServer, request_id: str) -> None:
+    """Wait until the request is in the log: its row is queued after its last byte."""
+    deadline = time.monotonic() + 10
+    while detail(server, request_id).status_code == 404:
+        assert time.monotonic() < deadline, f"{request_id} never reached the request log"
+        time.sleep(0.01)
+
+
+def chat_raw(
+    server: PortwayServer, client: openai.OpenAI, model: str = "fake-gpt", **extra: Any
+) -> Any:
+    """A chat call (raw: its headers are read), once its request is in the log."""
+    raw = client.chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": "hello log"}], **extra
     )
+    logged(server, raw.headers["x-request-id"])
+    return raw
+
+
+def failed_id(server: PortwayServer, error: pytest.ExceptionInfo[openai.APIStatusError]) -> str:
+    request_id = error.value.response.headers["x-request-id"]
+    logged(server, request_id)
+    return str(request_id)
 
 
 def requests(server: PortwayServer, key: str = MASTER, **params: Any) -> httpx.Response:
@@ -67,7 +86,7 @@ def test_a_chat_call_is_logged_with_its_request_id_usage_and_spans(
 ) -> None:
     key_id, secret = new_key(server, name="logger-app", user="ana")
     fake_openai.script(Reply(content="logged", prompt_tokens=11, completion_tokens=4))
-    raw = chat_raw(server.sdk(secret))
+    raw = chat_raw(server, server.sdk(secret))
     request_id = raw.headers["x-request-id"]
     assert float(raw.headers["x-portway-overhead-ms"]) >= 0
 
@@ -114,12 +133,14 @@ def test_streams_errors_and_cache_hits_are_logged(
             model="no-such-model", messages=[{"role": "user", "content": "x"}]
         )
     fake_openai.script(Fail(500), Fail(500), Fail(500))
-    with pytest.raises(openai.InternalServerError):
+    with pytest.raises(openai.InternalServerError) as broken:
         client.chat.completions.create(
             model="other-model", messages=[{"role": "user", "content": "y"}]
         )
-    first = chat_raw(client, temperature=0, seed=7)
-    second = chat_raw(client, temperature=0, seed=7)
+    failed_id(server, missing)
+    failed_id(server, broken)
+    first = chat_raw(server, client, temperature=0, seed=7)
+    second = chat_raw(server, client, temperature=0, seed=7)
 
     entries = requests(server, key_id=key_id).json()["data"]
     by_id = {entry["id"]: entry for entry in entries}
@@ -147,11 +168,12 @@ def test_filters(server: PortwayServer, fake_openai: FakeOpenAI) -> None:
     assert team["data"] == [] and team["first_id"] is None
     client = server.sdk(secret)
     before = time.time()
-    chat_raw(client, model="fake-gpt")
-    chat_raw(client, model="other-model")
+    chat_raw(server, client, model="fake-gpt")
+    chat_raw(server, client, model="other-model")
     fake_openai.script(Fail(400, message="bad", error_type="invalid_request_error"))
-    with pytest.raises(openai.BadRequestError):
-        chat_raw(client, model="other-model")
+    with pytest.raises(openai.BadRequestError) as bad:
+        chat_raw(server, client, model="other-model")
+    failed_id(server, bad)
     after = time.time()
 
     def ids(**params: Any) -> list[str]:
@@ -187,7 +209,7 @@ def test_cursor_pagination_walks_every_entry_once(
 ) -> None:
     key_id, secret = new_key(server)
     client = server.sdk(secret)
-    sent = [chat_raw(client).headers["x-request-id"] for _ in range(7)]
+    sent = [chat_raw(server, client).headers["x-request-id"] for _ in range(7)]
     seen: list[str] = []
     after: str | None = None
     pages = 0
@@ -212,8 +234,8 @@ def test_a_virtual_key_sees_only_its_own_requests(
 ) -> None:
     _alice_id, alice = new_key(server)
     bob_id, bob = new_key(server)
-    alices = chat_raw(server.sdk(alice)).headers["x-request-id"]
-    bobs = chat_raw(server.sdk(bob)).headers["x-request-id"]
+    alices = chat_raw(server, server.sdk(alice)).headers["x-request-id"]
+    bobs = chat_raw(server, server.sdk(bob)).headers["x-request-id"]
 
     own = requests(server, alice).json()["data"]
     assert [entry["id"] for entry in own] == [alices]
@@ -238,18 +260,18 @@ def test_bodies_are_kept_only_when_the_key_allows_it(
     _, keeper = new_key(server, metadata={"request_log_bodies": True})
     _, private = new_key(server, metadata={"request_log_bodies": True}, no_store=True)
     fake_openai.script(Reply(content="secret answer"))
-    kept = detail(server, chat_raw(server.sdk(keeper)).headers["x-request-id"]).json()
+    kept = detail(server, chat_raw(server, server.sdk(keeper)).headers["x-request-id"]).json()
     assert kept["request_body"]["messages"] == [{"role": "user", "content": "hello log"}]
     assert kept["response_body"]["choices"][0]["message"]["content"] == "secret answer"
     for secret in (plain, private):
-        shown = detail(server, chat_raw(server.sdk(secret)).headers["x-request-id"]).json()
+        shown = detail(server, chat_raw(server, server.sdk(secret)).headers["x-request-id"]).json()
         assert shown["request_body"] is None and shown["response_body"] is None
 
 
 def test_the_client_request_id_is_the_entry_id(server: PortwayServer, fake_openai) -> None:
     key_id, secret = new_key(server)
     mine = f"client-{uuid.uuid4().hex}"
-    raw = chat_raw(server.sdk(secret, default_headers={"x-request-id": mine}))
+    raw = chat_raw(server, server.sdk(secret, default_headers={"x-request-id": mine}))
     assert raw.headers["x-request-id"] == mine
     assert detail(server, mine).json()["key_id"] == key_id
 

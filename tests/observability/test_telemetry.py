@@ -4,6 +4,7 @@ header, `/docs` and `/openapi.json`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,12 +55,22 @@ def spans(server: PortwayServer) -> Iterator[InMemorySpanExporter]:
 
 
 def tree(exporter: InMemorySpanExporter, request_id: str) -> list[ReadableSpan]:
-    """The spans of one request (its trace), parents before children."""
-    root = next(
-        span
-        for span in exporter.get_finished_spans()
-        if (span.attributes or {}).get("portway.request_id") == request_id
-    )
+    """The spans of one request (its trace), waiting for them: they are exported after
+    the response's last byte."""
+    deadline = time.monotonic() + 10
+    while True:
+        root = next(
+            (
+                span
+                for span in exporter.get_finished_spans()
+                if (span.attributes or {}).get("portway.request_id") == request_id
+            ),
+            None,
+        )
+        if root is not None:
+            break
+        assert time.monotonic() < deadline, f"no spans exported for {request_id}"
+        time.sleep(0.01)
     trace_id = root.context.trace_id
     return [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
 
