@@ -24,6 +24,7 @@ from portway.api import (
     files,
     health,
     models,
+    privacy,
     responses,
     threads,
     vector_stores,
@@ -94,7 +95,17 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
     )
     app.state.services = services
     # /v1/responses serves zero-retention keys too: their responses are never stored.
-    for module in (chat, completions, models, embeddings, health, admin, cache_admin, responses):
+    for module in (
+        chat,
+        completions,
+        models,
+        embeddings,
+        health,
+        admin,
+        cache_admin,
+        privacy,
+        responses,
+    ):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
     for module in (files, vector_stores, assistants, threads, batches, conversations):

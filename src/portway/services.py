@@ -27,6 +27,9 @@ from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.client import ModelClient
 from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionDict
+from portway.privacy.erasers import build_erasers
+from portway.privacy.service import PrivacyService
+from portway.privacy.stage import ZeroRetentionStage
 from portway.providers.registry import ProviderRegistry
 from portway.responses.batch_lines import URL as RESPONSES_URL
 from portway.responses.batch_lines import ResponseLines
@@ -35,10 +38,14 @@ from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
+from portway.retention import Retention
 from portway.security.auth import Authenticator, KeyAuthenticator
+from portway.security.audit_log import AuditLog
+from portway.security.audit_stage import AuditStage
 from portway.security.system import SystemPrincipal
 from portway.store import Database
 from portway.store.engine import sqlite_file
+from portway.store.privacy import ContentOwnerRepository, TeamPolicyRepository
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +95,8 @@ class Services:
     assistants: Assistants
     batches: Batches
     responses: Responses
+    audit: AuditLog
+    privacy: PrivacyService
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
@@ -126,10 +135,14 @@ class Services:
             Policies.build(settings, GuardrailRegistry()),
             lambda action: metrics.guardrail_action(action.guardrail, action.action),
         )
-        # Outermost first: accounting (ledger, limits, budget), then the guardrails (what is
+        audit = AuditLog.build(settings.audit, database)
+        # Outermost first: the audit record of the call (metadata only, when configured),
+        # the zero-retention check, accounting (ledger, limits, budget), then the guardrails (what is
         # cached and sent upstream is the redacted request), context fitting, the cache
         # (keyed on the prompt that is sent), then the router.
         stages: list[Stage] = [
+            AuditStage(audit),
+            ZeroRetentionStage(),
             *accounting.stages(estimator, observers=(metrics.observe,)),
             guardrails,
             ContextStage(ContextPolicy.from_models(settings.models), estimator),
@@ -158,7 +171,9 @@ class Services:
         return cls(
             settings=settings,
             catalog=catalog,
-            authenticator=KeyAuthenticator(master_key, accounting.keys),
+            authenticator=KeyAuthenticator(
+                master_key, accounting.keys, Retention.of(settings.privacy.retention)
+            ),
             pipeline=pipeline,
             models=models,
             system=system,
@@ -186,6 +201,16 @@ class Services:
                 served={RESPONSES_URL: ResponseLines(responses.responses)},
             ),
             responses=responses,
+            audit=audit,
+            privacy=PrivacyService(
+                ContentOwnerRepository(database),
+                TeamPolicyRepository(database),
+                accounting.keys.keys,
+                build_erasers(database, retrieval.files),
+                settings.privacy,
+                audit,
+                cache,
+            ),
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,
@@ -198,6 +223,7 @@ class Services:
                 "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
             )
         await self.database.start()
+        await self.audit.start()
         await self.accounting.start(self.catalog)
         await self.system.start()
         await self.retrieval.start()
@@ -211,8 +237,10 @@ class Services:
         await self.assistants.start()
         await self.batches.start()
         await self.responses.start()
+        await self.privacy.start()
 
     async def close(self) -> None:
+        await self.privacy.close()
         await self.responses.close()
         await self.batches.close()
         await self.assistants.close()
@@ -225,6 +253,7 @@ class Services:
             await code_interpreter.close()
         await self.retrieval.close()
         await self.accounting.close()
+        await self.audit.close()
         await self.database.close()
 
 
@@ -238,4 +267,5 @@ def _protected_paths(settings: Settings) -> list[Path]:
         paths.append(Path(settings.ledger.journal_dir))
     if settings.cache.backend == "sqlite":
         paths.append(Path(settings.cache.sqlite_path))
+    paths.append(Path(settings.audit.key_file))
     return paths

@@ -100,6 +100,8 @@ class CallContext:
     # The ledger records the call's cost times this (a batch line's discount).
     price_factor: float = 1.0
     usage_listeners: list[UsageListener] = field(default_factory=list)
+    # "guardrail:action" for every guardrail decision (names only, never the text): audit.
+    guardrails_fired: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.model:

@@ -3,6 +3,7 @@
 Add a module here per area (one concept each) and import it below.
 """
 
+from portway.store.models.audit import AuditCheckpointRow, AuditHeadRow, AuditRecordRow
 from portway.store.models.assistants import (
     AssistantRow,
     MessageRow,
@@ -20,6 +21,7 @@ from portway.store.models.files import (
     VectorStoreRow,
 )
 from portway.store.models.keys import VirtualKeyRow
+from portway.store.models.privacy import ContentOwnerRow, TeamPolicyRow
 from portway.store.models.responses import (
     ConversationRow,
     ItemRow,
@@ -30,11 +32,15 @@ from portway.store.models.usage import UsageRow
 
 __all__ = [
     "AssistantRow",
+    "AuditCheckpointRow",
+    "AuditHeadRow",
+    "AuditRecordRow",
     "BatchLineRow",
     "BatchRow",
     "BudgetLeaseRow",
     "BudgetRow",
     "ChunkRow",
+    "ContentOwnerRow",
     "ConversationRow",
     "FileBatchRow",
     "FileRow",
@@ -44,6 +50,7 @@ __all__ = [
     "ResponseRow",
     "RunRow",
     "RunStepRow",
+    "TeamPolicyRow",
     "ThreadRow",
     "UsageRow",
     "VectorStoreFileRow",
