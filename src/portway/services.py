@@ -26,22 +26,22 @@ from portway.observability.metrics import Metrics
 from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.client import ModelClient
 from portway.pipeline.service import Pipeline
-from portway.protocol.chat import ChatCompletionDict
 from portway.privacy.erasers import build_erasers
 from portway.privacy.service import PrivacyService
 from portway.privacy.stage import ZeroRetentionStage
+from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
 from portway.responses.batch_lines import URL as RESPONSES_URL
 from portway.responses.batch_lines import ResponseLines
 from portway.responses.runtime import Responses
+from portway.retention import Retention
 from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
-from portway.retention import Retention
-from portway.security.auth import Authenticator, KeyAuthenticator
 from portway.security.audit_log import AuditLog
 from portway.security.audit_stage import AuditStage
+from portway.security.auth import Authenticator, KeyAuthenticator
 from portway.security.system import SystemPrincipal
 from portway.store import Database
 from portway.store.engine import sqlite_file
@@ -137,9 +137,9 @@ class Services:
         )
         audit = AuditLog.build(settings.audit, database)
         # Outermost first: the audit record of the call (metadata only, when configured),
-        # the zero-retention check, accounting (ledger, limits, budget), then the guardrails (what is
-        # cached and sent upstream is the redacted request), context fitting, the cache
-        # (keyed on the prompt that is sent), then the router.
+        # the zero-retention check, accounting (ledger, limits, budget), then the
+        # guardrails (what is cached and sent upstream is the redacted request), context
+        # fitting, the cache (keyed on the prompt that is sent), then the router.
         stages: list[Stage] = [
             AuditStage(audit),
             ZeroRetentionStage(),

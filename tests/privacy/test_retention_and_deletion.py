@@ -130,7 +130,12 @@ def test_content_past_its_retention_is_purged(server: PortwayServer, state_dir: 
 
     counts = purge_at(server, time.time() + 2 * DAY)
     assert counts == {
-        "response": 1, "conversation": 1, "thread": 1, "file": 1, "vector_store": 1, "batch": 0
+        "response": 1,
+        "conversation": 1,
+        "thread": 1,
+        "file": 1,
+        "vector_store": 1,
+        "batch": 0,
     }
     assert gone(short_objects) == sorted(short_objects)
     assert gone(kept_objects) == []
@@ -174,7 +179,8 @@ def test_deleting_a_users_data(server: PortwayServer) -> None:
     assert summary["deleted"]["response"] == 2
     for kind in ("conversation", "thread", "file", "vector_store"):
         assert summary["deleted"][kind] == 1
-    assert summary["deleted"]["cache_entries"] == 1
+    # Cached answers of alice's own key: the chat call and the response's model call.
+    assert summary["deleted"]["cache_entries"] == 2
 
     assert gone(alice_objects) == sorted(alice_objects)
     with pytest.raises(openai.NotFoundError):

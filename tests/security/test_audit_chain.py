@@ -23,19 +23,37 @@ def chain(n: int) -> list[AuditRecord]:
     prev = GENESIS
     for seq in range(1, n + 1):
         details = canonical_json({"n": seq, "note": f"é{seq}"})
-        digest = record_hash(seq, 1_000_000 * seq, "admin", "key.create", "master", f"k{seq}", details, prev)
+        digest = record_hash(
+            seq, 1_000_000 * seq, "admin", "key.create", "master", f"k{seq}", details, prev
+        )
         records.append(
-            AuditRecord(seq, 1_000_000 * seq, "admin", "key.create", "master", f"k{seq}", details, prev, digest)
+            AuditRecord(
+                seq,
+                1_000_000 * seq,
+                "admin",
+                "key.create",
+                "master",
+                f"k{seq}",
+                details,
+                prev,
+                digest,
+            )
         )
         prev = digest
     return records
 
 
 def checkpoint_at(record: AuditRecord, key: bytes = KEY) -> Checkpoint:
-    return Checkpoint(record.seq, record.hash, 5, key_id(key), sign_checkpoint(key, record.seq, record.hash, 5))
+    return Checkpoint(
+        record.seq, record.hash, 5, key_id(key), sign_checkpoint(key, record.seq, record.hash, 5)
+    )
 
 
-def verify(records: list[AuditRecord], checkpoints: list[Checkpoint] = (), head: tuple[int, str] | None = None):  # type: ignore[assignment,no-untyped-def]
+def verify(
+    records: list[AuditRecord],
+    checkpoints: list[Checkpoint] = (),
+    head: tuple[int, str] | None = None,
+):  # type: ignore[assignment,no-untyped-def]
     verifier = ChainVerifier(checkpoints, KEY)
     for record in records:
         verifier.add(record)
@@ -99,7 +117,16 @@ def test_a_rebuilt_chain_does_not_match_an_earlier_checkpoint() -> None:
     prev = records[0].hash
     for record in records[1:]:
         actor = "forged" if record.seq == 2 else record.actor
-        digest = record_hash(record.seq, record.created_us, record.kind, record.action, actor, record.subject, record.details, prev)
+        digest = record_hash(
+            record.seq,
+            record.created_us,
+            record.kind,
+            record.action,
+            actor,
+            record.subject,
+            record.details,
+            prev,
+        )
         rebuilt.append(replace(record, actor=actor, prev_hash=prev, hash=digest))
         prev = digest
     report = verify(rebuilt, checkpoints)

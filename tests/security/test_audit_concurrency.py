@@ -54,7 +54,13 @@ async def run_two(url: str) -> None:
     try:
         processes = [
             await asyncio.create_subprocess_exec(
-                sys.executable, "-c", APPENDER, url, name, str(PER_PROCESS), env=env,
+                sys.executable,
+                "-c",
+                APPENDER,
+                url,
+                name,
+                str(PER_PROCESS),
+                env=env,
                 stderr=subprocess.PIPE,
             )
             for name in ("proc-a", "proc-b")

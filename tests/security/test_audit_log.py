@@ -3,6 +3,7 @@ UPDATE and DELETE, and ``verify`` names the first edited, deleted or reordered r
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -53,12 +54,14 @@ async def test_appends_form_a_valid_chain(database: Database) -> None:
     records = await log.repository.page(0, 100)
     assert [r.seq for r in records] == list(range(1, 8))
     assert records[0].prev_hash == "0" * 64
-    assert all(b.prev_hash == a.hash for a, b in zip(records, records[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
     assert records[-1].kind == "request"
     assert json.loads(records[-1].details)["guardrails"] == ["pii:redact"]
 
 
-@pytest.mark.parametrize("statement", ["UPDATE audit_records SET actor = 'x'", "DELETE FROM audit_records"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE audit_records SET actor = 'x'", "DELETE FROM audit_records"]
+)
 async def test_the_database_refuses_to_change_records(database: Database, statement: str) -> None:
     await filled(database, 2)
     with pytest.raises(DBAPIError, match="append-only"):
@@ -125,11 +128,19 @@ async def test_a_rewritten_chain_fails_the_signed_checkpoint(database: Database)
         for record in records[1:]:
             actor = "forged" if record.seq == 2 else record.actor
             digest = record_hash(
-                record.seq, record.created_us, record.kind, record.action, actor,
-                record.subject, record.details, prev,
+                record.seq,
+                record.created_us,
+                record.kind,
+                record.action,
+                actor,
+                record.subject,
+                record.details,
+                prev,
             )
             await connection.execute(
-                text("UPDATE audit_records SET actor = :a, prev_hash = :p, hash = :h WHERE seq = :s"),
+                text(
+                    "UPDATE audit_records SET actor = :a, prev_hash = :p, hash = :h WHERE seq = :s"
+                ),
                 {"a": actor, "p": prev, "h": digest, "s": record.seq},
             )
             prev = digest

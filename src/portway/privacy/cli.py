@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from portway.config import Settings, load_settings
@@ -94,13 +95,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     async def work(settings: Settings, database: Database) -> int:
-        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-        try:
-            async for line in _audit(settings, database).export():
-                out.write(line + "\n")
-        finally:
-            if out is not sys.stdout:
-                out.close()
+        lines = [line + "\n" async for line in _audit(settings, database).export()]
+        if args.output:
+            await asyncio.to_thread(Path(args.output).write_text, "".join(lines), "utf-8")
+        else:
+            sys.stdout.writelines(lines)
         return 0
 
     return _run(args, work)
@@ -153,7 +152,9 @@ def _team_set(args: argparse.Namespace) -> int:
 def _team_list(args: argparse.Namespace) -> int:
     async def work(settings: Settings, database: Database) -> int:
         policies = await TeamPolicyRepository(database).list()
-        _print([{"team": p.team_id, "retention": Retention.of(p.retention).label} for p in policies])
+        _print(
+            [{"team": p.team_id, "retention": Retention.of(p.retention).label} for p in policies]
+        )
         return 0
 
     return _run(args, work)
@@ -172,9 +173,9 @@ def add_commands(commands: Any) -> None:
     export = with_config(audit_commands.add_parser("export", help="every record as JSONL"))
     export.add_argument("--output", "-o", help="file to write (default stdout)")
     export.set_defaults(handler=_export)
-    with_config(audit_commands.add_parser("checkpoint", help="sign the chain head now")).set_defaults(
-        handler=_checkpoint
-    )
+    with_config(
+        audit_commands.add_parser("checkpoint", help="sign the chain head now")
+    ).set_defaults(handler=_checkpoint)
 
     users = commands.add_parser("users", help="end users' stored data")
     user_commands = users.add_subparsers(dest="users_command", required=True)

@@ -83,7 +83,8 @@ class PrivacyService:
             return False
         return await eraser(owner.tenant, owner.object_id)
 
-    async def _erase_all(self, owners: list[ContentOwner], counts: dict[str, int]) -> None:
+    async def _erase_all(self, owners: list[ContentOwner], counts: dict[str, int]) -> int:
+        """Erase ``owners``; how many left ``content_owners``."""
         done: list[ContentOwner] = []
         for owner in owners:
             if await self._erase(owner):
@@ -92,6 +93,7 @@ class PrivacyService:
             elif owner.kind != "batch":
                 done.append(owner)  # already deleted through its API
         await self.owners.forget(done)
+        return len(done)
 
     # User data deletion --------------------------------------------------------------
 
@@ -99,8 +101,8 @@ class PrivacyService:
         counts = empty_counts()
         while True:
             owners = await self.owners.of_user(user, PAGE)
-            await self._erase_all(owners, counts)
-            if len(owners) < PAGE:
+            forgotten = await self._erase_all(owners, counts)
+            if len(owners) < PAGE or not forgotten:
                 break
         pending = len(await self.owners.of_user(user, PAGE))  # running batches
         for store in self._stores:

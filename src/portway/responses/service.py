@@ -41,6 +41,8 @@ from portway.errors import (
     NotFoundError,
     PortwayError,
 )
+from portway.privacy.owners import content_owner, request_user
+from portway.privacy.stage import zero_retention_error
 from portway.protocol.chat import ChatCompletionRequest
 from portway.protocol.events import ServerSentEvent
 from portway.protocol.responses import (
@@ -56,8 +58,6 @@ from portway.responses.render import new_response, visible_response
 from portway.responses.request import chat_request
 from portway.responses.workers import ResponseWorkers
 from portway.security.principal import Principal
-from portway.privacy.owners import content_owner, request_user
-from portway.privacy.stage import zero_retention_error
 from portway.store.models.responses import ResponseRow
 from portway.store.pagination import Page, PageRequest
 from portway.store.responses import ItemRow, ResponseStore, item_rows
@@ -230,7 +230,9 @@ class ResponseService:
         # for storage (or for a conversation, which only exists stored) is refused.
         if principal.retention.zero:
             if request.store is True:
-                raise zero_retention_error("responses cannot be stored ('store' must be false)", "store")
+                raise zero_retention_error(
+                    "responses cannot be stored ('store' must be false)", "store"
+                )
             if request.conversation_id is not None:
                 raise zero_retention_error("it has no conversations", "conversation")
         store = request.store is not False and not principal.retention.zero
@@ -337,7 +339,9 @@ class ResponseService:
         )
         inputs = item_rows(job.principal.tenant, job.id, job.input_items, self._clock())
         appended = [] if background else self._appended(job)
-        owner = content_owner(job.principal, "response", job.id, job.created_at, request_user(job.request))
+        owner = content_owner(
+            job.principal, "response", job.id, job.created_at, request_user(job.request)
+        )
         await self._store.save_response(row, inputs, appended, owner)
 
     # Background responses ------------------------------------------------------------

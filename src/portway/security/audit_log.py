@@ -60,12 +60,14 @@ class AuditLog:
         self,
         repository: AuditRepository,
         config: AuditConfig,
-        key: bytes,
+        key: bytes | Callable[[], bytes],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.repository = repository
         self.config = config
-        self._key = key
+        # A loader is called once, off the event loop, when a checkpoint first needs it.
+        self._key: bytes | None = key if isinstance(key, bytes) else None
+        self._load_key = key if callable(key) else None
         self._clock = clock
         self._pending: list[NewRecord] = []
         self._task: asyncio.Task[None] | None = None
@@ -73,8 +75,16 @@ class AuditLog:
 
     @classmethod
     def build(cls, config: AuditConfig, database: Database) -> AuditLog:
-        key = load_server_key(config.signing_key, KEY_ENV, Path(config.key_file))
-        return cls(AuditRepository(database), config, key)
+        def load() -> bytes:
+            return load_server_key(config.signing_key, KEY_ENV, Path(config.key_file))
+
+        return cls(AuditRepository(database), config, load)
+
+    async def signing_key(self) -> bytes:
+        if self._key is None:
+            assert self._load_key is not None
+            self._key = await asyncio.to_thread(self._load_key)
+        return self._key
 
     @property
     def enabled(self) -> bool:
@@ -142,18 +152,19 @@ class AuditLog:
         if seq == 0 or seq <= await self.repository.last_checkpoint_seq():
             return None
         created = _micros(self._clock())
+        key = await self.signing_key()
         checkpoint = Checkpoint(
             seq=seq,
             hash=chain_hash,
             created_us=created,
-            key_id=key_id(self._key),
-            signature=sign_checkpoint(self._key, seq, chain_hash, created),
+            key_id=key_id(key),
+            signature=sign_checkpoint(key, seq, chain_hash, created),
         )
         await self.repository.add_checkpoint(checkpoint)
         return checkpoint
 
     async def verify(self) -> VerifyReport:
-        verifier = ChainVerifier(await self.repository.checkpoints(), self._key)
+        verifier = ChainVerifier(await self.repository.checkpoints(), await self.signing_key())
         async for record in self.repository.scan():
             verifier.add(record)
         seq, chain_hash = await self.repository.head()

@@ -11,8 +11,14 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from portway.errors import PortwayError
-from portway.pipeline.base import CallContext, CompleteHandler, ModelChunk, ModelResult, Stage
-from portway.pipeline.base import StreamHandler
+from portway.pipeline.base import (
+    CallContext,
+    CompleteHandler,
+    ModelChunk,
+    ModelResult,
+    Stage,
+    StreamHandler,
+)
 from portway.security.audit_log import AuditLog
 
 CLIENT_CLOSED = 499

@@ -8,8 +8,8 @@ import time
 from dataclasses import replace
 from typing import Protocol
 
-from portway.retention import KEEP, Retention
 from portway.errors import AuthenticationError
+from portway.retention import KEEP, Retention
 from portway.security.keys import KeyService, looks_like_virtual_key
 from portway.security.principal import ANONYMOUS, MASTER, Principal
 

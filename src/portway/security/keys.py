@@ -105,9 +105,7 @@ def principal_for(found: KeyWithBudgets, default_retention: str | None = None) -
     )
 
 
-def _resolve(
-    found: KeyWithBudgets | None, now: float, default_retention: str | None
-) -> Resolved:
+def _resolve(found: KeyWithBudgets | None, now: float, default_retention: str | None) -> Resolved:
     if found is None:
         return UNKNOWN
     status = found.key.status(now)

@@ -177,9 +177,7 @@ class AuditRepository:
     async def checkpoints(self) -> list[Checkpoint]:
         async with self._db.session() as session:
             rows = (
-                await session.scalars(
-                    select(AuditCheckpointRow).order_by(AuditCheckpointRow.seq)
-                )
+                await session.scalars(select(AuditCheckpointRow).order_by(AuditCheckpointRow.seq))
             ).all()
         return [Checkpoint(r.seq, r.hash, r.created_us, r.key_id, r.signature) for r in rows]
 

@@ -122,7 +122,7 @@ class TeamPolicyRepository:
 
     async def list(self) -> list[TeamPolicy]:
         async with self._db.session() as session:
-            rows = (await session.scalars(select(TeamPolicyRow).order_by(TeamPolicyRow.team_id)))
+            rows = await session.scalars(select(TeamPolicyRow).order_by(TeamPolicyRow.team_id))
             return [TeamPolicy(r.team_id, r.retention, r.updated_at) for r in rows.all()]
 
     async def retentions(self) -> dict[str, str | None]:

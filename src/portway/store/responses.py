@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import delete, insert, inspect, or_, select, update
 
 from portway.store.database import Database
-from portway.store.privacy import ContentOwner, insert_owner
 from portway.store.models.responses import ConversationRow, ItemRow, ResponseEventRow, ResponseRow
 from portway.store.pagination import Page, PageRequest, paginate
+from portway.store.privacy import ContentOwner, insert_owner
 
 
 def _values(row: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 Add a module here per area (one concept each) and import it below.
 """
 
-from portway.store.models.audit import AuditCheckpointRow, AuditHeadRow, AuditRecordRow
 from portway.store.models.assistants import (
     AssistantRow,
     MessageRow,
@@ -11,6 +10,7 @@ from portway.store.models.assistants import (
     RunStepRow,
     ThreadRow,
 )
+from portway.store.models.audit import AuditCheckpointRow, AuditHeadRow, AuditRecordRow
 from portway.store.models.batches import BatchLineRow, BatchRow
 from portway.store.models.budgets import BudgetLeaseRow, BudgetRow
 from portway.store.models.files import (
