@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
+
+import asyncpg
 
 
 def tables_containing(db_file: Path, marker: str) -> dict[str, int]:
@@ -36,3 +39,27 @@ def files_containing(directory: Path, marker: str) -> list[str]:
         for path in directory.rglob("*")
         if path.is_file() and needle in path.read_bytes()
     )
+
+
+def postgres_tables_containing(url: str, marker: str) -> dict[str, int]:
+    """Like ``tables_containing`` for a PostgreSQL database (each row cast to text)."""
+
+    async def scan() -> dict[str, int]:
+        connection = await asyncpg.connect(url)
+        try:
+            tables = await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+            found: dict[str, int] = {}
+            for (table,) in tables:
+                count = await connection.fetchval(
+                    f'SELECT count(*) FROM "{table}" AS r WHERE strpos(r::text, $1) > 0',
+                    marker,
+                )
+                if count:
+                    found[table] = count
+            return found
+        finally:
+            await connection.close()
+
+    return asyncio.run(scan())

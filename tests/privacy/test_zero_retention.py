@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,12 @@ import pytest
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import PortwayServer
-from tests.privacy.support import files_containing, tables_containing
+from tests.privacy.support import (
+    files_containing,
+    postgres_tables_containing,
+    tables_containing,
+)
+from tests.storage import postgres_database
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -24,18 +29,38 @@ MASTER = "sk-master-zero-retention"
 
 @pytest.fixture(scope="module")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every file Portway keeps (database on SQLite, cache, uploads, journal, key)."""
     return tmp_path_factory.mktemp("zero-retention-state")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, state_dir: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{state_dir}/portway.db"
+        return
+    async with postgres_database() as url:
+        yield url
+
+
+def tables_with(database_url: str, state_dir: Path, marker: str) -> dict[str, int]:
+    """Tables of Portway's database holding ``marker`` (either backend)."""
+    if database_url.startswith("sqlite"):
+        return tables_containing(state_dir / "portway.db", marker)
+    return postgres_tables_containing(database_url, marker)
 
 
 @pytest.fixture(scope="module")
 def server(
-    start_portway: PortwayFactory, fake_openai_server: FakeOpenAI, state_dir: Path
+    database_url: str,  # first: set up before, torn down after, the servers using it
+    start_portway: PortwayFactory,
+    fake_openai_server: FakeOpenAI,
+    state_dir: Path,
 ) -> PortwayServer:
     base_url = fake_openai_server.base_url
     return start_portway(
         {
             "master_key": MASTER,
-            "database_url": f"sqlite:///{state_dir}/portway.db",
+            "database_url": database_url,
             "files": {"storage_dir": str(state_dir / "files")},
             "ledger": {"journal_dir": str(state_dir / "journal")},
             "audit": {"requests": True, "key_file": str(state_dir / "audit.key")},
@@ -112,7 +137,7 @@ def settle(server: PortwayServer) -> None:
 
 
 def test_a_zero_retention_key_leaves_no_content(
-    server: PortwayServer, fake_openai: FakeOpenAI, state_dir: Path
+    server: PortwayServer, fake_openai: FakeOpenAI, state_dir: Path, database_url: str
 ) -> None:
     key = server.create_key(MASTER, name="zdr", retention="none")
     assert key["retention"] == "none" and key["no_store"] is True
@@ -129,13 +154,13 @@ def test_a_zero_retention_key_leaves_no_content(
     assert sum(row["requests"] for row in usage) >= 6
     assert any(r["actor"] == f"key:{key['id']}" for r in audit["data"])
 
-    assert tables_containing(state_dir / "portway.db", marker) == {}
+    assert tables_with(database_url, state_dir, marker) == {}
     assert tables_containing(state_dir / "cache.db", marker) == {}
     assert files_containing(state_dir, marker) == []
 
 
 def test_the_same_calls_by_an_ordinary_key_are_stored(
-    server: PortwayServer, fake_openai: FakeOpenAI, state_dir: Path
+    server: PortwayServer, fake_openai: FakeOpenAI, state_dir: Path, database_url: str
 ) -> None:
     """The scan finds content when there is some (it is not vacuous)."""
     key = server.create_key(MASTER, name="ordinary")
@@ -144,7 +169,7 @@ def test_the_same_calls_by_an_ordinary_key_are_stored(
     for call in calls(marker):
         call(client)
     settle(server)
-    found = tables_containing(state_dir / "portway.db", marker)
+    found = tables_with(database_url, state_dir, marker)
     assert {"responses", "response_items"} <= set(found)
     assert tables_containing(state_dir / "cache.db", marker)
 
