@@ -27,19 +27,23 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 MASTER = "sk-master-zero-retention"
 
 
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every file Portway keeps (database on SQLite, cache, uploads, journal, key)."""
-    return tmp_path_factory.mktemp("zero-retention-state")
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, state_dir: Path) -> AsyncIterator[str]:
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     if request.param == "sqlite":
-        yield f"sqlite:///{state_dir}/portway.db"
+        yield f"sqlite:///{tmp_path_factory.mktemp('zero-retention-sqlite')}/portway.db"
         return
     async with postgres_database() as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Path:
+    """Every file Portway keeps (database on SQLite, cache, uploads, journal, key)."""
+    if database_url.startswith("sqlite"):
+        return Path(database_url.removeprefix("sqlite:///")).parent
+    return tmp_path_factory.mktemp("zero-retention-postgresql")
 
 
 def tables_with(database_url: str, state_dir: Path, marker: str) -> dict[str, int]:
