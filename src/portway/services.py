@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
+from portway.security.audit_chain import canonical_json
 from portway.security.audit_log import AuditLog
 from portway.security.audit_stage import AuditStage
 from portway.security.auth import Authenticator, KeyAuthenticator
@@ -224,6 +226,7 @@ class Services:
             )
         await self.database.start()
         await self.audit.start()
+        await self.audit.record("config.load", "system", None, settings_digest(self.settings))
         await self.accounting.start(self.catalog)
         await self.system.start()
         await self.retrieval.start()
@@ -255,6 +258,16 @@ class Services:
         await self.accounting.close()
         await self.audit.close()
         await self.database.close()
+
+
+def settings_digest(settings: Settings) -> dict[str, Any]:
+    """What the audit log keeps of the configuration a process started with: a hash
+    (secrets appear masked, so it never holds one) and the declared model names."""
+    dumped = canonical_json(settings.model_dump(mode="json"))
+    return {
+        "sha256": hashlib.sha256(dumped.encode("utf-8")).hexdigest(),
+        "models": [model.name for model in settings.models],
+    }
 
 
 def _protected_paths(settings: Settings) -> list[Path]:
