@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 KEY_ENV = "PORTWAY_AUDIT_KEY"
 _MAX_BATCH = 500
+# Request records held while the database is unreachable; past this they are dropped
+# (counted and logged) rather than let memory grow without bound.
+MAX_PENDING = 100_000
 
 
 def actor_of(principal: Principal | str) -> str:
@@ -70,6 +73,7 @@ class AuditLog:
         self._load_key = key if callable(key) else None
         self._clock = clock
         self._pending: list[NewRecord] = []
+        self.dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
 
@@ -130,8 +134,14 @@ class AuditLog:
         self, actor: Principal | str, subject: str | None, details: Mapping[str, Any]
     ) -> None:
         """Queue one model call's metadata (appended by the background flusher)."""
-        if self.records_requests:
-            self._pending.append(self._new("request", "model.call", actor, subject, details))
+        if not self.records_requests:
+            return
+        if len(self._pending) >= MAX_PENDING:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 10_000 == 0:
+                logger.error("audit log: %d request records dropped (database down?)", self.dropped)
+            return
+        self._pending.append(self._new("request", "model.call", actor, subject, details))
 
     async def flush(self) -> int:
         async with self._flushing:
