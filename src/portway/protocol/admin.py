@@ -34,7 +34,7 @@ class KeyCreate(_Admin):
     expires_at: float | None = None
     expires_in: float | None = Field(default=None, gt=0)
 
-    @field_validator("retention")
+    @field_validator("retention", mode="before")
     @classmethod
     def _retention(cls, value: object) -> str | None:
         return parse_retention(value)
@@ -74,7 +74,7 @@ class KeyUpdate(_Admin):
     metadata: dict[str, Any] | None = None
     expires_at: float | None = None
 
-    @field_validator("retention")
+    @field_validator("retention", mode="before")
     @classmethod
     def _retention(cls, value: object) -> str | None:
         return parse_retention(value)
@@ -98,7 +98,7 @@ class TeamPolicySet(_Admin):
 
     retention: str | int | None = None
 
-    @field_validator("retention")
+    @field_validator("retention", mode="before")
     @classmethod
     def _retention(cls, value: object) -> str | None:
         return parse_retention(value)
