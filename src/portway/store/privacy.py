@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portway.store.database import Database
@@ -111,13 +111,13 @@ class TeamPolicyRepository:
 
     async def set(self, team_id: str, retention: str | None) -> TeamPolicy:
         now = time.time()
-        async with self._db.write_session() as session:
-            row = await session.get(TeamPolicyRow, team_id)
-            if row is None:
-                session.add(TeamPolicyRow(team_id=team_id, retention=retention, updated_at=now))
-            else:
-                row.retention = retention
-                row.updated_at = now
+        values = {"retention": retention, "updated_at": now}
+        async with self._db.write() as connection:  # writes first (see store/README.md)
+            changed = await connection.execute(
+                update(TeamPolicyRow).where(TeamPolicyRow.team_id == team_id).values(**values)
+            )
+            if not changed.rowcount:  # type: ignore[attr-defined]
+                await connection.execute(insert(TeamPolicyRow).values(team_id=team_id, **values))
         return TeamPolicy(team_id, retention, now)
 
     async def list(self) -> list[TeamPolicy]:
