@@ -19,6 +19,7 @@ from portway.cache.stage import CacheStage
 from portway.config import Settings
 from portway.context.policy import ContextPolicy
 from portway.context.stage import ContextStage
+from portway.context.wiring import build_compactor
 from portway.guardrails.policy import Policies
 from portway.guardrails.registry import GuardrailRegistry
 from portway.guardrails.stage import GuardrailStage
@@ -126,13 +127,16 @@ class Services:
             Policies.build(settings, GuardrailRegistry()),
             lambda action: metrics.guardrail_action(action.guardrail, action.action),
         )
+        # Summaries and retrieval of older turns: the context stage's, the Responses
+        # API's compaction and the runs' ``summarize`` truncation share one.
+        compactor = build_compactor(settings, database, estimator, models)
         # Outermost first: accounting (ledger, limits, budget), then the guardrails (what is
         # cached and sent upstream is the redacted request), context fitting, the cache
         # (keyed on the prompt that is sent), then the router.
         stages: list[Stage] = [
             *accounting.stages(estimator, observers=(metrics.observe,)),
             guardrails,
-            ContextStage(ContextPolicy.from_models(settings.models), estimator),
+            ContextStage(ContextPolicy.from_models(settings.models), estimator, compactor),
             *([cache] if cache else []),
             router,
         ]
@@ -154,6 +158,7 @@ class Services:
             accounting.tokenizer,
             accounting.keys,
             known_model=lambda name: name in catalog or name in router.virtual_models,
+            compactor=compactor,
         )
         return cls(
             settings=settings,

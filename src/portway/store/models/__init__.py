@@ -12,6 +12,7 @@ from portway.store.models.assistants import (
 )
 from portway.store.models.batches import BatchLineRow, BatchRow
 from portway.store.models.budgets import BudgetLeaseRow, BudgetRow
+from portway.store.models.context import ContextSummaryRow, ContextTurnRow
 from portway.store.models.files import (
     ChunkRow,
     FileBatchRow,
@@ -35,6 +36,8 @@ __all__ = [
     "BudgetLeaseRow",
     "BudgetRow",
     "ChunkRow",
+    "ContextSummaryRow",
+    "ContextTurnRow",
     "ConversationRow",
     "FileBatchRow",
     "FileRow",
