@@ -73,10 +73,12 @@ class ContextConfig(_Strict):
 
 class CompactionConfig(_Strict):
     """The key that seals ``compaction`` items (Responses): a Fernet key (urlsafe base64
-    of 32 bytes); unset: ``key_file`` is read, else generated there (0600) on first start."""
+    of 32 bytes); unset: ``key_file`` is read, else generated there (0600) on first start
+    (``key_file`` unset: ``compaction.key`` in the data directory, next to the SQLite
+    database, else ``./.portway``)."""
 
     key: SecretStr | None = None
-    key_file: str = "./.portway/compaction.key"
+    key_file: str | None = None
 
 
 GuardrailMode = Literal["block", "redact", "monitor"]

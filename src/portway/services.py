@@ -18,6 +18,7 @@ from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
 from portway.context.policy import ContextPolicy
+from portway.context.sealing import key_path
 from portway.context.stage import ContextStage
 from portway.context.wiring import build_compactor
 from portway.guardrails.policy import Policies
@@ -243,4 +244,5 @@ def _protected_paths(settings: Settings) -> list[Path]:
         paths.append(Path(settings.ledger.journal_dir))
     if settings.cache.backend == "sqlite":
         paths.append(Path(settings.cache.sqlite_path))
+    paths.append(key_path(settings.compaction, settings.database_url))
     return paths

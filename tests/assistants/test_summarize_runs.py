@@ -79,7 +79,7 @@ def test_a_summarize_run_sends_a_summary_kept_with_the_thread(
         thread_id=thread.id,
         assistant_id=assistant.id,
         truncation_strategy={"type": "summarize"},  # type: ignore[typeddict-item]
-        max_completion_tokens=64,
+        max_completion_tokens=256,
     )
     assert run.status == "completed", run.last_error
     assert run.truncation_strategy.type == "summarize"
@@ -99,7 +99,7 @@ def test_a_summarize_run_sends_a_summary_kept_with_the_thread(
         thread_id=thread.id,
         assistant_id=assistant.id,
         truncation_strategy={"type": "summarize"},  # type: ignore[typeddict-item]
-        max_completion_tokens=64,
+        max_completion_tokens=256,
     )
     assert again.status == "completed", again.last_error
     assert len(summarizer_calls(fake_openai)) == calls

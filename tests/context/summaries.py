@@ -22,7 +22,11 @@ def is_summarizer_call(body: dict[str, Any]) -> bool:
 
 
 def summarizer_calls(fake: FakeOpenAI) -> list[Recorded]:
-    return [r for r in fake.requests if r.path.endswith("/chat/completions") and is_summarizer_call(r.body)]
+    return [
+        r
+        for r in fake.requests
+        if r.path.endswith("/chat/completions") and is_summarizer_call(r.body)
+    ]
 
 
 def model_calls(fake: FakeOpenAI) -> list[Recorded]:

@@ -166,7 +166,7 @@ def test_another_tenant_does_not_reuse_a_summary(
     messages = grown(40, "gamma")
     assert chat(door, messages).status_code == 200
     calls = len(summarizer_calls(fake_openai))
-    other = door.create_key(MASTER, team_id="team-other")["key"]
+    other = door.create_key(MASTER, team="team-other")["key"]
     assert chat(door, messages, key=other).status_code == 200
     assert len(summarizer_calls(fake_openai)) == 2 * calls
 
@@ -185,7 +185,7 @@ def ledger(door: PortwayServer, request_id: str, rows: int) -> list[dict[str, An
 def test_the_summarizer_is_billed_to_the_caller_and_on_its_row(
     door: PortwayServer, fake_openai: FakeOpenAI, upstream: Summaries
 ) -> None:
-    key = door.create_key(MASTER, team_id="team-bill")
+    key = door.create_key(MASTER, team="team-bill")
     response = chat(door, grown(40, "delta"), key=key["key"])
     assert response.status_code == 200, response.text
     calls = len(summarizer_calls(fake_openai))

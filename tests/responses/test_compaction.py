@@ -50,11 +50,12 @@ def upstream(fake_openai: FakeOpenAI) -> Summaries:
     return summaries
 
 
-def items(turns: int = 40) -> list[dict[str, Any]]:
+def items(turns: int = 40, place: str = "harbour") -> list[dict[str, Any]]:
+    """A conversation about ``place`` (each test its own: summaries are stored by prefix)."""
     out: list[dict[str, Any]] = []
     for turn in range(turns):
         out.append(
-            {"role": "user", "content": f"Question {turn}: what about the harbour on day {turn}?"}
+            {"role": "user", "content": f"Question {turn}: what about the {place} on day {turn}?"}
         )
         out.append(
             {
@@ -65,7 +66,7 @@ def items(turns: int = 40) -> list[dict[str, Any]]:
                 ],
             }
         )
-    out.append({"role": "user", "content": "And the harbour on the last day?"})
+    out.append({"role": "user", "content": f"And the {place} on the last day?"})
     return out
 
 
@@ -102,7 +103,7 @@ def test_compact_answers_a_sealed_compaction_item(
 def test_a_compaction_item_round_trips_statelessly(
     door: PortwayServer, fake_openai: FakeOpenAI, upstream: Summaries
 ) -> None:
-    [item] = compact(door, input=items()).json()["output"]
+    [item] = compact(door, input=items(place="marina")).json()["output"]
     summary = upstream.written[-1]
     calls = len(summarizer_calls(fake_openai))
     response = create(
@@ -115,7 +116,7 @@ def test_a_compaction_item_round_trips_statelessly(
     sent = model_calls(fake_openai)[-1].body["messages"]
     assert sent[0] == {"role": "system", "content": f"{SUMMARY_HEADER}\n{summary}"}
     # then the newest turn the item kept whole, then the new input
-    assert sent[1] == {"role": "user", "content": "And the harbour on the last day?"}
+    assert sent[1] == {"role": "user", "content": "And the marina on the last day?"}
     assert sent[-1] == {"role": "user", "content": "What did we say about gulls?"}
     assert "Question 0:" not in texts(sent)
     # nothing was stored
@@ -125,7 +126,7 @@ def test_a_compaction_item_round_trips_statelessly(
 def test_a_tampered_item_is_a_clear_400(
     door: PortwayServer, fake_openai: FakeOpenAI, upstream: Summaries
 ) -> None:
-    [item] = compact(door, input=items(30)).json()["output"]
+    [item] = compact(door, input=items(30, "quay")).json()["output"]
     content = item["encrypted_content"]
     middle = len(content) // 2
     flipped = "A" if content[middle] != "A" else "B"
@@ -147,7 +148,7 @@ def test_a_tampered_item_is_a_clear_400(
 def test_another_tenants_item_is_refused(
     door: PortwayServer, fake_openai: FakeOpenAI, upstream: Summaries
 ) -> None:
-    [item] = compact(door, TEAM_A_KEY, input=items(30)).json()["output"]
+    [item] = compact(door, TEAM_A_KEY, input=items(30, "pier")).json()["output"]
     response = create(door, TEAM_B_KEY, input=[item, {"role": "user", "content": "Hi."}])
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "invalid_encrypted_content"
@@ -157,7 +158,7 @@ def test_context_management_compacts_past_the_threshold_and_the_chain_carries_it
     door: PortwayServer, fake_openai: FakeOpenAI, upstream: Summaries
 ) -> None:
     management = [{"type": "compaction", "compact_threshold": THRESHOLD}]
-    conversation = items()
+    conversation = items(place="dock")
     response = create(door, input=conversation, context_management=management)
     assert response.status_code == 200, response.text
     first = response.json()
@@ -167,7 +168,7 @@ def test_context_management_compacts_past_the_threshold_and_the_chain_carries_it
     sent = model_calls(fake_openai)[-1].body["messages"]
     summary = upstream.written[-1]
     assert sent[0] == {"role": "system", "content": f"{SUMMARY_HEADER}\n{summary}"}
-    assert sent[-1] == {"role": "user", "content": "And the harbour on the last day?"}
+    assert sent[-1] == {"role": "user", "content": "And the dock on the last day?"}
     assert upstream_tokens(sent, f"upstream-{MODEL}") <= THRESHOLD
 
     follow = create(
@@ -189,7 +190,7 @@ def test_under_the_threshold_nothing_is_compacted(
     door: PortwayServer, fake_openai: FakeOpenAI, upstream: Summaries
 ) -> None:
     management = [{"type": "compaction", "compact_threshold": THRESHOLD}]
-    response = create(door, input=items(3), context_management=management)
+    response = create(door, input=items(3, "bay"), context_management=management)
     assert response.status_code == 200, response.text
     assert [item["type"] for item in response.json()["output"]] == ["message"]
     assert summarizer_calls(fake_openai) == []

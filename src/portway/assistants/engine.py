@@ -268,7 +268,9 @@ class RunEngine:
         turn.forced = None
         await self._on_text(run, turn, "", progress)
 
-    async def _call_model(self, run: RunRow, prompt: Prompt, turn: _Turn, progress: Progress) -> None:
+    async def _call_model(
+        self, run: RunRow, prompt: Prompt, turn: _Turn, progress: Progress
+    ) -> None:
         strategy = prompt.context_strategy
         ctx = self._models.context(
             prompt.request,

@@ -194,9 +194,7 @@ class Compactor:
         turns after it, folded in batches, each stored under its prefix's key."""
         window = self._window_of(settings.model)
         room = (
-            window - settings.max_tokens * 2 - SUMMARIZER_OVERHEAD
-            if window is not None
-            else None
+            window - settings.max_tokens * 2 - SUMMARIZER_OVERHEAD if window is not None else None
         )
         units = turns.units
         start = base

@@ -10,7 +10,7 @@ sent). An unknown name is a 400, never a silent ``off``. The group's
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import get_args
 
 from portway.config import ContextConfig, ContextStrategyName, ModelConfig
@@ -27,7 +27,7 @@ class Choice:
     strategy: str
     reserve_output_tokens: int | None = None
     # summarize / retrieve: the group's settings (``summarizer_model`` None: the group).
-    config: ContextConfig = ContextConfig()
+    config: ContextConfig = field(default_factory=ContextConfig)
 
 
 def _checked(value: str, source: str) -> str:

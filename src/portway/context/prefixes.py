@@ -31,9 +31,7 @@ def prefix_keys(
     messages: Sequence[Any], turns: Turns, tenant: str, model: str, count: int
 ) -> list[str]:
     """Keys of the prefixes of 1..``count`` units (index ``k-1`` covers ``k`` units)."""
-    seed = hashlib.sha256(
-        b"\0".join((SUMMARY_VERSION, tenant.encode(), model.encode()))
-    ).digest()
+    seed = hashlib.sha256(b"\0".join((SUMMARY_VERSION, tenant.encode(), model.encode()))).digest()
     keys: list[str] = []
     current = seed
     for unit in turns.units[:count]:
@@ -53,7 +51,7 @@ def conversation_scope(messages: Sequence[Any], turns: Turns, tenant: str) -> st
     return prefix_keys(messages, turns, tenant, "retrieve", 1)[0]
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -71,7 +69,7 @@ def _content_text(content: Any) -> str:
 def message_text(message: Any) -> str:
     """One message as a line of a transcript."""
     role = message.role
-    text = _content_text(getattr(message, "content", None))
+    text = content_text(getattr(message, "content", None))
     calls = getattr(message, "tool_calls", None) or ()
     lines = [f"{role}: {text}"] if text else []
     for call in calls:

@@ -17,7 +17,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from portway.context.prefixes import conversation_scope, message_text, unit_text
+from portway.context.prefixes import (
+    content_text,
+    conversation_scope,
+    message_text,
+    unit_text,
+)
 from portway.context.turns import Turns
 from portway.errors import PortwayError
 from portway.pipeline.base import CallContext
@@ -32,9 +37,10 @@ CANDIDATES = 50
 
 
 def latest_user_text(messages: Sequence[Any]) -> str:
+    """What the newest user message says (its text, without the role a transcript adds)."""
     for message in reversed(messages):
         if message.role == "user":
-            return message_text(message)
+            return content_text(message.content)
     return message_text(messages[-1]) if messages else ""
 
 

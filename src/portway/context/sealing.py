@@ -5,8 +5,9 @@ is followed by) for a tenant with the server's Fernet key (AES-128-CBC + HMAC-SH
 ``cryptography``); ``open`` returns them, or raises a 400
 ``invalid_encrypted_content`` for content that was altered, sealed under another key or
 is not a sealed item at all. The key is ``compaction.key`` (config, e.g. from an
-environment variable), else read from ``compaction.key_file``, else generated there on
-first start, readable by its owner only (0600).
+environment variable), else read from ``compaction.key_file`` (default: the data
+directory's ``compaction.key``), else generated there on first start, readable by its
+owner only (0600).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from portway.config import CompactionConfig, ConfigError
 from portway.errors import InvalidRequestError
+from portway.store.engine import sqlite_file
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +35,10 @@ class Sealed:
     summary: str
     messages: tuple[dict[str, Any], ...] = ()
 
+
 # What a sealed item holds, versioned so its shape may change.
 FORMAT = "portway.compaction.v1"
+KEY_FILE = "compaction.key"
 
 
 def _generated(path: Path) -> bytes:
@@ -47,11 +51,20 @@ def _generated(path: Path) -> bytes:
     return key
 
 
-def load_key(config: CompactionConfig) -> bytes:
+def key_path(config: CompactionConfig, database_url: str) -> Path:
+    """``key_file``, else ``compaction.key`` in the data directory (the SQLite database's,
+    else ``./.portway``)."""
+    if config.key_file is not None:
+        return Path(config.key_file)
+    database = sqlite_file(database_url)
+    return (database.parent if database is not None else Path(".portway")) / KEY_FILE
+
+
+def load_key(config: CompactionConfig, database_url: str) -> bytes:
     """The configured key, else the key file's (generated when missing)."""
     if config.key is not None:
         return config.key.get_secret_value().encode()
-    path = Path(config.key_file)
+    path = key_path(config, database_url)
     try:
         return path.read_bytes().strip()
     except FileNotFoundError:
@@ -73,8 +86,8 @@ class Sealer:
             ) from None
 
     @classmethod
-    def from_config(cls, config: CompactionConfig) -> Sealer:
-        return cls(load_key(config))
+    def from_config(cls, config: CompactionConfig, database_url: str) -> Sealer:
+        return cls(load_key(config, database_url))
 
     def seal(self, sealed: Sealed, tenant: str) -> str:
         payload = {

@@ -35,4 +35,3 @@ def build_compactor(
         Recall(repository, embedder),
         lambda model: smallest_window(estimator.deployments_of(model)),
     )
-

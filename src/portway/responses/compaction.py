@@ -38,6 +38,7 @@ from portway.pipeline.client import ModelClient
 from portway.protocol.chat import ChatCompletionRequest
 from portway.protocol.responses import ContextManagement
 from portway.responses.items import SUMMARY_ITEM
+from portway.responses.render import usage_object
 from portway.security.principal import Principal
 
 COMPACTION = "compaction"
@@ -89,11 +90,11 @@ class ResponseCompaction:
             if item.get("type") == COMPACTION:
                 self._sealer.open(item["encrypted_content"], principal.tenant, f"input[{index}]")
 
-    def expand(
-        self, principal: Principal, items: Sequence[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
+    def expand(self, principal: Principal, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """``items`` with the latest compaction item opened in place of what it stands for."""
-        last = max((i for i, item in enumerate(items) if item.get("type") == COMPACTION), default=-1)
+        last = max(
+            (i for i, item in enumerate(items) if item.get("type") == COMPACTION), default=-1
+        )
         if last < 0:
             return list(items)
         sealed = self._sealer.open(items[last]["encrypted_content"], principal.tenant)
@@ -184,11 +185,5 @@ def compaction_object(compacted: Compacted, response_id: str) -> dict[str, Any]:
         "object": "response.compaction",
         "created_at": int(time.time()),
         "output": [compacted.item],
-        "usage": {
-            "input_tokens": compacted.input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": compacted.output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": compacted.input_tokens + compacted.output_tokens,
-        },
+        "usage": usage_object(compacted.input_tokens, 0, compacted.output_tokens, 0),
     }

@@ -62,7 +62,7 @@ class Responses:
         )
         compaction = ResponseCompaction(
             compactor,
-            Sealer.from_config(settings.compaction),
+            Sealer.from_config(settings.compaction, settings.database_url),
             context,
             models,
             ContextPolicy.from_models(settings.models).groups,

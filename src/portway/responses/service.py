@@ -511,7 +511,6 @@ class ResponseService:
         )
         return await self._context.count(request.model, chat)
 
-
     async def compact(self, principal: Principal, request: CompactRequest) -> dict[str, Any]:
         """``POST /v1/responses/compact``: the context summarized, as a compaction item."""
         self._check_model(principal, request.model)
@@ -519,7 +518,10 @@ class ResponseService:
         input_items = resolve_references(stored_items(request.input or []), history)
         self._compaction.verify(principal, input_items)
         head = [{"role": "system", "content": request.instructions}] if request.instructions else []
-        messages = [*head, *chat_messages(self._compaction.expand(principal, [*history, *input_items]))]
+        messages = [
+            *head,
+            *chat_messages(self._compaction.expand(principal, [*history, *input_items])),
+        ]
         if not messages:
             raise InvalidRequestError(
                 "Nothing to compact: give 'input' or 'previous_response_id'.",

@@ -35,8 +35,7 @@ _SQLITE_FTS_DROP = (
     "DROP TABLE IF EXISTS fts_context_turns",
 )
 _POSTGRES_FTS = (
-    "CREATE INDEX fts_context_turns_tsv ON context_turns "
-    "USING gin (to_tsvector('english', text))",
+    "CREATE INDEX fts_context_turns_tsv ON context_turns USING gin (to_tsvector('english', text))",
 )
 _POSTGRES_FTS_DROP = ("DROP INDEX IF EXISTS fts_context_turns_tsv",)
 
@@ -73,9 +72,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_context_turns")),
     )
     with op.batch_alter_table("context_turns", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_context_turns_scope_position", ["scope", "position"], unique=True
-        )
+        batch_op.create_index("ix_context_turns_scope_position", ["scope", "position"], unique=True)
     if op.get_bind().dialect.name == "postgresql":
         _execute(_POSTGRES_FTS)
     else:
