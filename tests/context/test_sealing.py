@@ -33,7 +33,7 @@ def test_a_configured_key_wins_and_a_bad_one_is_a_config_error(tmp_path: Path) -
     config = CompactionConfig(key=SecretStr(key.decode()), key_file=str(tmp_path / "unused"))
     assert load_key(config, "sqlite:///:memory:") == key
     assert not (tmp_path / "unused").exists()
-    with pytest.raises(ConfigError, match="compaction.key"):
+    with pytest.raises(ConfigError, match=r"compaction\.key"):
         Sealer(b"not a key")
 
 

@@ -1,7 +1,7 @@
 """context summaries, older turns indexed for retrieval, what fitting a prompt cost
 
 Revision ID: 0100
-Revises: 0060
+Revises: 0070
 Create Date: 2026-12-01 17:50:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0100"
-down_revision = "0060"
+down_revision = "0070"
 branch_labels = None
 depends_on = None
 
