@@ -68,7 +68,7 @@ def chat(server: PortwayServer, strategy: str) -> httpx.Response:
             "temperature": 0,
         },
         headers={"x-portway-context": strategy},
-        timeout=300,
+        timeout=900,
     )
 
 
