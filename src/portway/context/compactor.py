@@ -3,8 +3,9 @@
 
 Contract: only a prefix of whole units is summarized (never the head, never a protected
 unit nor what follows it, see ``turns``). A summary is looked up by the keys of every
-prefix (``prefixes``), newest first; the longest stored one that lets the rest fit is
-used as is (no model call). Otherwise the prompt is cut with slack (the kept turns take
+prefix (``prefixes``), newest first, in the summaries this process remembers and then in
+the database; the longest stored one that lets the rest fit is used as is (no model
+call). Otherwise the prompt is cut with slack (the kept turns take
 at most half of what is left after the summary's room), so the next turns of the same
 conversation reuse the summary instead of writing a new one every turn, and the summary
 is brought up to the cut incrementally: the longest stored summary before the cut, plus
@@ -15,6 +16,7 @@ for). The summary enters the prompt as one system message after the head.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,9 @@ SUMMARY_FRAMING = 24
 SUMMARIZER_OVERHEAD = 160
 # Characters per token assumed when one turn alone is too long to fold and is clipped.
 CLIP_CHARS_PER_TOKEN = 3
+# Summaries this process has read or written, kept in memory (a stored summary never
+# changes: its key is the hash of what it covers).
+REMEMBERED = 4096
 
 
 def summary_message(summary: str) -> SystemMessage:
@@ -92,6 +97,29 @@ class Compactor:
         self._summarizer = summarizer
         self._recall = recall
         self._window_of = window_of
+        self._remembered: OrderedDict[str, StoredSummary] = OrderedDict()
+
+    def _remember(self, summary: StoredSummary) -> None:
+        self._remembered[summary.key] = summary
+        self._remembered.move_to_end(summary.key)
+        while len(self._remembered) > REMEMBERED:
+            self._remembered.popitem(last=False)
+
+    async def _stored(
+        self, tenant: str, keys: Sequence[str], fits: Callable[[int, str], bool]
+    ) -> dict[str, StoredSummary]:
+        """The stored summaries among ``keys``: from memory when the longest one remembered
+        lets the prompt fit (``fits(units, summary)``), else from the database."""
+        for k in range(len(keys), 0, -1):
+            found = self._remembered.get(keys[k - 1])
+            if found is not None:
+                if fits(k, found.summary):
+                    return {found.key: found}
+                break
+        stored = await self._repository.summaries(tenant, keys)
+        for summary in stored.values():
+            self._remember(summary)
+        return stored
 
     async def compact(
         self,
@@ -124,15 +152,19 @@ class Compactor:
 
         tenant = ctx.principal.tenant
         keys = prefix_keys(messages, turns, tenant, settings.model, summarizable)
-        stored = await self._repository.summaries(tenant, keys)
+
+        def fits(k: int, summary: str) -> bool:
+            if settings.everything and k < summarizable:
+                return False
+            return rest(k) + summary_cost(summary) <= budget
+
+        stored = await self._stored(tenant, keys, fits)
         retrieve_room = budget // 4 if settings.retrieve_turns else 0
         result = Compaction(fits=True)
         cut, summary = 0, None
         for k in range(summarizable, 0, -1):
             found = stored.get(keys[k - 1])
-            if settings.everything and k < summarizable:
-                break
-            if found is not None and rest(k) + summary_cost(found.summary) <= budget:
+            if found is not None and fits(k, found.summary):
                 cut, summary = k, found.summary
                 break
         limit = budget - settings.max_tokens - SUMMARY_FRAMING - retrieve_room
@@ -220,12 +252,11 @@ class Compactor:
             result.input_tokens += folded.input_tokens
             result.output_tokens += folded.output_tokens
             covered = sum(len(unit) for unit in units[:end])
+            stored = StoredSummary(keys[end - 1], end, covered, summary)
             await self._repository.save_summary(
-                ctx.principal.tenant,
-                settings.model,
-                StoredSummary(keys[end - 1], end, covered, summary),
-                settings.chain,
+                ctx.principal.tenant, settings.model, stored, settings.chain
             )
+            self._remember(stored)
             start = end
         assert summary is not None
         return summary
