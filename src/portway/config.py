@@ -52,7 +52,9 @@ class PriceConfig(_Strict):
     output: float = Field(default=0.0, ge=0)
 
 
-ContextStrategyName = Literal["off", "truncate", "middle-out", "fallback", "error"]
+ContextStrategyName = Literal[
+    "off", "truncate", "middle-out", "summarize", "retrieve", "fallback", "error"
+]
 
 
 class ContextConfig(_Strict):
@@ -62,6 +64,22 @@ class ContextConfig(_Strict):
     # Room kept for the answer; unset: the request's max tokens, else the output cap,
     # at most half the window.
     reserve_output_tokens: int | None = Field(default=None, ge=0)
+    # The model that writes summaries (``summarize``, ``retrieve``); unset: this group.
+    summarizer_model: str | None = None
+    # The longest summary asked of the summarizer (its ``max_tokens``).
+    summary_max_tokens: int = Field(default=256, ge=16)
+    # ``retrieve``: at most this many older turns are put back next to the summary.
+    retrieve_max_turns: int = Field(default=4, ge=1)
+
+
+class CompactionConfig(_Strict):
+    """The key that seals ``compaction`` items (Responses): a Fernet key (urlsafe base64
+    of 32 bytes); unset: ``key_file`` is read, else generated there (0600) on first start
+    (``key_file`` unset: ``compaction.key`` in the data directory, next to the SQLite
+    database, else ``./.portway``)."""
+
+    key: SecretStr | None = None
+    key_file: str | None = None
 
 
 GuardrailMode = Literal["block", "redact", "monitor"]
@@ -485,6 +503,7 @@ class Settings(_Strict):
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
     batches: BatchesConfig = Field(default_factory=BatchesConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    compaction: CompactionConfig = Field(default_factory=CompactionConfig)
     # Guardrails for every model (a model entry's own ``guardrails`` overrides them).
     guardrails: list[GuardrailPolicy] = Field(default_factory=list)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
@@ -500,6 +519,18 @@ class Settings(_Strict):
     @model_validator(mode="after")
     def _router_names_known_models(self) -> Settings:
         check_router_references(self.router, {model.name for model in self.models})
+        return self
+
+    @model_validator(mode="after")
+    def _summarizers_are_declared_models(self) -> Settings:
+        names = {model.name for model in self.models}
+        for index, model in enumerate(self.models):
+            summarizer = model.context.summarizer_model if model.context else None
+            if summarizer is not None and summarizer not in names:
+                raise ValueError(
+                    f"models[{index}].context.summarizer_model: {summarizer!r} is not a "
+                    "declared model"
+                )
         return self
 
     @model_validator(mode="after")

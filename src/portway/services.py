@@ -19,7 +19,9 @@ from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
 from portway.context.policy import ContextPolicy
+from portway.context.sealing import key_path
 from portway.context.stage import ContextStage
+from portway.context.wiring import build_compactor
 from portway.guardrails.policy import Policies
 from portway.guardrails.registry import GuardrailRegistry
 from portway.guardrails.stage import GuardrailStage
@@ -140,6 +142,9 @@ class Services:
             lambda action: metrics.guardrail_action(action.guardrail, action.action),
         )
         audit = AuditLog.build(settings.audit, database)
+        # Summaries and retrieval of older turns: the context stage's, the Responses
+        # API's compaction and the runs' ``summarize`` truncation share one.
+        compactor = build_compactor(settings, database, estimator, models)
         # Outermost first: the audit record of the call (metadata only, when configured),
         # the zero-retention check, accounting (ledger, limits, budget), then the
         # guardrails (what is cached and sent upstream is the redacted request), context
@@ -149,7 +154,7 @@ class Services:
             ZeroRetentionStage(),
             *accounting.stages(estimator, observers=(metrics.observe,)),
             guardrails,
-            ContextStage(ContextPolicy.from_models(settings.models), estimator),
+            ContextStage(ContextPolicy.from_models(settings.models), estimator, compactor),
             *([cache] if cache else []),
             router,
         ]
@@ -171,6 +176,7 @@ class Services:
             accounting.tokenizer,
             accounting.keys,
             known_model=lambda name: name in catalog or name in router.virtual_models,
+            compactor=compactor,
         )
         return cls(
             settings=settings,
@@ -286,4 +292,5 @@ def _protected_paths(settings: Settings) -> list[Path]:
     if settings.cache.backend == "sqlite":
         paths.append(Path(settings.cache.sqlite_path))
     paths.append(Path(settings.audit.key_file))
+    paths.append(key_path(settings.compaction, settings.database_url))
     return paths

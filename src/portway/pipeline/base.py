@@ -91,6 +91,10 @@ class CallContext:
     cache_status: str | None = None
     # The context strategy the call was fitted under (None: off), for the ledger.
     context_strategy: str | None = None
+    # What fitting the prompt cost (a summarizer's calls), recorded in this call's row too.
+    context_cost_nanos: int = 0
+    # The stored conversation, thread or response a summary made for this call belongs to.
+    context_chain: str | None = None
     # The one prompt counter (the pipeline binds it as the call enters).
     count_prompt: PromptCounter = field(default=_no_counter, repr=False)
     _prompt_tokens: int | None = field(default=None, init=False, repr=False)  # not counted yet

@@ -73,6 +73,8 @@ class ResponseJob:
     created_at: float = 0.0
     completed_at: float | None = None
     terms: CallTerms = field(default_factory=CallTerms)
+    # The ``compaction`` item made for this response's context: its first output item.
+    compaction: dict[str, Any] | None = None
     builder: OutputBuilder = field(init=False)
 
     def __post_init__(self) -> None:
@@ -129,6 +131,9 @@ class ResponseEngine:
         body["status"] = "in_progress"
         yield builder.snapshot("response.created")
         yield builder.snapshot("response.in_progress")
+        if job.compaction is not None:
+            for event in builder.item(job.compaction):
+                yield event
         usage = _Usage()
         messages = list(job.messages)
         builtins = builtin_names(request)

@@ -13,6 +13,7 @@ from portway.store.models.assistants import (
 from portway.store.models.audit import AuditCheckpointRow, AuditHeadRow, AuditRecordRow
 from portway.store.models.batches import BatchLineRow, BatchRow
 from portway.store.models.budgets import BudgetLeaseRow, BudgetRow
+from portway.store.models.context import ContextSummaryRow, ContextTurnRow
 from portway.store.models.files import (
     ChunkRow,
     FileBatchRow,
@@ -42,6 +43,8 @@ __all__ = [
     "BudgetRow",
     "ChunkRow",
     "ContentOwnerRow",
+    "ContextSummaryRow",
+    "ContextTurnRow",
     "ConversationRow",
     "FileBatchRow",
     "FileRow",
