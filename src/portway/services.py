@@ -24,6 +24,7 @@ from portway.guardrails.policy import Policies
 from portway.guardrails.registry import GuardrailRegistry
 from portway.guardrails.stage import GuardrailStage
 from portway.observability.metrics import Metrics
+from portway.observability.service import Observability
 from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.client import ModelClient
 from portway.pipeline.service import Pipeline
@@ -97,6 +98,7 @@ class Services:
     assistants: Assistants
     batches: Batches
     responses: Responses
+    observability: Observability
     audit: AuditLog
     privacy: PrivacyService
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -203,6 +205,7 @@ class Services:
                 served={RESPONSES_URL: ResponseLines(responses.responses)},
             ),
             responses=responses,
+            observability=Observability(settings, database),
             audit=audit,
             privacy=PrivacyService(
                 ContentOwnerRepository(database),
@@ -225,6 +228,7 @@ class Services:
                 "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
             )
         await self.database.start()
+        await self.observability.start()
         await self.audit.start()
         await self.audit.record("config.load", "system", None, settings_digest(self.settings))
         await self.accounting.start(self.catalog)
@@ -256,6 +260,7 @@ class Services:
             await code_interpreter.close()
         await self.retrieval.close()
         await self.accounting.close()
+        await self.observability.close()
         await self.audit.close()
         await self.database.close()
 

@@ -22,6 +22,7 @@ from portway.store.models.files import (
 )
 from portway.store.models.keys import VirtualKeyRow
 from portway.store.models.privacy import ContentOwnerRow, TeamPolicyRow
+from portway.store.models.request_log import RequestLogRow
 from portway.store.models.responses import (
     ConversationRow,
     ItemRow,
@@ -46,6 +47,7 @@ __all__ = [
     "FileRow",
     "ItemRow",
     "MessageRow",
+    "RequestLogRow",
     "ResponseEventRow",
     "ResponseRow",
     "RunRow",
