@@ -31,6 +31,7 @@ from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.client import ModelClient
 from portway.pipeline.service import Pipeline
 from portway.privacy.erasers import build_erasers
+from portway.privacy.request_log import RequestLogBodies
 from portway.privacy.service import PrivacyService
 from portway.privacy.stage import ZeroRetentionStage
 from portway.protocol.chat import ChatCompletionDict
@@ -178,6 +179,18 @@ class Services:
             known_model=lambda name: name in catalog or name in router.virtual_models,
             compactor=compactor,
         )
+        observability = Observability(settings, database)
+        privacy = PrivacyService(
+            ContentOwnerRepository(database),
+            TeamPolicyRepository(database),
+            accounting.keys.keys,
+            build_erasers(database, retrieval.files),
+            settings.privacy,
+            audit,
+            cache,
+        )
+        # Request bodies in the request log are content: user deletion and retention.
+        privacy.register(RequestLogBodies(observability.request_log.repository))
         return cls(
             settings=settings,
             catalog=catalog,
@@ -211,17 +224,9 @@ class Services:
                 served={RESPONSES_URL: ResponseLines(responses.responses)},
             ),
             responses=responses,
-            observability=Observability(settings, database),
+            observability=observability,
             audit=audit,
-            privacy=PrivacyService(
-                ContentOwnerRepository(database),
-                TeamPolicyRepository(database),
-                accounting.keys.keys,
-                build_erasers(database, retrieval.files),
-                settings.privacy,
-                audit,
-                cache,
-            ),
+            privacy=privacy,
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,

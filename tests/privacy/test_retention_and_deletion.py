@@ -20,6 +20,7 @@ import pytest
 
 from portway.config import Settings
 from portway.privacy.erasers import build_erasers
+from portway.privacy.request_log import RequestLogBodies
 from portway.privacy.service import PrivacyService
 from portway.retrieval.files import FileService
 from portway.retrieval.storage import FileStorage
@@ -28,6 +29,7 @@ from portway.store import Database
 from portway.store.files import FileRepository
 from portway.store.keys import KeyRepository
 from portway.store.privacy import ContentOwnerRepository, TeamPolicyRepository
+from portway.store.request_log import RequestLogRepository
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import PortwayServer
@@ -56,9 +58,18 @@ def server(
             "ledger": {"journal_dir": str(state_dir / "journal")},
             "audit": {"key_file": str(state_dir / "audit.key")},
             "cache": {"enabled": True, "mode": "always"},
+            "request_log": {"bodies": True, "flush_interval_ms": 20},
             "models": [fake_model("fake-gpt", fake_openai_server.base_url)],
         }
     )
+
+
+def logged(state_dir: Path, marker: str) -> None:
+    """Wait until the request log (written off the hot path) holds ``marker``'s bodies."""
+    deadline = time.monotonic() + 10
+    while "request_log" not in tables_containing(state_dir / "portway.db", marker):
+        assert time.monotonic() < deadline, "the request log never got the entry"
+        time.sleep(0.05)
 
 
 def purge_at(server: PortwayServer, now: float) -> dict[str, int]:
@@ -80,6 +91,7 @@ def purge_at(server: PortwayServer, now: float) -> dict[str, int]:
             AuditLog.build(settings.audit, database),
             clock=lambda: now,
         )
+        privacy.register(RequestLogBodies(RequestLogRepository(database)))
         try:
             return await privacy.purge()
         finally:
@@ -124,6 +136,7 @@ def test_content_past_its_retention_is_purged(server: PortwayServer, state_dir: 
     short_marker, kept_marker = "short-" + secrets.token_hex(6), "kept-" + secrets.token_hex(6)
     short_objects = store_everything(server.sdk(short["key"]), short_marker)
     kept_objects = store_everything(server.sdk(forever["key"]), kept_marker)
+    logged(state_dir, short_marker)
 
     assert sum(purge_at(server, time.time()).values()) == 0  # nothing is a day old yet
     assert gone(short_objects) == []
@@ -136,6 +149,7 @@ def test_content_past_its_retention_is_purged(server: PortwayServer, state_dir: 
         "file": 1,
         "vector_store": 1,
         "batch": 0,
+        "request_log_bodies": 1,  # the response's entry keeps its metadata, not its bodies
     }
     assert gone(short_objects) == sorted(short_objects)
     assert gone(kept_objects) == []
@@ -158,12 +172,13 @@ def test_a_key_turned_to_zero_retention_loses_what_it_stored(server: PortwayServ
     assert gone(stored) == sorted(stored)
 
 
-def test_deleting_a_users_data(server: PortwayServer) -> None:
+def test_deleting_a_users_data(server: PortwayServer, state_dir: Path) -> None:
     alice_key = server.create_key(MASTER, name="alice", user="alice")
     shared_key = server.create_key(MASTER, name="backend")  # serves many end users
     alice = server.sdk(alice_key["key"])
     shared = server.sdk(shared_key["key"])
-    alice_objects = store_everything(alice, "a-" + secrets.token_hex(6))
+    alice_marker = "a-" + secrets.token_hex(6)
+    alice_objects = store_everything(alice, alice_marker)
     # A shared key's response for end user alice (the request's ``user``) and one for bob.
     for_alice = shared.responses.create(model="fake-gpt", input="hi", user="alice")
     for_bob = shared.responses.create(model="fake-gpt", input="hi", user="bob")
@@ -171,6 +186,7 @@ def test_deleting_a_users_data(server: PortwayServer) -> None:
         model="fake-gpt", messages=[{"role": "user", "content": "cache me"}]
     )
 
+    logged(state_dir, alice_marker)
     with server.admin(MASTER) as http:
         deleted = http.delete("/v1/admin/users/alice/data")
     assert deleted.status_code == 200, deleted.text
@@ -181,6 +197,8 @@ def test_deleting_a_users_data(server: PortwayServer) -> None:
         assert summary["deleted"][kind] == 1
     # Cached answers of alice's own key: the chat call and the response's model call.
     assert summary["deleted"]["cache_entries"] == 2
+    assert summary["deleted"]["request_log_bodies"] >= 1
+    assert tables_containing(state_dir / "portway.db", alice_marker) == {}
 
     assert gone(alice_objects) == sorted(alice_objects)
     with pytest.raises(openai.NotFoundError):

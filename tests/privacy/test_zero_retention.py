@@ -106,6 +106,7 @@ def refused_calls(marker: str) -> list[Callable[[openai.OpenAI], Any]]:
             model="fake-gpt", messages=[{"role": "user", "content": text}], store=True
         ),
         lambda c: c.responses.create(model="fake-gpt", input=text, store=True),
+        lambda c: c.responses.create(model="fake-gpt", input=text, conversation="conv_x"),
         lambda c: c.files.create(file=("a.txt", io.BytesIO(text.encode())), purpose="assistants"),
         lambda c: c.vector_stores.create(name=text),
         lambda c: c.beta.assistants.create(model="fake-gpt", instructions=text),

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from portway.errors import NotFoundError
+from portway.retention import Retention
 from portway.retrieval.files import FileService
 from portway.store.assistants import AssistantStore
 from portway.store.batches import BatchStore
@@ -18,6 +19,8 @@ from portway.store.responses import ResponseStore
 from portway.store.vector_stores import VectorStoreRepository
 
 Eraser = Callable[[str, str], Awaitable[bool]]
+# The retention that applies to content stored for (key id, team id) now.
+RetentionLookup = Callable[[str | None, str | None], Awaitable[Retention]]
 
 
 class UserContentStore(Protocol):
@@ -29,7 +32,7 @@ class UserContentStore(Protocol):
         """Delete everything stored for end user ``user``; how many rows went."""
         ...
 
-    async def purge_expired(self, now: float) -> int:
+    async def purge_expired(self, now: float, retention_of: RetentionLookup) -> int:
         """Delete content past its owner's retention; how many rows went."""
         ...
 

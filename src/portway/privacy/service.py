@@ -130,15 +130,28 @@ class PrivacyService:
     # Retention -----------------------------------------------------------------------
 
     async def retention_of(
-        self, owner: ContentOwner, key_labels: dict[str, str | None], teams: dict[str, str | None]
+        self,
+        key_id: str | None,
+        team_id: str | None,
+        key_labels: dict[str, str | None] | None = None,
+        teams: dict[str, str | None] | None = None,
     ) -> Retention:
+        """The retention of content stored for this key and team, as of now (``key_labels``
+        and ``teams`` cache lookups across one purge pass)."""
+        key_labels = {} if key_labels is None else key_labels
         key_label: str | None = None
-        if owner.key_id is not None:
-            if owner.key_id not in key_labels:
-                record = await self._keys.get(owner.key_id)
-                key_labels[owner.key_id] = record.retention if record is not None else None
-            key_label = key_labels[owner.key_id]
-        team_label = teams.get(owner.team_id) if owner.team_id else None
+        if key_id is not None:
+            if key_id not in key_labels:
+                record = await self._keys.get(key_id)
+                key_labels[key_id] = record.retention if record is not None else None
+            key_label = key_labels[key_id]
+        team_label: str | None = None
+        if team_id is not None:
+            if teams is None:
+                policy = await self.teams.get(team_id)
+                team_label = policy.retention if policy is not None else None
+            else:
+                team_label = teams.get(team_id)
         return effective(key_label, team_label, self._config.retention)
 
     async def purge(self, now: float | None = None) -> dict[str, int]:
@@ -152,7 +165,7 @@ class PrivacyService:
             owners = await self.owners.older_than(now, after, PAGE)
             expired = []
             for owner in owners:
-                retention = await self.retention_of(owner, key_labels, teams)
+                retention = await self.retention_of(owner.key_id, owner.team_id, key_labels, teams)
                 seconds = retention.seconds
                 if seconds is not None and owner.created_at <= now - seconds:
                     expired.append(owner)
@@ -160,8 +173,12 @@ class PrivacyService:
             if len(owners) < PAGE:
                 break
             after = owners[-1].created_at + 1e-6
+
+        async def lookup(key_id: str | None, team_id: str | None) -> Retention:
+            return await self.retention_of(key_id, team_id, key_labels, teams)
+
         for store in self._stores:
-            counts[store.name] = await store.purge_expired(now)
+            counts[store.name] = await store.purge_expired(now, lookup)
         if any(counts.values()):
             logger.info("retention purge deleted %s", counts)
         return counts

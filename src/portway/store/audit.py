@@ -34,18 +34,18 @@ class NewRecord:
     details: str
 
 
-def _record(row: AuditRecordRow) -> AuditRecord:
-    return AuditRecord(
-        seq=row.seq,
-        created_us=row.created_us,
-        kind=row.kind,
-        action=row.action,
-        actor=row.actor,
-        subject=row.subject,
-        details=row.details,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+# AuditRecord's fields, in its order (rows are built positionally).
+_FIELDS = (
+    "seq",
+    "created_us",
+    "kind",
+    "action",
+    "actor",
+    "subject",
+    "details",
+    "prev_hash",
+    "hash",
+)
 
 
 class AuditRepository:
@@ -133,19 +133,21 @@ class AuditRepository:
         descending: bool = False,
         before: int | None = None,
     ) -> list[AuditRecord]:
-        query = select(AuditRecordRow)
+        table = AuditRecordRow.__table__
+        query = select(*(table.c[name] for name in _FIELDS))
         if after:
-            query = query.where(AuditRecordRow.seq > after)
+            query = query.where(table.c.seq > after)
         if before is not None:
-            query = query.where(AuditRecordRow.seq < before)
+            query = query.where(table.c.seq < before)
         if kind is not None:
-            query = query.where(AuditRecordRow.kind == kind)
+            query = query.where(table.c.kind == kind)
         if action is not None:
-            query = query.where(AuditRecordRow.action == action)
-        order = AuditRecordRow.seq.desc() if descending else AuditRecordRow.seq
-        async with self._db.session() as session:
-            rows = (await session.scalars(query.order_by(order).limit(limit))).all()
-        return [_record(row) for row in rows]
+            query = query.where(table.c.action == action)
+        order = table.c.seq.desc() if descending else table.c.seq
+        # Core rows, not ORM objects: ``verify`` reads every record of the log.
+        async with self._db.connect() as connection:
+            rows = await connection.execute(query.order_by(order).limit(limit))
+            return [AuditRecord(*row) for row in rows]
 
     async def scan(self, page_size: int = 1000) -> AsyncIterator[AuditRecord]:
         """Every record in sequence order, a page at a time."""
