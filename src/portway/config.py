@@ -74,6 +74,8 @@ class GuardrailPolicy(_Strict):
     name: str = Field(min_length=1)
     mode: GuardrailMode = "monitor"
     scope: GuardrailScope = "both"
+    # The guardrail's own settings (pii: ``entities``; sanitize: ``allowed_hosts``, ``html``).
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class ModelConfig(_Strict):

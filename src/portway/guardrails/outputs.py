@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from portway.guardrails.base import GuardSession
+from portway.guardrails.base import STREAM_WINDOW, GuardSession
 from portway.guardrails.policy import ActivePolicy
 from portway.guardrails.restore import StreamRestorer
 from portway.protocol.chat import ChatCompletionDict
 from portway.protocol.completions import CompletionDict
 
-WINDOW = 512
+WINDOW = STREAM_WINDOW
 
 
 def _checks(policies: Sequence[ActivePolicy]) -> tuple[ActivePolicy, ...]:
@@ -86,8 +86,8 @@ class _Scanner:
         guardrail, mode = self._policy.guardrail, self._policy.mode
         if mode == "redact":
             pending = self._held.pop(key, "") + text
-            cut = max(0, len(pending) - WINDOW)
-            for finding in guardrail.detect(pending):
+            cut = guardrail.stream_hold(pending)
+            for finding in guardrail.detect_output(pending):
                 if finding.start < cut < finding.end:
                     cut = finding.start
             self._held[key] = pending[cut:]
@@ -99,7 +99,7 @@ class _Scanner:
         counted = self._counted.get(key, 0)
         fresh = [
             finding
-            for finding in guardrail.detect(window)
+            for finding in guardrail.detect_output(window)
             if finding.end > len(seen) and start + finding.start >= counted
         ]
         if fresh:

@@ -82,5 +82,6 @@ def _resolve(
     policies: Sequence[GuardrailPolicy], registry: GuardrailRegistry
 ) -> tuple[ActivePolicy, ...]:
     return tuple(
-        ActivePolicy(registry.get(policy.name), policy.mode, policy.scope) for policy in policies
+        ActivePolicy(registry.get(policy.name).configured(policy.options), policy.mode, policy.scope)
+        for policy in policies
     )

@@ -1,4 +1,5 @@
-"""The ``secrets`` guardrail: API keys, tokens, private keys and high-entropy assignments.
+"""The ``secrets`` guardrail: API keys, tokens, private keys and high-entropy assignments,
+with detect-secrets' pattern plugins added (``secret_plugins``).
 
 Every pattern runs on RE2 with bounded repetitions (linear in the text, see
 tests/test_regex_audit.py). Redacted secrets become ``[SECRET_1]``; they are never
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from portway.guardrails.base import Finding, Guardrail
+from portway.guardrails.secret_plugins import detect_secrets_detectors
 from portway.guardrails.spans import Detector, entropy, scan
 
 # A generic ``key = value`` is a secret only when the value looks random.
@@ -42,8 +44,12 @@ DETECTORS = (
 class SecretsGuardrail(Guardrail):
     name: ClassVar[str] = "secrets"
 
+    def __init__(self) -> None:
+        # Ours first: on a tie the detector listed first names the kind.
+        self._detectors = DETECTORS + detect_secrets_detectors()
+
     def detect(self, text: str) -> list[Finding]:
-        return scan(DETECTORS, text)
+        return scan(self._detectors, text)
 
     def label(self, finding: Finding) -> str:
         return "SECRET"
