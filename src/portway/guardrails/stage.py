@@ -18,7 +18,7 @@ from typing import Any, cast
 from portway.errors import InvalidRequestError
 from portway.guardrails.base import Action, GuardSession
 from portway.guardrails.outputs import StreamGuard, guard_result
-from portway.guardrails.policy import ActivePolicy, Policies
+from portway.guardrails.policy import ActivePolicy, Policies, RequestedPolicies
 from portway.guardrails.requests import (
     guard_chat,
     guard_completion_request,
@@ -49,6 +49,10 @@ class GuardrailStage(Stage):
     def __init__(self, policies: Policies, observe: ActionObserver) -> None:
         self._policies = policies
         self._observe = observe
+
+    def _policies_for(self, ctx: CallContext) -> tuple[ActivePolicy, ...]:
+        requested = RequestedPolicies.of(ctx.request_headers, ctx.request)
+        return self._policies.for_call(ctx.model, ctx.principal, requested)
 
     def _report(self, ctx: CallContext, session: GuardSession) -> None:
         for action in session.actions:
@@ -90,7 +94,7 @@ class GuardrailStage(Stage):
             ctx.replace_request(guarded)
 
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
-        policies = self._policies.for_call(ctx.model, ctx.principal)
+        policies = self._policies_for(ctx)
         if not policies:
             return await call_next(ctx)
         session = GuardSession()
@@ -106,7 +110,7 @@ class GuardrailStage(Stage):
             self._report(ctx, session)
 
     def stream(self, ctx: CallContext, call_next: StreamHandler) -> AsyncIterator[ModelChunk]:
-        policies = self._policies.for_call(ctx.model, ctx.principal)
+        policies = self._policies_for(ctx)
         if not policies:
             return call_next(ctx)
         return self._guarded_stream(ctx, call_next, policies)
