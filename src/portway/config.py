@@ -424,6 +424,10 @@ class Settings(_Strict):
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     # Guardrails for every model (a model entry's own ``guardrails`` overrides them).
     guardrails: list[GuardrailPolicy] = Field(default_factory=list)
+    # The server key sealing stored secrets (a conversation's pseudonyms): 32 bytes,
+    # URL-safe base64; unset: read from (or created in, mode 0600) ``sealing_key_file``.
+    sealing_key: SecretStr | None = None
+    sealing_key_file: str = "./.portway/sealing.key"
 
     @field_validator("models")
     @classmethod

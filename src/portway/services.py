@@ -22,6 +22,7 @@ from portway.context.stage import ContextStage
 from portway.guardrails.policy import Policies
 from portway.guardrails.registry import GuardrailRegistry
 from portway.guardrails.stage import GuardrailStage
+from portway.guardrails.vault import PseudonymVault
 from portway.observability.metrics import Metrics
 from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.client import ModelClient
@@ -36,8 +37,10 @@ from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
 from portway.security.auth import Authenticator, KeyAuthenticator
+from portway.security.sealing import load_sealer
 from portway.security.system import SystemPrincipal
 from portway.store import Database
+from portway.store.pseudonyms import PseudonymStore
 from portway.store.engine import sqlite_file
 
 logger = logging.getLogger(__name__)
@@ -122,9 +125,14 @@ class Services:
         # Budgets and limits bound a call by the router's own routes, never a copy of them.
         estimator = UsageEstimator(accounting.tokenizer, catalog, settings.accounting, router)
         # Always present: a key's own list may turn guardrails on (a pass-through otherwise).
+        sealing_key = settings.sealing_key.get_secret_value() if settings.sealing_key else None
         guardrails = GuardrailStage(
             Policies.build(settings, GuardrailRegistry()),
             lambda action: metrics.guardrail_action(action.guardrail, action.action),
+            PseudonymVault(
+                PseudonymStore(database),
+                lambda: load_sealer(sealing_key, settings.sealing_key_file),
+            ),
         )
         # Outermost first: accounting (ledger, limits, budget), then the guardrails (what is
         # cached and sent upstream is the redacted request), context fitting, the cache

@@ -276,6 +276,8 @@ class RunEngine:
             request_id=run.id,
             endpoint="assistants.runs",
         )
+        # A thread's pseudonyms stay the same from run to run.
+        ctx.pseudonyms_from = ctx.pseudonyms_to = run.thread_id
         builtin = _builtin_names(run)
         async with aclosing(self._models.stream(ctx)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:

@@ -67,6 +67,25 @@ class GuardSession:
             self.reversible[text] = value
         return text
 
+    @classmethod
+    def resumed(cls, saved: Mapping[str, Any]) -> GuardSession:
+        """A session continuing a stored conversation's placeholders (see ``saved``)."""
+        session = cls()
+        for label, value, text in saved.get("entries", ()):
+            session._by_value[(label, value)] = text
+            session.reversible[text] = value
+        session._counts.update({str(k): int(v) for k, v in saved.get("counts", {}).items()})
+        return session
+
+    def saved(self) -> dict[str, Any]:
+        """The reversible placeholders, to continue them in a later call of a conversation."""
+        entries = [
+            [label, value, text]
+            for (label, value), text in self._by_value.items()
+            if self.reversible.get(text) == value
+        ]
+        return {"entries": entries, "counts": dict(self._counts)}
+
     def record(self, guardrail: str, action: ActionKind, findings: list[Finding]) -> None:
         kinds = tuple(sorted({finding.kind for finding in findings}))
         self.actions.append(Action(guardrail, action, kinds))

@@ -19,6 +19,7 @@ from portway.errors import InvalidRequestError
 from portway.guardrails.base import Action, GuardSession
 from portway.guardrails.outputs import StreamGuard, guard_result
 from portway.guardrails.policy import ActivePolicy, Policies, RequestedPolicies
+from portway.guardrails.vault import PseudonymVault
 from portway.guardrails.requests import (
     guard_chat,
     guard_completion_request,
@@ -46,9 +47,31 @@ OFFLOAD_CHARS = 32_768
 
 
 class GuardrailStage(Stage):
-    def __init__(self, policies: Policies, observe: ActionObserver) -> None:
+    def __init__(
+        self, policies: Policies, observe: ActionObserver, vault: PseudonymVault | None = None
+    ) -> None:
         self._policies = policies
         self._observe = observe
+        self._vault = vault
+
+    async def _session(
+        self, ctx: CallContext, policies: tuple[ActivePolicy, ...]
+    ) -> GuardSession:
+        """A new session, or the stored conversation's one continued."""
+        if self._vault is None or ctx.pseudonyms_from is None or not _pseudonymizes(policies):
+            return GuardSession()
+        saved = await self._vault.load(ctx.principal.tenant, ctx.pseudonyms_from)
+        return GuardSession.resumed(saved) if saved else GuardSession()
+
+    async def _keep(
+        self, ctx: CallContext, policies: tuple[ActivePolicy, ...], session: GuardSession
+    ) -> None:
+        """Seal the conversation's map after the input checks (outputs add nothing to it)."""
+        if self._vault is None or ctx.pseudonyms_to is None or not _pseudonymizes(policies):
+            return
+        saved = session.saved()
+        if saved["entries"]:
+            await self._vault.save(ctx.principal.tenant, ctx.pseudonyms_to, saved)
 
     def _policies_for(self, ctx: CallContext) -> tuple[ActivePolicy, ...]:
         requested = RequestedPolicies.of(ctx.request_headers, ctx.request)
@@ -97,9 +120,10 @@ class GuardrailStage(Stage):
         policies = self._policies_for(ctx)
         if not policies:
             return await call_next(ctx)
-        session = GuardSession()
+        session = await self._session(ctx, policies)
         try:
             await self._guard_request(ctx, policies, session)
+            await self._keep(ctx, policies, session)
             result = await call_next(ctx)
             if isinstance(ctx.request, EmbeddingRequest):
                 return result
@@ -118,9 +142,10 @@ class GuardrailStage(Stage):
     async def _guarded_stream(
         self, ctx: CallContext, call_next: StreamHandler, policies: tuple[ActivePolicy, ...]
     ) -> AsyncIterator[ModelChunk]:
-        session = GuardSession()
+        session = await self._session(ctx, policies)
         try:
             await self._guard_request(ctx, policies, session)
+            await self._keep(ctx, policies, session)
             guard = StreamGuard(policies, session)
             last: ModelChunk | None = None
             async with aclosing(call_next(ctx)) as chunks:  # type: ignore[type-var]
@@ -136,3 +161,10 @@ class GuardrailStage(Stage):
                 yield leftover
         finally:
             self._report(ctx, session)
+
+
+def _pseudonymizes(policies: tuple[ActivePolicy, ...]) -> bool:
+    return any(
+        policy.guardrail.reversible and policy.mode == "redact" and policy.on_input
+        for policy in policies
+    )

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portway.protocol.assistants import RUN_ACTIVE
+from portway.store.pseudonyms import drop_pseudonyms
 from portway.store.database import Database
 from portway.store.models.assistants import (
     AssistantRow,
@@ -178,6 +179,7 @@ class AssistantStore:
             await session.execute(delete(RunStepRow).where(RunStepRow.run_id.in_(run_ids)))
             await session.execute(delete(RunRow).where(RunRow.thread_id == thread_id))
             await session.execute(delete(MessageRow).where(MessageRow.thread_id == thread_id))
+            await session.execute(drop_pseudonyms(tenant, thread_id))
             await session.execute(delete(ThreadRow).where(*owned))
             return True
 

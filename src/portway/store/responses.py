@@ -15,6 +15,7 @@ from sqlalchemy import delete, insert, inspect, or_, select, update
 
 from portway.store.database import Database
 from portway.store.models.responses import ConversationRow, ItemRow, ResponseEventRow, ResponseRow
+from portway.store.pseudonyms import drop_pseudonyms
 from portway.store.pagination import Page, PageRequest, paginate
 
 
@@ -120,6 +121,7 @@ class ResponseStore:
             await session.execute(
                 delete(ResponseEventRow).where(ResponseEventRow.response_id == response_id)
             )
+            await session.execute(drop_pseudonyms(tenant, response_id))
             return True
 
     # Background work: claims, leases, recovery ----------------------------------------
@@ -198,6 +200,7 @@ class ResponseStore:
             await session.execute(
                 delete(ResponseEventRow).where(ResponseEventRow.response_id == response_id)
             )
+            await session.execute(drop_pseudonyms(tenant, response_id))
             return True
 
     async def append_events(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
@@ -296,4 +299,5 @@ class ResponseStore:
             if not result.rowcount:  # type: ignore[attr-defined]
                 return False
             await session.execute(delete(ItemRow).where(ItemRow.owner == conversation_id))
+            await session.execute(drop_pseudonyms(tenant, conversation_id))
             return True

@@ -19,6 +19,7 @@ from portway.store.models.files import (
     VectorStoreFileRow,
     VectorStoreRow,
 )
+from portway.store.models.guardrails import PseudonymMapRow
 from portway.store.models.keys import VirtualKeyRow
 from portway.store.models.responses import (
     ConversationRow,
@@ -40,6 +41,7 @@ __all__ = [
     "FileRow",
     "ItemRow",
     "MessageRow",
+    "PseudonymMapRow",
     "ResponseEventRow",
     "ResponseRow",
     "RunRow",
