@@ -49,7 +49,9 @@ def main() -> None:
     print(f"{len(rows)} texts: {injections} injections, {len(rows) - injections} benign")
     for name, flagged in detectors.items():
         for kind in ("direct", "indirect", None):
-            subset = [r for r in rows if kind is None or r["kind"] in (kind, "benign", "hard_negative")]
+            subset = [
+                r for r in rows if kind is None or r["kind"] in (kind, "benign", "hard_negative")
+            ]
             result = measure(subset, flagged)
             label = kind or "all"
             print(

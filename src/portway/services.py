@@ -40,8 +40,8 @@ from portway.security.auth import Authenticator, KeyAuthenticator
 from portway.security.sealing import load_sealer
 from portway.security.system import SystemPrincipal
 from portway.store import Database
-from portway.store.pseudonyms import PseudonymStore
 from portway.store.engine import sqlite_file
+from portway.store.pseudonyms import PseudonymStore
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,9 @@ from portway.config import ConfigError
 WINDOW_CHARS = 600
 MAX_WINDOWS = 48
 # The model's classes that mean "instructions aimed at the model" (not pii, harmful content).
-INJECTION_CLASSES = frozenset({"prompt_injection", "jailbreak", "data_exfiltration", "model_attack"})
+INJECTION_CLASSES = frozenset(
+    {"prompt_injection", "jailbreak", "data_exfiltration", "model_attack"}
+)
 _BREAKS = ("\n", ". ", "! ", "? ")
 
 
@@ -67,7 +69,9 @@ class InjectionClassifier:
             ) from exc
         path = resolve_runtime(download=False)  # never a download at run time
         if not os.path.exists(path):
-            raise ConfigError(f"guardrails: the prompt-injection classifier's weights are missing ({path})")
+            raise ConfigError(
+                f"guardrails: the prompt-injection classifier's weights are missing ({path})"
+            )
         return cls(PureGuardian.load(path), threshold)
 
     def score(self, text: str) -> Verdict:

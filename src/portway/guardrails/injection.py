@@ -105,15 +105,13 @@ class PromptInjectionGuardrail(Guardrail):
         threshold = options.get("threshold")
         if not isinstance(use, bool):
             raise ConfigError("guardrails: prompt_injection `classifier` is true or false")
-        if threshold is not None and not (
-            isinstance(threshold, int | float) and 0 < threshold < 1
-        ):
+        if threshold is not None and not (isinstance(threshold, int | float) and 0 < threshold < 1):
             raise ConfigError("guardrails: prompt_injection `threshold` is between 0 and 1")
         if not use:
             return PromptInjectionGuardrail(use_classifier=False)
         model = self._model()
         if threshold is not None and model is not None:
-            model = InjectionClassifier(model._model, float(threshold))  # noqa: SLF001
+            model = InjectionClassifier(model._model, float(threshold))
         return PromptInjectionGuardrail(model) if model is not self._classifier else self
 
     def detect(self, text: str) -> list[Finding]:

@@ -60,12 +60,8 @@ DETECTORS = (
     Detector.of(
         "IBAN", r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", accept=iban_valid
     ),
-    Detector.of(
-        "CRYPTO_WALLET", r"\b[13][1-9A-HJ-NP-Za-km-z]{25,34}\b", accept=base58check_valid
-    ),
-    Detector.of(
-        "CRYPTO_WALLET", r"\b(?:bc|tb)1[02-9ac-hj-np-z]{11,71}\b", accept=bech32_valid
-    ),
+    Detector.of("CRYPTO_WALLET", r"\b[13][1-9A-HJ-NP-Za-km-z]{25,34}\b", accept=base58check_valid),
+    Detector.of("CRYPTO_WALLET", r"\b(?:bc|tb)1[02-9ac-hj-np-z]{11,71}\b", accept=bech32_valid),
     Detector.of("CRYPTO_WALLET", r"\b0x[0-9a-fA-F]{40}\b"),
     Detector.of("US_SSN", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", accept=ssn_valid),
     Detector.of("US_ITIN", r"\b9[0-9]{2}-(?:5[0-9]|6[0-5]|7[0-9]|8[0-8]|9[0-24-9])-[0-9]{4}\b"),

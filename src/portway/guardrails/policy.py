@@ -73,7 +73,6 @@ class RequestedPolicies:
         return None
 
 
-
 @dataclass(frozen=True, slots=True)
 class Policies:
     """The guardrails of every model name, resolved once at start-up."""
@@ -130,12 +129,12 @@ class Policies:
         raise InvalidRequestError(message, param=requested.param)
 
 
-
 def _resolve(
     policies: Sequence[GuardrailPolicy], registry: GuardrailRegistry
 ) -> tuple[ActivePolicy, ...]:
     return tuple(
-        ActivePolicy(registry.get(policy.name).configured(policy.options), policy.mode, policy.scope)
+        ActivePolicy(
+            registry.get(policy.name).configured(policy.options), policy.mode, policy.scope
+        )
         for policy in policies
     )
-

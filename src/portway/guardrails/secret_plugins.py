@@ -43,7 +43,9 @@ def detect_secrets_detectors() -> tuple[Detector, ...]:
         from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
         from detect_secrets.plugins.base import RegexBasedDetector
     except ImportError:
-        logger.warning("detect-secrets is not installed: the secrets guardrail uses its own patterns only")
+        logger.warning(
+            "detect-secrets is not installed: the secrets guardrail uses its own patterns only"
+        )
         return ()
     detectors: list[Detector] = []
     skipped = 0

@@ -19,13 +19,13 @@ from portway.errors import InvalidRequestError
 from portway.guardrails.base import Action, GuardSession
 from portway.guardrails.outputs import StreamGuard, guard_result
 from portway.guardrails.policy import ActivePolicy, Policies, RequestedPolicies
-from portway.guardrails.vault import PseudonymVault
 from portway.guardrails.requests import (
     guard_chat,
     guard_completion_request,
     guard_embedding,
     text_size,
 )
+from portway.guardrails.vault import PseudonymVault
 from portway.pipeline.base import (
     CallContext,
     CompleteHandler,
@@ -54,9 +54,7 @@ class GuardrailStage(Stage):
         self._observe = observe
         self._vault = vault
 
-    async def _session(
-        self, ctx: CallContext, policies: tuple[ActivePolicy, ...]
-    ) -> GuardSession:
+    async def _session(self, ctx: CallContext, policies: tuple[ActivePolicy, ...]) -> GuardSession:
         """A new session, or the stored conversation's one continued."""
         if self._vault is None or ctx.pseudonyms_from is None or not _pseudonymizes(policies):
             return GuardSession()

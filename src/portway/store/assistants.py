@@ -20,7 +20,6 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portway.protocol.assistants import RUN_ACTIVE
-from portway.store.pseudonyms import drop_pseudonyms
 from portway.store.database import Database
 from portway.store.models.assistants import (
     AssistantRow,
@@ -30,6 +29,7 @@ from portway.store.models.assistants import (
     ThreadRow,
 )
 from portway.store.pagination import Page, PageRequest, paginate
+from portway.store.pseudonyms import drop_pseudonyms
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from sqlalchemy import delete, insert, inspect, or_, select, update
 
 from portway.store.database import Database
 from portway.store.models.responses import ConversationRow, ItemRow, ResponseEventRow, ResponseRow
-from portway.store.pseudonyms import drop_pseudonyms
 from portway.store.pagination import Page, PageRequest, paginate
+from portway.store.pseudonyms import drop_pseudonyms
 
 
 def _values(row: Any) -> dict[str, Any]:
@@ -200,7 +200,6 @@ class ResponseStore:
             await session.execute(
                 delete(ResponseEventRow).where(ResponseEventRow.response_id == response_id)
             )
-            await session.execute(drop_pseudonyms(tenant, response_id))
             return True
 
     async def append_events(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
