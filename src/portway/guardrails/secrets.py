@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from portway.guardrails.base import Finding, Guardrail
+import re2
+
+from portway.guardrails.base import STREAM_WINDOW, Finding, Guardrail
 from portway.guardrails.secret_plugins import detect_secrets_detectors
 from portway.guardrails.spans import Detector, entropy, scan
 
@@ -41,6 +43,14 @@ DETECTORS = (
 )
 
 
+# A keyword assignment still waiting for (the rest of) its value at the end of a stream.
+_OPEN_ASSIGNMENT = re2.compile(
+    r"(?i)(?:api[_\-]?key|secret|token|passw(?:or)?d|access[_\-]?key|auth)[A-Za-z0-9_\-]{0,20}"
+    r"[\"']?[ \t]{0,3}(?:[:=][ \t]{0,3}[\"']?)?$"
+)
+_PEM_START = "-----BEGIN"
+
+
 class SecretsGuardrail(Guardrail):
     name: ClassVar[str] = "secrets"
 
@@ -50,6 +60,21 @@ class SecretsGuardrail(Guardrail):
 
     def detect(self, text: str) -> list[Finding]:
         return scan(self._detectors, text)
+
+    def stream_hold(self, text: str) -> int:
+        """Hold back only what may still become a secret: the last word (tokens have no
+        spaces), a keyword assignment waiting for its value, an unfinished PEM block; at
+        most ``STREAM_WINDOW`` characters."""
+        floor = max(0, len(text) - STREAM_WINDOW)
+        space = max(text.rfind(char, floor) for char in " \t\n")
+        hold = space + 1 if space >= 0 else floor
+        assignment = _OPEN_ASSIGNMENT.search(text[max(floor, hold - 64) : hold])
+        if assignment is not None:
+            hold = max(floor, hold - 64) + assignment.start()
+        pem = text.rfind(_PEM_START, floor)
+        if pem >= 0 and "-----END" not in text[pem:]:
+            hold = min(hold, pem)
+        return hold
 
     def label(self, finding: Finding) -> str:
         return "SECRET"
