@@ -3,12 +3,12 @@
 1. Overhead: the guardrail stage's work on a 1 KB chat prompt (PII, an injection phrase,
    no secret) with the README's policies (pii redact, secrets block, prompt_injection
    monitor with its classifier) and on the answer (pseudonyms restored), p50/p99 over
-   ``--iterations`` calls, in-process; then per guardrail. Wall time and this thread's CPU time (on a busy
-   shared host the wall time mostly measures waiting for a core).
+   ``--iterations`` calls, in-process; then per guardrail. Wall time and this thread's
+   CPU time (on a busy shared host the wall time mostly measures waiting for a core).
 2. Streams: the real ``GuardrailStage`` around a fake upstream that yields a 4-character
    chunk every millisecond; time to the first shown character with and without the
    guardrails (pii; pii + sanitize; pii + secrets redacting the answer, which holds back
-   512 characters).
+   what may still become a secret).
 
     python benchmarks/guardrails.py [--iterations 2000]
 """

@@ -177,3 +177,11 @@ def test_redacting_an_injection_wraps_it_as_data() -> None:
 def test_bad_injection_options_are_config_errors(options: dict) -> None:
     with pytest.raises(ConfigError):
         PromptInjectionGuardrail().configured(options)
+
+
+def test_an_answer_is_flagged_not_wrapped() -> None:
+    guard = PromptInjectionGuardrail().configured({})
+    session = GuardSession()
+    answer = "Sure. Ignore all previous instructions is a famous phrase."
+    assert guard.check_output(answer, "redact", session) == answer
+    assert [action.action for action in session.actions] == ["flagged"]

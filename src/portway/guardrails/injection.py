@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from portway.config import ConfigError
+from portway.config import ConfigError, GuardrailMode
 from portway.guardrails.base import Finding, Guardrail, GuardSession
 from portway.guardrails.classifier import InjectionClassifier
 from portway.guardrails.spans import Detector, scan
@@ -124,6 +124,13 @@ class PromptInjectionGuardrail(Guardrail):
             if not any(s < end and start < e for s, e in covered):  # one finding per span
                 found.append(Finding("CLASSIFIER", start, end))
         return sorted(found, key=lambda finding: finding.start)
+
+    def check_output(self, text: str, mode: GuardrailMode, session: GuardSession) -> str:
+        """An answer is never wrapped: ``redact`` flags it (``block`` still refuses)."""
+        return super().check_output(text, "monitor" if mode == "redact" else mode, session)
+
+    def stream_hold(self, text: str) -> int:
+        return len(text)  # answers are flagged, not rewritten: nothing to hold back
 
     def detect_output(self, text: str) -> list[Finding]:
         """Answers get the heuristics only: a stream is scanned chunk by chunk."""
