@@ -21,6 +21,7 @@ from portway.store.models.files import (
 )
 from portway.store.models.guardrails import PseudonymMapRow
 from portway.store.models.keys import VirtualKeyRow
+from portway.store.models.request_log import RequestLogRow
 from portway.store.models.responses import (
     ConversationRow,
     ItemRow,
@@ -42,6 +43,7 @@ __all__ = [
     "ItemRow",
     "MessageRow",
     "PseudonymMapRow",
+    "RequestLogRow",
     "ResponseEventRow",
     "ResponseRow",
     "RunRow",
