@@ -50,6 +50,8 @@ class GuardSession:
     reversible: dict[str, str] = field(default_factory=dict)
     _by_value: dict[tuple[str, str], str] = field(default_factory=dict)
     _counts: dict[str, int] = field(default_factory=dict)
+    # How many placeholders a resumed session started with (0: a new one).
+    resumed_from: int = 0
 
     def placeholder(
         self, label: str, value: str, render: Callable[[str, int], str], *, restore: bool
@@ -75,6 +77,7 @@ class GuardSession:
             session._by_value[(label, value)] = text
             session.reversible[text] = value
         session._counts.update({str(k): int(v) for k, v in saved.get("counts", {}).items()})
+        session.resumed_from = len(session.reversible)
         return session
 
     def saved(self) -> dict[str, Any]:

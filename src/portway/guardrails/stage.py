@@ -69,7 +69,11 @@ class GuardrailStage(Stage):
         if self._vault is None or ctx.pseudonyms_to is None or not _pseudonymizes(policies):
             return
         saved = session.saved()
-        if saved["entries"]:
+        unchanged = (
+            ctx.pseudonyms_to == ctx.pseudonyms_from
+            and len(saved["entries"]) == session.resumed_from
+        )
+        if saved["entries"] and not unchanged:  # no write when the turn added no value
             await self._vault.save(ctx.principal.tenant, ctx.pseudonyms_to, saved)
 
     def _policies_for(self, ctx: CallContext) -> tuple[ActivePolicy, ...]:
