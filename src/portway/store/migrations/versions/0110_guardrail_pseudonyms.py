@@ -1,7 +1,7 @@
 """guardrail_pseudonyms: each stored conversation's sealed pseudonym map
 
 Revision ID: 0110
-Revises: 0070
+Revises: 0080
 Create Date: 2026-12-01 18:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0110"
-down_revision = "0070"
+down_revision = "0080"
 branch_labels = None
 depends_on = None
 
