@@ -93,6 +93,8 @@ class GuardrailPolicy(_Strict):
     name: str = Field(min_length=1)
     mode: GuardrailMode = "monitor"
     scope: GuardrailScope = "both"
+    # The guardrail's own settings (pii: ``entities``; sanitize: ``allowed_hosts``, ``html``).
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class ModelConfig(_Strict):
@@ -506,6 +508,10 @@ class Settings(_Strict):
     compaction: CompactionConfig = Field(default_factory=CompactionConfig)
     # Guardrails for every model (a model entry's own ``guardrails`` overrides them).
     guardrails: list[GuardrailPolicy] = Field(default_factory=list)
+    # The server key sealing stored secrets (a conversation's pseudonyms): 32 bytes,
+    # URL-safe base64; unset: read from (or created in, mode 0600) ``sealing_key_file``.
+    sealing_key: SecretStr | None = None
+    sealing_key_file: str = "./.portway/sealing.key"
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
 

@@ -25,6 +25,7 @@ from portway.context.wiring import build_compactor
 from portway.guardrails.policy import Policies
 from portway.guardrails.registry import GuardrailRegistry
 from portway.guardrails.stage import GuardrailStage
+from portway.guardrails.vault import PseudonymVault
 from portway.observability.metrics import Metrics
 from portway.observability.service import Observability
 from portway.pipeline.base import CallContext, Stage
@@ -48,10 +49,12 @@ from portway.security.audit_chain import canonical_json
 from portway.security.audit_log import AuditLog
 from portway.security.audit_stage import AuditStage
 from portway.security.auth import Authenticator, KeyAuthenticator
+from portway.security.sealing import load_sealer
 from portway.security.system import SystemPrincipal
 from portway.store import Database
 from portway.store.engine import sqlite_file
 from portway.store.privacy import ContentOwnerRepository, TeamPolicyRepository
+from portway.store.pseudonyms import PseudonymStore
 
 logger = logging.getLogger(__name__)
 
@@ -138,9 +141,14 @@ class Services:
         # Budgets and limits bound a call by the router's own routes, never a copy of them.
         estimator = UsageEstimator(accounting.tokenizer, catalog, settings.accounting, router)
         # Always present: a key's own list may turn guardrails on (a pass-through otherwise).
+        sealing_key = settings.sealing_key.get_secret_value() if settings.sealing_key else None
         guardrails = GuardrailStage(
             Policies.build(settings, GuardrailRegistry()),
             lambda action: metrics.guardrail_action(action.guardrail, action.action),
+            PseudonymVault(
+                PseudonymStore(database),
+                lambda: load_sealer(sealing_key, settings.sealing_key_file),
+            ),
         )
         audit = AuditLog.build(settings.audit, database)
         # Summaries and retrieval of older turns: the context stage's, the Responses

@@ -280,6 +280,8 @@ class RunEngine:
             headers={CONTEXT_HEADER: strategy} if strategy else None,
         )
         ctx.context_chain = run.thread_id  # summaries are kept with the thread
+        # A thread's pseudonyms stay the same from run to run.
+        ctx.pseudonyms_from = ctx.pseudonyms_to = run.thread_id
         builtin = _builtin_names(run)
         async with aclosing(self._models.stream(ctx)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:

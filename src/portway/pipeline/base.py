@@ -105,6 +105,11 @@ class CallContext:
     # The ledger records the call's cost times this (a batch line's discount).
     price_factor: float = 1.0
     usage_listeners: list[UsageListener] = field(default_factory=list)
+    # A stored conversation's pseudonym map (guardrails): continued from the one saved
+    # under ``pseudonyms_from`` (a thread, a conversation, the previous response) and
+    # saved under ``pseudonyms_to``. Set by the engines only, never from client input.
+    pseudonyms_from: str | None = None
+    pseudonyms_to: str | None = None
     # The HTTP request this call serves (its spans and records), if any; ``call_span`` is
     # this call's span in it (see ``observability.trace``).
     trace: RequestTrace | None = field(default_factory=current_trace, repr=False)

@@ -216,6 +216,10 @@ class ResponseEngine:
             headers=terms.headers(),
         )
         ctx.price_factor = terms.price_factor
+        # Pseudonyms continue along the conversation or the previous_response_id chain.
+        conversation = job.request.conversation_id
+        ctx.pseudonyms_from = conversation or job.request.previous_response_id
+        ctx.pseudonyms_to = conversation or (job.id if job.body.get("store") else None)
         async with aclosing(self._chunks(ctx, job.live)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:
                 if chunk.get("usage"):

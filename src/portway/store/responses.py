@@ -17,6 +17,7 @@ from portway.store.database import Database
 from portway.store.models.responses import ConversationRow, ItemRow, ResponseEventRow, ResponseRow
 from portway.store.pagination import Page, PageRequest, paginate
 from portway.store.privacy import ContentOwner, insert_owner
+from portway.store.pseudonyms import drop_pseudonyms
 
 
 def _values(row: Any) -> dict[str, Any]:
@@ -125,6 +126,7 @@ class ResponseStore:
             await session.execute(
                 delete(ResponseEventRow).where(ResponseEventRow.response_id == response_id)
             )
+            await session.execute(drop_pseudonyms(tenant, response_id))
             return True
 
     # Background work: claims, leases, recovery ----------------------------------------
@@ -301,4 +303,5 @@ class ResponseStore:
             if not result.rowcount:  # type: ignore[attr-defined]
                 return False
             await session.execute(delete(ItemRow).where(ItemRow.owner == conversation_id))
+            await session.execute(drop_pseudonyms(tenant, conversation_id))
             return True

@@ -21,6 +21,7 @@ from portway.store.models.files import (
     VectorStoreFileRow,
     VectorStoreRow,
 )
+from portway.store.models.guardrails import PseudonymMapRow
 from portway.store.models.keys import VirtualKeyRow
 from portway.store.models.privacy import ContentOwnerRow, TeamPolicyRow
 from portway.store.models.request_log import RequestLogRow
@@ -50,6 +51,7 @@ __all__ = [
     "FileRow",
     "ItemRow",
     "MessageRow",
+    "PseudonymMapRow",
     "RequestLogRow",
     "ResponseEventRow",
     "ResponseRow",
