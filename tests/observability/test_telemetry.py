@@ -160,6 +160,7 @@ def test_streams_have_call_and_attempt_spans(
     trace = tree(spans, raw.headers["x-request-id"])
     names = [s.name for s in trace]
     assert "chat primary" in names and "attempt primary" in names
+    assert float(raw.headers["x-portway-overhead-ms"]) >= 0
     call = next(s for s in trace if s.name == "chat primary")
     assert call.attributes["portway.stream"] is True
     assert call.attributes["gen_ai.usage.output_tokens"] > 0
@@ -218,6 +219,10 @@ def test_docs_describe_the_admin_api_only(server: PortwayServer) -> None:
     schema = httpx.get(f"{server.url}/openapi.json").json()
     paths = set(schema["paths"])
     assert {"/v1/admin/requests", "/v1/admin/requests/{request_id}", "/v1/admin/keys"} <= paths
+    listed = schema["paths"]["/v1/admin/requests"]["get"]
+    assert {"since", "key_id", "status", "after", "limit"} <= {
+        parameter["name"] for parameter in listed["parameters"]
+    }
     assert not any(
         path.startswith(("/v1/chat", "/v1/completions", "/v1/embeddings", "/v1/threads"))
         for path in paths
