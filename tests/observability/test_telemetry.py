@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import Fail, FakeOpenAI, Reply
+from tests.fakes.otlp_collector import FakeCollector
 from tests.fakes.server import PortwayServer
 
 FAST = {"backoff": {"base": "5ms", "max": "10ms"}}
@@ -233,3 +234,33 @@ def test_docs_describe_the_admin_api_only(server: PortwayServer) -> None:
     with pytest.raises(openai.BadRequestError) as bad:
         server.sdk().chat.completions.create(model="primary", messages=[])
     assert bad.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+@pytest.mark.slow  # the batch span processor exports every 5 s
+def test_spans_reach_an_otlp_collector(
+    start_portway: PortwayFactory, fake_openai_server: FakeOpenAI
+) -> None:
+    collector = FakeCollector()
+    collector.start()
+    try:
+        server = start_portway(
+            {
+                "telemetry": {
+                    "enabled": True,
+                    "endpoint": collector.url,
+                    "headers": {"x-collector-token": "t0k"},
+                    "metrics": False,
+                },
+                "models": [fake_model("otlp-model", fake_openai_server.base_url)],
+            }
+        )
+        chat(server, model="otlp-model")
+        deadline = time.monotonic() + 20  # the batch processor exports every 5 s
+        while not any(span.name == "chat otlp-model" for span in collector.spans):
+            assert time.monotonic() < deadline, "no span reached the collector"
+            time.sleep(0.05)
+        names = {span.name for span in collector.spans}
+        assert {"POST /v1/chat/completions", "chat otlp-model", "attempt otlp-model"} <= names
+        assert collector.headers[0]["x-collector-token"] == "t0k"
+    finally:
+        collector.stop()
