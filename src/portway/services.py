@@ -172,6 +172,18 @@ class Services:
             accounting.keys,
             known_model=lambda name: name in catalog or name in router.virtual_models,
         )
+        observability = Observability(settings, database)
+        privacy = PrivacyService(
+            ContentOwnerRepository(database),
+            TeamPolicyRepository(database),
+            accounting.keys.keys,
+            build_erasers(database, retrieval.files),
+            settings.privacy,
+            audit,
+            cache,
+        )
+        # Request bodies in the request log are content: user deletions reach them.
+        privacy.register(observability.request_log)
         return cls(
             settings=settings,
             catalog=catalog,
@@ -205,17 +217,9 @@ class Services:
                 served={RESPONSES_URL: ResponseLines(responses.responses)},
             ),
             responses=responses,
-            observability=Observability(settings, database),
+            observability=observability,
             audit=audit,
-            privacy=PrivacyService(
-                ContentOwnerRepository(database),
-                TeamPolicyRepository(database),
-                accounting.keys.keys,
-                build_erasers(database, retrieval.files),
-                settings.privacy,
-                audit,
-                cache,
-            ),
+            privacy=privacy,
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,

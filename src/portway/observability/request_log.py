@@ -42,15 +42,21 @@ _ERROR_BODY_BYTES = 8192
 
 @dataclass(slots=True)
 class BodyPolicy:
-    """Whether a request's bodies are kept: server-wide or per key, never for no_store."""
+    """Whether a request's bodies are kept: server-wide or per key, and only for a caller
+    whose retention outlasts the request log's own (``retention_days``), whose purge then
+    removes them in time; never for zero retention."""
 
     everyone: bool
     limit: int
+    log_days: float = 0.0  # the request log's retention (0: kept until deleted)
 
     def allows(self, principal: Principal | None) -> bool:
         if principal is None or principal.no_store:
             return False
-        return self.everyone or principal.metadata.get(BODIES_METADATA_KEY) is True
+        if not (self.everyone or principal.metadata.get(BODIES_METADATA_KEY) is True):
+            return False
+        days = principal.retention.days
+        return days is None or (0 < self.log_days <= days)
 
 
 @dataclass(slots=True)
@@ -236,7 +242,7 @@ class RequestLog:
     def __init__(self, repository: RequestLogRepository, config: RequestLogConfig) -> None:
         self.repository = repository
         self.config = config
-        self.bodies = BodyPolicy(config.bodies, config.max_body_bytes)
+        self.bodies = BodyPolicy(config.bodies, config.max_body_bytes, config.retention_days)
         self.writer: BatchWriter[dict[str, Any]] = BatchWriter(
             repository.append,
             name="request log",
@@ -283,6 +289,19 @@ class RequestLog:
             except Exception:
                 logger.exception("request log purge failed; retrying next interval")
             await asyncio.sleep(self.config.purge_interval_seconds)
+
+    # Privacy (``privacy.erasers.UserContentStore``): the bodies are content.
+    name = "request_log_bodies"
+
+    async def erase_user(self, user: str) -> int:
+        """Drop the bodies kept for ``user``'s keys (the entries' metadata stays)."""
+        await self.writer.flush()
+        return await self.repository.erase_bodies(user)
+
+    async def purge_expired(self, now: float) -> int:
+        """Nothing of its own: bodies are kept only for callers whose retention outlasts
+        the request log's, and the request log's purge (``purge``) deletes them in time."""
+        return 0
 
     async def page(self, where: RequestLogFilter, limit: int, after: str | None) -> dict[str, Any]:
         await self.writer.flush()  # this process's latest requests are included

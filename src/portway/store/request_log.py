@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from portway.store.database import Database
@@ -118,6 +118,20 @@ class RequestLogRepository:
                 .first()
             )
         return dict(row) if row is not None else None
+
+    async def erase_bodies(self, user_id: str) -> int:
+        """Clear the request and response bodies of ``user_id``'s entries; how many."""
+        statement = (
+            update(_log)
+            .where(
+                _log.c.user_id == user_id,
+                or_(_log.c.request_body.is_not(None), _log.c.response_body.is_not(None)),
+            )
+            .values(request_body=None, response_body=None)
+        )
+        async with self._db.write() as connection:
+            result = await connection.execute(statement)
+        return result.rowcount or 0
 
     async def purge(self, before: float) -> int:
         """Delete the entries created before ``before``, a chunk per transaction."""
