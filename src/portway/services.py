@@ -198,7 +198,11 @@ class Services:
             cache,
         )
         # Request bodies in the request log are content: user deletion and retention.
-        privacy.register(RequestLogBodies(observability.request_log))
+        privacy.register(
+            RequestLogBodies(
+                observability.request_log.repository, observability.request_log.writer.flush
+            )
+        )
         return cls(
             settings=settings,
             catalog=catalog,

@@ -303,8 +303,8 @@ def test_bodies_follow_the_callers_retention_and_user_deletion(
 ) -> None:
     user = f"erasable-{uuid.uuid4().hex[:6]}"
     _, keeper = new_key(server, user=user, metadata={"request_log_bodies": True})
-    # A caller whose content goes before the request log's 30 days: no bodies at all.
-    _, short = new_key(server, metadata={"request_log_bodies": True}, retention=7)
+    # A zero-retention caller: no bodies at all (shorter retentions are purged in time).
+    _, short = new_key(server, metadata={"request_log_bodies": True}, retention="none")
     kept = chat_raw(server, server.sdk(keeper)).headers["x-request-id"]
     brief = chat_raw(server, server.sdk(short)).headers["x-request-id"]
     assert detail(server, kept).json()["request_body"] is not None

@@ -42,21 +42,16 @@ _ERROR_BODY_BYTES = 8192
 
 @dataclass(slots=True)
 class BodyPolicy:
-    """Whether a request's bodies are kept: server-wide or per key, and only for a caller
-    whose retention outlasts the request log's own (``retention_days``), whose purge then
-    removes them in time; never for zero retention."""
+    """Whether a request's bodies are kept: server-wide or per key; never for zero
+    retention (a shorter retention than the log's is the privacy purge's to apply)."""
 
     everyone: bool
     limit: int
-    log_days: float = 0.0  # the request log's retention (0: kept until deleted)
 
     def allows(self, principal: Principal | None) -> bool:
         if principal is None or principal.no_store:
             return False
-        if not (self.everyone or principal.metadata.get(BODIES_METADATA_KEY) is True):
-            return False
-        days = principal.retention.days
-        return days is None or (0 < self.log_days <= days)
+        return self.everyone or principal.metadata.get(BODIES_METADATA_KEY) is True
 
 
 @dataclass(slots=True)
@@ -243,7 +238,7 @@ class RequestLog:
     def __init__(self, repository: RequestLogRepository, config: RequestLogConfig) -> None:
         self.repository = repository
         self.config = config
-        self.bodies = BodyPolicy(config.bodies, config.max_body_bytes, config.retention_days)
+        self.bodies = BodyPolicy(config.bodies, config.max_body_bytes)
         self.writer: BatchWriter[dict[str, Any]] = BatchWriter(
             repository.append,
             name="request log",

@@ -8,19 +8,24 @@ key's (else team's, else default) retention.
 
 from __future__ import annotations
 
-from portway.observability.request_log import RequestLog
+from collections.abc import Awaitable, Callable
+
 from portway.privacy.erasers import RetentionLookup
+from portway.store.request_log import RequestLogRepository
 
 
 class RequestLogBodies:
     name = "request_log_bodies"
 
-    def __init__(self, log: RequestLog) -> None:
-        self._log = log
-        self._repository = log.repository
+    def __init__(
+        self, repository: RequestLogRepository, flush: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        self._repository = repository
+        self._flush = flush  # the log's queued entries, written before they are erased
 
     async def erase_user(self, user: str) -> int:
-        await self._log.writer.flush()  # a queued entry must not bring a body back later
+        if self._flush is not None:
+            await self._flush()
         return await self._repository.clear_bodies(user_id=user)
 
     async def purge_expired(self, now: float, retention_of: RetentionLookup) -> int:
