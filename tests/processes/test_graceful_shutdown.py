@@ -1,6 +1,6 @@
 """SIGTERM hands everything back at once: budget leases, and a background response in
 progress (queued again, no lease), so another replica takes it without waiting for a
-lease to lapse; the ledger is flushed."""
+lease to lapse; the ledger is flushed. A draining replica claims no new work."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def _settings(database_url: str, upstream: FakeOpenAI, directory: Path) -> dict[
         ],
         "assistants": LEASES,
         "budgets": {"lease_ttl_seconds": 600, "sync_interval_seconds": 1},
+        # Still serving (readiness off) this long after SIGTERM.
+        "server": {"unready_delay_seconds": 1.5},
     }
 
 
@@ -57,15 +59,24 @@ async def test_sigterm_releases_budget_and_response_leases(
             )
             live = "SELECT * FROM budget_leases WHERE budget_id = $1 AND forfeited_at IS NULL"
             assert await rows(shared_database, live, budget["id"])  # this process holds a slice
-            fake_openai.default = Reply(content="finished elsewhere", delay=600)
+            fake_openai.default = Reply(content="finished elsewhere", delay=8)
             created = await http.post(
                 "/responses", json={"model": "fake-gpt", "input": "work", "background": True}
             )
             assert created.status_code == 200, created.text
             response_id = created.json()["id"]
-        eventually(lambda: len(fake_openai.requests) == 2, "the response never started")
-        first.terminate()
+            eventually(lambda: len(fake_openai.requests) == 2, "the response never started")
+            first.terminate()
+            eventually(
+                lambda: httpx.get(f"{first.url}/health/ready").status_code == 503, "still ready"
+            )
+            # Accepted while draining, but left in the queue for another replica.
+            late = await http.post(
+                "/responses", json={"model": "fake-gpt", "input": "late", "background": True}
+            )
+            assert late.status_code == 200, late.text
         assert first.wait(60) in (0, -signal.SIGTERM), first.log()
+        assert len(fake_openai.requests) == 2
     finally:
         first.kill()
 
@@ -77,12 +88,11 @@ async def test_sigterm_releases_budget_and_response_leases(
     )
     assert after["reserved_nanos"] == 0
     assert after["spent_nanos"] == 12_000_000  # 12 tokens at 1000 USD per million
-    (response,) = await rows(
-        shared_database,
-        "SELECT status, owner, lease_until FROM responses WHERE id = $1",
-        response_id,
-    )
+    lease = "SELECT status, owner, lease_until FROM responses WHERE id = $1"
+    (response,) = await rows(shared_database, lease, response_id)
     assert response == {"status": "queued", "owner": None, "lease_until": None}
+    (never_claimed,) = await rows(shared_database, lease, late.json()["id"])
+    assert never_claimed == {"status": "queued", "owner": None, "lease_until": None}
     usage = await rows(
         shared_database, "SELECT status FROM usage_records WHERE key_id = $1", key_id
     )
@@ -93,12 +103,13 @@ async def test_sigterm_releases_budget_and_response_leases(
     second = PortwayProcess(settings, tmp_path).start()
     try:
         async with httpx.AsyncClient(base_url=second.base_url, headers=headers) as http:
-            for _ in range(200):
-                polled = (await http.get(f"/responses/{response_id}")).json()
-                if polled["status"] == "completed":
-                    break
-                await asyncio.sleep(0.1)
-        assert polled["status"] == "completed", polled
-        assert polled["output"][0]["content"][0]["text"] == "finished elsewhere"
+            for queued in (response_id, late.json()["id"]):
+                for _ in range(200):
+                    polled = (await http.get(f"/responses/{queued}")).json()
+                    if polled["status"] == "completed":
+                        break
+                    await asyncio.sleep(0.1)
+                assert polled["status"] == "completed", polled
+                assert polled["output"][0]["content"][0]["text"] == "finished elsewhere"
     finally:
         second.stop()
