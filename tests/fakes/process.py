@@ -95,6 +95,13 @@ class PortwayProcess:
         if self._process is not None and self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait(10)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # its children are reaped by init
+                try:
+                    os.killpg(self._process.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.02)
 
     def terminate(self) -> None:
         """Send SIGTERM and return at once (``wait`` for the exit)."""

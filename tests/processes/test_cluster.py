@@ -188,8 +188,14 @@ async def test_a_background_response_survives_its_replica_being_killed(
 
         one.kill()  # the whole replica: supervisor and workers, no shutdown hooks
 
+        polled: dict[str, Any] = {}
         for _ in range(300):  # through the balancer: only the survivor answers now
-            polled = (await http.get(f"{balancer.base_url}/responses/{response_id}")).json()
+            try:
+                answer = await http.get(f"{balancer.base_url}/responses/{response_id}")
+            except httpx.TransportError:  # a connection the dying replica had accepted
+                await asyncio.sleep(0.1)
+                continue
+            polled = answer.json()
             if polled["status"] in ("completed", "failed", "cancelled", "incomplete"):
                 break
             await asyncio.sleep(0.1)
