@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -12,12 +11,10 @@ from pydantic import ValidationError
 from portway.config import ConfigError, Settings, format_validation_error, load_settings
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    from portway.observability.logs import configure_logging
+
+    configure_logging(level, log_format)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -35,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
             settings = Settings.model_validate(settings.model_dump() | overrides)
         except ValidationError as exc:
             raise ConfigError(format_validation_error(exc, "the command line")) from None
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     workers = resolve_workers(settings.server.workers)
     server = settings.server.model_copy(update={"workers": workers})
     settings = settings.model_copy(update={"server": server})

@@ -67,6 +67,8 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         access_log=access_log,
+        # JSON logs: uvicorn's loggers propagate to the root handler instead of their own.
+        **({"log_config": None} if settings.log_format == "json" else {}),
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=settings.server.drain_timeout_seconds,

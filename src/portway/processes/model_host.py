@@ -214,6 +214,7 @@ def run_model_host(settings: Settings, listener: socket.socket, token: str) -> b
         ModelHost(providers, token).app(),
         log_level=settings.log_level,
         access_log=False,
+        **({"log_config": None} if settings.log_format == "json" else {}),
         loop="uvloop",
         http="httptools",
         # The workers drain first; what still runs here then is cut by their own exit.
