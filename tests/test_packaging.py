@@ -5,6 +5,8 @@ config, and the Kubernetes manifests are well-formed and agree with Portway itse
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +124,21 @@ def test_the_probed_paths_are_routes_of_portway(path: str) -> None:
     from portway.api import health
 
     assert path in {route.path for route in health.router.routes}  # type: ignore[attr-defined]
+
+
+def test_nginx_accepts_the_config(tmp_path: Path) -> None:
+    nginx = shutil.which("nginx")
+    if nginx is None:
+        pytest.skip("nginx is not installed (optional: apt-get install nginx-light)")
+    # The compose service names resolve only inside compose's network.
+    conf = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
+    (tmp_path / "nginx.conf").write_text(re.sub(r"portway-\d+:8080", "127.0.0.1:8080", conf))
+    globals_ = f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;"
+    checked = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", globals_],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "syntax is ok" in checked.stderr
