@@ -1,6 +1,7 @@
 """`portway serve --workers N` as real processes: N workers on one port, a crashed worker
 replaced while its socket keeps the connections, SIGTERM drains them all, a start-up
-failure stops the supervisor, and the local model is loaded once (by the model host)."""
+failure stops the supervisor, and the local model is loaded once (by the model host,
+which is started again when it dies)."""
 
 from __future__ import annotations
 
@@ -151,6 +152,21 @@ def test_the_local_model_is_loaded_once_for_all_workers(tmp_path: Path) -> None:
             lines = [line for line in streamed.iter_lines() if line.startswith("data: ")]
         assert lines[-1] == "data: [DONE]"
         assert not any('"error"' in line for line in lines)
+
+        # A crashed model host is started again; the workers reach the new one.
+        (host,) = [pid for pid in children if _maps_model(pid)]
+        os.kill(host, signal.SIGKILL)
+        eventually(
+            lambda: [p for p in portway.children() if _maps_model(p) and p != host],
+            "the model host was not started again",
+        )
+
+        def answered() -> bool:
+            reply = httpx.post(f"{portway.base_url}/chat/completions", json=body, timeout=60)
+            return reply.status_code == 200
+
+        eventually(answered, "no answer from the new model host")
+        assert sum(_maps_model(pid) for pid in portway.children()) == 1
         portway.terminate()
         assert portway.wait(60) == 0, portway.log()
     finally:
