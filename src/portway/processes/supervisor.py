@@ -109,6 +109,13 @@ class Supervisor:
             self._count,
             os.getpid(),
         )
+        if settings.redis_url is None:
+            logger.warning(
+                "no redis_url: rate limits, circuit breakers and the memory cache are per "
+                "worker (%d workers admit up to %d times a rate limit)",
+                self._count,
+                self._count,
+            )
         try:
             workers = self._start_model_host()
             if workers is not None:
