@@ -82,7 +82,8 @@ def with_private_state(settings: dict[str, Any], directory: Path) -> dict[str, A
     settings = {"database_url": f"sqlite:///{directory}/portway.db", **settings}
     files = {"storage_dir": str(directory / "files"), **settings.get("files", {})}
     ledger = {"journal_dir": str(directory / "ledger-journal"), **settings.get("ledger", {})}
-    return {**settings, "files": files, "ledger": ledger}
+    audit = {"key_file": str(directory / "audit.key"), **settings.get("audit", {})}
+    return {**settings, "files": files, "ledger": ledger, "audit": audit}
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from portway.periods import Period
+from portway.retention import parse_retention
 from portway.routing.config import RouteEntry, check_router_references
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
@@ -433,6 +434,33 @@ def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
 
+class PrivacyConfig(_Strict):
+    """Retention of stored content (responses, conversations, threads, files...)."""
+
+    # The default for keys and teams that set none of their own: null keeps content until
+    # it is deleted; ``none`` is zero retention for every key; N purges after N days.
+    retention: str | None = None
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> str | None:
+        return parse_retention(value)
+
+
+class AuditConfig(_Strict):
+    """The hash-chained audit log (``security/audit_chain.py``)."""
+
+    enabled: bool = True
+    # Also one record per model call: who, model, endpoint, status, guardrails that fired.
+    requests: bool = False
+    # Checkpoint signing key; else $PORTWAY_AUDIT_KEY, else ``key_file`` (made if absent).
+    signing_key: SecretStr | None = None
+    key_file: str = "./.portway/audit.key"
+    checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
+    flush_interval_ms: int = Field(default=200, ge=1)
+
+
 class Settings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -464,6 +492,8 @@ class Settings(_Strict):
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     # Guardrails for every model (a model entry's own ``guardrails`` overrides them).
     guardrails: list[GuardrailPolicy] = Field(default_factory=list)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @field_validator("models")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,19 +28,27 @@ from portway.observability.service import Observability
 from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.client import ModelClient
 from portway.pipeline.service import Pipeline
+from portway.privacy.erasers import build_erasers
+from portway.privacy.service import PrivacyService
+from portway.privacy.stage import ZeroRetentionStage
 from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
 from portway.responses.batch_lines import URL as RESPONSES_URL
 from portway.responses.batch_lines import ResponseLines
 from portway.responses.runtime import Responses
+from portway.retention import Retention
 from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
+from portway.security.audit_chain import canonical_json
+from portway.security.audit_log import AuditLog
+from portway.security.audit_stage import AuditStage
 from portway.security.auth import Authenticator, KeyAuthenticator
 from portway.security.system import SystemPrincipal
 from portway.store import Database
 from portway.store.engine import sqlite_file
+from portway.store.privacy import ContentOwnerRepository, TeamPolicyRepository
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +99,8 @@ class Services:
     batches: Batches
     responses: Responses
     observability: Observability
+    audit: AuditLog
+    privacy: PrivacyService
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
@@ -128,10 +139,14 @@ class Services:
             Policies.build(settings, GuardrailRegistry()),
             lambda action: metrics.guardrail_action(action.guardrail, action.action),
         )
-        # Outermost first: accounting (ledger, limits, budget), then the guardrails (what is
-        # cached and sent upstream is the redacted request), context fitting, the cache
-        # (keyed on the prompt that is sent), then the router.
+        audit = AuditLog.build(settings.audit, database)
+        # Outermost first: the audit record of the call (metadata only, when configured),
+        # the zero-retention check, accounting (ledger, limits, budget), then the
+        # guardrails (what is cached and sent upstream is the redacted request), context
+        # fitting, the cache (keyed on the prompt that is sent), then the router.
         stages: list[Stage] = [
+            AuditStage(audit),
+            ZeroRetentionStage(),
             *accounting.stages(estimator, observers=(metrics.observe,)),
             guardrails,
             ContextStage(ContextPolicy.from_models(settings.models), estimator),
@@ -160,7 +175,9 @@ class Services:
         return cls(
             settings=settings,
             catalog=catalog,
-            authenticator=KeyAuthenticator(master_key, accounting.keys),
+            authenticator=KeyAuthenticator(
+                master_key, accounting.keys, Retention.of(settings.privacy.retention)
+            ),
             pipeline=pipeline,
             models=models,
             system=system,
@@ -189,6 +206,16 @@ class Services:
             ),
             responses=responses,
             observability=Observability(settings, database),
+            audit=audit,
+            privacy=PrivacyService(
+                ContentOwnerRepository(database),
+                TeamPolicyRepository(database),
+                accounting.keys.keys,
+                build_erasers(database, retrieval.files),
+                settings.privacy,
+                audit,
+                cache,
+            ),
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,
@@ -211,6 +238,8 @@ class Services:
             )
         await self.database.start()
         await self.observability.start()
+        await self.audit.start()
+        await self.audit.record("config.load", "system", None, settings_digest(self.settings))
         await self.accounting.start(self.catalog)
         await self.system.start()
         await self.retrieval.start()
@@ -224,8 +253,10 @@ class Services:
         await self.assistants.start()
         await self.batches.start()
         await self.responses.start()
+        await self.privacy.start()
 
     async def close(self) -> None:
+        await self.privacy.close()
         await self.responses.close()
         await self.batches.close()
         await self.assistants.close()
@@ -239,7 +270,18 @@ class Services:
         await self.retrieval.close()
         await self.accounting.close()
         await self.observability.close()
+        await self.audit.close()
         await self.database.close()
+
+
+def settings_digest(settings: Settings) -> dict[str, Any]:
+    """What the audit log keeps of the configuration a process started with: a hash
+    (secrets appear masked, so it never holds one) and the declared model names."""
+    dumped = canonical_json(settings.model_dump(mode="json"))
+    return {
+        "sha256": hashlib.sha256(dumped.encode("utf-8")).hexdigest(),
+        "models": [model.name for model in settings.models],
+    }
 
 
 def _protected_paths(settings: Settings) -> list[Path]:
@@ -252,4 +294,5 @@ def _protected_paths(settings: Settings) -> list[Path]:
         paths.append(Path(settings.ledger.journal_dir))
     if settings.cache.backend == "sqlite":
         paths.append(Path(settings.cache.sqlite_path))
+    paths.append(Path(settings.audit.key_file))
     return paths

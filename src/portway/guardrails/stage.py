@@ -55,6 +55,7 @@ class GuardrailStage(Stage):
             self._observe(action)
             if ctx.trace is not None:
                 ctx.trace.guardrail(action.guardrail, action.action)
+            ctx.guardrails_fired.append(f"{action.guardrail}:{action.action}")
             logger.info(
                 "guardrail %s %s %s in request %s (model %s)",
                 action.guardrail,

@@ -105,6 +105,8 @@ class CallContext:
     # this call's span in it (see ``observability.trace``).
     trace: RequestTrace | None = field(default_factory=current_trace, repr=False)
     call_span: int = -1
+    # "guardrail:action" for every guardrail decision (names only, never the text): audit.
+    guardrails_fired: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.model:

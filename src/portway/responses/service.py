@@ -41,6 +41,8 @@ from portway.errors import (
     NotFoundError,
     PortwayError,
 )
+from portway.privacy.owners import content_owner, request_user
+from portway.privacy.stage import zero_retention_error
 from portway.protocol.chat import ChatCompletionRequest
 from portway.protocol.events import ServerSentEvent
 from portway.protocol.responses import (
@@ -224,8 +226,16 @@ class ResponseService:
             )
         self._check_model(principal, request.model)
         _check_tool_choice(request)
-        # Zero-retention keys keep nothing: their responses are never stored.
-        store = request.store is not False and not principal.no_store
+        # Zero-retention keys keep nothing: their responses are never stored, and asking
+        # for storage (or for a conversation, which only exists stored) is refused.
+        if principal.retention.zero:
+            if request.store is True:
+                raise zero_retention_error(
+                    "responses cannot be stored ('store' must be false)", "store"
+                )
+            if request.conversation_id is not None:
+                raise zero_retention_error("it has no conversations", "conversation")
+        store = request.store is not False and not principal.retention.zero
         if request.background and not store:
             raise InvalidRequestError(
                 "Background responses must be stored: 'background' needs 'store' true "
@@ -329,7 +339,10 @@ class ResponseService:
         )
         inputs = item_rows(job.principal.tenant, job.id, job.input_items, self._clock())
         appended = [] if background else self._appended(job)
-        await self._store.save_response(row, inputs, appended)
+        owner = content_owner(
+            job.principal, "response", job.id, job.created_at, request_user(job.request)
+        )
+        await self._store.save_response(row, inputs, appended, owner)
 
     # Background responses ------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, inspect, or_, select, update
 from portway.store.database import Database
 from portway.store.models.responses import ConversationRow, ItemRow, ResponseEventRow, ResponseRow
 from portway.store.pagination import Page, PageRequest, paginate
+from portway.store.privacy import ContentOwner, insert_owner
 
 
 def _values(row: Any) -> dict[str, Any]:
@@ -54,12 +55,16 @@ class ResponseStore:
         row: ResponseRow,
         input_items: Sequence[ItemRow],
         conversation_items: Sequence[ItemRow] = (),
+        owner: ContentOwner | None = None,
     ) -> None:
         """A new response, its input items and what it appends to its conversation (Core
-        inserts in one transaction: this is on every stored response's path)."""
+        inserts in one transaction: this is on every stored response's path), and whom
+        it is stored for (retention and user deletion find it by that)."""
         items = [*input_items, *conversation_items]
         async with self._db.write() as connection:
             await connection.execute(insert(ResponseRow), [_values(row)])
+            if owner is not None:
+                await insert_owner(connection, owner)
             if items:
                 await connection.execute(insert(ItemRow), [_values(item) for item in items])
 

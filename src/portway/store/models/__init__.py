@@ -10,6 +10,7 @@ from portway.store.models.assistants import (
     RunStepRow,
     ThreadRow,
 )
+from portway.store.models.audit import AuditCheckpointRow, AuditHeadRow, AuditRecordRow
 from portway.store.models.batches import BatchLineRow, BatchRow
 from portway.store.models.budgets import BudgetLeaseRow, BudgetRow
 from portway.store.models.files import (
@@ -20,6 +21,7 @@ from portway.store.models.files import (
     VectorStoreRow,
 )
 from portway.store.models.keys import VirtualKeyRow
+from portway.store.models.privacy import ContentOwnerRow, TeamPolicyRow
 from portway.store.models.request_log import RequestLogRow
 from portway.store.models.responses import (
     ConversationRow,
@@ -31,11 +33,15 @@ from portway.store.models.usage import UsageRow
 
 __all__ = [
     "AssistantRow",
+    "AuditCheckpointRow",
+    "AuditHeadRow",
+    "AuditRecordRow",
     "BatchLineRow",
     "BatchRow",
     "BudgetLeaseRow",
     "BudgetRow",
     "ChunkRow",
+    "ContentOwnerRow",
     "ConversationRow",
     "FileBatchRow",
     "FileRow",
@@ -46,6 +52,7 @@ __all__ = [
     "ResponseRow",
     "RunRow",
     "RunStepRow",
+    "TeamPolicyRow",
     "ThreadRow",
     "UsageRow",
     "VectorStoreFileRow",
