@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -403,7 +403,12 @@ class ResponsesConfig(_Strict):
 
 
 class ServerConfig(_Strict):
-    """How ``portway serve`` shuts down on SIGTERM (readiness first, then a bounded drain)."""
+    """How ``portway serve`` runs: its worker processes, and how it shuts down on SIGTERM
+    (readiness first, then a bounded drain)."""
+
+    # Processes sharing the port (`--workers` overrides it); "auto": one per CPU core.
+    # Several share state through the database and Redis as separate replicas do.
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
 
     # /health/ready answers 503 this long before the listener closes, so a load balancer
     # stops sending first (set it above the balancer's probe interval).

@@ -120,7 +120,7 @@ class Services:
         registry = registry or ProviderRegistry()
         catalog = ModelCatalog.from_configs(settings.models, registry, settings.accounting)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, shared=settings.server.workers != 1)
         accounting = Accounting.build(settings, catalog, database)
         # Stages that make model calls of their own (the classifier, the cache's embedder)
         # reach them through the pipeline they are part of: it is assembled below.
@@ -243,6 +243,15 @@ class Services:
             cache=cache,
             builtin_tools=builtin_tools,
         )
+
+    def drain(self) -> None:
+        """Shutdown begins (SIGTERM): readiness turns false and no more queued runs,
+        responses or batches are claimed here, so other replicas take them; what this
+        process already executes goes on until ``close`` hands it back."""
+        self.draining = True
+        self.assistants.workers.drain()
+        self.responses.workers.drain()
+        self.batches.workers.drain()
 
     async def start(self) -> None:
         if self.settings.master_key is None:

@@ -159,6 +159,7 @@ class LocalProvider(Provider):
     name = "local"
     Options = LocalOptions
     billed = False  # runs on this machine
+    hosted = True  # one model host serves every worker (`--workers N`)
     options: LocalOptions
 
     def __init__(self, config: ModelConfig) -> None:

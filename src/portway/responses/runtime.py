@@ -83,7 +83,7 @@ class Responses:
             fail=service.fail_background,
             config=settings.assistants,
             owner=worker_id(),
-            single_process=database.dialect == "sqlite",
+            single_process=database.single_process,
         )
         service.attach(workers)
         return cls(
