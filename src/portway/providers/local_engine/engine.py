@@ -294,8 +294,8 @@ class BatchEngine:
         if sequence.sampler is not None:
             sequence.sampler.free()
             sequence.sampler = None
-        if sequence.fed:
-            llama_api.forget_sequence(self._context, sequence.slot)
+        # Always: a failed call may have left part of a prompt in the stream.
+        llama_api.forget_sequence(self._context, sequence.slot)
         del self._running[sequence.slot]
         with self._wake:
             heapq.heappush(self._free, sequence.slot)
