@@ -439,7 +439,9 @@ class LocalProvider(Provider):
 
     # Generation (on the batch engine) ---------------------------------------------------
 
-    def _sampling(self, request: ChatCompletionRequest | CompletionRequest, grammar: str | None):
+    def _sampling(
+        self, request: ChatCompletionRequest | CompletionRequest, grammar: str | None
+    ) -> Sampling:
         bias = {int(token): float(value) for token, value in (request.logit_bias or {}).items()}
         return Sampling(
             temperature=_sampling_value(request.temperature, self._default_temperature),
