@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portway.api import (
@@ -33,6 +34,8 @@ from portway.api.hot_routes import HotRoutesMiddleware, render_exception
 from portway.api.middleware import EdgeMiddleware
 from portway.api.render import error_response, internal_error
 from portway.config import Settings
+from portway.console import router as console_router
+from portway.console.web import STATIC_DIR, Console
 from portway.errors import InvalidRequestError, MethodNotAllowedError, NotFoundError, PortwayError
 from portway.providers.registry import ProviderRegistry
 from portway.services import Services
@@ -93,12 +96,16 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         title="Portway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.services = services
+    console = Console(services, app)
+    app.state.console = console
     # /v1/responses serves zero-retention keys too: their responses are never stored.
     for module in (chat, completions, models, embeddings, health, admin, cache_admin, responses):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
     for module in (files, vector_stores, assistants, threads, batches, conversations):
         app.include_router(module.router, dependencies=[Depends(retained)])
+    app.include_router(console_router.router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.add_exception_handler(PortwayError, _error_object)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _error_object)
@@ -114,5 +121,6 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         authenticator=lambda: services.authenticator,
         max_body_bytes=settings.max_request_bytes,
         body_limits={"/v1/files": files.upload_body_limit(settings.files.max_bytes)},
+        session_auth=console.auth.api_principal,
     )
     return PortwayApp(app, edge)
