@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from portway.accounting.pricing import usd
-from portway.store.usage_series import LATENCY_BINS_MS, Bucket
+from portway.store.models.usage import LATENCY_BINS_MS
+from portway.store.usage_series import Bucket
 
 
 @dataclass(frozen=True, slots=True)

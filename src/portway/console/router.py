@@ -98,7 +98,7 @@ async def overview(request: Request) -> Response:
     if page is None:
         return login_redirect()
     data = await console.service.overview(page.principal, request.query_params.get("window"))
-    return console.finish(request, console.render("overview.html", page, nav="overview", **data))
+    return console.render("overview.html", page, nav="overview", **data)
 
 
 @router.get("/ui/deployments")
@@ -206,7 +206,10 @@ async def rotate_key(request: Request, key_id: str) -> Response:
     change = await console.service.rotate_key(key_id)
     if change is None:
         return await _keys_page(
-            console, page, error="No such active key (a revoked key cannot be rotated).", status_code=404
+            console,
+            page,
+            error="No such active key (a revoked key cannot be rotated).",
+            status_code=404,
         )
     return await _keys_page(console, page, change=change, action="rotated")
 
@@ -233,9 +236,7 @@ async def usage(request: Request) -> Response:
     if page is None:
         return login_redirect()
     data = await console.service.usage(page.principal, request.query_params)
-    return console.render(
-        "usage.html", page, nav="usage", query=str(request.query_params), **data
-    )
+    return console.render("usage.html", page, nav="usage", query=str(request.query_params), **data)
 
 
 @router.get("/ui/usage.csv")
@@ -295,9 +296,5 @@ async def playground(request: Request) -> Response:
     page = await console.page(request)
     if page is None:
         return login_redirect()
-    return console.finish(
-        request,
-        console.render(
-            "playground.html", page, nav="playground", models=console.service.models(page.principal)
-        ),
-    )
+    models = console.service.models(page.principal)
+    return console.render("playground.html", page, nav="playground", models=models)

@@ -44,6 +44,9 @@ class Page:
     session: Session
     principal: Principal
     csrf: str
+    # Set when this request created the session (an open server): the response sends it.
+    new_cookie: str | None = None
+    secure: bool = False
 
     @property
     def who(self) -> str:
@@ -110,37 +113,39 @@ class Console:
         self, name: str, page: Page | None, status_code: int = 200, **context: Any
     ) -> HTMLResponse:
         html = self._templates.get_template(name).render(page=page, **context)
-        return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+        response = HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+        if page is not None and page.new_cookie is not None:
+            self._cookie(response, page.new_cookie, page.secure)
+        return response
 
     async def page(self, request: Request) -> Page | None:
         """The signed-in caller, or None (the route then redirects to the login page)."""
         session = self.auth.session_of(request.scope)
+        new_cookie = None
         if session is None and self.auth.open:
             session = self.auth.anonymous()
-            request.state.new_session = session
+            new_cookie = self.auth.codec.encode(session)
         if session is None:
             return None
         principal = await self.auth.principal(session)
         if principal is None:
             return None
-        return Page(session, principal, self.auth.codec.csrf_token(session))
-
-    def finish(self, request: Request, response: Response) -> Response:
-        """Set the cookie of a session created during this request (open servers)."""
-        session = getattr(request.state, "new_session", None)
-        if isinstance(session, Session):
-            self.set_cookie(response, session, request)
-        return response
+        csrf = self.auth.codec.csrf_token(session)
+        return Page(session, principal, csrf, new_cookie, request.url.scheme == "https")
 
     def set_cookie(self, response: Response, session: Session, request: Request) -> None:
+        self._cookie(response, self.auth.codec.encode(session), request.url.scheme == "https")
+
+    @staticmethod
+    def _cookie(response: Response, value: str, secure: bool) -> None:
         response.set_cookie(
             COOKIE,
-            self.auth.codec.encode(session),
+            value,
             max_age=SESSION_SECONDS,
             path="/",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=secure,
         )
 
     @staticmethod

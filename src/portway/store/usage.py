@@ -13,6 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from portway.store.budgets import Settlement, settle_in
 from portway.store.database import Database
 from portway.store.models import UsageRow
+from portway.store.usage_minutes import add_minutes_in
 
 _usage = UsageRow.__table__
 GroupBy = Literal["key", "user", "team", "model", "deployment", "endpoint", "day", "status"]
@@ -66,10 +67,12 @@ class UsageRepository:
     async def append(
         self, rows: Sequence[dict[str, Any]], settlements: Sequence[Settlement] = ()
     ) -> None:
-        """Insert ledger rows and settle their budget reservations in one transaction."""
+        """Insert ledger rows (and add them to their minutes' totals) and settle their
+        budget reservations in one transaction."""
         async with self._db.write() as connection:
             if rows:
                 await connection.execute(insert(_usage), list(rows))
+                await add_minutes_in(connection, rows)
             if settlements:
                 await settle_in(connection, settlements, wrote=bool(rows))
 
@@ -90,6 +93,7 @@ class UsageRepository:
             fresh = [row for row in rows if row["record_id"] not in present]
             if fresh:
                 await connection.execute(insert(_usage), fresh)
+                await add_minutes_in(connection, fresh)
             to_settle = [
                 s for rid, group in settlements.items() if rid not in present for s in group
             ]

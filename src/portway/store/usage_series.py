@@ -1,7 +1,9 @@
-"""Ledger rows over time for the console's overview: one query per chart set.
+"""Ledger totals over time for the console's overview: one query per chart set.
 
-Each time bucket gets its totals plus a latency histogram (fixed bins, counted in SQL) so
-percentiles come out of a few thousand rows, never the raw latencies.
+The whole server's series comes from the per-minute totals (``usage_minutes``): a month
+is at most 43,200 rows however busy the gateway was. One key's series comes from its own
+ledger rows through the ``(key_id, created_at)`` index. Either way each bucket carries a
+latency histogram, so percentiles never need the raw latencies.
 """
 
 from __future__ import annotations
@@ -12,25 +14,10 @@ from sqlalchemy import Integer, case, cast, func, select
 
 from portway.store.database import Database
 from portway.store.models import UsageRow
+from portway.store.models.usage import LATENCY_BINS_MS, LATENCY_COLUMNS
+from portway.store.usage_minutes import CACHE_HITS, minute_buckets_query, slot
 
 _usage = UsageRow.__table__
-# Upper bounds (ms) of the latency bins; the last bin is open-ended.
-LATENCY_BINS_MS = (
-    5,
-    10,
-    25,
-    50,
-    100,
-    250,
-    500,
-    1000,
-    2500,
-    5000,
-    10000,
-    30000,
-    60000,
-    120000,
-)
 
 
 @dataclass(slots=True)
@@ -44,10 +31,10 @@ class Bucket:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_nanos: int = 0
-    latency_bins: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BINS_MS) + 1))
+    latency_bins: list[int] = field(default_factory=lambda: [0] * len(LATENCY_COLUMNS))
 
 
-def _bin_expression() -> object:
+def _latency_bin() -> object:
     latency = _usage.c.latency_ms
     return case(
         *((latency < bound, index) for index, bound in enumerate(LATENCY_BINS_MS)),
@@ -62,36 +49,67 @@ class UsageSeries:
     async def buckets(
         self, since: float, until: float, step: int, key_id: str | None = None
     ) -> list[Bucket]:
-        """Buckets of ``step`` seconds over ``[since, until)`` that have any calls, oldest first."""
-        slot = cast(_usage.c.created_at / step, Integer).label("slot")
-        latency_bin = _bin_expression().label("bin")  # type: ignore[attr-defined]
-        query = select(
-            slot,
-            latency_bin,
-            func.count().label("requests"),
-            func.sum(cast(_usage.c.status >= 400, Integer)).label("errors"),
-            func.sum(cast(_usage.c.cache_status.in_(["hit", "semantic-hit"]), Integer)).label(
-                "cache_hits"
-            ),
-            func.sum(_usage.c.prompt_tokens).label("prompt_tokens"),
-            func.sum(_usage.c.completion_tokens).label("completion_tokens"),
-            func.sum(_usage.c.cost_nanos).label("cost_nanos"),
-        ).where(_usage.c.created_at >= since, _usage.c.created_at < until)
-        if key_id is not None:
-            query = query.where(_usage.c.key_id == key_id)
-        query = query.group_by(slot, latency_bin)
+        """Buckets of ``step`` seconds (a multiple of 60) over ``[since, until)`` that had
+        calls, oldest first; only ``key_id``'s calls when it is given."""
+        if key_id is None:
+            return await self._all(since, until, step)
+        return await self._key(since, until, step, key_id)
+
+    async def _all(self, since: float, until: float, step: int) -> list[Bucket]:
         async with self._db.connect() as connection:
+            query = minute_buckets_query(since, until, step, connection.dialect.name)
+            rows = (await connection.execute(query)).mappings().all()
+        buckets = []
+        for row in sorted(rows, key=lambda r: r["slot"]):
+            buckets.append(
+                Bucket(
+                    start=int(row["slot"]) * step,
+                    requests=int(row["requests"] or 0),
+                    errors=int(row["errors"] or 0),
+                    cache_hits=int(row["cache_hits"] or 0),
+                    prompt_tokens=int(row["prompt_tokens"] or 0),
+                    completion_tokens=int(row["completion_tokens"] or 0),
+                    cost_nanos=int(row["cost_nanos"] or 0),
+                    latency_bins=[int(row[name] or 0) for name in LATENCY_COLUMNS],
+                )
+            )
+        return buckets
+
+    async def _key(self, since: float, until: float, step: int, key_id: str) -> list[Bucket]:
+        latency_bin = _latency_bin().label("bin")  # type: ignore[attr-defined]
+        async with self._db.connect() as connection:
+            bucket = slot(_usage.c.created_at, step, connection.dialect.name).label("slot")
+            query = (
+                select(
+                    bucket,
+                    latency_bin,
+                    func.count().label("requests"),
+                    func.sum(cast(_usage.c.status >= 400, Integer)).label("errors"),
+                    func.sum(cast(_usage.c.cache_status.in_(CACHE_HITS), Integer)).label(
+                        "cache_hits"
+                    ),
+                    func.sum(_usage.c.prompt_tokens).label("prompt_tokens"),
+                    func.sum(_usage.c.completion_tokens).label("completion_tokens"),
+                    func.sum(_usage.c.cost_nanos).label("cost_nanos"),
+                )
+                .where(
+                    _usage.c.key_id == key_id,
+                    _usage.c.created_at >= since,
+                    _usage.c.created_at < until,
+                )
+                .group_by(bucket, latency_bin)
+            )
             rows = (await connection.execute(query)).all()
         by_slot: dict[int, Bucket] = {}
         for row in rows:
-            bucket = by_slot.get(row.slot)
-            if bucket is None:
-                bucket = by_slot[row.slot] = Bucket(start=int(row.slot) * step)
-            bucket.requests += int(row.requests)
-            bucket.errors += int(row.errors or 0)
-            bucket.cache_hits += int(row.cache_hits or 0)
-            bucket.prompt_tokens += int(row.prompt_tokens or 0)
-            bucket.completion_tokens += int(row.completion_tokens or 0)
-            bucket.cost_nanos += int(row.cost_nanos or 0)
-            bucket.latency_bins[int(row.bin)] += int(row.requests)
-        return [by_slot[slot] for slot in sorted(by_slot)]
+            found = by_slot.get(row.slot)
+            if found is None:
+                found = by_slot[row.slot] = Bucket(start=int(row.slot) * step)
+            found.requests += int(row.requests)
+            found.errors += int(row.errors or 0)
+            found.cache_hits += int(row.cache_hits or 0)
+            found.prompt_tokens += int(row.prompt_tokens or 0)
+            found.completion_tokens += int(row.completion_tokens or 0)
+            found.cost_nanos += int(row.cost_nanos or 0)
+            found.latency_bins[int(row.bin)] += int(row.requests)
+        return [by_slot[key] for key in sorted(by_slot)]

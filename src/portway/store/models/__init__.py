@@ -26,7 +26,7 @@ from portway.store.models.responses import (
     ResponseEventRow,
     ResponseRow,
 )
-from portway.store.models.usage import UsageRow
+from portway.store.models.usage import UsageMinuteRow, UsageRow
 
 __all__ = [
     "AssistantRow",
@@ -45,6 +45,7 @@ __all__ = [
     "RunRow",
     "RunStepRow",
     "ThreadRow",
+    "UsageMinuteRow",
     "UsageRow",
     "VectorStoreFileRow",
     "VectorStoreRow",

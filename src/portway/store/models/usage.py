@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portway.store.base import Base
@@ -43,3 +43,26 @@ class UsageRow(Base):
     context_strategy: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     stream: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# Upper bounds (ms) of the latency bins of ``usage_minutes``; one more bin is open-ended.
+LATENCY_BINS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000)
+LATENCY_COLUMNS = tuple(f"lat_{index:02d}" for index in range(len(LATENCY_BINS_MS) + 1))
+
+
+class UsageMinuteRow(Base):
+    """All calls of one minute, summed as the ledger writes them: the console's overview
+    reads a month of these (≤ 43,200 rows) instead of scanning the ledger itself."""
+
+    __tablename__ = "usage_minutes"
+    __table_args__ = tuple(
+        Column(name, Integer, nullable=False, default=0) for name in LATENCY_COLUMNS
+    )
+
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    cache_hits: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
