@@ -5,6 +5,7 @@ Each test saves a screenshot of the page it checks into ``tests/artifacts/consol
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,20 @@ import pytest
 from tests.console.conftest import MASTER
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.server import PortwayServer
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+WEATHER_CALL = {
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+}
 
 
 @pytest.fixture
@@ -140,7 +155,20 @@ def test_a_streamed_playground_chat(
     assert answer.locator(".text").inner_text() == "Hello from the stream"
     assert "tokens" in page.locator("#pg-meta").inner_text()
     assert fake_openai.requests[-1].body["stream"] is True
+
+    # Tools and JSON mode go to the upstream as set; a streamed tool call is shown.
+    fake_openai.script(Reply(tool_calls=[WEATHER_CALL]))
+    page.fill("textarea[name=tools]", json.dumps([WEATHER_TOOL]))
+    page.check("input[name=json_mode]")
+    page.fill("#pg-input", "Weather in Paris?")
+    page.click("#pg-send")
+    page.locator(".msg.assistant[data-done='true']").nth(1).wait_for()
+    assert "get_weather" in page.locator(".tool-call").inner_text()
+    sent = fake_openai.requests[-1].body
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+    assert sent["response_format"] == {"type": "json_object"}
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
     page.screenshot(path=str(artifacts / "playground.png"), full_page=True)
     with console.admin(MASTER) as admin:
         usage = admin.get("/v1/admin/usage", params={"key": key["id"]}).json()["data"]
-    assert usage[0]["requests"] == 1  # the page's call went through the pipeline as the key
+    assert usage[0]["requests"] == 2  # the page's calls went through the pipeline as the key

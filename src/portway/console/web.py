@@ -70,7 +70,9 @@ def _number(value: float | int | None, digits: int = 0) -> str:
 def _usd(value: float | None) -> str:
     if value is None:
         return "—"
-    return f"${value:,.4f}" if value < 100 else f"${value:,.2f}"
+    if value == 0:
+        return "$0.00"
+    return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
 
 
 def _pretty(value: Any) -> str:

@@ -11,10 +11,10 @@
     return function (u, values) {
       return values.map(function (v) {
         if (v == null) return "";
-        if (unit === "$") return "$" + (Math.abs(v) < 1 ? v.toPrecision(2) : v.toFixed(2));
+        if (unit === "$") return v === 0 ? "$0" : "$" + (Math.abs(v) < 1 ? v.toPrecision(2) : v.toFixed(2));
         if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1) + "M";
         if (Math.abs(v) >= 1e3) return (v / 1e3).toFixed(1) + "k";
-        return (Math.round(v * 100) / 100) + (unit || "");
+        return (Math.round(v * 100) / 100) + (unit === "%" ? "%" : "");
       });
     };
   }
@@ -31,17 +31,16 @@
     cache_rate: { unit: "%", series: [{ label: "hit %", data: s.cache_rate, stroke: palette.a }] },
   };
 
-  function hasData(spec) {
-    return spec.series.some(function (one) {
-      return one.data.some(function (v) { return v != null && v !== 0; });
-    });
+  // Zero is data (an error rate of 0 %), but a window without calls has nothing to plot.
+  function hasData() {
+    return data.requests > 0;
   }
 
   document.querySelectorAll("[data-chart]").forEach(function (figure) {
     var spec = specs[figure.getAttribute("data-chart")];
     var target = figure.querySelector(".plot");
     if (!spec || !target) return;
-    if (!hasData(spec)) {
+    if (!hasData()) {
       target.innerHTML = '<div class="no-data">No calls in this window</div>';
       return;
     }
@@ -53,10 +52,12 @@
       scales: { x: { time: true } },
       axes: [
         { stroke: "#667085", grid: { stroke: "#f0f1f3" }, ticks: { stroke: "#e4e7ec" } },
-        { stroke: "#667085", grid: { stroke: "#f0f1f3" }, ticks: { stroke: "#e4e7ec" }, size: 56, values: fmt(spec.unit) },
+        { stroke: "#667085", grid: { stroke: "#f0f1f3" }, ticks: { stroke: "#e4e7ec" }, size: spec.unit === "$" ? 76 : 60, values: fmt(spec.unit) },
       ],
       series: [{}].concat(spec.series.map(function (one) {
-        return { label: one.label, stroke: one.stroke, fill: one.fill, width: 1.6, spanGaps: false, points: { show: false } };
+        // Buckets without calls have no latency or rates: few points would draw no line.
+        var points = one.data.filter(function (v) { return v != null; }).length;
+        return { label: one.label, stroke: one.stroke, fill: one.fill, width: 1.6, spanGaps: false, points: { show: points < 40, size: 5 } };
       })),
     };
     var plot = new uPlot(opts, [s.t].concat(spec.series.map(function (one) { return one.data; })), target);
