@@ -16,7 +16,6 @@ from tests.console.conftest import MASTER
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.server import PortwayServer
 
-
 WEATHER_TOOL = {
     "type": "function",
     "function": {
