@@ -62,6 +62,19 @@ def migrate(database: Path) -> None:
     asyncio.run(run())
 
 
+def add_minutes(connection: sqlite3.Connection, rows: list[dict[str, object]]) -> None:
+    from portway.store.usage_minutes import SUMMED, minute_totals
+
+    totals = minute_totals(rows)  # type: ignore[arg-type]
+    columns = ["minute", *SUMMED]
+    updates = ", ".join(f"{name} = {name} + excluded.{name}" for name in SUMMED)
+    connection.executemany(
+        f"INSERT INTO usage_minutes ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        f" ON CONFLICT (minute) DO UPDATE SET {updates}",
+        [tuple(total[name] for name in columns) for total in totals],
+    )
+
+
 def seed(database: Path, rows: int, days: float) -> None:
     connection = sqlite3.connect(database)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -84,7 +97,15 @@ def seed(database: Path, rows: int, days: float) -> None:
         " attempts, stream"
     )
     insert = f"INSERT INTO usage_records ({columns}) VALUES ({', '.join('?' * 22)})"
-    batch = []
+    names = [name.strip() for name in columns.split(",")]
+    batch: list[tuple[object, ...]] = []
+
+    def flush() -> None:
+        connection.executemany(insert, batch)
+        # What the ledger writer does with every batch: add it to the per-minute totals.
+        add_minutes(connection, [dict(zip(names, row, strict=True)) for row in batch])
+        batch.clear()
+
     for n in range(rows):
         key = rng.randrange(200)
         model = MODELS[rng.randrange(5)]
@@ -116,10 +137,9 @@ def seed(database: Path, rows: int, days: float) -> None:
             )
         )
         if len(batch) == 50_000:
-            connection.executemany(insert, batch)
-            batch.clear()
+            flush()
     if batch:
-        connection.executemany(insert, batch)
+        flush()
     connection.commit()
     connection.execute("ANALYZE")
     connection.close()
