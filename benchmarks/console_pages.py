@@ -35,8 +35,9 @@ PAGES = (
     "/ui/deployments",
     "/ui/keys",
     "/ui/usage?group_by=key",
-    "/ui/usage?group_by=model&range=7d",
-    "/ui/usage?group_by=day&range=30d",
+    "/ui/usage?group_by=model&range=30d",
+    "/ui/usage?group_by=day&range=all",
+    "/ui/usage.csv?group_by=team&range=all",
     "/ui/requests",
     "/ui/requests?model=m-2&min_latency_ms=500",
     "/ui/playground",
@@ -50,37 +51,56 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def migrate(database: Path) -> None:
+def seed(database: Path, rows: int, days: float) -> None:
+    """Migrate, then write the ledger through the ledger writer's own repository call
+    (rows plus their rollups, in batches), and create the keys the rows belong to."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from portway.store import Database
+    from portway.store.usage import UsageRepository
+
+    now = time.time()
+    keys = [f"key_bench{n:04d}" for n in range(200)]
+    rng = random.Random(7)
+
+    def row(n: int) -> dict[str, object]:
+        key = rng.randrange(200)
+        model = MODELS[rng.randrange(5)]
+        return {
+            "record_id": f"rec{n:012d}",
+            "created_at": now - rng.random() * days * 86400,
+            "request_id": f"req_bench{n:012d}",
+            "endpoint": "/v1/chat/completions",
+            "key_id": keys[key],
+            "user_id": None,
+            "team_id": f"team-{key % 10}",
+            "model": model,
+            "deployment": model,
+            "prompt_tokens": rng.randrange(20, 2000),
+            "completion_tokens": rng.randrange(1, 500),
+            "cached_tokens": 0,
+            "usage_estimated": False,
+            "cost_nanos": rng.randrange(1000, 5_000_000),
+            "cost_saved_nanos": 0,
+            "latency_ms": rng.lognormvariate(5.5, 0.8),
+            "ttft_ms": None,
+            "status": 200 if rng.random() > 0.02 else rng.choice((429, 500, 502)),
+            "error_code": None,
+            "cache_status": "hit" if rng.random() < 0.1 else "miss",
+            "context_strategy": None,
+            "attempts": 1,
+            "stream": False,
+        }
 
     async def run() -> None:
         db = Database(f"sqlite:///{database}")
         await db.start()
+        usage = UsageRepository(db)
+        for start in range(0, rows, 20_000):
+            await usage.append([row(n) for n in range(start, min(rows, start + 20_000))])
         await db.close()
 
     asyncio.run(run())
-
-
-def add_minutes(connection: sqlite3.Connection, rows: list[dict[str, object]]) -> None:
-    from portway.store.usage_minutes import SUMMED, minute_totals
-
-    totals = minute_totals(rows)  # type: ignore[arg-type]
-    columns = ["minute", *SUMMED]
-    updates = ", ".join(f"{name} = {name} + excluded.{name}" for name in SUMMED)
-    connection.executemany(
-        f"INSERT INTO usage_minutes ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        f" ON CONFLICT (minute) DO UPDATE SET {updates}",
-        [tuple(total[name] for name in columns) for total in totals],
-    )
-
-
-def seed(database: Path, rows: int, days: float) -> None:
     connection = sqlite3.connect(database)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=OFF")
-    now = time.time()
-    keys = [f"key_bench{n:04d}" for n in range(200)]
     connection.executemany(
         "INSERT INTO virtual_keys (id, secret_hash, prefix, name, team_id, priority, no_store,"
         " metadata, created_at) VALUES (?, ?, ?, ?, ?, 0, 0, '{}', ?)",
@@ -89,57 +109,6 @@ def seed(database: Path, rows: int, days: float) -> None:
             for n, k in enumerate(keys)
         ],
     )
-    rng = random.Random(7)
-    columns = (
-        "record_id, created_at, request_id, endpoint, key_id, user_id, team_id, model,"
-        " deployment, prompt_tokens, completion_tokens, cached_tokens, usage_estimated,"
-        " cost_nanos, cost_saved_nanos, latency_ms, ttft_ms, status, error_code, cache_status,"
-        " attempts, stream"
-    )
-    insert = f"INSERT INTO usage_records ({columns}) VALUES ({', '.join('?' * 22)})"
-    names = [name.strip() for name in columns.split(",")]
-    batch: list[tuple[object, ...]] = []
-
-    def flush() -> None:
-        connection.executemany(insert, batch)
-        # What the ledger writer does with every batch: add it to the per-minute totals.
-        add_minutes(connection, [dict(zip(names, row, strict=True)) for row in batch])
-        batch.clear()
-
-    for n in range(rows):
-        key = rng.randrange(200)
-        model = MODELS[rng.randrange(5)]
-        status = 200 if rng.random() > 0.02 else rng.choice((429, 500, 502))
-        batch.append(
-            (
-                f"rec{n:012d}",
-                now - rng.random() * days * 86400,
-                f"req_bench{n:012d}",
-                "/v1/chat/completions",
-                keys[key],
-                None,
-                f"team-{key % 10}",
-                model,
-                model + "-a",
-                rng.randrange(20, 2000),
-                rng.randrange(1, 500),
-                0,
-                0,
-                rng.randrange(1000, 5_000_000),
-                0,
-                rng.lognormvariate(5.5, 0.8),
-                None,
-                status,
-                None,
-                "hit" if rng.random() < 0.1 else "miss",
-                1,
-                0,
-            )
-        )
-        if len(batch) == 50_000:
-            flush()
-    if batch:
-        flush()
     connection.commit()
     connection.execute("ANALYZE")
     connection.close()
@@ -173,7 +142,6 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         database = Path(tmp) / "portway.db"
-        migrate(database)
         started = time.perf_counter()
         seed(database, args.rows, args.days)
         took = time.perf_counter() - started

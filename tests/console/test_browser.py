@@ -108,7 +108,7 @@ def test_deployments_and_usage_pages(page: Any, console: PortwayServer, artifact
     page.wait_for_selector("tr[data-deployment]")
     assert page.locator("tr[data-deployment] .badge").first.inner_text() == "closed"
     page.screenshot(path=str(artifacts / "deployments.png"), full_page=True)
-    page.goto("/ui/usage?group_by=model&range=24h")
+    page.goto("/ui/usage?group_by=model&range=today")
     assert page.locator("#usage-table tbody tr", has_text="fake-gpt").count() == 1
     with page.expect_download() as download:
         page.click("text=Download CSV")

@@ -26,8 +26,10 @@ from portway.services import Services
 from portway.store.usage_series import UsageSeries
 
 USAGE_GROUPS = ("key", "team", "model", "day")
-USAGE_RANGES = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "all": None}
-DEFAULT_USAGE_RANGE = "24h"
+# Whole UTC days (today and the days before it), so reports read the daily rollup.
+USAGE_RANGES = {"today": 1, "7d": 7, "30d": 30, "all": None}
+DEFAULT_USAGE_RANGE = "7d"
+DAY = 86400
 
 
 class ConsoleInputError(ValueError):
@@ -167,12 +169,12 @@ class ConsoleService:
         range_name = params.get("range") or DEFAULT_USAGE_RANGE
         if range_name not in USAGE_RANGES:
             range_name = DEFAULT_USAGE_RANGE
-        seconds = USAGE_RANGES[range_name]
+        days = USAGE_RANGES[range_name]
         group = params.get("group_by") or "key"
         if group not in USAGE_GROUPS:
             group = "key"
         filters: dict[str, str | None] = {
-            "since": str(time.time() - seconds) if seconds is not None else None,
+            "since": str((int(time.time()) // DAY - days + 1) * DAY) if days else None,
             "model": params.get("model") or None,
             "team": params.get("team") or None,
             "key": params.get("key") or None,

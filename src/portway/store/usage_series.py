@@ -1,7 +1,8 @@
 """Ledger totals over time for the console's overview: one query per chart set.
 
-The whole server's series comes from the per-minute totals (``usage_minutes``): a month
-is at most 43,200 rows however busy the gateway was. One key's series comes from its own
+The whole server's series comes from the per-minute and per-hour totals
+(``usage_buckets``): a day is at most 1,440 minute rows, a month 720 hour rows, however
+busy the gateway was. One key's series comes from its own
 ledger rows through the ``(key_id, created_at)`` index. Either way each bucket carries a
 latency histogram, so percentiles never need the raw latencies.
 """
@@ -15,7 +16,7 @@ from sqlalchemy import Integer, case, cast, func, select
 from portway.store.database import Database
 from portway.store.models import UsageRow
 from portway.store.models.usage import LATENCY_BINS_MS, LATENCY_COLUMNS
-from portway.store.usage_minutes import CACHE_HITS, minute_buckets_query, slot
+from portway.store.usage_rollups import CACHE_HITS, buckets_query, slot
 
 _usage = UsageRow.__table__
 
@@ -57,7 +58,7 @@ class UsageSeries:
 
     async def _all(self, since: float, until: float, step: int) -> list[Bucket]:
         async with self._db.connect() as connection:
-            query = minute_buckets_query(since, until, step, connection.dialect.name)
+            query = buckets_query(since, until, step, connection.dialect.name)
             rows = (await connection.execute(query)).mappings().all()
         buckets = []
         for row in sorted(rows, key=lambda r: r["slot"]):

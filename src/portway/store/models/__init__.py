@@ -26,7 +26,7 @@ from portway.store.models.responses import (
     ResponseEventRow,
     ResponseRow,
 )
-from portway.store.models.usage import UsageMinuteRow, UsageRow
+from portway.store.models.usage import UsageBucketRow, UsageDailyRow, UsageRow
 
 __all__ = [
     "AssistantRow",
@@ -45,7 +45,8 @@ __all__ = [
     "RunRow",
     "RunStepRow",
     "ThreadRow",
-    "UsageMinuteRow",
+    "UsageBucketRow",
+    "UsageDailyRow",
     "UsageRow",
     "VectorStoreFileRow",
     "VectorStoreRow",

@@ -45,24 +45,47 @@ class UsageRow(Base):
     stream: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-# Upper bounds (ms) of the latency bins of ``usage_minutes``; one more bin is open-ended.
+# Upper bounds (ms) of the latency bins of ``usage_buckets``; one more bin is open-ended.
 LATENCY_BINS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000)
 LATENCY_COLUMNS = tuple(f"lat_{index:02d}" for index in range(len(LATENCY_BINS_MS) + 1))
 
 
-class UsageMinuteRow(Base):
-    """All calls of one minute, summed as the ledger writes them: the console's overview
-    reads a month of these (≤ 43,200 rows) instead of scanning the ledger itself."""
+class UsageBucketRow(Base):
+    """All calls of one minute (``span`` 60) or one hour (``span`` 3600), summed as the
+    ledger writes them: the console's overview reads these, never the ledger itself."""
 
-    __tablename__ = "usage_minutes"
+    __tablename__ = "usage_buckets"
     __table_args__ = tuple(
         Column(name, Integer, nullable=False, default=0) for name in LATENCY_COLUMNS
     )
 
-    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    span: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     requests: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[int] = mapped_column(Integer, default=0)
     cache_hits: Mapped[int] = mapped_column(Integer, default=0)
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class UsageDailyRow(Base):
+    """One UTC day's calls per key, user, team and model ("" for none), summed as the
+    ledger writes them: usage reports over whole days read these instead of the ledger."""
+
+    __tablename__ = "usage_daily"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    cache_hits: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_saved_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
