@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portway import __version__
 from portway.api import (
     admin,
     assistants,
@@ -25,6 +26,7 @@ from portway.api import (
     files,
     health,
     models,
+    request_log,
     responses,
     threads,
     vector_stores,
@@ -37,6 +39,7 @@ from portway.config import Settings
 from portway.console import router as console_router
 from portway.console.web import STATIC_DIR, Console
 from portway.errors import InvalidRequestError, MethodNotAllowedError, NotFoundError, PortwayError
+from portway.observability.middleware import ObservabilityMiddleware
 from portway.providers.registry import ProviderRegistry
 from portway.services import Services
 
@@ -92,18 +95,29 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         finally:
             await services.close()
 
+    # /docs and /openapi.json describe Portway's own API (admin, usage, request log,
+    # health). The OpenAI-compatible endpoints are left out: they read raw bodies (their
+    # wire format is OpenAI's own spec, not what FastAPI would infer from the handlers).
     app = FastAPI(
-        title="Portway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="Portway",
+        summary="Portway's own API: keys, budgets, usage, request log, cache, health.",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
     )
     app.state.services = services
     console = Console(services, app)
     app.state.console = console
     # /v1/responses serves zero-retention keys too: their responses are never stored.
-    for module in (chat, completions, models, embeddings, health, admin, cache_admin, responses):
+    for module in (chat, completions, models, embeddings, responses):
+        app.include_router(module.router, include_in_schema=False)
+    for module in (health, admin, cache_admin, request_log):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
     for module in (files, vector_stores, assistants, threads, batches, conversations):
-        app.include_router(module.router, dependencies=[Depends(retained)])
+        app.include_router(module.router, dependencies=[Depends(retained)], include_in_schema=False)
     app.include_router(console_router.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.add_exception_handler(PortwayError, _error_object)
@@ -123,4 +137,5 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         body_limits={"/v1/files": files.upload_body_limit(settings.files.max_bytes)},
         session_auth=console.auth.api_principal,
     )
-    return PortwayApp(app, edge)
+    observed = ObservabilityMiddleware(edge, finished=lambda: services.observability)
+    return PortwayApp(app, observed)

@@ -20,6 +20,7 @@ from portway.store.models.files import (
     VectorStoreRow,
 )
 from portway.store.models.keys import VirtualKeyRow
+from portway.store.models.request_log import RequestLogRow
 from portway.store.models.responses import (
     ConversationRow,
     ItemRow,
@@ -40,6 +41,7 @@ __all__ = [
     "FileRow",
     "ItemRow",
     "MessageRow",
+    "RequestLogRow",
     "ResponseEventRow",
     "ResponseRow",
     "RunRow",
