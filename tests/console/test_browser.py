@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.console.conftest import MASTER
-from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.fakes.openai_upstream import Fail, FakeOpenAI, Reply
 from tests.fakes.server import PortwayServer
 
 WEATHER_TOOL = {
@@ -120,22 +120,29 @@ def test_filter_the_request_log_and_open_an_entry(
     page: Any, console: PortwayServer, fake_openai: FakeOpenAI, artifacts: Path
 ) -> None:
     traffic(console, MASTER, 3)
-    fake_openai.script(Reply(content="slow one", delay=0.3))
-    traffic(console, MASTER, 1)
+    fake_openai.script(Fail(status=400, message="the upstream refused this one"))
+    with pytest.raises(openai.BadRequestError):
+        traffic(console, MASTER, 1)
     sign_in(page, MASTER)
     page.goto("/ui/requests")
-    page.wait_for_selector("#request-table tbody tr[data-request-id]")
-    everything = page.locator("#request-table tbody tr[data-request-id]").count()
+    rows = page.locator("#request-table tbody tr[data-request-id]")
+    rows.first.wait_for()
+    everything = rows.count()
     assert everything >= 4
-    page.fill("input[name=min_latency_ms]", "250")
+    page.select_option("select[name=status]", "error")
+    page.fill("#request-filters input[name=model]", "fake-gpt")
     page.click("#request-filters button[type=submit]")
-    page.wait_for_url("**min_latency_ms=250**")
-    slow = page.locator("#request-table tbody tr[data-request-id]")
-    assert 1 <= slow.count() < everything
+    page.wait_for_url("**status=error**")
+    failed = page.locator("#request-table tbody tr[data-request-id]")
+    assert 1 <= failed.count() < everything
+    for badge in failed.locator(".badge.bad").all_inner_texts():
+        assert int(badge) >= 400
+    assert failed.locator(".badge.bad").count() == failed.count()
     page.screenshot(path=str(artifacts / "request-log.png"), full_page=True)
-    slow.first.locator("a").click()
+    failed.first.locator("a").click()
     page.wait_for_url("**/ui/requests/req*")
     assert "fake-gpt" in page.locator(".kv").inner_text()
+    assert "refused" in page.locator(".alert.error").inner_text()
     page.screenshot(path=str(artifacts / "request-detail.png"), full_page=True)
 
 
