@@ -116,6 +116,8 @@ def test_rotate_and_limits_use_the_admin_key_service(console: PortwayServer) -> 
     key = console.create_key(MASTER, name="rotating")
     http = login(console, MASTER)
     csrf = csrf_of(http.get("/ui/keys").text)
+    edit = http.get(f"/ui/keys/{key['id']}/edit")
+    assert edit.status_code == 200 and 'id="edit-key"' in edit.text
     updated = http.post(
         f"/ui/keys/{key['id']}",
         data={"csrf": csrf, "rpm": "7", "tpm": "", "models": "fake-gpt", "max_budget": "2.5"},

@@ -214,6 +214,20 @@ async def rotate_key(request: Request, key_id: str) -> Response:
     return await _keys_page(console, page, change=change, action="rotated")
 
 
+@router.get("/ui/keys/{key_id}/edit")
+async def edit_key(request: Request, key_id: str) -> Response:
+    console = console_of(request)
+    page = await console.page(request)
+    if page is None:
+        return login_redirect()
+    if not page.principal.is_admin:
+        return _admin_only(console, page)
+    key = await console.service.key(key_id)
+    if key is None:
+        return await _keys_page(console, page, error="No such key.", status_code=404)
+    return console.render("key_edit.html", page, nav="keys", key=key)
+
+
 @router.post("/ui/keys/{key_id}")
 async def update_key(request: Request, key_id: str) -> Response:
     checked = await _key_write(request)

@@ -100,6 +100,10 @@ class ConsoleService:
         own = await accounting.keys.keys.get(principal.key_id or "")
         return [key_json(own)] if own is not None else []
 
+    async def key(self, key_id: str) -> dict[str, Any] | None:
+        record = await self._services.accounting.keys.keys.get(key_id)
+        return key_json(record) if record is not None else None
+
     async def create_key(self, form: Mapping[str, str]) -> KeyChange:
         values = _blank_to_none(form)
         fields: dict[str, Any] = {
