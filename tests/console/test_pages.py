@@ -8,7 +8,9 @@ import httpx
 import openai
 import pytest
 
+from tests.conftest import PortwayFactory, fake_model
 from tests.console.conftest import MASTER, csrf_of, login
+from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import PortwayServer
 
 
@@ -240,3 +242,18 @@ def test_static_files_are_served_from_the_package(console: PortwayServer) -> Non
             response = http.get(path)
             assert response.status_code == 200, path
             assert len(response.content) > 1000
+
+
+def test_an_open_server_hands_out_a_session_without_a_login(
+    start_portway: PortwayFactory, fake_openai_server: FakeOpenAI
+) -> None:
+    server = start_portway({"models": [fake_model("fake-gpt", fake_openai_server.base_url)]})
+    with httpx.Client(base_url=server.url) as http:
+        page = http.get("/ui/keys")
+        assert page.status_code == 200
+        assert "portway_session" in http.cookies
+        assert "open server" in page.text
+        csrf = csrf_of(page.text)
+        created = http.post("/ui/keys", data={"csrf": csrf, "name": "on-open-server"})
+        assert created.status_code == 200
+        assert 'id="new-secret"' in created.text

@@ -8,10 +8,10 @@ Contract:
 - The cookie is HttpOnly, SameSite=Strict, Path=/; the raw key is checked once at login
   and never stored, logged or put in the cookie.
 - Writes need the session's CSRF token (a form field or the ``x-portway-csrf`` header): an
-  HMAC of the session's nonce, so it needs no server-side state. ``/v1`` calls made by the
-  console's own JavaScript (the playground, request log) authenticate with the cookie only
-  when that header carries the token: a cross-site page can neither read the token nor send
-  a custom header without a CORS preflight, which Portway never approves.
+  HMAC of the session's nonce, so it needs no server-side state. The playground's calls to
+  ``/v1/chat/completions`` authenticate with the cookie only when that header carries the
+  token (no other ``/v1`` path accepts the cookie): a cross-site page can neither read the
+  token nor send a custom header without a CORS preflight, which Portway never approves.
 - A virtual key's session is re-checked on every request (``KeyService.resolve_id``, cached
   for a second), so revoking or expiring the key ends its sessions.
 """
@@ -37,8 +37,9 @@ from portway.security.principal import ANONYMOUS, MASTER, Principal
 COOKIE = "portway_session"
 CSRF_HEADER = "x-portway-csrf"
 SESSION_SECONDS = 8 * 3600
-# The /v1 calls the console's pages make with the cookie (and the CSRF header).
-API_PATHS = ("/v1/chat/completions", "/v1/models", "/v1/admin/requests")
+# The only /v1 call the console's pages make with the cookie (and the CSRF header): the
+# playground's. Every other page reads its data on the server.
+API_PATHS = ("/v1/chat/completions",)
 
 SessionKind = Literal["master", "virtual_key", "anonymous"]
 
@@ -175,7 +176,7 @@ class ConsoleAuth:
 
     async def api_principal(self, scope: Scope) -> Principal | None:
         """A /v1 call from the console's own JavaScript: the cookie plus the CSRF header."""
-        if not scope["path"].startswith(API_PATHS):
+        if scope["path"] not in API_PATHS:
             return None
         session = self.session_of(scope)
         if session is None or not self.codec.csrf_ok(session, _header(scope, CSRF_HEADER.encode())):
