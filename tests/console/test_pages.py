@@ -257,3 +257,15 @@ def test_an_open_server_hands_out_a_session_without_a_login(
         created = http.post("/ui/keys", data={"csrf": csrf, "name": "on-open-server"})
         assert created.status_code == 200
         assert 'id="new-secret"' in created.text
+
+
+def test_keys_are_listed_newest_first_fifty_a_page(console: PortwayServer) -> None:
+    created = [console.create_key(MASTER, name=f"paged-{n}")["id"] for n in range(52)]
+    http = login(console, MASTER)
+    first = http.get("/ui/keys").text
+    assert first.count("data-key-id=") == 50
+    assert first.index(created[-1]) < first.index(created[-2])  # newest first
+    assert 'href="/ui/keys?page=1"' in first
+    second = http.get("/ui/keys", params={"page": "1"}).text
+    assert created[0] in second and created[0] not in first
+    assert 'href="/ui/keys?page=0"' in second

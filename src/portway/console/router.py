@@ -130,7 +130,8 @@ async def keys(request: Request) -> Response:
     page = await console.page(request)
     if page is None:
         return login_redirect()
-    return await _keys_page(console, page)
+    number = request.query_params.get("page", "0")
+    return await _keys_page(console, page, number=int(number) if number.isdigit() else 0)
 
 
 async def _keys_page(
@@ -141,14 +142,17 @@ async def _keys_page(
     action: str | None = None,
     error: str | None = None,
     status_code: int = 200,
+    number: int = 0,
 ) -> Response:
-    rows = await console.service.keys(page.principal)
+    rows, more = await console.service.keys(page.principal, number)
     return console.render(
         "keys.html",
         page,
         status_code=status_code,
         nav="keys",
         rows=rows,
+        number=number,
+        more=more,
         change=change,
         action=action,
         error=error,

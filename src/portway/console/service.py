@@ -29,6 +29,7 @@ USAGE_GROUPS = ("key", "team", "model", "day")
 # Whole UTC days (today and the days before it), so reports read the daily rollup.
 USAGE_RANGES = {"today": 1, "7d": 7, "30d": 30, "all": None}
 DEFAULT_USAGE_RANGE = "7d"
+KEYS_PER_PAGE = 50
 DAY = 86400
 
 
@@ -91,14 +92,18 @@ class ConsoleService:
 
     # Keys ---------------------------------------------------------------------------
 
-    async def keys(self, principal: Principal) -> list[dict[str, Any]]:
+    async def keys(self, principal: Principal, page: int = 0) -> tuple[list[dict[str, Any]], bool]:
+        """One page of keys, newest first, and whether older ones follow."""
         accounting = self._services.accounting
         await accounting.settle_now()  # budgets show what was spent up to now
         if principal.is_admin:
-            records = await accounting.keys.keys.list()
-            return [key_json(record) for record in reversed(records)]
+            records = await accounting.keys.keys.list(
+                limit=KEYS_PER_PAGE + 1, offset=page * KEYS_PER_PAGE, newest_first=True
+            )
+            shown = records[:KEYS_PER_PAGE]
+            return [key_json(record) for record in shown], len(records) > KEYS_PER_PAGE
         own = await accounting.keys.keys.get(principal.key_id or "")
-        return [key_json(own)] if own is not None else []
+        return ([key_json(own)] if own is not None else []), False
 
     async def key(self, key_id: str) -> dict[str, Any] | None:
         record = await self._services.accounting.keys.keys.get(key_id)
