@@ -86,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("--config", help="YAML config file (default $PORTWAY_CONFIG)")
     upgrade.set_defaults(handler=_db_upgrade)
     from portway.accounting.cli import add_commands
+    from portway.privacy.cli import add_commands as add_privacy_commands
 
     add_commands(commands)
+    add_privacy_commands(commands)
     return parser
 
 

@@ -284,3 +284,15 @@ def test_guardrail_actions_are_listed(server: PortwayServer, fake_openai: FakeOp
     entry = detail(server, raw.headers["x-request-id"]).json()
     assert "pii:redacted" in entry["guardrails"]
     assert "ana@example.com" not in str(entry)  # no content: the key does not keep bodies
+
+
+def test_a_redacted_request_keeps_no_bodies(server: PortwayServer, fake_openai: FakeOpenAI) -> None:
+    _, keeper = new_key(server, metadata={"request_log_bodies": True})
+    raw = server.sdk(keeper).chat.completions.with_raw_response.create(
+        model="guarded", messages=[{"role": "user", "content": "mail me at ana@example.com"}]
+    )
+    logged(server, raw.headers["x-request-id"])
+    entry = detail(server, raw.headers["x-request-id"]).json()
+    assert "pii:redacted" in entry["guardrails"]
+    assert entry["request_body"] is None and entry["response_body"] is None
+    assert "ana@example.com" not in str(entry)

@@ -91,6 +91,7 @@ class UsageRecord:
     error_code: str | None = None
     cache_status: str | None = None
     context_strategy: str | None = None
+    context_cost_nanos: int = 0
     attempts: int = 0
     stream: bool = False
     settlements: tuple[Settlement, ...] = field(default=())

@@ -183,7 +183,7 @@ async def create_key(request: Request) -> Response:
         return checked
     console, page, form = checked
     try:
-        change = await console.service.create_key(form)
+        change = await console.service.create_key(page.principal, form)
     except ConsoleInputError as error:
         return await _keys_page(console, page, error=str(error), status_code=400)
     return await _keys_page(console, page, change=change, action="created")
@@ -195,7 +195,7 @@ async def revoke_key(request: Request, key_id: str) -> Response:
     if isinstance(checked, Response):
         return checked
     console, page, _ = checked
-    change = await console.service.revoke_key(key_id)
+    change = await console.service.revoke_key(page.principal, key_id)
     if change is None:
         return await _keys_page(console, page, error="No such key.", status_code=404)
     return await _keys_page(console, page, change=change, action="revoked")
@@ -207,7 +207,7 @@ async def rotate_key(request: Request, key_id: str) -> Response:
     if isinstance(checked, Response):
         return checked
     console, page, _ = checked
-    change = await console.service.rotate_key(key_id)
+    change = await console.service.rotate_key(page.principal, key_id)
     if change is None:
         return await _keys_page(
             console,
@@ -239,7 +239,7 @@ async def update_key(request: Request, key_id: str) -> Response:
         return checked
     console, page, form = checked
     try:
-        change = await console.service.update_key(key_id, form)
+        change = await console.service.update_key(page.principal, key_id, form)
     except ConsoleInputError as error:
         return await _keys_page(console, page, error=str(error), status_code=400)
     if change is None:

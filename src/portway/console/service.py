@@ -19,7 +19,7 @@ from portway.accounting.pricing import nanos
 from portway.accounting.reports import parse_group_by, present, to_csv, usage_filter
 from portway.console.overview import DEFAULT_WINDOW, WINDOWS, overview
 from portway.protocol.admin import KeyCreate, KeyUpdate
-from portway.security.admin_json import budget_spec, key_fields, key_json
+from portway.security.admin_json import budget_spec, key_fields, key_json, key_summary
 from portway.security.keys import BudgetSpec
 from portway.security.principal import Principal
 from portway.services import Services
@@ -109,7 +109,13 @@ class ConsoleService:
         record = await self._services.accounting.keys.keys.get(key_id)
         return key_json(record) if record is not None else None
 
-    async def create_key(self, form: Mapping[str, str]) -> KeyChange:
+    async def _audit(
+        self, principal: Principal, action: str, subject: str, details: dict[str, Any]
+    ) -> None:
+        """The same audit records as the admin API's key actions (never a secret)."""
+        await self._services.audit.record(action, principal, subject, details)
+
+    async def create_key(self, principal: Principal, form: Mapping[str, str]) -> KeyChange:
         values = _blank_to_none(form)
         fields: dict[str, Any] = {
             name: values.get(name)
@@ -132,9 +138,12 @@ class ConsoleService:
         record, secret = await self._services.accounting.keys.create(
             key_fields(body), budget_spec(body)
         )
+        await self._audit(principal, "key.create", record.id, key_summary(record))
         return KeyChange(key_json(record), secret)
 
-    async def update_key(self, key_id: str, form: Mapping[str, str]) -> KeyChange | None:
+    async def update_key(
+        self, principal: Principal, key_id: str, form: Mapping[str, str]
+    ) -> KeyChange | None:
         """Limits and budget from the key's edit form: an empty field removes the limit."""
         values = _blank_to_none(form)
         fields: dict[str, Any] = {
@@ -157,17 +166,25 @@ class ConsoleService:
         if record is None:
             return None
         await accounting.settle_now()  # spare slices must not outlive a lower limit
+        changed = sorted(body.model_fields_set)
+        await self._audit(
+            principal, "key.update", key_id, {"fields": changed, **key_summary(record)}
+        )
         return KeyChange(key_json(record))
 
-    async def revoke_key(self, key_id: str) -> KeyChange | None:
+    async def revoke_key(self, principal: Principal, key_id: str) -> KeyChange | None:
         record = await self._services.accounting.keys.revoke(key_id)
-        return KeyChange(key_json(record)) if record is not None else None
+        if record is None:
+            return None
+        await self._audit(principal, "key.revoke", key_id, {})
+        return KeyChange(key_json(record))
 
-    async def rotate_key(self, key_id: str) -> KeyChange | None:
+    async def rotate_key(self, principal: Principal, key_id: str) -> KeyChange | None:
         rotated = await self._services.accounting.keys.rotate(key_id)
         if rotated is None:
             return None
         record, secret = rotated
+        await self._audit(principal, "key.rotate", key_id, {"prefix": record.prefix})
         return KeyChange(key_json(record), secret)
 
     # Usage --------------------------------------------------------------------------

@@ -132,7 +132,8 @@ def build_row(
         error_message = last.error_code or ""
     first_call = next((span for span in trace.spans if span.kind == "call"), None)
     ttft = next((r.ttft_ms for r in reversed(records) if r.ttft_ms is not None), None)
-    keep = bodies.keep
+    # A body a guardrail redacted (pii, secrets) holds what must not be kept in clear.
+    keep = bodies.keep and not any(entry.endswith(":redacted") for entry in trace.guardrails)
     return {
         "request_id": trace.request_id or "",
         "created_at": trace.wall_ns / 1e9,

@@ -2,7 +2,7 @@
 user, team and model), for the console's charts and whole-day usage reports
 
 Revision ID: 0075
-Revises: 0070
+Revises: 0110
 Create Date: 2026-12-01 17:40:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0075"
-down_revision = "0070"
+down_revision = "0110"
 branch_labels = None
 depends_on = None
 
