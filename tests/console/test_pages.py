@@ -108,6 +108,11 @@ def test_a_key_created_in_the_console_works_once_and_its_secret_is_shown_once(
     assert key["budget"]["max_budget"] == 5.0
     revoked = http.post(f"/ui/keys/{key['id']}/revoke", data={"csrf": csrf})
     assert revoked.status_code == 200
+    with console.admin(MASTER) as admin:
+        audit = admin.get("/v1/admin/audit", params={"order": "desc", "limit": 50}).json()
+    actions = {(r["action"], r["subject"]) for r in audit["data"]}
+    assert {("key.create", key["id"]), ("key.revoke", key["id"])} <= actions
+    assert secret not in str(audit)
     with pytest.raises(openai.AuthenticationError):
         console.sdk(secret).chat.completions.create(
             model="fake-gpt", messages=[{"role": "user", "content": "again"}]
