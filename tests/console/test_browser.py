@@ -57,6 +57,9 @@ def test_login_and_the_overview_charts_render_with_data(
     page: Any, console: PortwayServer, artifacts: Path
 ) -> None:
     traffic(console, MASTER, 6)
+    page.goto("/")
+    page.wait_for_url("**/ui/login")
+    page.screenshot(path=str(artifacts / "login.png"))
     sign_in(page, MASTER)
     page.click("a[href='/ui?window=1h']")
     page.wait_for_selector("[data-chart='rps'][data-rendered='true']")
@@ -89,6 +92,12 @@ def test_create_a_key_use_it_revoke_it_and_see_401(
 
     page.goto("/ui/keys")
     assert secret not in page.content()
+    page.locator("tr", has_text="browser-key").locator("text=Edit").click()
+    page.fill("#edit-key input[name=rpm]", "120")
+    page.screenshot(path=str(artifacts / "key-edit.png"), full_page=True)
+    page.click("#edit-key button[type=submit]")
+    page.wait_for_selector("text=Key updated")
+    assert "120 rpm" in page.locator("tr", has_text="browser-key").inner_text()
     row = page.locator("tr", has_text="browser-key")
     page.once("dialog", lambda dialog: dialog.accept())
     row.locator("button.danger").click()
