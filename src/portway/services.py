@@ -198,7 +198,7 @@ class Services:
             cache,
         )
         # Request bodies in the request log are content: user deletion and retention.
-        privacy.register(RequestLogBodies(observability.request_log.repository))
+        privacy.register(RequestLogBodies(observability.request_log))
         return cls(
             settings=settings,
             catalog=catalog,

@@ -296,3 +296,24 @@ def test_a_redacted_request_keeps_no_bodies(server: PortwayServer, fake_openai: 
     assert "pii:redacted" in entry["guardrails"]
     assert entry["request_body"] is None and entry["response_body"] is None
     assert "ana@example.com" not in str(entry)
+
+
+def test_bodies_follow_the_callers_retention_and_user_deletion(
+    server: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    user = f"erasable-{uuid.uuid4().hex[:6]}"
+    _, keeper = new_key(server, user=user, metadata={"request_log_bodies": True})
+    # A caller whose content goes before the request log's 30 days: no bodies at all.
+    _, short = new_key(server, metadata={"request_log_bodies": True}, retention=7)
+    kept = chat_raw(server, server.sdk(keeper)).headers["x-request-id"]
+    brief = chat_raw(server, server.sdk(short)).headers["x-request-id"]
+    assert detail(server, kept).json()["request_body"] is not None
+    assert detail(server, brief).json()["request_body"] is None
+
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {MASTER}"}) as http:
+        deleted = http.delete(f"/v1/admin/users/{user}/data")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["deleted"]["request_log_bodies"] == 1
+    shown = detail(server, kept).json()
+    assert shown["request_body"] is None and shown["response_body"] is None
+    assert shown["user"] == user and shown["prompt_tokens"] > 0  # the metadata stays

@@ -8,17 +8,19 @@ key's (else team's, else default) retention.
 
 from __future__ import annotations
 
+from portway.observability.request_log import RequestLog
 from portway.privacy.erasers import RetentionLookup
-from portway.store.request_log import RequestLogRepository
 
 
 class RequestLogBodies:
     name = "request_log_bodies"
 
-    def __init__(self, repository: RequestLogRepository) -> None:
-        self._repository = repository
+    def __init__(self, log: RequestLog) -> None:
+        self._log = log
+        self._repository = log.repository
 
     async def erase_user(self, user: str) -> int:
+        await self._log.writer.flush()  # a queued entry must not bring a body back later
         return await self._repository.clear_bodies(user_id=user)
 
     async def purge_expired(self, now: float, retention_of: RetentionLookup) -> int:

@@ -62,10 +62,11 @@ class RequestLogFilter:
 
 
 def _older_than(created_at: float, seq: int) -> ColumnElement[bool]:
-    """Rows after the anchor in newest-first order (written out so both backends index it)."""
-    return or_(
-        _log.c.created_at < created_at,
-        and_(_log.c.created_at == created_at, _log.c.seq < seq),
+    """Rows after the anchor in newest-first order. The leading ``created_at <=`` is the
+    index range both backends seek to (an OR alone makes SQLite scan from the newest)."""
+    return and_(
+        _log.c.created_at <= created_at,
+        or_(_log.c.created_at < created_at, _log.c.seq < seq),
     )
 
 
