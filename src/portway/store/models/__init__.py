@@ -31,7 +31,7 @@ from portway.store.models.responses import (
     ResponseEventRow,
     ResponseRow,
 )
-from portway.store.models.usage import UsageRow
+from portway.store.models.usage import UsageBucketRow, UsageDailyRow, UsageRow
 
 __all__ = [
     "AssistantRow",
@@ -59,6 +59,8 @@ __all__ = [
     "RunStepRow",
     "TeamPolicyRow",
     "ThreadRow",
+    "UsageBucketRow",
+    "UsageDailyRow",
     "UsageRow",
     "VectorStoreFileRow",
     "VectorStoreRow",
