@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     from portway.accounting.cli import add_commands
 
     add_commands(commands)
+    from portway.sketch.cli import add_command as add_sketch
+
+    add_sketch(commands)
     return parser
 
 

@@ -37,6 +37,7 @@ from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
 from portway.security.auth import Authenticator, KeyAuthenticator
 from portway.security.system import SystemPrincipal
+from portway.sketch.wiring import Sketches
 from portway.store import Database
 from portway.store.engine import sqlite_file
 
@@ -88,6 +89,7 @@ class Services:
     assistants: Assistants
     batches: Batches
     responses: Responses
+    sketches: Sketches
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
@@ -145,6 +147,9 @@ class Services:
                 settings.code_interpreter, retrieval.files, _protected_paths(settings)
             )
             builtin_tools[code_interpreter.type] = code_interpreter
+        def known_model(name: str) -> bool:
+            return name in catalog or name in router.virtual_models
+
         responses = Responses.build(
             settings,
             database,
@@ -153,7 +158,7 @@ class Services:
             builtin_tools,
             accounting.tokenizer,
             accounting.keys,
-            known_model=lambda name: name in catalog or name in router.virtual_models,
+            known_model=known_model,
         )
         return cls(
             settings=settings,
@@ -186,6 +191,7 @@ class Services:
                 served={RESPONSES_URL: ResponseLines(responses.responses)},
             ),
             responses=responses,
+            sketches=Sketches.build(settings, database, models, accounting.keys, known_model),
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,
@@ -211,8 +217,10 @@ class Services:
         await self.assistants.start()
         await self.batches.start()
         await self.responses.start()
+        await self.sketches.start()
 
     async def close(self) -> None:
+        await self.sketches.close()
         await self.responses.close()
         await self.batches.close()
         await self.assistants.close()

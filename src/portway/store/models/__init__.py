@@ -26,6 +26,7 @@ from portway.store.models.responses import (
     ResponseEventRow,
     ResponseRow,
 )
+from portway.store.models.sketches import SketchRow, SketchVersionRow
 from portway.store.models.usage import UsageRow
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "ResponseRow",
     "RunRow",
     "RunStepRow",
+    "SketchRow",
+    "SketchVersionRow",
     "ThreadRow",
     "UsageRow",
     "VectorStoreFileRow",
