@@ -147,6 +147,7 @@ class Services:
                 settings.code_interpreter, retrieval.files, _protected_paths(settings)
             )
             builtin_tools[code_interpreter.type] = code_interpreter
+
         def known_model(name: str) -> bool:
             return name in catalog or name in router.virtual_models
 

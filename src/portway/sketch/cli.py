@@ -28,6 +28,15 @@ class SketchClientError(Exception):
     pass
 
 
+def _error_message(body: str) -> str:
+    """The message of an OpenAI error body, else the body itself."""
+    try:
+        message = json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return body
+    return message if isinstance(message, str) else body
+
+
 class Client:
     def __init__(self, base_url: str, api_key: str | None, timeout: float = 60.0) -> None:
         self._base = base_url.rstrip("/")
@@ -48,13 +57,12 @@ class Client:
                 return response.read(), dict(response.headers)
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail)["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                pass
+            detail = _error_message(detail)
             raise SketchClientError(f"{error.code}: {detail}") from None
         except urllib.error.URLError as error:
-            raise SketchClientError(f"cannot reach Portway at {self._base}: {error.reason}") from None
+            raise SketchClientError(
+                f"cannot reach Portway at {self._base}: {error.reason}"
+            ) from None
 
     def json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         content, _ = self.request(method, path, body)

@@ -256,7 +256,13 @@ def design_markdown(
             f"{_cell(node.responsibility)} | {_cell(graph.group_label(node.group))} | "
             f"{_cell(node.scaling)} |"
         )
-    out += ["", "### Connections", "", "| From | To | Protocol | Mode | Data |", "|---|---|---|---|---|"]
+    out += [
+        "",
+        "### Connections",
+        "",
+        "| From | To | Protocol | Mode | Data |",
+        "|---|---|---|---|---|",
+    ]
     for edge in graph.edges:
         out.append(
             f"| {_cell(names.get(edge.source, edge.source))} | "

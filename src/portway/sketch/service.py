@@ -127,7 +127,9 @@ class SketchService:
             )
         if request.node_id is not None and stored_graph(current).node(request.node_id) is None:
             raise InvalidRequestError(
-                f"The sketch has no node '{request.node_id}'.", param="node_id", code="invalid_value"
+                f"The sketch has no node '{request.node_id}'.",
+                param="node_id",
+                code="invalid_value",
             )
         pending = {"op": "revise", "message": request.message, "node_id": request.node_id}
         return await self._queue(row, ("completed",), {"pending": pending, "stage": "queued"})
@@ -184,9 +186,7 @@ class SketchService:
             **diff(before, after),
         }
 
-    async def export(
-        self, tenant: str, sketch_id: str, name: str, number: int | None
-    ) -> Exported:
+    async def export(self, tenant: str, sketch_id: str, name: str, number: int | None) -> Exported:
         chosen = FORMATS.get(name)
         if chosen is None:
             raise InvalidRequestError(
@@ -232,7 +232,5 @@ class SketchService:
     ) -> SketchVersionRow:
         found = await self._store.version(sketch_id, number) if number > 0 else None
         if found is None:
-            raise NotFoundError(
-                f"The sketch {sketch_id} has no version {number}.", param=param
-            )
+            raise NotFoundError(f"The sketch {sketch_id} has no version {number}.", param=param)
         return found

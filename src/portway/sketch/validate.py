@@ -72,9 +72,8 @@ def tidy(graph: Graph) -> Graph:
     edges = []
     pairs: set[tuple[str, str]] = set()
     for edge in graph.edges:
-        if edge.source in seen and edge.target in seen and edge.source != edge.target:
-            if edge.key not in pairs:
-                pairs.add(edge.key)
-                edges.append(edge)
+        drawable = edge.source in seen and edge.target in seen and edge.source != edge.target
+        if drawable and edge.key not in pairs:
+            pairs.add(edge.key)
+            edges.append(edge)
     return Graph(title=graph.title, nodes=tuple(nodes), edges=tuple(edges))
-

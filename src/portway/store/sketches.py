@@ -220,9 +220,7 @@ class SketchStore:
         if not force:
             conditions.append(or_(SketchRow.lease_until.is_(None), SketchRow.lease_until < now))
         async with self._db.session() as session:
-            return await _update(
-                session, conditions, {"owner": owner, "lease_until": lease_until}
-            )
+            return await _update(session, conditions, {"owner": owner, "lease_until": lease_until})
 
     async def requeue(self, job_id: str, owner: str, *, refund_attempt: bool) -> SketchRow | None:
         """Let go of a sketch this worker holds: queued again, its pending work kept."""

@@ -39,7 +39,10 @@ FORMATS: dict[str, Format] = {
         Format("png", "image/png", "diagram.png", lambda g, laid, d: png(svg(g, laid)), True),
         Format("mermaid", "text/vnd.mermaid; charset=utf-8", "diagram.mmd", _text(flowchart)),
         Format(
-            "architecture", "text/vnd.mermaid; charset=utf-8", "architecture.mmd", _text(architecture)
+            "architecture",
+            "text/vnd.mermaid; charset=utf-8",
+            "architecture.mmd",
+            _text(architecture),
         ),
         Format("dot", "text/vnd.graphviz; charset=utf-8", "diagram.dot", _text(dot)),
         Format("d2", "text/plain; charset=utf-8", "diagram.d2", _text(d2)),

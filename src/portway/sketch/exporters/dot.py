@@ -78,9 +78,29 @@ def dot(graph: Graph) -> str:
 
 _D2_RESERVED = frozenset(
     {
-        "shape", "style", "label", "near", "direction", "icon", "width", "height", "link",
-        "tooltip", "class", "classes", "vars", "title", "constraint", "top", "left",
-        "layers", "scenarios", "steps", "grid-rows", "grid-columns", "grid-gap",
+        "shape",
+        "style",
+        "label",
+        "near",
+        "direction",
+        "icon",
+        "width",
+        "height",
+        "link",
+        "tooltip",
+        "class",
+        "classes",
+        "vars",
+        "title",
+        "constraint",
+        "top",
+        "left",
+        "layers",
+        "scenarios",
+        "steps",
+        "grid-rows",
+        "grid-columns",
+        "grid-gap",
     }
 )
 

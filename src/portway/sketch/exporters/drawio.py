@@ -53,7 +53,7 @@ def drawio(graph: Graph, laid: Layout | None = None) -> str:
             style += "dashed=1;"
         cells.append(
             f"<mxCell id={quoteattr(cell_id(node.id))} value={quoteattr(value)} "
-            f"style={quoteattr(style)} vertex=\"1\" parent=\"1\">"
+            f'style={quoteattr(style)} vertex="1" parent="1">'
             f'<mxGeometry x="{box.left:.0f}" y="{box.top:.0f}" width="{box.w:.0f}" '
             f'height="{box.h:.0f}" as="geometry"/></mxCell>'
         )

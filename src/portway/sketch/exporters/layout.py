@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grandalf.graphs import Edge as LayoutEdge
-from grandalf.graphs import Graph as LayoutGraph
-from grandalf.graphs import Vertex
+from grandalf.graphs import Vertex, graph_core
 from grandalf.layouts import SugiyamaLayout
 
 from portway.sketch.graph import Edge, Graph, Node
@@ -95,14 +94,15 @@ def layout(graph: Graph) -> Layout:
             link = LayoutEdge(vertices[edge.source], vertices[edge.target])
             link.view = _EdgeView()
             drawn.append((edge, link))
-    laid = LayoutGraph(list(vertices.values()), [link for _, link in drawn])
+    order = {node.id: index for index, node in enumerate(components)}
     boxes: dict[str, Box] = {}
     offset = MARGIN
     height = 0.0
-    for part in laid.C:
+    for part in _components(components, vertices, [link for _, link in drawn]):
         sugiyama = SugiyamaLayout(part)
         sugiyama.xspace, sugiyama.yspace = 40, 70
-        sugiyama.init_all()
+        roots, back = _acyclic(part, order)
+        sugiyama.init_all(roots=roots, inverted_edges=back)
         sugiyama.draw()
         members = list(part.sV)
         left = min(v.view.xy[0] - v.view.w / 2 for v in members)
@@ -138,6 +138,63 @@ def layout(graph: Graph) -> Layout:
         routed.append((edge, points))
     width = max(offset - GAP + MARGIN, 320.0)
     return Layout(boxes, routed, width, height + 2 * MARGIN + 30)
+
+
+def _components(
+    nodes: tuple[Node, ...], vertices: dict[str, Vertex], links: list[LayoutEdge]
+) -> list[graph_core]:
+    """The connected components, each built in the graph's own node and edge order
+    (grandalf's ``Graph`` collects them in sets: hash order, so not repeatable)."""
+    parent = {node.id: node.id for node in nodes}
+
+    def root(node_id: str) -> str:
+        while parent[node_id] != node_id:
+            parent[node_id] = parent[parent[node_id]]
+            node_id = parent[node_id]
+        return node_id
+
+    for link in links:
+        parent[root(link.v[0].data)] = root(link.v[1].data)
+    members: dict[str, list[Vertex]] = {}
+    for node in nodes:
+        members.setdefault(root(node.id), []).append(vertices[node.id])
+    edges: dict[str, list[LayoutEdge]] = {}
+    for link in links:
+        edges.setdefault(root(link.v[0].data), []).append(link)
+    return [graph_core(group, edges.get(key, [])) for key, group in members.items()]
+
+
+def _acyclic(part: graph_core, order: dict[str, int]) -> tuple[list[Vertex], list[LayoutEdge]]:
+    """The roots and the edges to invert so the component is a DAG, chosen by a DFS in
+    the graph's own node order (grandalf's own choice depends on hash order, so the same
+    graph could be drawn differently twice)."""
+    members = sorted(part.sV, key=lambda v: order[v.data])
+    roots = [v for v in members if not v.e_in()] or members[:1]
+    outgoing = {
+        v: sorted(v.e_out(), key=lambda e: (order[e.v[1].data], order[e.v[0].data]))
+        for v in members
+    }
+    state: dict[Vertex, int] = {}  # 1: on the DFS path, 2: done
+    back: list[LayoutEdge] = []
+    for start in [*roots, *members]:
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(outgoing[start]))]
+        while stack:
+            vertex, edges = stack[-1]
+            link = next(edges, None)
+            if link is None:
+                state[vertex] = 2
+                stack.pop()
+                continue
+            target = link.v[1]
+            if state.get(target) == 1:
+                back.append(link)
+            elif target not in state:
+                state[target] = 1
+                stack.append((target, iter(outgoing[target])))
+    return roots, back
 
 
 def _distance(a: Point, b: Point) -> float:
