@@ -20,7 +20,12 @@ pytestmark = pytest.mark.slow
 def test_a_sketch_on_the_local_model_completes_with_a_valid_graph(
     start_portway: PortwayFactory,
 ) -> None:
-    server = start_portway({"sketch": {"poll_interval_seconds": 0.2, "max_graph_tokens": 2000}})
+    sketch_settings = {
+        "poll_interval_seconds": 0.2,
+        "max_graph_tokens": 1200,
+        "max_doc_tokens": 600,
+    }
+    server = start_portway({"sketch": sketch_settings})
     with httpx.Client(base_url=server.url, timeout=60) as http:
         created = http.post(
             "/v1/sketches",

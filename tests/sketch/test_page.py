@@ -55,6 +55,8 @@ def server(start_portway: PortwayFactory, fake_openai_server: FakeOpenAI) -> Por
 def test_type_generate_click_revise_and_download(
     browser: Any, server: PortwayServer, fake_openai: FakeOpenAI
 ) -> None:
+    from playwright.sync_api import expect
+
     revised = copy.deepcopy(shortener())
     revised["nodes"].append(node("warm", "cache", "Warm cache", "data", technology="Redis"))
     revised["edges"].append(
@@ -78,8 +80,8 @@ def test_type_generate_click_revise_and_download(
     assert page.locator("#diagram svg g.node").count() == len(shortener()["nodes"])
     for item in shortener()["nodes"]:
         assert item["label"] in page.inner_text("#diagram")
-    assert "version 1" in page.inner_text("#status")
-    assert "## Components" in page.inner_text("#design")
+    expect(page.locator("#status")).to_contain_text("version 1")
+    expect(page.locator("#design")).to_contain_text("## Components")
     # Click a component: its details show, then ask for a change to it.
     page.click("#diagram svg g.node[data-node-id='cache']")
     assert page.inner_text("#node-title") == "Link cache"
@@ -87,8 +89,8 @@ def test_type_generate_click_revise_and_download(
     page.fill("#revise-message", "add a warm cache behind this one")
     page.click("#revise")
     page.wait_for_selector("#diagram svg g.node[data-node-id='warm']", timeout=20_000)
-    assert "version 2" in page.inner_text("#status")
-    assert page.inner_text("#answer") == "Added a warm cache behind it."
+    expect(page.locator("#status")).to_contain_text("version 2")
+    expect(page.locator("#answer")).to_have_text("Added a warm cache behind it.")
     revise_call = fake_openai.requests[2].body["messages"][-1]["content"]
     assert "pointing at node 'cache'" in revise_call
     # Download a format.
@@ -113,4 +115,5 @@ def test_the_page_shows_an_api_error(browser: Any, server: PortwayServer) -> Non
     page.click("#generate")
     page.wait_for_selector("#error:not([hidden])", timeout=10_000)
     assert "Incorrect API key" in page.inner_text("#error")
+    assert page.locator("#diagram svg").count() == 0
     page.close()

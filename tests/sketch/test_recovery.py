@@ -26,7 +26,7 @@ def test_a_sketch_interrupted_by_shutdown_or_crash_completes_on_the_next_start(
 ) -> None:
     database = tmp_path / "sketch.db"
     # The first process stops while the model is still thinking.
-    fake_openai.script(Reply(content="{}", delay=30))
+    fake_openai.script(Reply(content="{}", delay=4))
     first = start_portway(settings(database, fake_openai))
     with httpx.Client(base_url=first.url) as http:
         sketch_id = http.post("/v1/sketches", json={"description": "a chat app"}).json()["id"]

@@ -213,11 +213,12 @@ def graph_schema(max_nodes: int = MAX_NODES, max_edges: int = MAX_EDGES) -> dict
         "properties": {
             "id": {"type": "string", "pattern": ID_PATTERN},
             "kind": {"type": "string", "enum": list(KINDS)},
-            "label": {"type": "string", "maxLength": 60},
-            "technology": {"type": "string", "maxLength": 60},
-            "responsibility": {"type": "string", "maxLength": 160},
-            "group": {"type": "string", "maxLength": 40},
-            "scaling": {"type": "string", "maxLength": 160},
+            # Short bounds keep small local models from rambling inside one field.
+            "label": {"type": "string", "maxLength": 40},
+            "technology": {"type": "string", "maxLength": 40},
+            "responsibility": {"type": "string", "maxLength": 120},
+            "group": {"type": "string", "maxLength": 30},
+            "scaling": {"type": "string", "maxLength": 80},
             "external": {"type": "boolean"},
         },
         "required": [
@@ -237,9 +238,9 @@ def graph_schema(max_nodes: int = MAX_NODES, max_edges: int = MAX_EDGES) -> dict
         "properties": {
             "from": {"type": "string", "pattern": ID_PATTERN},
             "to": {"type": "string", "pattern": ID_PATTERN},
-            "protocol": {"type": "string", "maxLength": 30},
+            "protocol": {"type": "string", "maxLength": 20},
             "mode": {"type": "string", "enum": list(MODES)},
-            "data": {"type": "string", "maxLength": 80},
+            "data": {"type": "string", "maxLength": 60},
         },
         "required": ["from", "to", "protocol", "mode", "data"],
         "additionalProperties": False,
@@ -247,7 +248,7 @@ def graph_schema(max_nodes: int = MAX_NODES, max_edges: int = MAX_EDGES) -> dict
     return {
         "type": "object",
         "properties": {
-            "title": {"type": "string", "maxLength": 80},
+            "title": {"type": "string", "maxLength": 60},
             "nodes": {"type": "array", "items": node, "minItems": 2, "maxItems": max_nodes},
             "edges": {"type": "array", "items": edge, "minItems": 1, "maxItems": max_edges},
         },

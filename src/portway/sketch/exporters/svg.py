@@ -8,6 +8,8 @@ dashed lines are asynchronous connections and dashed boxes external systems.
 
 from __future__ import annotations
 
+import math
+import re
 from xml.sax.saxutils import escape, quoteattr
 
 from portway.sketch.exporters.layout import Layout, Point, layout
@@ -29,6 +31,8 @@ _FILL = {
     "external": "#f5f5f4",
 }
 _TIER_COLOURS = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563")
+MAX_PNG_PIXELS = 2_500_000
+_SIZE = re.compile(r'<svg [^>]*width="([0-9.]+)" height="([0-9.]+)"')
 FONT = "DejaVu Sans, Liberation Sans, Helvetica, Arial, sans-serif"
 
 
@@ -120,8 +124,16 @@ def png_renderer_available() -> bool:
     return True
 
 
+def png_zoom(width: float, height: float) -> float:
+    """2x for sharpness, less for large diagrams: rasterising and encoding cost grows
+    with the pixel count (a 30-component chain is about 1400 x 3900 points)."""
+    return max(0.5, min(2.0, math.sqrt(MAX_PNG_PIXELS / max(width * height, 1.0))))
+
+
 def png(svg_text: str) -> bytes:
-    """The SVG rasterised at 2x by resvg (``resvg-py``); ImportError when not installed."""
+    """The SVG rasterised by resvg (``resvg-py``); ImportError when not installed."""
     import resvg_py
 
-    return bytes(resvg_py.svg_to_bytes(svg_string=svg_text, zoom=2.0, background="white"))
+    size = _SIZE.search(svg_text)
+    zoom = png_zoom(float(size[1]), float(size[2])) if size else 1.0
+    return bytes(resvg_py.svg_to_bytes(svg_string=svg_text, zoom=zoom, background="white"))
