@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portway import __version__
 from portway.api import (
     admin,
     assistants,
@@ -24,6 +25,7 @@ from portway.api import (
     files,
     health,
     models,
+    request_log,
     responses,
     threads,
     vector_stores,
@@ -34,6 +36,7 @@ from portway.api.middleware import EdgeMiddleware
 from portway.api.render import error_response, internal_error
 from portway.config import Settings
 from portway.errors import InvalidRequestError, MethodNotAllowedError, NotFoundError, PortwayError
+from portway.observability.middleware import ObservabilityMiddleware
 from portway.providers.registry import ProviderRegistry
 from portway.services import Services
 from portway.sketch import api as sketch_api
@@ -91,18 +94,29 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         finally:
             await services.close()
 
+    # /docs and /openapi.json describe Portway's own API (admin, usage, request log,
+    # health). The OpenAI-compatible endpoints are left out: they read raw bodies (their
+    # wire format is OpenAI's own spec, not what FastAPI would infer from the handlers).
     app = FastAPI(
-        title="Portway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="Portway",
+        summary="Portway's own API: keys, budgets, usage, request log, cache, health.",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
     )
     app.state.services = services
     # /v1/responses serves zero-retention keys too: their responses are never stored.
-    for module in (chat, completions, models, embeddings, health, admin, cache_admin, responses):
+    for module in (chat, completions, models, embeddings, responses):
+        app.include_router(module.router, include_in_schema=False)
+    for module in (health, admin, cache_admin, request_log):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
     for module in (files, vector_stores, assistants, threads, batches, conversations, sketch_api):
-        app.include_router(module.router, dependencies=[Depends(retained)])
+        app.include_router(module.router, dependencies=[Depends(retained)], include_in_schema=False)
     # The sketcher's page: static, no secrets (it asks for a key and calls /v1/sketches).
-    app.include_router(sketch_page.router)
+    app.include_router(sketch_page.router, include_in_schema=False)
     app.add_exception_handler(PortwayError, _error_object)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _error_object)
@@ -119,4 +133,5 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         max_body_bytes=settings.max_request_bytes,
         body_limits={"/v1/files": files.upload_body_limit(settings.files.max_bytes)},
     )
-    return PortwayApp(app, edge)
+    observed = ObservabilityMiddleware(edge, finished=lambda: services.observability)
+    return PortwayApp(app, observed)

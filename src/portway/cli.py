@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from portway.config import ConfigError, Settings, load_settings
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    from portway.observability.logs import configure_logging
+
+    configure_logging(level, log_format)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -28,7 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if overrides:
         settings = Settings.model_validate(settings.model_dump() | overrides)
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     services = app.state.services
 
@@ -41,6 +38,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=args.access_log,
+        # JSON logs: uvicorn's loggers propagate to the root handler instead of their own.
+        **({"log_config": None} if settings.log_format == "json" else {}),
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=settings.server.drain_timeout_seconds,

@@ -414,6 +414,39 @@ class ServerConfig(_Strict):
     drain_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
 
+class RequestLogConfig(_Strict):
+    """The request log (``GET /v1/admin/requests``): one row per request to a model
+    endpoint, written in batches off the hot path, purged after ``retention_days``."""
+
+    enabled: bool = True
+    # 0 keeps rows forever.
+    retention_days: float = Field(default=30.0, ge=0)
+    # Request and response bodies are kept only when this is on, or the key's metadata
+    # says ``request_log_bodies: true``; never for zero-retention (no_store) keys.
+    bodies: bool = False
+    max_body_bytes: int = Field(default=64 * 1024, ge=256, le=16 * 1024 * 1024)
+    flush_interval_ms: int = Field(default=200, ge=1, le=60_000)
+    max_batch: int = Field(default=500, ge=1)
+    # Beyond this many rows waiting for the database, the oldest are dropped (and logged).
+    max_queued: int = Field(default=50_000, ge=1)
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)
+
+
+class TelemetryConfig(_Strict):
+    """OpenTelemetry traces and GenAI metrics (off by default). With ``exporter: otlp``
+    spans and metrics go to ``endpoint`` (OTLP over HTTP); ``none`` keeps them in the
+    process (tests read them with the SDK's in-memory exporter)."""
+
+    enabled: bool = False
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    endpoint: str | None = None  # default: the exporter's (OTEL_EXPORTER_OTLP_ENDPOINT)
+    headers: dict[str, str] = Field(default_factory=dict)
+    service_name: str = Field(default="portway", min_length=1)
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    metrics: bool = True
+    metrics_interval_seconds: float = Field(default=60.0, gt=0)
+
+
 def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
@@ -425,6 +458,8 @@ class Settings(_Strict):
     database_url: str = "sqlite:///./.portway/portway.db"
     redis_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # ``json``: one JSON object per line with the request id and trace id (never content).
+    log_format: Literal["text", "json"] = "text"
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     server: ServerConfig = Field(default_factory=ServerConfig)
     models: list[ModelConfig] = Field(default_factory=_default_models)
@@ -433,6 +468,8 @@ class Settings(_Strict):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     keys: KeysConfig = Field(default_factory=KeysConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    request_log: RequestLogConfig = Field(default_factory=RequestLogConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     accounting: AccountingConfig = Field(default_factory=AccountingConfig)
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)

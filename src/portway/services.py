@@ -23,6 +23,7 @@ from portway.guardrails.policy import Policies
 from portway.guardrails.registry import GuardrailRegistry
 from portway.guardrails.stage import GuardrailStage
 from portway.observability.metrics import Metrics
+from portway.observability.service import Observability
 from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.client import ModelClient
 from portway.pipeline.service import Pipeline
@@ -90,6 +91,7 @@ class Services:
     batches: Batches
     responses: Responses
     sketches: Sketches
+    observability: Observability
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
@@ -193,6 +195,7 @@ class Services:
             ),
             responses=responses,
             sketches=Sketches.build(settings, database, models, accounting.keys, known_model),
+            observability=Observability(settings, database),
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,
@@ -205,6 +208,7 @@ class Services:
                 "(set PORTWAY_MASTER_KEY or master_key in the config to require a key)"
             )
         await self.database.start()
+        await self.observability.start()
         await self.accounting.start(self.catalog)
         await self.system.start()
         await self.retrieval.start()
@@ -234,6 +238,7 @@ class Services:
             await code_interpreter.close()
         await self.retrieval.close()
         await self.accounting.close()
+        await self.observability.close()
         await self.database.close()
 
 

@@ -163,6 +163,49 @@ def test_an_embeddings_batch(client: openai.OpenAI, fake_openai: FakeOpenAI) -> 
         assert_matches("CreateEmbeddingResponse", line["response"]["body"])
 
 
+def test_a_text_completions_batch(client: openai.OpenAI, fake_openai: FakeOpenAI) -> None:
+    lines = [
+        {
+            "custom_id": f"txt-{i}",
+            "method": "POST",
+            "url": "/v1/completions",
+            "body": {"model": MODEL, "prompt": f"line {i}", "max_tokens": 5},
+        }
+        for i in range(4)
+    ]
+    # best_of below n is refused per line, as the endpoint refuses it.
+    lines.append(
+        {
+            "custom_id": "txt-bad",
+            "method": "POST",
+            "url": "/v1/completions",
+            "body": {"model": MODEL, "prompt": "x", "n": 2, "best_of": 1},
+        }
+    )
+    batch = client.batches.create(
+        input_file_id=upload(client, jsonl(lines)),
+        endpoint="/v1/completions",
+        completion_window="24h",
+    )
+    batch = wait_for(client, batch.id)
+    assert batch.status == "completed"
+    assert batch.request_counts is not None
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (4, 1)
+    output = {line["custom_id"]: line for line in file_lines(client, batch.output_file_id)}
+    for i in range(4):
+        body = output[f"txt-{i}"]["response"]["body"]
+        assert_matches("CreateCompletionResponse", body)
+        assert body["choices"][0]["text"] == f" completed: line {i}"
+    errors = file_lines(client, batch.error_file_id)
+    assert [line["custom_id"] for line in errors] == ["txt-bad"]
+    assert errors[0]["response"]["status_code"] == 400
+    assert errors[0]["response"]["body"]["error"]["param"] == "best_of"
+    upstream_prompts = sorted(
+        r.body["prompt"] for r in fake_openai.requests if r.path == "/v1/completions"
+    )
+    assert upstream_prompts == [f"line {i}" for i in range(4)]
+
+
 def test_a_cancelled_batch_stops(client: openai.OpenAI, fake_openai: FakeOpenAI) -> None:
     fake_openai.default = Reply(delay=0.2)
     lines = [chat_line(f"c-{i}", f"slow {i}") for i in range(200)]

@@ -71,6 +71,8 @@ def _delta_text(chunk: ModelChunk, into: list[str]) -> None:
 
 
 class UsageRecorder(Stage):
+    span_name = "ledger"
+
     def __init__(
         self,
         writer: LedgerWriter,
@@ -142,6 +144,8 @@ class UsageRecorder(Stage):
                 logger.exception("truing up a rate limit to the real usage failed")
         for observe in self._observers:
             observe(record)
+        if ctx.trace is not None:
+            ctx.trace.record(ctx.call_span, record)
         future = self._writer.submit(record)
         if future is not None and status != CLIENT_CLOSED:
             await self._writer.wait(future)

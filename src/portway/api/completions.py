@@ -16,8 +16,9 @@ from portway.protocol.completions import CompletionRequest
 router = APIRouter()
 
 
-def _check(body: CompletionRequest) -> None:
-    """What OpenAI refuses across parameters (each field alone was validated already)."""
+def check_completion(body: CompletionRequest) -> None:
+    """What OpenAI refuses across parameters (each field alone was validated already);
+    batch lines are held to the same rules."""
     best_of = body.choices_per_prompt if body.best_of is None else body.best_of
     if best_of < body.choices_per_prompt:
         raise InvalidRequestError(
@@ -35,7 +36,7 @@ def _check(body: CompletionRequest) -> None:
 async def create_completion(request: Request) -> Response:
     services = services_of(request)
     body = await read_body(request, CompletionRequest)
-    _check(body)
+    check_completion(body)
     ctx = call_context(request, body)
     if not body.stream:
         try:

@@ -21,7 +21,7 @@ def query_choice(request: Request, name: str, choices: frozenset[str]) -> str | 
     return value
 
 
-def _limit(raw: str | None, default: int, maximum: int) -> int:
+def parse_limit(raw: str | None, default: int, maximum: int) -> int:
     if raw is None:
         return default
     if not raw.strip().lstrip("-").isdigit():
@@ -50,7 +50,7 @@ def page_request(
     params = request.query_params
     order = query_choice(request, "order", frozenset({"asc", "desc"})) or "desc"
     return PageRequest(
-        limit=_limit(params.get("limit"), default_limit, max_limit),
+        limit=parse_limit(params.get("limit"), default_limit, max_limit),
         order=order,  # type: ignore[arg-type]
         after=params.get("after") or None,
         before=(params.get("before") or None) if before else None,

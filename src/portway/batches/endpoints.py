@@ -3,22 +3,25 @@
 A handler turns a line's ``body`` into the endpoint's request (a 400 when it is not
 one) and answers it through the one door (``ModelClient``) for the batch's creator:
 its limits, budgets, routes and ledger row (``endpoint`` ``batches``), at the batch's
-queue priority and price factor. ``/v1/responses`` lines are served by the Responses
+queue priority and price factor. Chat, text completion and embedding lines are one
+model call each; ``/v1/responses`` lines are served by the Responses
 API's handler (``responses.batch_lines``), registered where both are built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from portway.api.completions import check_completion
 from portway.api.wire import parse_model
 from portway.errors import InvalidRequestError
 from portway.limits.stage import PRIORITY_HEADER
 from portway.pipeline.base import ModelRequest, ModelResult
 from portway.pipeline.client import ModelClient
 from portway.protocol.chat import ChatCompletionRequest
+from portway.protocol.completions import CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest
 from portway.security.principal import Principal
 
@@ -44,9 +47,15 @@ class LineHandler(Protocol):
 class ModelLines:
     """Lines answered by one model call of the request type ``wire``."""
 
-    def __init__(self, models: ModelClient, wire: type[ChatCompletionRequest | EmbeddingRequest]):
+    def __init__(
+        self,
+        models: ModelClient,
+        wire: type[ModelRequest],
+        check: Callable[[Any], None] | None = None,
+    ) -> None:
         self._models = models
         self._wire = wire
+        self._check = check  # the endpoint's own checks across parameters
 
     async def __call__(self, body: dict[str, Any], call: LineCall) -> ModelResult:
         if body.get("stream"):
@@ -55,6 +64,8 @@ class ModelLines:
                 param="stream",
             )
         request: ModelRequest = parse_model(body, self._wire)
+        if self._check is not None:
+            self._check(request)
         ctx = self._models.context(
             request,
             principal=call.principal,
@@ -69,6 +80,7 @@ class ModelLines:
 def default_handlers(models: ModelClient) -> dict[str, LineHandler]:
     return {
         "/v1/chat/completions": ModelLines(models, ChatCompletionRequest),
+        "/v1/completions": ModelLines(models, CompletionRequest, check_completion),
         "/v1/embeddings": ModelLines(models, EmbeddingRequest),
     }
 

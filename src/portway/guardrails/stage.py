@@ -53,6 +53,8 @@ class GuardrailStage(Stage):
     def _report(self, ctx: CallContext, session: GuardSession) -> None:
         for action in session.actions:
             self._observe(action)
+            if ctx.trace is not None:
+                ctx.trace.guardrail(action.guardrail, action.action)
             logger.info(
                 "guardrail %s %s %s in request %s (model %s)",
                 action.guardrail,

@@ -45,6 +45,8 @@ def _total_tokens(usage: Any) -> int | None:
 
 
 class KeyRateLimitStage(Stage):
+    span_name = "limits"
+
     def __init__(self, limiter: RateLimiter) -> None:
         self._limiter = limiter
 

@@ -19,8 +19,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from portway.accounting.ledger import UsageRecord
+from portway.observability.trace import GENAI_OPERATIONS_BY_ENDPOINT
 
 NANOS_PER_USD = 1_000_000_000
+# The OpenTelemetry GenAI metrics' advised buckets (seconds, tokens).
+GENAI_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48)
+GENAI_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 BREAKER_STATES = ("closed", "open", "half_open")
 UNKNOWN_MODEL = "unknown"
@@ -122,6 +126,29 @@ class Metrics:
             ["guardrail", "action"],
             registry=self.registry,
         )
+        # The OpenTelemetry GenAI metrics under their Prometheus names (dots as underscores).
+        genai = ["gen_ai_operation_name", "gen_ai_request_model"]
+        self._genai_tokens = Histogram(
+            "gen_ai_client_token_usage",
+            "GenAI: tokens per model call, by token type (input, output)",
+            [*genai, "gen_ai_token_type"],
+            buckets=GENAI_TOKEN_BUCKETS,
+            registry=self.registry,
+        )
+        self._genai_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "GenAI: duration of model calls",
+            genai,
+            buckets=GENAI_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._genai_ttft = Histogram(
+            "gen_ai_server_time_to_first_token_seconds",
+            "GenAI: streams, time to the first token",
+            genai,
+            buckets=GENAI_DURATION_BUCKETS,
+            registry=self.registry,
+        )
         self._snapshots = _Snapshots()
         self.registry.register(self._snapshots)
 
@@ -132,8 +159,15 @@ class Metrics:
         model = record.model if record.model in self._models else UNKNOWN_MODEL
         self._requests.labels(model, str(record.status), record.cache_status or "none").inc()
         self._latency.labels(model).observe(record.latency_ms / 1000)
+        operation = GENAI_OPERATIONS_BY_ENDPOINT.get(record.endpoint, "chat")
+        self._genai_duration.labels(operation, model).observe(record.latency_ms / 1000)
         if record.ttft_ms is not None:
             self._ttft.labels(model).observe(record.ttft_ms / 1000)
+            self._genai_ttft.labels(operation, model).observe(record.ttft_ms / 1000)
+        if record.prompt_tokens:
+            self._genai_tokens.labels(operation, model, "input").observe(record.prompt_tokens)
+        if record.completion_tokens:
+            self._genai_tokens.labels(operation, model, "output").observe(record.completion_tokens)
         for kind, count in (
             ("prompt", record.prompt_tokens),
             ("completion", record.completion_tokens),

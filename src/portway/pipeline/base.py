@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from portway.observability.trace import RequestTrace, current_trace
 from portway.protocol.chat import ChatCompletionChunkDict, ChatCompletionDict, ChatCompletionRequest
 from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
@@ -100,6 +101,10 @@ class CallContext:
     # The ledger records the call's cost times this (a batch line's discount).
     price_factor: float = 1.0
     usage_listeners: list[UsageListener] = field(default_factory=list)
+    # The HTTP request this call serves (its spans and records), if any; ``call_span`` is
+    # this call's span in it (see ``observability.trace``).
+    trace: RequestTrace | None = field(default_factory=current_trace, repr=False)
+    call_span: int = -1
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -137,6 +142,8 @@ class Stage:
     """
 
     operations: ClassVar[frozenset[Operation]] = frozenset(OPERATIONS)
+    # Its name in traces (empty: the class name, see ``span_name``).
+    span_name: ClassVar[str] = ""
 
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         return await call_next(ctx)
@@ -192,9 +199,28 @@ def compose(stages: Sequence[Stage]) -> Handlers:
     return Handlers(complete, stream)
 
 
+def span_name(stage: Stage) -> str:
+    """A stage's name in traces: its ``span_name``, else its class name in lower case."""
+    if stage.span_name:
+        return stage.span_name
+    return type(stage).__name__.removesuffix("Stage").lower()
+
+
 def _bind_complete(stage: Stage, call_next: CompleteHandler) -> CompleteHandler:
+    name = span_name(stage)
+
     async def handler(ctx: CallContext) -> ModelResult:
-        return await stage.complete(ctx, call_next)
+        trace = ctx.trace
+        if trace is None:
+            return await stage.complete(ctx, call_next)
+        span = trace.open(name, "stage")
+        try:
+            result = await stage.complete(ctx, call_next)
+        except BaseException as error:
+            trace.close(span, error)
+            raise
+        trace.close(span)
+        return result
 
     return handler
 

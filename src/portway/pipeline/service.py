@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, cast
 
+from portway.observability.trace import GENAI_OPERATIONS, RequestTrace
 from portway.pipeline.base import (
     CallContext,
     CompleteHandler,
@@ -60,24 +61,24 @@ class Pipeline:
     async def complete(self, ctx: CallContext) -> ChatCompletionDict:
         assert self._complete is not None, "Pipeline used before assemble()"
         ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
-        return cast(ChatCompletionDict, await self._complete(ctx))
+        return cast(ChatCompletionDict, await _traced(self._complete, ctx))
 
     async def embed(self, ctx: CallContext) -> EmbeddingResponseDict:
         assert self._embed is not None, "Pipeline used before assemble()"
         ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
-        return cast(EmbeddingResponseDict, await self._embed(ctx))
+        return cast(EmbeddingResponseDict, await _traced(self._embed, ctx))
 
     async def completion(self, ctx: CallContext) -> CompletionDict:
         """A legacy text completion (``/v1/completions``), answered whole."""
         assert self._completion is not None, "Pipeline used before assemble()"
         ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
-        return cast(CompletionDict, await self._completion(ctx))
+        return cast(CompletionDict, await _traced(self._completion, ctx))
 
     async def respond(self, ctx: CallContext) -> dict[str, Any]:
         """A ``/v1/responses`` create forwarded to a native upstream: its Response object."""
         assert self._response is not None, "Pipeline used before assemble()"
         ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
-        return cast(dict[str, Any], await self._response(ctx))
+        return cast(dict[str, Any], await _traced(self._response, ctx))
 
     def stream_response(self, ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
         """A native response's stream events, as the upstream sent them (usage included)."""
@@ -96,12 +97,53 @@ class Pipeline:
         assert self._streams, "Pipeline used before assemble()"
         ctx.count_prompt = self._count_prompt  # type: ignore[assignment]
         include_usage = ctx.request.include_usage  # type: ignore[union-attr]
-        async with aclosing(self._streams[ctx.operation](ctx)) as chunks:  # type: ignore[type-var]
-            async for chunk in chunks:
-                if ctx.first_token_at is None:
-                    ctx.first_token_at = time.perf_counter()
-                if not include_usage:
-                    if not chunk["choices"]:
-                        continue
-                    chunk.pop("usage", None)
-                yield chunk
+        trace = ctx.trace
+        if trace is not None:
+            ctx.call_span = _open_call(trace, ctx, stream=True)
+        failure: BaseException | None = None
+        try:
+            async with aclosing(self._streams[ctx.operation](ctx)) as chunks:  # type: ignore[type-var]
+                async for chunk in chunks:
+                    if ctx.first_token_at is None:
+                        ctx.first_token_at = time.perf_counter()
+                    if not include_usage:
+                        if not chunk["choices"]:
+                            continue
+                        chunk.pop("usage", None)
+                    yield chunk
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            if trace is not None:
+                trace.close(ctx.call_span, failure)
+
+
+def _open_call(trace: RequestTrace, ctx: CallContext, *, stream: bool) -> int:
+    """The span of one pipeline call (named as the GenAI conventions name it)."""
+    operation = GENAI_OPERATIONS[ctx.operation]
+    return trace.open(
+        f"{operation} {ctx.model}",
+        "call",
+        {
+            "gen_ai.operation.name": operation,
+            "gen_ai.request.model": ctx.model,
+            "portway.endpoint": ctx.endpoint,
+            "portway.stream": stream,
+        },
+    )
+
+
+async def _traced(handler: CompleteHandler, ctx: CallContext) -> Any:
+    """A whole call, in a span of its own when it serves an HTTP request."""
+    trace = ctx.trace
+    if trace is None:
+        return await handler(ctx)
+    ctx.call_span = _open_call(trace, ctx, stream=False)
+    try:
+        result = await handler(ctx)
+    except BaseException as error:
+        trace.close(ctx.call_span, error)
+        raise
+    trace.close(ctx.call_span)
+    return result

@@ -54,6 +54,7 @@ from portway.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from portway.observability.trace import NO_SPAN, AttemptSpan, NoSpan
 from portway.pipeline.base import (
     CallContext,
     CompleteHandler,
@@ -718,10 +719,11 @@ class Router(Terminal):
             attempt = group.start_attempt(pick, admission)
             limit = call.limit(attempt_timeout)
             try:
-                if limit is None:
-                    return attempt, await run(attempt)
-                async with asyncio.timeout(limit):
-                    return attempt, await run(attempt)
+                with _attempt_span(ctx, deployment, group.name, call.attempts):
+                    if limit is None:
+                        return attempt, await run(attempt)
+                    async with asyncio.timeout(limit):
+                        return attempt, await run(attempt)
             except TimeoutError:
                 error = UpstreamTimeoutError(
                     f"The deployment `{deployment.id}` did not answer in time"
@@ -891,6 +893,16 @@ class Router(Terminal):
 
 async def _no_classifier(request: ChatCompletionRequest, parent: CallContext) -> ChatCompletionDict:
     raise ServiceUnavailableError("No classifier client was given to the router.")
+
+
+def _attempt_span(
+    ctx: CallContext, deployment: Deployment, group: str, number: int
+) -> AttemptSpan | NoSpan:
+    """The attempt's span and upstream wait in the request's trace (a no-op without one)."""
+    trace = ctx.trace
+    if trace is None:
+        return NO_SPAN
+    return trace.attempt(deployment.id, deployment.config.provider, group, number)
 
 
 def _log_failure(ctx: CallContext, deployment: Deployment, error: PortwayError) -> None:

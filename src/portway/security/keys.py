@@ -91,6 +91,7 @@ def principal_for(found: KeyWithBudgets) -> Principal:
     return Principal(
         kind="virtual_key",
         key_id=key.id,
+        name=key.name,
         user=key.user_id,
         team=key.team_id,
         allowed_models=key.allowed_models,

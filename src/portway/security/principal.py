@@ -25,6 +25,7 @@ class BudgetRef:
 class Principal:
     kind: PrincipalKind
     key_id: str | None = None
+    name: str | None = None  # the key's display name (request log, console)
     user: str | None = None
     team: str | None = None
     allowed_models: tuple[str, ...] | None = None

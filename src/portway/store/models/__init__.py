@@ -20,6 +20,7 @@ from portway.store.models.files import (
     VectorStoreRow,
 )
 from portway.store.models.keys import VirtualKeyRow
+from portway.store.models.request_log import RequestLogRow
 from portway.store.models.responses import (
     ConversationRow,
     ItemRow,
@@ -41,6 +42,7 @@ __all__ = [
     "FileRow",
     "ItemRow",
     "MessageRow",
+    "RequestLogRow",
     "ResponseEventRow",
     "ResponseRow",
     "RunRow",
