@@ -5,7 +5,12 @@ of it (another process), and drives the same closed-loop load at each: a fixed
 concurrency for a fixed number of chat completion requests. Prints RPS and p50/p99 for
 both and the difference. Everything runs on loopback.
 
-    python benchmarks/overhead.py [--requests 5000] [--concurrency 32]
+    python benchmarks/overhead.py [--requests 5000] [--concurrency 32] [--workers 2]
+    python benchmarks/overhead.py --compare-workers 1,2   # throughput per worker count
+
+The load generator is this process (one asyncio loop, aiohttp); Portway and the upstream
+each run in their own processes (with ``--workers N``, Portway's supervisor and its N
+workers).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,15 +82,30 @@ class Result:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), robust to a busy machine."""
+    """User + system CPU time of a process and its children (Linux /proc: a supervisor's
+    workers), robust to a busy machine."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for_ready(port: int, timeout: float = 60.0) -> None:
+    """Until Portway answers ``/health/ready`` (every worker of it may still be starting)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"Portway on port {port} did not become ready")
 
 
 def wait_for_port(port: int, timeout: float = 60.0) -> None:
@@ -142,6 +163,7 @@ def upstream_and_portway(
     launcher: Sequence[str] = (sys.executable, "-m", "portway"),
     env: Mapping[str, str] | None = None,
     startup_timeout: float = 60.0,
+    workers: int = 1,
 ) -> Iterator[tuple[str, str, int]]:
     """Run the instant upstream and a Portway in front of it, each in its own process.
 
@@ -169,12 +191,14 @@ def upstream_and_portway(
             str(config),
             "--port",
             str(portway_port),
+            *(("--workers", str(workers)) if workers > 1 else ()),
         ]
         try:
             processes.append(subprocess.Popen([sys.executable, "-c", UPSTREAM, str(upstream_port)]))
             processes.append(subprocess.Popen(serve, env=portway_env))
             wait_for_port(upstream_port)
             wait_for_port(portway_port, startup_timeout)
+            wait_for_ready(portway_port, startup_timeout)
             yield (
                 f"http://127.0.0.1:{upstream_port}/v1/chat/completions",
                 f"http://127.0.0.1:{portway_port}/v1/chat/completions",
@@ -202,14 +226,41 @@ def show(title: str, results: tuple[Result, Result]) -> None:
     )
 
 
+def compare_workers(counts: list[int], requests: int, concurrency: int, extra: str) -> None:
+    """Throughput at ``concurrency`` for each worker count, against the same upstream."""
+    print(f"{os.cpu_count()} cores; {requests} chat completions at concurrency {concurrency}\n")
+    print(f"{'workers':<10}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    baseline = None
+    for count in counts:
+        with upstream_and_portway(extra, workers=count) as (_, portway_url, _):
+            result = asyncio.run(drive(f"{count}", portway_url, requests, concurrency))
+        baseline = baseline or result.rps
+        print(
+            f"{result.name:<10}{result.rps:>10.0f}{result.p50_ms:>10.3f}"
+            f"{result.p99_ms:>10.3f}{result.errors:>8}   x{result.rps / baseline:.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--config-extra", default="", help="YAML appended to the bench config")
+    parser.add_argument("--workers", type=int, default=1, help="portway serve --workers N")
+    parser.add_argument(
+        "--compare-workers", help="comma-separated worker counts: throughput of each"
+    )
     args = parser.parse_args()
+    if args.compare_workers:
+        counts = [int(count) for count in args.compare_workers.split(",")]
+        compare_workers(counts, args.requests, args.concurrency, args.config_extra)
+        return
 
-    with upstream_and_portway(args.config_extra) as (direct_url, portway_url, portway_pid):
+    with upstream_and_portway(args.config_extra, workers=args.workers) as (
+        direct_url,
+        portway_url,
+        portway_pid,
+    ):
         loaded = (
             asyncio.run(drive("direct", direct_url, args.requests, args.concurrency)),
             asyncio.run(drive("portway", portway_url, args.requests, args.concurrency)),
@@ -222,7 +273,8 @@ def main() -> None:
         )
         cpu_per_request = (cpu_seconds(portway_pid) - cpu_before) / (serial + 4)
 
-    print(f"{os.cpu_count()} cores; chat completions against an instant upstream\n")
+    print(f"{os.cpu_count()} cores; chat completions against an instant upstream")
+    print(f"portway serve --workers {args.workers}\n")
     show(f"throughput: {args.requests} requests at concurrency {args.concurrency}", loaded)
     show(f"latency: {serial} requests at concurrency 1", unloaded)
     print(f"Portway CPU per request: {cpu_per_request * 1e6:.0f} us")

@@ -126,10 +126,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--db", type=Path, help="keep the filled database here (reused)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "portway.db"
+        path = args.db or Path(directory) / "portway.db"
         url = f"sqlite:///{path}"
+        if path.exists():
+            asyncio.run(measure(url, args.repeat, args.rows))
+            return
 
         async def migrate() -> None:
             database = Database(url)

@@ -157,6 +157,13 @@ GUARDRAIL_UNITS = [
     "<A",
     "AKIA",
     "+1",
+    "![a](",
+    "[a](http://x",
+    "<img src=",
+    "https://a.b/",
+    "born 1/",
+    "bc1q",
+    "0x0",
 ]
 guardrail_text = st.one_of(
     client_text,
@@ -174,6 +181,9 @@ def _guardrails(text: str) -> None:
     session = GuardSession()
     for name in ("pii", "secrets", "prompt_injection"):
         registry.get(name).check_input(text, "redact", session)
+    sanitize = registry.get("sanitize").configured({"html": True})
+    sanitize.check_output(text, "redact", session)
+    sanitize.stream_hold(text)
     restorer = StreamRestorer(session)
     for start in range(0, len(text), 4096):
         restorer.feed("content", text[start : start + 4096])

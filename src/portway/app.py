@@ -25,6 +25,7 @@ from portway.api import (
     files,
     health,
     models,
+    privacy,
     request_log,
     responses,
     threads,
@@ -110,7 +111,7 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
     # /v1/responses serves zero-retention keys too: their responses are never stored.
     for module in (chat, completions, models, embeddings, responses):
         app.include_router(module.router, include_in_schema=False)
-    for module in (health, admin, cache_admin, request_log):
+    for module in (health, admin, cache_admin, privacy, request_log):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
     for module in (files, vector_stores, assistants, threads, batches, conversations, sketch_api):

@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from portway.config import ConfigError, Settings, load_settings
+from pydantic import ValidationError
+
+from portway.config import ConfigError, Settings, format_validation_error, load_settings
 
 
 def _configure_logging(level: str, log_format: str = "text") -> None:
@@ -16,39 +18,27 @@ def _configure_logging(level: str, log_format: str = "text") -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from portway.app import create_app
-    from portway.serving import DrainingServer
+    from portway.processes.supervisor import STARTUP_FAILURE, Supervisor, resolve_workers
+    from portway.serving import serve
 
     settings = load_settings(args.config)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides: dict[str, object] = {
+        k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
+    }
+    if args.workers is not None:
+        overrides["server"] = {**settings.server.model_dump(), "workers": args.workers}
     if overrides:
-        settings = Settings.model_validate(settings.model_dump() | overrides)
+        try:
+            settings = Settings.model_validate(settings.model_dump() | overrides)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, "the command line")) from None
     _configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
-    services = app.state.services
-
-    def drain() -> None:
-        services.draining = True
-
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=args.access_log,
-        # JSON logs: uvicorn's loggers propagate to the root handler instead of their own.
-        **({"log_config": None} if settings.log_format == "json" else {}),
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=settings.server.drain_timeout_seconds,
-    )
-    server = DrainingServer(
-        config, on_drain=drain, unready_delay=settings.server.unready_delay_seconds
-    )
-    server.run()
-    return 0
+    workers = resolve_workers(settings.server.workers)
+    server = settings.server.model_copy(update={"workers": workers})
+    settings = settings.model_copy(update={"server": server})
+    if workers > 1:
+        return Supervisor(settings, workers, access_log=args.access_log).run()
+    return 0 if serve(settings, access_log=args.access_log) else STARTUP_FAILURE
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
@@ -71,6 +61,20 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of at least 1 or `auto`, not {value!r}"
+        )
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portway", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (default 8080)")
     serve.add_argument("--config", help="YAML config file (default $PORTWAY_CONFIG)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="processes sharing the port: a number or `auto` (one per core); default 1 "
+        "(or server.workers in the config)",
+    )
     serve.set_defaults(handler=_serve)
     db = commands.add_parser("db", help="manage the database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -86,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("--config", help="YAML config file (default $PORTWAY_CONFIG)")
     upgrade.set_defaults(handler=_db_upgrade)
     from portway.accounting.cli import add_commands
+    from portway.privacy.cli import add_commands as add_privacy_commands
 
     add_commands(commands)
+    add_privacy_commands(commands)
     from portway.sketch.cli import add_command as add_sketch
 
     add_sketch(commands)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from portway.periods import Period
+from portway.retention import parse_retention
 from portway.routing.config import RouteEntry, check_router_references
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
@@ -51,7 +52,9 @@ class PriceConfig(_Strict):
     output: float = Field(default=0.0, ge=0)
 
 
-ContextStrategyName = Literal["off", "truncate", "middle-out", "fallback", "error"]
+ContextStrategyName = Literal[
+    "off", "truncate", "middle-out", "summarize", "retrieve", "fallback", "error"
+]
 
 
 class ContextConfig(_Strict):
@@ -61,6 +64,22 @@ class ContextConfig(_Strict):
     # Room kept for the answer; unset: the request's max tokens, else the output cap,
     # at most half the window.
     reserve_output_tokens: int | None = Field(default=None, ge=0)
+    # The model that writes summaries (``summarize``, ``retrieve``); unset: this group.
+    summarizer_model: str | None = None
+    # The longest summary asked of the summarizer (its ``max_tokens``).
+    summary_max_tokens: int = Field(default=256, ge=16)
+    # ``retrieve``: at most this many older turns are put back next to the summary.
+    retrieve_max_turns: int = Field(default=4, ge=1)
+
+
+class CompactionConfig(_Strict):
+    """The key that seals ``compaction`` items (Responses): a Fernet key (urlsafe base64
+    of 32 bytes); unset: ``key_file`` is read, else generated there (0600) on first start
+    (``key_file`` unset: ``compaction.key`` in the data directory, next to the SQLite
+    database, else ``./.portway``)."""
+
+    key: SecretStr | None = None
+    key_file: str | None = None
 
 
 GuardrailMode = Literal["block", "redact", "monitor"]
@@ -74,6 +93,8 @@ class GuardrailPolicy(_Strict):
     name: str = Field(min_length=1)
     mode: GuardrailMode = "monitor"
     scope: GuardrailScope = "both"
+    # The guardrail's own settings (pii: ``entities``; sanitize: ``allowed_hosts``, ``html``).
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class ModelConfig(_Strict):
@@ -405,7 +426,12 @@ class ResponsesConfig(_Strict):
 
 
 class ServerConfig(_Strict):
-    """How ``portway serve`` shuts down on SIGTERM (readiness first, then a bounded drain)."""
+    """How ``portway serve`` runs: its worker processes, and how it shuts down on SIGTERM
+    (readiness first, then a bounded drain)."""
+
+    # Processes sharing the port (`--workers` overrides it); "auto": one per CPU core.
+    # Several share state through the database and Redis as separate replicas do.
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
 
     # /health/ready answers 503 this long before the listener closes, so a load balancer
     # stops sending first (set it above the balancer's probe interval).
@@ -451,6 +477,33 @@ def _default_models() -> list[ModelConfig]:
     return [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
 
 
+class PrivacyConfig(_Strict):
+    """Retention of stored content (responses, conversations, threads, files...)."""
+
+    # The default for keys and teams that set none of their own: null keeps content until
+    # it is deleted; ``none`` is zero retention for every key; N purges after N days.
+    retention: str | None = None
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> str | None:
+        return parse_retention(value)
+
+
+class AuditConfig(_Strict):
+    """The hash-chained audit log (``security/audit_chain.py``)."""
+
+    enabled: bool = True
+    # Also one record per model call: who, model, endpoint, status, guardrails that fired.
+    requests: bool = False
+    # Checkpoint signing key; else $PORTWAY_AUDIT_KEY, else ``key_file`` (made if absent).
+    signing_key: SecretStr | None = None
+    key_file: str = "./.portway/audit.key"
+    checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
+    flush_interval_ms: int = Field(default=200, ge=1)
+
+
 class Settings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -480,9 +533,16 @@ class Settings(_Strict):
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
     batches: BatchesConfig = Field(default_factory=BatchesConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    compaction: CompactionConfig = Field(default_factory=CompactionConfig)
     sketch: SketchConfig = Field(default_factory=SketchConfig)
     # Guardrails for every model (a model entry's own ``guardrails`` overrides them).
     guardrails: list[GuardrailPolicy] = Field(default_factory=list)
+    # The server key sealing stored secrets (a conversation's pseudonyms): 32 bytes,
+    # URL-safe base64; unset: read from (or created in, mode 0600) ``sealing_key_file``.
+    sealing_key: SecretStr | None = None
+    sealing_key_file: str = "./.portway/sealing.key"
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @field_validator("models")
     @classmethod
@@ -494,6 +554,18 @@ class Settings(_Strict):
     @model_validator(mode="after")
     def _router_names_known_models(self) -> Settings:
         check_router_references(self.router, {model.name for model in self.models})
+        return self
+
+    @model_validator(mode="after")
+    def _summarizers_are_declared_models(self) -> Settings:
+        names = {model.name for model in self.models}
+        for index, model in enumerate(self.models):
+            summarizer = model.context.summarizer_model if model.context else None
+            if summarizer is not None and summarizer not in names:
+                raise ValueError(
+                    f"models[{index}].context.summarizer_model: {summarizer!r} is not a "
+                    "declared model"
+                )
         return self
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,29 +19,43 @@ from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
 from portway.context.policy import ContextPolicy
+from portway.context.sealing import key_path
 from portway.context.stage import ContextStage
+from portway.context.wiring import build_compactor
 from portway.guardrails.policy import Policies
 from portway.guardrails.registry import GuardrailRegistry
 from portway.guardrails.stage import GuardrailStage
+from portway.guardrails.vault import PseudonymVault
 from portway.observability.metrics import Metrics
 from portway.observability.service import Observability
 from portway.pipeline.base import CallContext, Stage
 from portway.pipeline.client import ModelClient
 from portway.pipeline.service import Pipeline
+from portway.privacy.erasers import build_erasers
+from portway.privacy.request_log import RequestLogBodies
+from portway.privacy.service import PrivacyService
+from portway.privacy.stage import ZeroRetentionStage
 from portway.protocol.chat import ChatCompletionDict
 from portway.providers.registry import ProviderRegistry
 from portway.responses.batch_lines import URL as RESPONSES_URL
 from portway.responses.batch_lines import ResponseLines
 from portway.responses.runtime import Responses
+from portway.retention import Retention
 from portway.retrieval.wiring import Retrieval
 from portway.routing.catalog import ModelCatalog
 from portway.routing.router import Router
 from portway.routing.state import build_breaker_store
+from portway.security.audit_chain import canonical_json
+from portway.security.audit_log import AuditLog
+from portway.security.audit_stage import AuditStage
 from portway.security.auth import Authenticator, KeyAuthenticator
+from portway.security.sealing import load_sealer
 from portway.security.system import SystemPrincipal
 from portway.sketch.wiring import Sketches
 from portway.store import Database
 from portway.store.engine import sqlite_file
+from portway.store.privacy import ContentOwnerRepository, TeamPolicyRepository
+from portway.store.pseudonyms import PseudonymStore
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +107,8 @@ class Services:
     responses: Responses
     sketches: Sketches
     observability: Observability
+    audit: AuditLog
+    privacy: PrivacyService
     model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: CacheStage | None = None
     # file_search / code_interpreter by type; the run engine reads it on every call.
@@ -105,7 +122,7 @@ class Services:
         registry = registry or ProviderRegistry()
         catalog = ModelCatalog.from_configs(settings.models, registry, settings.accounting)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, shared=settings.server.workers != 1)
         accounting = Accounting.build(settings, catalog, database)
         # Stages that make model calls of their own (the classifier, the cache's embedder)
         # reach them through the pipeline they are part of: it is assembled below.
@@ -126,17 +143,29 @@ class Services:
         # Budgets and limits bound a call by the router's own routes, never a copy of them.
         estimator = UsageEstimator(accounting.tokenizer, catalog, settings.accounting, router)
         # Always present: a key's own list may turn guardrails on (a pass-through otherwise).
+        sealing_key = settings.sealing_key.get_secret_value() if settings.sealing_key else None
         guardrails = GuardrailStage(
             Policies.build(settings, GuardrailRegistry()),
             lambda action: metrics.guardrail_action(action.guardrail, action.action),
+            PseudonymVault(
+                PseudonymStore(database),
+                lambda: load_sealer(sealing_key, settings.sealing_key_file),
+            ),
         )
-        # Outermost first: accounting (ledger, limits, budget), then the guardrails (what is
-        # cached and sent upstream is the redacted request), context fitting, the cache
-        # (keyed on the prompt that is sent), then the router.
+        audit = AuditLog.build(settings.audit, database)
+        # Summaries and retrieval of older turns: the context stage's, the Responses
+        # API's compaction and the runs' ``summarize`` truncation share one.
+        compactor = build_compactor(settings, database, estimator, models)
+        # Outermost first: the audit record of the call (metadata only, when configured),
+        # the zero-retention check, accounting (ledger, limits, budget), then the
+        # guardrails (what is cached and sent upstream is the redacted request), context
+        # fitting, the cache (keyed on the prompt that is sent), then the router.
         stages: list[Stage] = [
+            AuditStage(audit),
+            ZeroRetentionStage(),
             *accounting.stages(estimator, observers=(metrics.observe,)),
             guardrails,
-            ContextStage(ContextPolicy.from_models(settings.models), estimator),
+            ContextStage(ContextPolicy.from_models(settings.models), estimator, compactor),
             *([cache] if cache else []),
             router,
         ]
@@ -162,11 +191,30 @@ class Services:
             accounting.tokenizer,
             accounting.keys,
             known_model=known_model,
+            compactor=compactor,
+        )
+        observability = Observability(settings, database)
+        privacy = PrivacyService(
+            ContentOwnerRepository(database),
+            TeamPolicyRepository(database),
+            accounting.keys.keys,
+            build_erasers(database, retrieval.files),
+            settings.privacy,
+            audit,
+            cache,
+        )
+        # Request bodies in the request log are content: user deletion and retention.
+        privacy.register(
+            RequestLogBodies(
+                observability.request_log.repository, observability.request_log.writer.flush
+            )
         )
         return cls(
             settings=settings,
             catalog=catalog,
-            authenticator=KeyAuthenticator(master_key, accounting.keys),
+            authenticator=KeyAuthenticator(
+                master_key, accounting.keys, Retention.of(settings.privacy.retention)
+            ),
             pipeline=pipeline,
             models=models,
             system=system,
@@ -195,11 +243,22 @@ class Services:
             ),
             responses=responses,
             sketches=Sketches.build(settings, database, models, accounting.keys, known_model),
-            observability=Observability(settings, database),
+            observability=observability,
+            audit=audit,
+            privacy=privacy,
             model_cards=_model_cards(catalog, router, int(time.time())),
             cache=cache,
             builtin_tools=builtin_tools,
         )
+
+    def drain(self) -> None:
+        """Shutdown begins (SIGTERM): readiness turns false and no more queued runs,
+        responses or batches are claimed here, so other replicas take them; what this
+        process already executes goes on until ``close`` hands it back."""
+        self.draining = True
+        self.assistants.workers.drain()
+        self.responses.workers.drain()
+        self.batches.workers.drain()
 
     async def start(self) -> None:
         if self.settings.master_key is None:
@@ -209,6 +268,8 @@ class Services:
             )
         await self.database.start()
         await self.observability.start()
+        await self.audit.start()
+        await self.audit.record("config.load", "system", None, settings_digest(self.settings))
         await self.accounting.start(self.catalog)
         await self.system.start()
         await self.retrieval.start()
@@ -222,10 +283,12 @@ class Services:
         await self.assistants.start()
         await self.batches.start()
         await self.responses.start()
+        await self.privacy.start()
         await self.sketches.start()
 
     async def close(self) -> None:
         await self.sketches.close()
+        await self.privacy.close()
         await self.responses.close()
         await self.batches.close()
         await self.assistants.close()
@@ -239,7 +302,18 @@ class Services:
         await self.retrieval.close()
         await self.accounting.close()
         await self.observability.close()
+        await self.audit.close()
         await self.database.close()
+
+
+def settings_digest(settings: Settings) -> dict[str, Any]:
+    """What the audit log keeps of the configuration a process started with: a hash
+    (secrets appear masked, so it never holds one) and the declared model names."""
+    dumped = canonical_json(settings.model_dump(mode="json"))
+    return {
+        "sha256": hashlib.sha256(dumped.encode("utf-8")).hexdigest(),
+        "models": [model.name for model in settings.models],
+    }
 
 
 def _protected_paths(settings: Settings) -> list[Path]:
@@ -252,4 +326,6 @@ def _protected_paths(settings: Settings) -> list[Path]:
         paths.append(Path(settings.ledger.journal_dir))
     if settings.cache.backend == "sqlite":
         paths.append(Path(settings.cache.sqlite_path))
+    paths.append(Path(settings.audit.key_file))
+    paths.append(key_path(settings.compaction, settings.database_url))
     return paths

@@ -10,11 +10,14 @@ the ledger. A second signal skips the rest of the unready delay.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
+
+from portway.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -44,3 +47,34 @@ class DrainingServer(uvicorn.Server):
         if self._exit_at is not None and time.monotonic() >= self._exit_at:
             self.should_exit = True
         return await super().on_tick(counter)
+
+
+def serve(
+    settings: Settings, *, access_log: bool, sockets: list[socket.socket] | None = None
+) -> bool:
+    """Run Portway's HTTP server until it is told to stop; False if it never started.
+
+    ``sockets``: listeners already bound (a ``--workers`` worker inherits its own); without
+    them uvicorn binds ``settings.host:port`` itself.
+    """
+    from portway.app import create_app
+
+    app = create_app(settings)
+    services = app.state.services
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=access_log,
+        # JSON logs: uvicorn's loggers propagate to the root handler instead of their own.
+        **({"log_config": None} if settings.log_format == "json" else {}),
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=settings.server.drain_timeout_seconds,
+    )
+    server = DrainingServer(
+        config, on_drain=services.drain, unready_delay=settings.server.unready_delay_seconds
+    )
+    server.run(sockets=sockets)
+    return server.started

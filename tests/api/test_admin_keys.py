@@ -79,9 +79,10 @@ def test_unknown_and_expired_keys_get_401(secured: PortwayServer) -> None:
     with pytest.raises(openai.AuthenticationError) as unknown:
         chat(secured, "pw-" + "x" * 43)
     assert unknown.value.status_code == 401
-    expiring = secured.create_key(MASTER, expires_in=0.3)
+    # Long enough for the first call to land before expiry on a loaded machine.
+    expiring = secured.create_key(MASTER, expires_in=2.0)
     assert chat(secured, expiring["key"]).choices
-    time.sleep(0.4)
+    time.sleep(2.1)
     with pytest.raises(openai.AuthenticationError) as expired:
         chat(secured, expiring["key"])
     assert expired.value.body["code"] == "expired_api_key"  # type: ignore[index]

@@ -1,4 +1,5 @@
-"""Zero-retention (``no_store``) keys: the stateful APIs, which store content, refuse them."""
+"""Zero-retention keys (``no_store``, the older spelling of ``retention: none``): the
+stateful APIs, which store content, refuse them with 400 ``zero_retention``."""
 
 from __future__ import annotations
 
@@ -32,12 +33,12 @@ def _client(server: PortwayServer, **fields: Any) -> openai.OpenAI:
     return server.sdk(response.json()["key"])
 
 
-def _refused(error: openai.PermissionDeniedError) -> None:
-    assert error.status_code == 403
+def _refused(error: openai.BadRequestError) -> None:
+    assert error.status_code == 400
     body: Any = error.body
-    assert body["code"] == "no_store_key"
+    assert body["code"] == "zero_retention"
     assert body["type"] == "invalid_request_error"
-    assert "no_store" in body["message"]
+    assert "zero retention" in body["message"]
 
 
 @pytest.mark.parametrize(
@@ -53,7 +54,7 @@ def _refused(error: openai.PermissionDeniedError) -> None:
 )
 def test_stateful_apis_refuse_a_no_store_key(server: PortwayServer, call: Any) -> None:
     client = _client(server, no_store=True)
-    with pytest.raises(openai.PermissionDeniedError) as caught:
+    with pytest.raises(openai.BadRequestError) as caught:
         call(client)
     _refused(caught.value)
 

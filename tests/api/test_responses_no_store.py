@@ -41,7 +41,7 @@ def test_responses_of_a_zero_retention_key_are_not_stored(
 
 
 def test_conversations_refuse_a_zero_retention_key(zero_retention: openai.OpenAI) -> None:
-    with pytest.raises(openai.PermissionDeniedError) as refused:
+    with pytest.raises(openai.BadRequestError) as refused:
         zero_retention.conversations.create()
-    assert refused.value.status_code == 403
-    assert refused.value.body["code"] == "no_store_key"  # type: ignore[index]
+    assert refused.value.status_code == 400
+    assert refused.value.body["code"] == "zero_retention"  # type: ignore[index]

@@ -1,6 +1,7 @@
 """The real local model with a 2048-token window: a 40-turn conversation is refused under
-``error`` and answered under ``truncate`` and ``middle-out``, with a prompt that fits by
-the model's own count (llama.cpp's ``usage.prompt_tokens``)."""
+``error`` and answered under ``truncate``, ``middle-out``, ``summarize`` and ``retrieve``
+(the local model writing its own summaries), with a prompt that fits by the model's own
+count (llama.cpp's ``usage.prompt_tokens``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m"
 N_CTX = 2048
 MAX_TOKENS = 16
+SUMMARY_TOKENS = 48
 
 
 def conversation(turns: int = 40) -> list[dict[str, Any]]:
@@ -43,7 +45,16 @@ def conversation(turns: int = 40) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def small(start_portway: PortwayFactory) -> PortwayServer:
     return start_portway(
-        {"models": [{"name": MODEL, "provider": "local", "options": {"n_ctx": N_CTX}}]}
+        {
+            "models": [
+                {
+                    "name": MODEL,
+                    "provider": "local",
+                    "options": {"n_ctx": N_CTX},
+                    "context": {"summary_max_tokens": SUMMARY_TOKENS},
+                }
+            ]
+        }
     )
 
 
@@ -57,7 +68,7 @@ def chat(server: PortwayServer, strategy: str) -> httpx.Response:
             "temperature": 0,
         },
         headers={"x-portway-context": strategy},
-        timeout=300,
+        timeout=900,
     )
 
 
@@ -79,5 +90,24 @@ def test_dropping_strategies_answer_within_the_window(small: PortwayServer, stra
     assert before > N_CTX - MAX_TOKENS >= after
     usage = response.json()["usage"]
     # the model's own count of the prompt it was given
+    assert usage["prompt_tokens"] + MAX_TOKENS <= N_CTX
+    assert usage["prompt_tokens"] <= after
+
+
+@pytest.mark.parametrize(
+    ("strategy", "outcome"), [("summarize", "summarized"), ("retrieve", "retrieved")]
+)
+def test_summarizing_strategies_answer_within_the_window(
+    small: PortwayServer, strategy: str, outcome: str
+) -> None:
+    response = chat(small, strategy)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-portway-context"] in (outcome, "summarized")
+    before, after = map(int, response.headers["x-portway-context-tokens"].split("->"))
+    assert before > N_CTX - MAX_TOKENS >= after
+    messages, kept = map(int, response.headers["x-portway-context-messages"].split("->"))
+    assert kept < messages
+    usage = response.json()["usage"]
+    # the model's own count of the prompt it was given, summary included
     assert usage["prompt_tokens"] + MAX_TOKENS <= N_CTX
     assert usage["prompt_tokens"] <= after

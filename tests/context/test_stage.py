@@ -221,18 +221,6 @@ def test_tool_calls_stay_with_their_results(door: PortwayServer, fake_openai: Fa
     assert calls == results
 
 
-@pytest.mark.parametrize("strategy", ["summarize", "retrieve"])
-def test_strategies_not_served_yet_are_a_clear_400(
-    door: PortwayServer, fake_openai: FakeOpenAI, strategy: str
-) -> None:
-    response = chat(door, "plain", conversation(), headers={"x-portway-context": strategy})
-    assert response.status_code == 400, response.text
-    error = response.json()["error"]
-    assert error["param"] == "x-portway-context"
-    assert "not available yet" in error["message"] and "x-portway-context" in error["message"]
-    assert fake_openai.requests == []
-
-
 def test_an_unknown_strategy_is_a_400(door: PortwayServer, fake_openai: FakeOpenAI) -> None:
     response = chat(door, "plain", conversation(), headers={"x-portway-context": "shrink"})
     assert response.status_code == 400, response.text

@@ -19,10 +19,14 @@ _SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 class PortwayProcess:
-    """``portway serve --config <yaml>`` on a free loopback port."""
+    """``portway serve --config <yaml>`` on a free loopback port, in a process group of its
+    own (with ``workers``: ``--workers N``, a supervisor and its children)."""
 
-    def __init__(self, settings: dict[str, Any], directory: Path) -> None:
+    def __init__(
+        self, settings: dict[str, Any], directory: Path, *, workers: int | None = None
+    ) -> None:
         self.port = free_port()
+        self._workers = workers
         self._config = directory / f"portway-{self.port}.yaml"
         self._config.write_text(yaml.safe_dump(settings), encoding="utf-8")
         self._log = directory / f"portway-{self.port}.log"
@@ -47,8 +51,10 @@ class PortwayProcess:
                 [
                     *(sys.executable, "-m", "portway", "serve"),
                     *("--config", str(self._config), "--port", str(self.port)),
+                    *(("--workers", str(self._workers)) if self._workers else ()),
                 ],
                 env=env,
+                start_new_session=True,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -73,11 +79,29 @@ class PortwayProcess:
     def log(self) -> str:
         return self._log.read_text(encoding="utf-8", errors="replace")
 
+    def children(self) -> list[int]:
+        """The pids of the supervisor's children (its workers and model host)."""
+        assert self._process is not None
+        pid = self._process.pid
+        try:
+            text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        except FileNotFoundError:
+            return []
+        return [int(child) for child in text.split()]
+
     def kill(self) -> None:
-        """SIGKILL: no shutdown hooks run."""
+        """SIGKILL to the whole process group (as when a container is killed): no shutdown
+        hooks run anywhere."""
         if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGKILL)
+            os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait(10)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # its children are reaped by init
+                try:
+                    os.killpg(self._process.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.02)
 
     def terminate(self) -> None:
         """Send SIGTERM and return at once (``wait`` for the exit)."""

@@ -284,3 +284,36 @@ def test_guardrail_actions_are_listed(server: PortwayServer, fake_openai: FakeOp
     entry = detail(server, raw.headers["x-request-id"]).json()
     assert "pii:redacted" in entry["guardrails"]
     assert "ana@example.com" not in str(entry)  # no content: the key does not keep bodies
+
+
+def test_a_redacted_request_keeps_no_bodies(server: PortwayServer, fake_openai: FakeOpenAI) -> None:
+    _, keeper = new_key(server, metadata={"request_log_bodies": True})
+    raw = server.sdk(keeper).chat.completions.with_raw_response.create(
+        model="guarded", messages=[{"role": "user", "content": "mail me at ana@example.com"}]
+    )
+    logged(server, raw.headers["x-request-id"])
+    entry = detail(server, raw.headers["x-request-id"]).json()
+    assert "pii:redacted" in entry["guardrails"]
+    assert entry["request_body"] is None and entry["response_body"] is None
+    assert "ana@example.com" not in str(entry)
+
+
+def test_bodies_follow_the_callers_retention_and_user_deletion(
+    server: PortwayServer, fake_openai: FakeOpenAI
+) -> None:
+    user = f"erasable-{uuid.uuid4().hex[:6]}"
+    _, keeper = new_key(server, user=user, metadata={"request_log_bodies": True})
+    # A zero-retention caller: no bodies at all (shorter retentions are purged in time).
+    _, short = new_key(server, metadata={"request_log_bodies": True}, retention="none")
+    kept = chat_raw(server, server.sdk(keeper)).headers["x-request-id"]
+    brief = chat_raw(server, server.sdk(short)).headers["x-request-id"]
+    assert detail(server, kept).json()["request_body"] is not None
+    assert detail(server, brief).json()["request_body"] is None
+
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {MASTER}"}) as http:
+        deleted = http.delete(f"/v1/admin/users/{user}/data")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["deleted"]["request_log_bodies"] == 1
+    shown = detail(server, kept).json()
+    assert shown["request_body"] is None and shown["response_body"] is None
+    assert shown["user"] == user and shown["prompt_tokens"] > 0  # the metadata stays

@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.conftest import PortwayFactory, fake_model
 from tests.fakes.openai_upstream import Fail, FakeOpenAI, Reply
+from tests.fakes.otlp_collector import FakeCollector
 from tests.fakes.server import PortwayServer
 
 FAST = {"backoff": {"base": "5ms", "max": "10ms"}}
@@ -160,6 +161,7 @@ def test_streams_have_call_and_attempt_spans(
     trace = tree(spans, raw.headers["x-request-id"])
     names = [s.name for s in trace]
     assert "chat primary" in names and "attempt primary" in names
+    assert float(raw.headers["x-portway-overhead-ms"]) >= 0
     call = next(s for s in trace if s.name == "chat primary")
     assert call.attributes["portway.stream"] is True
     assert call.attributes["gen_ai.usage.output_tokens"] > 0
@@ -218,6 +220,10 @@ def test_docs_describe_the_admin_api_only(server: PortwayServer) -> None:
     schema = httpx.get(f"{server.url}/openapi.json").json()
     paths = set(schema["paths"])
     assert {"/v1/admin/requests", "/v1/admin/requests/{request_id}", "/v1/admin/keys"} <= paths
+    listed = schema["paths"]["/v1/admin/requests"]["get"]
+    assert {"since", "key_id", "status", "after", "limit"} <= {
+        parameter["name"] for parameter in listed["parameters"]
+    }
     assert not any(
         path.startswith(("/v1/chat", "/v1/completions", "/v1/embeddings", "/v1/threads"))
         for path in paths
@@ -228,3 +234,33 @@ def test_docs_describe_the_admin_api_only(server: PortwayServer) -> None:
     with pytest.raises(openai.BadRequestError) as bad:
         server.sdk().chat.completions.create(model="primary", messages=[])
     assert bad.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+@pytest.mark.slow  # the batch span processor exports every 5 s
+def test_spans_reach_an_otlp_collector(
+    start_portway: PortwayFactory, fake_openai_server: FakeOpenAI
+) -> None:
+    collector = FakeCollector()
+    collector.start()
+    try:
+        server = start_portway(
+            {
+                "telemetry": {
+                    "enabled": True,
+                    "endpoint": collector.url,
+                    "headers": {"x-collector-token": "t0k"},
+                    "metrics": False,
+                },
+                "models": [fake_model("otlp-model", fake_openai_server.base_url)],
+            }
+        )
+        chat(server, model="otlp-model")
+        deadline = time.monotonic() + 20  # the batch processor exports every 5 s
+        while not any(span.name == "chat otlp-model" for span in collector.spans):
+            assert time.monotonic() < deadline, "no span reached the collector"
+            time.sleep(0.05)
+        names = {span.name for span in collector.spans}
+        assert {"POST /v1/chat/completions", "chat otlp-model", "attempt otlp-model"} <= names
+        assert collector.headers[0]["x-collector-token"] == "t0k"
+    finally:
+        collector.stop()

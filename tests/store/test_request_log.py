@@ -85,6 +85,8 @@ async def test_sqlite_pages_are_index_scans(tmp_path) -> None:  # type: ignore[n
             "WHERE team_id = 't'": "ix_request_log_team_time",
             "WHERE model = 'm'": "ix_request_log_model_time",
             "WHERE created_at >= 1 AND created_at < 2": "ix_request_log_time",
+            # A cursor (``after``): a seek into the index, not a scan from the newest row.
+            "WHERE created_at <= 5 AND (created_at < 5 OR seq < 9)": "(created_at<?)",
         }
         async with database.connect() as connection:
             for where, index in cases.items():

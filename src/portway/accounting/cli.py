@@ -19,7 +19,9 @@ from portway.accounting.pricing import nanos
 from portway.accounting.reports import parse_group_by, present, to_csv, to_table, usage_filter
 from portway.config import ConfigError, load_settings
 from portway.periods import PERIODS
-from portway.security.admin_json import budget_json, key_json
+from portway.retention import parse_retention
+from portway.security.admin_json import budget_json, key_json, key_summary
+from portway.security.audit_log import AuditLog
 from portway.security.keys import BudgetSpec, KeyService
 from portway.store import Database
 from portway.store.budgets import BudgetRepository
@@ -43,6 +45,21 @@ def _run(args: argparse.Namespace, work: Callable[[Database], Awaitable[int]]) -
             await database.close()
 
     return asyncio.run(main())
+
+
+def _retention(value: str | None) -> str | None:
+    try:
+        return parse_retention(value)
+    except ValueError as exc:
+        raise ConfigError(f"--retention: {exc}") from None
+
+
+async def _audit(
+    args: argparse.Namespace, database: Database, action: str, subject: str, details: Any
+) -> None:
+    """Admin actions from the CLI are audited like the admin API's (actor ``cli``)."""
+    settings = load_settings(args.config)
+    await AuditLog.build(settings.audit, database).record(action, "cli", subject, details)
 
 
 def _keys(database: Database) -> KeyService:
@@ -73,11 +90,13 @@ def _keys_create(args: argparse.Namespace) -> int:
             tpm=args.tpm,
             priority=args.priority,
             no_store=args.no_store,
+            retention=_retention(args.retention),
             metadata=_metadata(args.metadata),
             expires_at=expires,
         )
         budget = BudgetSpec(nanos(args.budget), args.period) if args.budget is not None else None
         record, secret = await _keys(database).create(fields, budget)
+        await _audit(args, database, "key.create", record.id, key_summary(record))
         _print(key_json(record, secret))
         print("store the key now: it is not shown again", file=sys.stderr)
         return 0
@@ -119,6 +138,8 @@ def _key_action(action: str) -> Callable[[argparse.Namespace], int]:
             if record is None:
                 print(f"portway: no active key with id {args.key_id}", file=sys.stderr)
                 return 1
+            if action != "show":
+                await _audit(args, database, f"key.{action}", record.id, {})
             _print(key_json(record, secret))
             return 0
 
@@ -131,6 +152,13 @@ def _budgets_set(args: argparse.Namespace) -> int:
     async def work(database: Database) -> int:
         budget = await BudgetRepository(database).set(
             args.scope, args.subject, nanos(args.amount), args.period
+        )
+        await _audit(
+            args,
+            database,
+            "budget.set",
+            f"{args.scope}:{args.subject}",
+            {"max_budget": args.amount, "period": args.period},
         )
         _print(budget_json(budget))
         return 0
@@ -195,6 +223,7 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--expires-in", type=float, help="seconds until the key expires")
     create.add_argument("--metadata", action="append", help="KEY=VALUE (repeatable)")
     create.add_argument("--no-store", action="store_true", help="zero data retention")
+    create.add_argument("--retention", help="none (zero retention) or DAYS; default: team's")
     create.set_defaults(handler=_keys_create)
     listing = with_config(key_commands.add_parser("list", help="list keys"))
     listing.add_argument("--user")

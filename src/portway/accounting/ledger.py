@@ -42,6 +42,7 @@ import orjson
 
 from portway.accounting.journal import LedgerJournal, Segment, instance_of
 from portway.config import LedgerConfig
+from portway.store.batcher import RETRY_DELAYS
 from portway.store.budgets import Settlement
 from portway.store.usage import UsageRepository
 
@@ -50,7 +51,6 @@ logger = logging.getLogger(__name__)
 WAIT_TIMEOUT = 5.0
 MAX_QUEUED = 200_000
 RECOVERY_INTERVAL = 10.0
-_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
 class _RecordIds:
@@ -91,6 +91,7 @@ class UsageRecord:
     error_code: str | None = None
     cache_status: str | None = None
     context_strategy: str | None = None
+    context_cost_nanos: int = 0
     attempts: int = 0
     stream: bool = False
     settlements: tuple[Settlement, ...] = field(default=())
@@ -277,7 +278,7 @@ class LedgerWriter:
                     await self._usage.append(rows, settlements)
                 return True
             except Exception:
-                delay = _RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)]
+                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
                 logger.exception("writing %d usage rows failed; retry in %.1f s", len(rows), delay)
                 if self._closing and attempt >= 3:
                     logger.error("shutting down: %d usage rows were not written", len(rows))

@@ -200,6 +200,7 @@ class UsageRecorder(Stage):
             error_code=code,
             cache_status=ctx.cache_status,
             context_strategy=ctx.context_strategy,
+            context_cost_nanos=ctx.context_cost_nanos,
             attempts=ctx.attempts,
             stream=stream,
             settlements=(

@@ -89,7 +89,10 @@ class Accounting:
             tokenizer=tokenizer,
             pricing=pricing,
             keys=KeyService(
-                KeyRepository(database), budgets, cache_ttl=settings.keys.cache_ttl_seconds
+                KeyRepository(database),
+                budgets,
+                cache_ttl=settings.keys.cache_ttl_seconds,
+                default_retention=settings.privacy.retention,
             ),
             budgets=budgets,
             leases=leases,

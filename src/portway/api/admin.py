@@ -24,7 +24,7 @@ from portway.api.render import JSONResponse
 from portway.api.wire import read_body
 from portway.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from portway.protocol.admin import BudgetSet, KeyCreate, KeyUpdate
-from portway.security.admin_json import budget_json, key_fields, key_json
+from portway.security.admin_json import budget_json, key_fields, key_json, key_summary
 from portway.security.keys import BudgetSpec
 from portway.services import Services
 
@@ -38,6 +38,11 @@ def _admin(request: Request) -> Services:
             "You have insufficient permissions for this operation: it needs the master key."
         )
     return services_of(request)
+
+
+async def _audit(request: Request, action: str, subject: str, details: dict[str, Any]) -> None:
+    """Append the admin action to the audit log (never a secret: summaries only)."""
+    await services_of(request).audit.record(action, principal_of(request), subject, details)
 
 
 def _key_not_found(key_id: str) -> NotFoundError:
@@ -57,6 +62,7 @@ async def create_key(request: Request) -> Response:
         else None
     )
     record, secret = await services.accounting.keys.create(key_fields(body), budget)
+    await _audit(request, "key.create", record.id, key_summary(record))
     return JSONResponse(key_json(record, secret), status_code=201)
 
 
@@ -99,6 +105,8 @@ async def update_key(request: Request, key_id: str) -> Response:
         raise _key_not_found(key_id)
     if budget != "keep":
         await services.accounting.settle_now()  # spare slices must not outlive a lower limit
+    changed = sorted(body.model_fields_set)
+    await _audit(request, "key.update", key_id, {"fields": changed, **key_summary(record)})
     return JSONResponse(key_json(record))
 
 
@@ -109,6 +117,7 @@ async def revoke_key(request: Request, key_id: str) -> Response:
     record = await services.accounting.keys.revoke(key_id)
     if record is None:
         raise _key_not_found(key_id)
+    await _audit(request, "key.revoke", key_id, {})
     return JSONResponse(key_json(record))
 
 
@@ -121,6 +130,7 @@ async def rotate_key(request: Request, key_id: str) -> Response:
             raise _key_not_found(key_id)
         raise InvalidRequestError("A revoked key cannot be rotated.", code="key_revoked")
     record, secret = rotated
+    await _audit(request, "key.rotate", key_id, {"prefix": record.prefix})
     return JSONResponse(key_json(record, secret))
 
 
@@ -149,6 +159,12 @@ async def set_budget(request: Request, scope: str, subject: str) -> Response:
     if _scope(scope) == "key" and await services.accounting.keys.keys.get(subject) is None:
         raise _key_not_found(subject)
     await services.accounting.budgets.set(scope, subject, nanos(body.max_budget), body.period)
+    await _audit(
+        request,
+        "budget.set",
+        f"{scope}:{subject}",
+        {"max_budget": body.max_budget, "period": body.period},
+    )
     await services.accounting.settle_now()  # spare slices must not outlive a lower limit
     return JSONResponse(budget_json(await services.accounting.budgets.get(scope, subject)))
 
@@ -168,6 +184,7 @@ async def delete_budget(request: Request, scope: str, subject: str) -> Response:
     services = _admin(request)
     if not await services.accounting.budgets.delete(_scope(scope), subject):
         raise NotFoundError(f"No budget for {scope} `{subject}`.")
+    await _audit(request, "budget.delete", f"{scope}:{subject}", {})
     return JSONResponse({"object": "portway.budget.deleted", "scope": scope, "subject": subject})
 
 
@@ -176,6 +193,7 @@ async def reset_budget(request: Request, scope: str, subject: str) -> Response:
     services = _admin(request)
     if not await services.accounting.budgets.reset(_scope(scope), subject):
         raise NotFoundError(f"No budget for {scope} `{subject}`.")
+    await _audit(request, "budget.reset", f"{scope}:{subject}", {})
     return JSONResponse(budget_json(await services.accounting.budgets.get(scope, subject)))
 
 

@@ -17,8 +17,10 @@ router = APIRouter()
 @router.post("/v1/batches")
 async def create_batch(request: Request) -> Response:
     body = await read_body(request, CreateBatchRequest)
-    batches = services_of(request).batches.service
-    return JSONResponse(await batches.create(principal_of(request), body))
+    services = services_of(request)
+    created = await services.batches.service.create(principal_of(request), body)
+    await services.privacy.track(principal_of(request), "batch", created["id"])
+    return JSONResponse(created)
 
 
 @router.get("/v1/batches")

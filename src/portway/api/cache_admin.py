@@ -34,6 +34,12 @@ async def purge_cache(request: Request) -> Response:
     namespace = request.query_params.get("namespace") or None
     model = request.query_params.get("model") or None
     deleted = 0 if cache is None else await cache.purge(namespace=namespace, model=model)
+    await services_of(request).audit.record(
+        "cache.purge",
+        principal_of(request),
+        namespace,
+        {"model": model, "deleted": deleted},
+    )
     return JSONResponse(
         {"object": "cache.purge", "namespace": namespace, "model": model, "deleted": deleted}
     )

@@ -31,6 +31,7 @@ async def create_conversation(request: Request) -> Response:
     raw = await request.body()
     body = parse_model(parse_json(raw), CreateConversationRequest) if raw.strip() else None
     row = await _service(request).create(principal_of(request), body)
+    await services_of(request).privacy.track(principal_of(request), "conversation", row.id)
     return JSONResponse(conversation_object(row))
 
 

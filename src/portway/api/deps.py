@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from portway.errors import AuthenticationError, PermissionDeniedError
+from portway.errors import AuthenticationError
 from portway.pipeline.base import CallContext, ModelRequest
+from portway.privacy.stage import zero_retention_error
 from portway.security.principal import Principal
 
 if TYPE_CHECKING:
@@ -27,12 +28,11 @@ def principal_of(request: Request) -> Principal:
 
 
 def retained(request: Request) -> None:
-    """Stateful APIs store content: zero-retention (``no_store``) keys may not use them."""
-    if principal_of(request).no_store:
-        raise PermissionDeniedError(
-            "This API key is zero-retention (no_store): Portway keeps none of its content, "
-            "so files, vector stores, assistants and threads are not available to it.",
-            code="no_store_key",
+    """Stateful APIs store content: zero-retention keys get 400 ``zero_retention``."""
+    if principal_of(request).retention.zero:
+        raise zero_retention_error(
+            "files, vector stores, assistants, threads, conversations and batches "
+            "are not available to it"
         )
 
 

@@ -89,6 +89,7 @@ async def upload_file(request: Request) -> Response:
         )
     finally:
         await form.close()
+    await services.privacy.track(principal_of(request), "file", record.id)
     return JSONResponse(file_object(record))
 
 

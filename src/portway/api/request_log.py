@@ -15,9 +15,29 @@ from portway.api.render import JSONResponse
 from portway.errors import InvalidRequestError, NotFoundError
 from portway.store.request_log import RequestLogFilter
 
-router = APIRouter()
+router = APIRouter(tags=["request log"])
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+
+
+def _query(name: str, kind: str, description: str) -> dict[str, object]:
+    return {"name": name, "in": "query", "schema": {"type": kind}, "description": description}
+
+
+# The handlers read the query themselves (OpenAI-style 400s): /docs learns them from here.
+LIST_PARAMETERS = [
+    _query("since", "number", "Entries created at or after this time (unix seconds)."),
+    _query("until", "number", "Entries created before this time (unix seconds)."),
+    _query("key_id", "string", "One key's entries (a virtual key always sees only its own)."),
+    _query("team", "string", "One team's entries."),
+    _query("user", "string", "One user's entries."),
+    _query("model", "string", "The model as the client asked for it."),
+    _query("status", "string", "`success`, `error`, or an HTTP status code such as 429."),
+    _query("min_latency_ms", "number", "Entries at least this slow."),
+    _query("endpoint", "string", "An HTTP path, e.g. /v1/chat/completions."),
+    _query("after", "string", "The `last_id` of the previous page."),
+    _query("limit", "integer", "1 to 200, default 50."),
+]
 
 
 def _number(request: Request, name: str) -> float | None:
@@ -58,8 +78,9 @@ def _own_key(request: Request) -> str | None:
     return principal.key_id or ""
 
 
-@router.get("/v1/admin/requests")
+@router.get("/v1/admin/requests", openapi_extra={"parameters": LIST_PARAMETERS})
 async def list_requests(request: Request) -> Response:
+    """The request log, newest first, filtered, one page per call (cursor: ``after``)."""
     forced = _own_key(request)
     params = request.query_params
     where = RequestLogFilter(
@@ -80,6 +101,8 @@ async def list_requests(request: Request) -> Response:
 
 @router.get("/v1/admin/requests/{request_id}")
 async def retrieve_request(request: Request, request_id: str) -> Response:
+    """One request (by the ``x-request-id`` the client got), with its spans and, when kept,
+    its bodies."""
     forced = _own_key(request)
     entry = await services_of(request).observability.request_log.get(request_id, forced)
     if entry is None:

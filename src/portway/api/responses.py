@@ -1,4 +1,5 @@
-"""`/v1/responses`: create (whole or streamed), retrieve, delete, input items, input tokens.
+"""`/v1/responses`: create (whole or streamed), retrieve, delete, input items, input tokens,
+compact.
 HTTP only; ``ResponseService`` decides."""
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from portway.errors import InvalidRequestError, NotFoundError, UpstreamError
 from portway.protocol.events import ServerSentEvent
 from portway.protocol.lists import list_object
 from portway.protocol.native_responses import NativeResponseRequest
-from portway.protocol.responses import INCLUDABLE, CreateResponseRequest, InputTokensRequest
+from portway.protocol.responses import (
+    INCLUDABLE,
+    CompactRequest,
+    CreateResponseRequest,
+    InputTokensRequest,
+)
 from portway.responses.native import NativeResponses, upstream_hint
 from portway.responses.render import deleted_object
 from portway.responses.service import ResponseService
@@ -100,6 +106,12 @@ def _starting_after(request: Request) -> int:
             code="invalid_value",
         )
     return int(raw)
+
+
+@router.post("/v1/responses/compact")
+async def compact_response(request: Request) -> Response:
+    body = await read_body(request, CompactRequest)
+    return JSONResponse(await _service(request).compact(principal_of(request), body))
 
 
 @router.post("/v1/responses/input_tokens")

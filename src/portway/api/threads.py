@@ -65,7 +65,9 @@ async def _event_stream(events: AsyncIterator[ServerSentEvent]) -> Response:
 async def create_thread(request: Request) -> Response:
     raw = await request.body()
     body = parse_model(parse_json(raw), CreateThreadRequest) if raw.strip() else None
-    row = await services_of(request).assistants.objects.create_thread(principal_of(request), body)
+    services = services_of(request)
+    row = await services.assistants.objects.create_thread(principal_of(request), body)
+    await services.privacy.track(principal_of(request), "thread", row.id)
     return JSONResponse(thread_object(row))
 
 
@@ -74,6 +76,7 @@ async def create_thread_and_run(request: Request) -> Response:
     body = await read_body(request, CreateThreadAndRunRequest)
     runs = _runs(request)
     run, thread = await runs.create_thread_and_run(principal_of(request), body)
+    await services_of(request).privacy.track(principal_of(request), "thread", thread.id)
     if body.stream:
         return await _event_stream(runs.stream(run, created_events(run, thread)))
     return JSONResponse(run_object(run), headers=_poll_hint(request, run.status))

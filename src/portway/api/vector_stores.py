@@ -34,7 +34,9 @@ def _service(request: Request) -> tuple[VectorStoreService, str]:
 async def create_vector_store(request: Request) -> Response:
     service, tenant = _service(request)
     body = await read_body(request, CreateVectorStoreRequest)
-    return JSONResponse(await service.create(tenant, body), headers=POLL_HEADERS)
+    created = await service.create(tenant, body)
+    await services_of(request).privacy.track(principal_of(request), "vector_store", created["id"])
+    return JSONResponse(created, headers=POLL_HEADERS)
 
 
 @router.get("/v1/vector_stores")

@@ -5,7 +5,9 @@ before the run, then what the run did so far (its messages, its tool calls and t
 outputs, in step order). ``truncation_strategy`` applies to the thread's messages:
 ``last_messages`` keeps the newest N, ``auto`` drops the oldest until the prompt fits
 both the model's context window (minus room for the answer) and what is left of the
-run's ``max_prompt_tokens``. ``build`` returns ``None`` when the prompt cannot fit in
+run's ``max_prompt_tokens``; ``summarize`` (a Portway extension) sends them all and lets
+the context stage replace the oldest by a summary kept with the thread
+(``Prompt.context_strategy``). ``build`` returns ``None`` when the prompt cannot fit in
 ``max_prompt_tokens`` (the run ends ``incomplete``). A forced ``tool_choice`` applies
 until the run has called a tool (OpenAI: "must call one or more tools before responding"),
 and after ``ToolLimits.max_rounds`` tool rounds the model may call none; tool outputs enter
@@ -28,6 +30,7 @@ from portway.accounting.tokenizer import (
 )
 from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.tools import chat_tool_choice, chat_tools
+from portway.context.window import window_of
 from portway.protocol.chat import ChatCompletionRequest
 from portway.routing.catalog import ModelCatalog
 from portway.store.models.assistants import MessageRow, RunRow, RunStepRow
@@ -38,6 +41,8 @@ class Prompt:
     request: ChatCompletionRequest
     dropped_messages: int = 0
     prompt_tokens: int | None = None
+    # The context stage's strategy for the call (None: the group's, as for any call).
+    context_strategy: str | None = None
 
 
 def message_text(content: Sequence[dict[str, Any]]) -> str:
@@ -142,6 +147,12 @@ class ContextBuilder:
             if chat is not None
         ]
         strategy = run.truncation_strategy or {"type": "auto"}
+        if strategy.get("type") == "summarize":
+            own = {message.id: message for message in history if message.run_id == run.id}
+            tail = _run_messages(steps, own, self._tool_limits)
+            rounds = sum(1 for step in steps if step.type == "tool_calls")
+            request = self._request(run, [*head, *prior, *tail], remaining_completion, rounds)
+            return Prompt(request, context_strategy="summarize")
         dropped = 0
         if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
             keep = int(strategy["last_messages"])
@@ -218,12 +229,7 @@ class ContextBuilder:
         if model not in self._catalog:
             return None
         windows = [
-            window
-            for deployment in self._catalog.group(model)
-            for window in (
-                deployment.config.context_window or deployment.provider.capabilities.context_window,
-            )
-            if window
+            window for deployment in self._catalog.group(model) if (window := window_of(deployment))
         ]
         if not windows:
             return None

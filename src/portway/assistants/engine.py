@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from portway.assistants.builtin import BuiltinTool, ThreadFileIndex, ToolInvocation, ToolOutcome
-from portway.assistants.context import ContextBuilder, message_text
+from portway.assistants.context import ContextBuilder, Prompt, message_text
 from portway.assistants.ids import new_id
 from portway.assistants.lifecycle import RunLifecycle, text_content
 from portway.assistants.objects import attached_for, file_search_stores
@@ -36,6 +36,7 @@ from portway.assistants.tools import (
     renumber_markers,
 )
 from portway.config import AssistantsConfig
+from portway.context.policy import CONTEXT_HEADER
 from portway.errors import (
     InsufficientQuotaError,
     InvalidRequestError,
@@ -181,7 +182,7 @@ class RunEngine:
             return None
         turn = _Turn(prior_steps=steps, forced=self._forced_builtin(run, prompt.request))
         try:
-            await self._call_model(run, prompt.request, turn, progress)
+            await self._call_model(run, prompt, turn, progress)
         except PortwayError as error:
             logger.info("run %s: model call failed: %s", run.id, error.message)
             await self._lifecycle.fail(
@@ -268,14 +269,19 @@ class RunEngine:
         await self._on_text(run, turn, "", progress)
 
     async def _call_model(
-        self, run: RunRow, request: ChatCompletionRequest, turn: _Turn, progress: Progress
+        self, run: RunRow, prompt: Prompt, turn: _Turn, progress: Progress
     ) -> None:
+        strategy = prompt.context_strategy
         ctx = self._models.context(
-            request,
+            prompt.request,
             principal=await self._principals.current(run.principal),
             request_id=run.id,
             endpoint="assistants.runs",
+            headers={CONTEXT_HEADER: strategy} if strategy else None,
         )
+        ctx.context_chain = run.thread_id  # summaries are kept with the thread
+        # A thread's pseudonyms stay the same from run to run.
+        ctx.pseudonyms_from = ctx.pseudonyms_to = run.thread_id
         builtin = _builtin_names(run)
         async with aclosing(self._models.stream(ctx)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:

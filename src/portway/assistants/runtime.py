@@ -75,7 +75,7 @@ class Assistants:
             config=config,
             concurrency=config.max_concurrent_runs,
             owner=owner,
-            single_process=database.dialect == "sqlite",
+            single_process=database.single_process,
         )
         objects = ObjectService(store, run_store, catalog, thread_files)
         runs = RunService(

@@ -158,6 +158,7 @@ class RunWorkers(Generic[JobT]):
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._draining = False
         self._executing: dict[str, _Execution] = {}
         self._reserved: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -172,6 +173,10 @@ class RunWorkers(Generic[JobT]):
             asyncio.create_task(self._claim_loop(), name=f"{self._kind}-claim"),
             asyncio.create_task(self._maintenance_loop(), name=f"{self._kind}-maintenance"),
         ]
+
+    def drain(self) -> None:
+        """Claim nothing more (shutdown began); what executes here goes on until ``close``."""
+        self._draining = True
 
     async def close(self) -> None:
         """Stop the loops between two database calls, then interrupt the running runs
@@ -223,6 +228,9 @@ class RunWorkers(Generic[JobT]):
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
+            if self._draining:
+                await self._pause(self._config.poll_interval_seconds)
+                continue
             await self._slots.acquire()
             self._wake.clear()
             try:

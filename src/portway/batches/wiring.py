@@ -60,7 +60,7 @@ class Batches:
             config=config,
             concurrency=config.max_concurrent_batches,
             owner=owner,
-            single_process=database.dialect == "sqlite",
+            single_process=database.single_process,
             kind="batch",
         )
         service = BatchService(

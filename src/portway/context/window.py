@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from portway.context.catalog import known_window
 from portway.routing.catalog import Deployment
 
 
 def window_of(deployment: Deployment) -> int | None:
     """A deployment's window: its config's ``context_window``, else its provider's (a
-    local GGUF's ``n_ctx``)."""
-    return deployment.config.context_window or deployment.provider.capabilities.context_window
+    local GGUF's ``n_ctx``), else the built-in catalog's for a well-known model id."""
+    config = deployment.config
+    return (
+        config.context_window
+        or deployment.provider.capabilities.context_window
+        or known_window(config.upstream_model)
+    )
 
 
 def smallest_window(deployments: Iterable[Deployment]) -> int | None:

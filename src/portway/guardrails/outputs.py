@@ -3,8 +3,9 @@
 Streams: pseudonyms go through ``StreamRestorer`` (holds back only a possible split
 placeholder). Other output checks scan each text with the last ``WINDOW`` characters
 already seen, so a value split across chunks is still found: ``block`` ends the stream
-with an error event, ``monitor`` counts; ``redact`` holds back ``WINDOW`` characters
-(only when such a policy is on) so a value is replaced before any of it is sent.
+with an error event, ``monitor`` counts; ``redact`` holds back what the guardrail says may
+still become a finding (``Guardrail.stream_hold``: the last word for secrets, an open link
+for sanitize, at most ``WINDOW`` characters) so a value is replaced before any is sent.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from portway.guardrails.base import GuardSession
+from portway.guardrails.base import STREAM_WINDOW, GuardSession
 from portway.guardrails.policy import ActivePolicy
 from portway.guardrails.restore import StreamRestorer
 from portway.protocol.chat import ChatCompletionDict
 from portway.protocol.completions import CompletionDict
 
-WINDOW = 512
+WINDOW = STREAM_WINDOW
 
 
 def _checks(policies: Sequence[ActivePolicy]) -> tuple[ActivePolicy, ...]:
@@ -86,8 +87,8 @@ class _Scanner:
         guardrail, mode = self._policy.guardrail, self._policy.mode
         if mode == "redact":
             pending = self._held.pop(key, "") + text
-            cut = max(0, len(pending) - WINDOW)
-            for finding in guardrail.detect(pending):
+            cut = guardrail.stream_hold(pending)
+            for finding in guardrail.detect_output(pending):
                 if finding.start < cut < finding.end:
                     cut = finding.start
             self._held[key] = pending[cut:]
@@ -99,7 +100,7 @@ class _Scanner:
         counted = self._counted.get(key, 0)
         fresh = [
             finding
-            for finding in guardrail.detect(window)
+            for finding in guardrail.detect_output(window)
             if finding.end > len(seen) and start + finding.start >= counted
         ]
         if fresh:

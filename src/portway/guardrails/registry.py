@@ -17,6 +17,7 @@ BUILTINS: Mapping[str, str] = {
     "pii": "portway.guardrails.pii:PiiGuardrail",
     "secrets": "portway.guardrails.secrets:SecretsGuardrail",
     "prompt_injection": "portway.guardrails.injection:PromptInjectionGuardrail",
+    "sanitize": "portway.guardrails.sanitize:SanitizeGuardrail",
 }
 
 

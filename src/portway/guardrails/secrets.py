@@ -1,4 +1,5 @@
-"""The ``secrets`` guardrail: API keys, tokens, private keys and high-entropy assignments.
+"""The ``secrets`` guardrail: API keys, tokens, private keys and high-entropy assignments,
+with detect-secrets' pattern plugins added (``secret_plugins``).
 
 Every pattern runs on RE2 with bounded repetitions (linear in the text, see
 tests/test_regex_audit.py). Redacted secrets become ``[SECRET_1]``; they are never
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from portway.guardrails.base import Finding, Guardrail
+import re2
+
+from portway.guardrails.base import STREAM_WINDOW, Finding, Guardrail
+from portway.guardrails.secret_plugins import detect_secrets_detectors
 from portway.guardrails.spans import Detector, entropy, scan
 
 # A generic ``key = value`` is a secret only when the value looks random.
@@ -39,11 +43,38 @@ DETECTORS = (
 )
 
 
+# A keyword assignment still waiting for (the rest of) its value at the end of a stream.
+_OPEN_ASSIGNMENT = re2.compile(
+    r"(?i)(?:api[_\-]?key|secret|token|passw(?:or)?d|access[_\-]?key|auth)[A-Za-z0-9_\-]{0,20}"
+    r"[\"']?[ \t]{0,3}(?:[:=][ \t]{0,3}[\"']?)?$"
+)
+_PEM_START = "-----BEGIN"
+
+
 class SecretsGuardrail(Guardrail):
     name: ClassVar[str] = "secrets"
 
+    def __init__(self) -> None:
+        # Ours first: on a tie the detector listed first names the kind.
+        self._detectors = DETECTORS + detect_secrets_detectors()
+
     def detect(self, text: str) -> list[Finding]:
-        return scan(DETECTORS, text)
+        return scan(self._detectors, text)
+
+    def stream_hold(self, text: str) -> int:
+        """Hold back only what may still become a secret: the last word (tokens have no
+        spaces), a keyword assignment waiting for its value, an unfinished PEM block; at
+        most ``STREAM_WINDOW`` characters."""
+        floor = max(0, len(text) - STREAM_WINDOW)
+        space = max(text.rfind(char, floor) for char in " \t\n")
+        hold = space + 1 if space >= 0 else floor
+        assignment = _OPEN_ASSIGNMENT.search(text[max(floor, hold - 64) : hold])
+        if assignment is not None:
+            hold = max(floor, hold - 64) + assignment.start()
+        pem = text.rfind(_PEM_START, floor)
+        if pem >= 0 and "-----END" not in text[pem:]:
+            hold = min(hold, pem)
+        return hold
 
     def label(self, finding: Finding) -> str:
         return "SECRET"

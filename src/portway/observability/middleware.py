@@ -3,9 +3,10 @@ and the finished request handed on (request log, OpenTelemetry) after its last b
 
 ``x-portway-overhead-ms`` is on every response: the time from the request's arrival to
 its response headers, minus the time spent waiting for upstream attempts (up to their
-first byte). A whole answer's headers leave after the answer, so it is all of Portway's
-own time; a stream's headers leave with its first chunk, so for a stream it covers the
-way to the first upstream byte and back, not the relaying of the chunks after it.
+first byte) and in retry backoffs. A whole answer's headers leave after the answer, so it
+is all of Portway's own time; a stream's headers leave with its first chunk, so for a
+stream it covers the way to the first upstream byte and back, not the relaying of the
+chunks after it.
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ _ERROR_BODY_BYTES = 8192
 
 @dataclass(slots=True)
 class BodyPolicy:
-    """Whether a request's bodies are kept: server-wide or per key, never for no_store."""
+    """Whether a request's bodies are kept: server-wide or per key; never for zero
+    retention (a shorter retention than the log's is the privacy purge's to apply)."""
 
     everyone: bool
     limit: int
@@ -94,21 +95,37 @@ def _error(status: int, bodies: Bodies, code: str | None) -> tuple[str | None, .
     return str(kind)[:64], (error.get("code") or code), str(message)[:2000]
 
 
-def spans_json(trace: RequestTrace) -> list[dict[str, Any]]:
+def compact_spans(trace: RequestTrace, now: float) -> list[tuple[Any, ...]]:
+    """The spans as stored: (name, kind, parent, start s, duration s, attributes, error),
+    times from the request's start (``spans_json`` makes the wire shape when read)."""
+    started = trace.started
+    return [
+        (
+            span.name,
+            span.kind,
+            span.parent,
+            span.start - started,
+            (span.end if span.end is not None else now) - span.start,
+            span.attributes or None,
+            span.error,
+        )
+        for span in trace.spans
+    ]
+
+
+def spans_json(stored: list[list[Any]]) -> list[dict[str, Any]]:
     out = []
-    end_default = time.perf_counter()
-    for span in trace.spans:
-        end = span.end if span.end is not None else end_default
+    for name, kind, parent, start, duration, attributes, error in stored:
         item: dict[str, Any] = {
-            "name": span.name,
-            "kind": span.kind,
-            "parent": span.parent,
-            "start_ms": round(trace.millis(span.start), 3),
-            "duration_ms": round((end - span.start) * 1000, 3),
-            "attributes": span.attributes,
+            "name": name,
+            "kind": kind,
+            "parent": parent,
+            "start_ms": round(start * 1000, 3),
+            "duration_ms": round(duration * 1000, 3),
+            "attributes": attributes or {},
         }
-        if span.error is not None:
-            item["error"] = span.error
+        if error is not None:
+            item["error"] = error
         out.append(item)
     return out
 
@@ -132,7 +149,8 @@ def build_row(
         error_message = last.error_code or ""
     first_call = next((span for span in trace.spans if span.kind == "call"), None)
     ttft = next((r.ttft_ms for r in reversed(records) if r.ttft_ms is not None), None)
-    keep = bodies.keep
+    # A body a guardrail redacted (pii, secrets) holds what must not be kept in clear.
+    keep = bodies.keep and not any(entry.endswith(":redacted") for entry in trace.guardrails)
     return {
         "request_id": trace.request_id or "",
         "created_at": trace.wall_ns / 1e9,
@@ -160,7 +178,7 @@ def build_row(
         "error_code": error_code,
         "error_message": error_message,
         "trace_id": trace.ensure_trace_id(),
-        "spans": orjson.dumps(spans_json(trace)).decode() if trace.spans else None,
+        "spans": orjson.dumps(compact_spans(trace, now)).decode() if trace.spans else None,
         "request_body": _json_or_text(bodies.request, bodies.request_truncated) if keep else None,
         "response_body": (
             _json_or_text(bodies.response, bodies.response_truncated) if keep else None
@@ -207,10 +225,10 @@ def entry_json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def detail_json(row: Mapping[str, Any]) -> dict[str, Any]:
     entry = entry_json(row)
-    for name in ("request_body", "response_body", "spans"):
+    for name in ("request_body", "response_body"):
         raw = row.get(name)
         entry[name] = orjson.loads(raw) if raw else None
-    entry["spans"] = entry["spans"] or []
+    entry["spans"] = spans_json(orjson.loads(row["spans"])) if row.get("spans") else []
     return entry
 
 

@@ -91,6 +91,10 @@ class CallContext:
     cache_status: str | None = None
     # The context strategy the call was fitted under (None: off), for the ledger.
     context_strategy: str | None = None
+    # What fitting the prompt cost (a summarizer's calls), recorded in this call's row too.
+    context_cost_nanos: int = 0
+    # The stored conversation, thread or response a summary made for this call belongs to.
+    context_chain: str | None = None
     # The one prompt counter (the pipeline binds it as the call enters).
     count_prompt: PromptCounter = field(default=_no_counter, repr=False)
     _prompt_tokens: int | None = field(default=None, init=False, repr=False)  # not counted yet
@@ -101,10 +105,17 @@ class CallContext:
     # The ledger records the call's cost times this (a batch line's discount).
     price_factor: float = 1.0
     usage_listeners: list[UsageListener] = field(default_factory=list)
+    # A stored conversation's pseudonym map (guardrails): continued from the one saved
+    # under ``pseudonyms_from`` (a thread, a conversation, the previous response) and
+    # saved under ``pseudonyms_to``. Set by the engines only, never from client input.
+    pseudonyms_from: str | None = None
+    pseudonyms_to: str | None = None
     # The HTTP request this call serves (its spans and records), if any; ``call_span`` is
     # this call's span in it (see ``observability.trace``).
     trace: RequestTrace | None = field(default_factory=current_trace, repr=False)
     call_span: int = -1
+    # "guardrail:action" for every guardrail decision (names only, never the text): audit.
+    guardrails_fired: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.model:

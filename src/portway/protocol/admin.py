@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from portway.periods import Period
+from portway.retention import parse_retention
 
 MAX_INT32 = 2**31 - 1
 
@@ -27,9 +28,22 @@ class KeyCreate(_Admin):
     budget_period: Period = "monthly"
     priority: int = 0
     no_store: bool = False
+    # "none" (zero retention) or days; unset: the team's, else the server default.
+    retention: str | int | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     expires_at: float | None = None
     expires_in: float | None = Field(default=None, gt=0)
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> str | None:
+        return parse_retention(value)
+
+    @model_validator(mode="after")
+    def _no_store_agrees(self) -> KeyCreate:
+        if self.no_store and self.retention not in (None, "none"):
+            raise ValueError("no_store: true is zero retention; it contradicts retention")
+        return self
 
     @model_validator(mode="after")
     def _one_expiry(self) -> KeyCreate:
@@ -56,17 +70,38 @@ class KeyUpdate(_Admin):
     budget_period: Period | None = None
     priority: int | None = None
     no_store: bool | None = None
+    retention: str | int | None = None
     metadata: dict[str, Any] | None = None
     expires_at: float | None = None
 
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> str | None:
+        return parse_retention(value)
+
     def changes(self) -> dict[str, Any]:
         renamed = {"user": "user_id", "team": "team_id", "models": "allowed_models"}
-        skip = {"max_budget", "budget_period"}
-        return {
+        skip = {"max_budget", "budget_period", "no_store"}
+        changes = {
             renamed.get(name, name): getattr(self, name)
             for name in self.model_fields_set
             if name not in skip
         }
+        # ``no_store`` is the older spelling of zero retention (false: inherit again).
+        if "no_store" in self.model_fields_set and "retention" not in changes:
+            changes["retention"] = "none" if self.no_store else None
+        return changes
+
+
+class TeamPolicySet(_Admin):
+    """``PUT /v1/admin/teams/{team}``: the team's retention (null: the server default)."""
+
+    retention: str | int | None = None
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> str | None:
+        return parse_retention(value)
 
 
 class BudgetSet(_Admin):

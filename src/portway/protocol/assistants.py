@@ -124,7 +124,8 @@ AssistantToolChoice = Literal["none", "auto", "required"] | NamedAssistantToolCh
 
 
 class TruncationStrategy(WireModel):
-    type: Literal["auto", "last_messages"]
+    # ``summarize``: a Portway extension (older thread messages replaced by a summary).
+    type: Literal["auto", "last_messages", "summarize"]
     last_messages: int | None = Field(default=None, ge=1)
 
 

@@ -118,6 +118,15 @@ class ReasoningItem(WireModel):
     summary: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class CompactionItem(WireModel):
+    """A summary of earlier context, sealed by the server (``/v1/responses/compact``, or
+    ``context_management``): it stands for everything before it."""
+
+    type: Literal["compaction"]
+    encrypted_content: str = Field(max_length=20_971_520)
+    id: str | None = None
+
+
 class ItemReference(WireModel):
     """An earlier item (of the chained responses or the conversation), by its id."""
 
@@ -132,6 +141,7 @@ InputItem = Annotated[
     | Annotated[FileSearchCallItem, Tag("type=file_search_call")]
     | Annotated[CodeInterpreterCallItem, Tag("type=code_interpreter_call")]
     | Annotated[ReasoningItem, Tag("type=reasoning")]
+    | Annotated[CompactionItem, Tag("type=compaction")]
     | Annotated[ItemReference, Tag("type=item_reference")],
     Discriminator(_tag("type", "message")),
 ]
@@ -232,6 +242,11 @@ class StreamOptions(WireModel):
     include_obfuscation: bool | None = None
 
 
+class ContextManagement(WireModel):
+    type: str
+    compact_threshold: int | None = Field(default=None, ge=1000)
+
+
 # Requests -----------------------------------------------------------------------------
 
 # The spec's ``IncludeEnum``: what ``include`` may ask for (Portway fills the ones its
@@ -276,6 +291,7 @@ class CreateResponseRequest(WireModel):
     stream_options: StreamOptions | None = None
     conversation: str | ConversationRef | None = None
     max_output_tokens: int | None = Field(default=None, ge=1)
+    context_management: list[ContextManagement] | None = None
 
     @property
     def conversation_id(self) -> str | None:
@@ -296,6 +312,16 @@ class InputTokensRequest(WireModel):
     conversation: str | ConversationRef | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
+
+
+class CompactRequest(WireModel):
+    """``POST /v1/responses/compact``: the context to compact, as a create call gives it."""
+
+    model: str = Field(min_length=1)
+    input: str | list[InputItem] | None = None
+    previous_response_id: str | None = None
+    instructions: str | None = None
+    prompt_cache_key: str | None = None
 
 
 class CreateConversationRequest(WireModel):

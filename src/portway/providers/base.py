@@ -140,6 +140,9 @@ class Provider(ABC):
     # Whether calls cost money per token: a deployment of an unbilled provider (a model
     # run on this machine) without a configured price costs 0, not a built-in price.
     billed: ClassVar[bool] = True
+    # Whether it runs its model inside the Portway process (weights in memory): with
+    # `--workers N` such deployments run once, in the model host (``processes.model_host``).
+    hosted: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config

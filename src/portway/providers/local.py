@@ -1,36 +1,40 @@
 """The local provider: GGUF models run by llama.cpp on the CPU, inside the Portway process.
 
-Contract: one model instance per deployment, loaded at start-up; generation runs on a
-dedicated thread so the event loop never blocks. Requests to one model are served one
-at a time in arrival order (an asyncio lock is FIFO), never interleaved. Tokens are
-produced by our own loop over ``Llama.generate`` so usage is the model's exact token
-count, stop sequences and ``max_tokens`` are exact, and closing a stream (or cancelling a
-whole call, as a client disconnect does) stops generation at the next token. Without
-``max_tokens`` a call produces at most ``max_output_tokens`` (default 512), not the whole
-window; ``n`` is capped by the ``max_n`` option (default 8). Grammars (tools, structured
-output) are bounded and checked by llama.cpp's parser before generation
-(``local_grammar``). The chat template is the one stored in the GGUF.
+Contract: one model instance per deployment, loaded at start-up. Chat and text
+generations run on the model's batch engine (``local_engine``): its own thread, up to
+``parallel`` sequences decoded together (each with its own KV stream, sampler chain and
+grammar), later requests joining the running batch at the next token; the event loop
+never blocks. Tokens are produced by that loop, so usage is the model's exact token
+count, stop sequences and ``max_tokens`` are exact per sequence, and closing a stream
+(or cancelling a whole call, as a client disconnect does) stops that sequence at the next
+token without disturbing the others. Without ``max_tokens`` a call produces at most
+``max_output_tokens`` (default 512), not the whole window; ``n`` is capped by the
+``max_n`` option (default 8) and its choices are generated side by side. Grammars (tools,
+structured output) are bounded and checked by llama.cpp's parser before generation
+(``local_grammar``). The chat template is the one stored in the GGUF. A final assistant
+message with ``continue_final_message: true`` (as vLLM has it; what a resumed stream
+sends, see ``continuation``) is continued, not answered: the template primes a reply and
+the message's text follows it as the reply's start. Embedding models are served one
+request at a time on a thread of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import importlib.util
 import os
 import secrets
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from portway.config import ConfigError, ModelConfig
-from portway.errors import ContextLengthExceededError, InvalidRequestError
+from portway.errors import ContextLengthExceededError, InvalidRequestError, UpstreamError
 from portway.protocol.chat import (
     AssistantMessage,
     ChatCompletionChunkDict,
@@ -43,7 +47,22 @@ from portway.protocol.chat import (
 )
 from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
-from portway.providers.base import Capabilities, Framing, Provider, ProviderOptions
+from portway.providers.base import (
+    Capabilities,
+    Continuation,
+    Framing,
+    Provider,
+    ProviderOptions,
+)
+from portway.providers.local_engine import (
+    BatchEngine,
+    ContextShape,
+    EngineError,
+    Generation,
+    GenerationJob,
+    Sampling,
+)
+from portway.providers.local_engine.sampling import prefix_rejection
 from portway.providers.local_grammar import GrammarLimits, grammar_rejection
 from portway.providers.local_text import complete_raw, stream_raw
 from portway.providers.local_tools import (
@@ -61,6 +80,15 @@ DEFAULT_CONTEXT = 4096
 # Without `max_tokens` a small model rambles until the window is full (minutes of CPU).
 DEFAULT_MAX_OUTPUT_TOKENS = 512
 DEFAULT_MAX_N = 8
+# Sequences decoded together; each holds a KV cache of the whole window.
+DEFAULT_PARALLEL = 8
+# Prompt tokens per llama_decode call while a prompt is read.
+PROMPT_CHUNK = 512
+# The `Llama` object of a chat model only tokenizes (the batch engine has the context
+# that generates): its own context is the smallest llama.cpp makes.
+TOKENIZER_CONTEXT = 256
+# vLLM's flag: continue the final assistant message instead of answering after it.
+CONTINUE_FLAG = "continue_final_message"
 
 
 def default_model_path() -> Path:
@@ -74,23 +102,16 @@ def default_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
 
 
-@dataclass(slots=True)
-class Generation:
-    """One generation's outcome, filled in by the worker thread."""
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A chat request made ready for the engine: its prompt and output shape."""
 
-    text: str = ""
-    finish_reason: str = "stop"
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@dataclass(slots=True)
-class _Job:
     prompt_tokens: list[int]
     max_tokens: int
     request: ChatCompletionRequest
     plan: OutputPlan
-    cancel: threading.Event = field(default_factory=threading.Event)
+    prefix: str = ""  # the assistant text being continued (prefill)
+    continued: int = 0  # its tokens, at the end of ``prompt_tokens``
 
 
 def _pooled(embedding: list[float] | list[list[float]]) -> list[float]:
@@ -104,30 +125,6 @@ def _pooled(embedding: list[float] | list[list[float]]) -> list[float]:
 
 def _sampling_value(value: float | None, default: float) -> float:
     return default if value is None else value
-
-
-class _StopScanner:
-    """Holds back text that could still become a stop sequence."""
-
-    def __init__(self, stops: list[str]) -> None:
-        self._stops = [s for s in stops if s]
-        self._longest = max((len(s) for s in self._stops), default=0)
-        self.pending = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """Text safe to emit now, and whether a stop sequence was reached."""
-        self.pending += text
-        for stop in self._stops:
-            index = self.pending.find(stop)
-            if index >= 0:
-                safe, self.pending = self.pending[:index], ""
-                return safe, True
-        keep = self._longest - 1
-        if keep <= 0 or len(self.pending) <= keep:
-            safe, self.pending = ("", self.pending) if keep > 0 else (self.pending, "")
-            return safe, False
-        safe, self.pending = self.pending[:-keep], self.pending[-keep:]
-        return safe, False
 
 
 class GGUFTokenizer:
@@ -153,12 +150,15 @@ class LocalOptions(ProviderOptions):
     embedding: bool = False  # an embedding model: it embeds and does not chat
     temperature: float = 1.0  # when the request sets none
     max_n: int = Field(default=DEFAULT_MAX_N, ge=1)  # choices per request: each is a generation
+    # Generations decoded together (each a KV cache of `n_ctx` tokens); more wait their turn.
+    parallel: int = Field(default=DEFAULT_PARALLEL, ge=1, le=256)
 
 
 class LocalProvider(Provider):
     name = "local"
     Options = LocalOptions
     billed = False  # runs on this machine
+    hosted = True  # one model host serves every worker (`--workers N`)
     options: LocalOptions
 
     def __init__(self, config: ModelConfig) -> None:
@@ -172,13 +172,16 @@ class LocalProvider(Provider):
         self._default_temperature = self.options.temperature
         self._max_output_tokens = config.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
         self._max_n = self.options.max_n
+        self._parallel = self.options.parallel
         self._grammar_limits = GrammarLimits()
+        # Loads the model and serves embeddings (one at a time: `_turn`); generations run
+        # on the batch engine's own thread.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llama-{config.name}")
         self._turn = asyncio.Lock()
         self._llama: Any = None
+        self._engine: BatchEngine | None = None
         self._formatter: Any = None
         self._framing = Framing()  # measured on the chat template once the model loads
-        self.tokens_generated = 0  # lifetime total; written by the model thread only
         self._capabilities = Capabilities(
             chat=not self._embedding_model,
             tools=not self._embedding_model,
@@ -187,6 +190,7 @@ class LocalProvider(Provider):
             context_window=self._n_ctx,
             max_output_tokens=None if self._embedding_model else self._max_output_tokens,
             completions=not self._embedding_model,
+            prefill=not self._embedding_model if config.prefill is None else config.prefill,
         )
 
     @property
@@ -208,7 +212,7 @@ class LocalProvider(Provider):
 
         self._llama = Llama(
             model_path=str(self._path),
-            n_ctx=self._n_ctx,
+            n_ctx=self._n_ctx if self._embedding_model else TOKENIZER_CONTEXT,
             n_threads=self._threads,
             embedding=self._embedding_model,
             verbose=False,
@@ -223,6 +227,21 @@ class LocalProvider(Provider):
                 bos_token=self._token_text(self._llama.token_bos()),
             )
             self._framing = self._measure_framing()
+        if not self._embedding_model:
+            model = self._llama._model
+            self._engine = BatchEngine(
+                model.model,
+                model.vocab,
+                self._llama.n_vocab(),
+                ContextShape(
+                    window=self._n_ctx,
+                    sequences=self._parallel,
+                    batch=PROMPT_CHUNK,
+                    threads=self._threads,
+                ),
+                self.config.name,
+            )
+            self._engine.start()
 
     def _prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         prompt = self._formatter(messages=messages).prompt
@@ -258,8 +277,21 @@ class LocalProvider(Provider):
         return bytes(self._llama.detokenize([token], special=True)).decode("utf-8", "replace")
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._engine is not None:
+            await asyncio.to_thread(self._engine.close)
+            self._engine = None
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
         self._llama = None
+
+    @property
+    def tokens_generated(self) -> int:
+        """Tokens generated since start-up (all sequences)."""
+        return 0 if self._engine is None else self._engine.tokens_generated
+
+    @property
+    def engine(self) -> BatchEngine | None:
+        """The batch engine of a chat model (None for an embedding model or before start)."""
+        return self._engine
 
     async def ready(self) -> bool:
         return self._llama is not None
@@ -274,11 +306,32 @@ class LocalProvider(Provider):
 
     # Prompt --------------------------------------------------------------------------
 
-    def _template_messages(self, request: ChatCompletionRequest, plan: OutputPlan) -> list[dict]:
-        """Messages in the plain role/content form chat templates understand."""
+    def _assistant_text(self, message: AssistantMessage) -> str:
+        text = message_text(message.content)
+        for call in message.tool_calls or ():
+            text += (
+                f'{{"name": "{call.function.name}", '
+                f'"arguments": {call.function.arguments or "{}"}}}'
+            )
+        return text
+
+    def _template_messages(
+        self, request: ChatCompletionRequest, plan: OutputPlan
+    ) -> tuple[list[dict[str, str]], str]:
+        """Messages in the plain role/content form chat templates understand, and the
+        assistant text to continue (the final message, with ``continue_final_message``)."""
+        messages = list(request.messages)
+        prefix = ""
+        if (request.model_extra or {}).get(CONTINUE_FLAG) is True:
+            if not messages or not isinstance(messages[-1], AssistantMessage):
+                raise InvalidRequestError(
+                    f"`{CONTINUE_FLAG}` needs a final assistant message to continue.",
+                    param="messages",
+                )
+            prefix = self._assistant_text(messages.pop())
         system_parts: list[str] = []
         turns: list[dict[str, str]] = []
-        for message in request.messages:
+        for message in messages:
             role = message.role
             if role in ("system", "developer"):
                 system_parts.append(message_text(message.content))
@@ -292,13 +345,7 @@ class LocalProvider(Provider):
                     )
                 turns.append({"role": "user", "content": message_text(message.content)})
             elif isinstance(message, AssistantMessage):
-                text = message_text(message.content)
-                for call in message.tool_calls or ():
-                    text += (
-                        f'{{"name": "{call.function.name}", '
-                        f'"arguments": {call.function.arguments or "{}"}}}'
-                    )
-                turns.append({"role": "assistant", "content": text})
+                turns.append({"role": "assistant", "content": self._assistant_text(message)})
             elif isinstance(message, ToolMessage):
                 turns.append(
                     {
@@ -312,9 +359,9 @@ class LocalProvider(Provider):
         if plan.instructions:
             system_parts.append(plan.instructions)
         system = [{"role": "system", "content": "\n\n".join(system_parts)}] if system_parts else []
-        return system + turns
+        return system + turns, prefix
 
-    def _prepare(self, request: ChatCompletionRequest) -> _Job:
+    def _prepare(self, request: ChatCompletionRequest) -> _Prepared:
         if self._formatter is None:
             raise InvalidRequestError(
                 f"The model `{self.config.name}` is an embedding model.", param="model"
@@ -335,8 +382,16 @@ class LocalProvider(Provider):
                 param="n",
             )
         plan = plan_output(request, self._grammar_limits)
-        formatted = self._formatter(messages=self._template_messages(request, plan))
+        messages, prefix = self._template_messages(request, plan)
+        formatted = self._formatter(messages=messages)
         tokens = self._llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)
+        # The continued text is the reply's own: its special-token lookalikes stay text.
+        continued = (
+            self._llama.tokenize(prefix.encode("utf-8"), add_bos=False, special=False)
+            if prefix
+            else []
+        )
+        tokens += continued
         room = self._n_ctx - len(tokens)
         wanted = request.max_output_tokens
         if wanted is not None and request.output_cap_is_default:
@@ -348,21 +403,23 @@ class LocalProvider(Provider):
                 f"messages, {wanted or 0} in the completion).",
                 param="messages",
             )
-        return _Job(tokens, wanted or min(self._max_output_tokens, room), request, plan)
+        max_tokens = wanted or min(self._max_output_tokens, room)
+        return _Prepared(tokens, max_tokens, request, plan, prefix, len(continued))
 
-    async def _checked_job(self, request: ChatCompletionRequest) -> _Job:
-        """A prepared job whose grammar (if any) llama.cpp's parser accepted.
+    async def _checked_job(self, request: ChatCompletionRequest) -> _Prepared:
+        """A prepared request whose grammar (if any) llama.cpp's parser accepted, and
+        accepts the continued text under.
 
         llama-cpp-python adds a rejected grammar's NULL sampler to the chain unchecked,
         which segfaults at the first token: only a grammar parsed here may reach it.
         """
-        job = self._prepare(request)
-        grammar = job.plan.grammar
+        prepared = self._prepare(request)
+        grammar = prepared.plan.grammar
         vocab = self._llama._model.vocab
         if grammar and await asyncio.to_thread(grammar_rejection, vocab, grammar):
             param = await asyncio.to_thread(
                 rejected_param,
-                job.plan,
+                prepared.plan,
                 self._grammar_limits,
                 lambda text: grammar_rejection(vocab, text),
             )
@@ -371,72 +428,88 @@ class LocalProvider(Provider):
                 "parser rejects the grammar built from it.",
                 param=param,
             )
-        return job
+        if grammar and prepared.continued:
+            tail = prepared.prompt_tokens[-prepared.continued :]
+            if await asyncio.to_thread(prefix_rejection, vocab, grammar, tail):
+                raise InvalidRequestError(
+                    "The final assistant message cannot be continued: it does not match the "
+                    "format the request asks for (tools or response_format).",
+                    param="messages",
+                )
+        return prepared
 
-    # Generation (runs on the model's thread) -----------------------------------------
+    # Generation (on the batch engine) ---------------------------------------------------
 
-    def _generate(self, job: _Job, emit: Callable[[str], None]) -> Generation:
-        from llama_cpp import LlamaGrammar, LogitsProcessorList
-        from llama_cpp import llama_cpp as ll
-
-        llama = self._llama
-        request = job.request
-        if request.seed is not None:
-            llama.set_seed(request.seed)
-        bias = {int(token): value for token, value in (request.logit_bias or {}).items()}
-
-        def apply_bias(_ids: Any, logits: Any) -> Any:
-            for token, value in bias.items():
-                logits[token] += value
-            return logits
-
-        grammar = (
-            LlamaGrammar.from_string(job.plan.grammar, verbose=False)
-            if (job.plan.grammar)
-            else None
-        )
-        result = Generation(prompt_tokens=len(job.prompt_tokens))
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        scanner = _StopScanner(request.stop_sequences)
-        produced: list[int] = []
-        result.finish_reason = "length"
-        for token in llama.generate(
-            job.prompt_tokens,
-            temp=_sampling_value(request.temperature, self._default_temperature),
+    def _sampling(
+        self, request: ChatCompletionRequest | CompletionRequest, grammar: str | None
+    ) -> Sampling:
+        bias = {int(token): float(value) for token, value in (request.logit_bias or {}).items()}
+        return Sampling(
+            temperature=_sampling_value(request.temperature, self._default_temperature),
             top_p=_sampling_value(request.top_p, 1.0),
             frequency_penalty=_sampling_value(request.frequency_penalty, 0.0),
             presence_penalty=_sampling_value(request.presence_penalty, 0.0),
-            logits_processor=LogitsProcessorList([apply_bias]) if bias else None,
+            seed=request.seed,
+            logit_bias=bias,
             grammar=grammar,
-        ):
-            if job.cancel.is_set():
-                result.finish_reason = "stop"
-                break
-            if ll.llama_vocab_is_eog(llama._model.vocab, token):
-                result.finish_reason = "stop"
-                break
-            text = decoder.decode(bytes(llama.detokenize([token], prev_tokens=produced)))
-            produced.append(token)
-            self.tokens_generated += 1
-            safe, stopped = scanner.feed(text)
-            if safe:
-                result.text += safe
-                emit(safe)
-            if stopped:
-                result.finish_reason = "stop"
-                break
-            if len(produced) >= job.max_tokens:
-                break
-        else:
-            result.finish_reason = "stop"
-        tail = scanner.pending + decoder.decode(b"", final=True)
-        if tail and not job.cancel.is_set():
-            result.text += tail
-            emit(tail)
-        result.completion_tokens = len(produced)
-        return result
+        )
+
+    def _job(self, prepared: _Prepared, emit: Callable[[str], None] | None = None) -> GenerationJob:
+        request = prepared.request
+        return GenerationJob(
+            prompt=prepared.prompt_tokens,
+            max_tokens=prepared.max_tokens,
+            sampling=self._sampling(request, prepared.plan.grammar),
+            stops=tuple(request.stop_sequences),
+            emit=emit,
+            continued=prepared.continued,
+        )
+
+    async def run_job(self, job: GenerationJob) -> Generation:
+        """One generation on the batch engine; cancelling the caller stops it at the next
+        token (and returns once the engine let it go)."""
+        if self._engine is None:
+            raise InvalidRequestError(
+                f"The model `{self.config.name}` is an embedding model.", param="model"
+            )
+        try:
+            waiter = asyncio.wrap_future(self._engine.submit(job))
+        except EngineError as error:
+            raise UpstreamError(f"The local model failed: {error}") from None
+        try:
+            return await asyncio.shield(waiter)
+        except asyncio.CancelledError:
+            job.cancel.set()
+            await asyncio.wait([waiter])
+            if not waiter.cancelled():
+                waiter.exception()  # retrieved: it was ours to drop
+            raise
+        except EngineError as error:
+            raise UpstreamError(f"The local model failed: {error}") from None
+
+    async def run_jobs(self, jobs: list[GenerationJob]) -> list[Generation]:
+        """Generations side by side (one batch); any failure or cancel stops them all."""
+        try:
+            return list(await asyncio.gather(*(self.run_job(job) for job in jobs)))
+        except BaseException:
+            for job in jobs:
+                job.cancel.set()
+            raise
 
     # Provider API ----------------------------------------------------------------------
+
+    def continuation(self, request: ChatCompletionRequest, partial: str) -> Continuation:
+        """The partial answer as a final assistant message, flagged to be continued.
+
+        Trailing whitespace is left out and expected back: a BPE vocabulary writes a word
+        with its leading space, and a prompt ending in a lone space throws the model off.
+        """
+        trimmed = partial.rstrip()
+        if not trimmed:
+            return Continuation(request, partial)
+        continued = super().continuation(request, trimmed)
+        flagged = continued.request.model_copy(update={CONTINUE_FLAG: True})
+        return Continuation(flagged, partial[len(trimmed) :])
 
     def _usage(self, generation: Generation) -> dict[str, int]:
         return {
@@ -445,27 +518,14 @@ class LocalProvider(Provider):
             "total_tokens": generation.prompt_tokens + generation.completion_tokens,
         }
 
-    async def _run(self, job: _Job, emit: Callable[[str], None]) -> Generation:
-        loop = asyncio.get_running_loop()
-        async with self._turn:
-            future = loop.run_in_executor(self._executor, self._generate, job, emit)
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                job.cancel.set()
-                await asyncio.wait([future])  # the model is free again before the next turn
-                raise
-
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionDict:
-        choices = []
-        prompt_tokens = completion_tokens = 0
         prepared = await self._checked_job(request)
-        for index in range(request.n or 1):
-            job = replace(prepared, cancel=threading.Event())
-            generation = await self._run(job, lambda _text: None)
-            prompt_tokens = generation.prompt_tokens
-            completion_tokens += generation.completion_tokens
-            call = parse_tool_call(generation.text, job.plan)
+        generations = await self.run_jobs([self._job(prepared) for _ in range(request.n or 1)])
+        choices = []
+        for index, generation in enumerate(generations):
+            # A continued message is judged whole (a call it opened stays a call).
+            whole = prepared.prefix + generation.text
+            call = parse_tool_call(whole, prepared.plan)
             message: dict[str, Any] = {
                 "role": "assistant",
                 "content": generation.text,
@@ -476,10 +536,10 @@ class LocalProvider(Provider):
                 message["content"] = None
                 message["tool_calls"] = [call]
                 finish_reason = "tool_calls"
-            elif opens_tool_call(generation.text, job.plan):
+            elif opens_tool_call(whole, prepared.plan):
                 # Cut before it closed: never shown as text (OpenAI: the partial call).
                 message["content"] = None
-                unfinished = unfinished_tool_call(generation.text)
+                unfinished = unfinished_tool_call(whole)
                 if unfinished is not None:
                     message["tool_calls"] = [unfinished]
             choices.append(
@@ -490,6 +550,8 @@ class LocalProvider(Provider):
                     "finish_reason": finish_reason,
                 }
             )
+        prompt_tokens = generations[0].prompt_tokens if generations else 0
+        completion_tokens = sum(g.completion_tokens for g in generations)
         return {
             "id": "chatcmpl-" + secrets.token_hex(12),
             "object": "chat.completion",
@@ -511,13 +573,14 @@ class LocalProvider(Provider):
                 "The local provider streams one choice at a time; use n=1 with stream.",
                 param="n",
             )
-        job = await self._checked_job(request)
+        prepared = await self._checked_job(request)
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
 
         def emit(text: str) -> None:
             loop.call_soon_threadsafe(pieces.put_nowait, text)
 
+        job = self._job(prepared, emit)
         completion_id = "chatcmpl-" + secrets.token_hex(12)
         created = int(time.time())
 
@@ -537,28 +600,31 @@ class LocalProvider(Provider):
                 ],
             }
 
-        task = asyncio.ensure_future(self._run(job, emit))
+        task = asyncio.ensure_future(self.run_job(job))
         task.add_done_callback(lambda _: pieces.put_nowait(None))
+        plan, prefix = prepared.plan, prepared.prefix
         # Tool calls are held until complete: only a whole call can be parsed and validated.
-        hold = job.plan.mode == "tool_required"
+        # A continued message has already decided whether it is a call.
+        hold = plan.mode == "tool_required" or opens_tool_call(prefix, plan)
+        decided = hold or bool(prefix.strip())
         held = ""
         try:
             yield chunk({"role": "assistant", "content": ""})
             while (piece := await pieces.get()) is not None:
-                if job.plan.mode == "tool_auto" and not held and not hold:
-                    hold = piece.lstrip().startswith("{")
+                if plan.mode == "tool_auto" and not decided and piece.strip():
+                    hold, decided = piece.lstrip().startswith("{"), True
                 if hold:
                     held += piece
                 else:
                     yield chunk({"content": piece})
             generation = await task
             finish_reason = generation.finish_reason
-            call = parse_tool_call(generation.text, job.plan) if hold else None
+            call = parse_tool_call(prefix + generation.text, plan) if hold else None
             if call is not None:
                 finish_reason = "tool_calls"
-            elif opens_tool_call(held, job.plan):
+            elif opens_tool_call(prefix + held, plan):
                 # Cut before it closed: never shown as text (OpenAI: the partial call).
-                call = unfinished_tool_call(held)
+                call = unfinished_tool_call(prefix + held)
                 held = ""
             if call is not None:
                 yield chunk(
@@ -644,17 +710,21 @@ class LocalProvider(Provider):
         """How many generations one request may ask for (the ``max_n`` option)."""
         return self._max_n
 
-    async def generate_raw(
+    def raw_job(
         self,
         prompt_tokens: list[int],
         max_tokens: int,
         request: CompletionRequest,
-        emit: Callable[[str], None] | None,
-    ) -> Generation:
-        """Continue ``prompt_tokens`` with the chat loop's sampling (one turn of the model)."""
-        # The loop reads sampling, seed, logit_bias and stops under the same names.
-        job = _Job(prompt_tokens, max_tokens, request, OutputPlan("text"))  # type: ignore[arg-type]
-        return await self._run(job, emit or (lambda _text: None))
+        emit: Callable[[str], None] | None = None,
+    ) -> GenerationJob:
+        """A job continuing ``prompt_tokens`` with the request's sampling and stops."""
+        return GenerationJob(
+            prompt=prompt_tokens,
+            max_tokens=max_tokens,
+            sampling=self._sampling(request, None),
+            stops=tuple(request.stop_sequences),
+            emit=emit,
+        )
 
     async def complete_text(self, request: CompletionRequest) -> CompletionDict:
         return await complete_raw(self, request)

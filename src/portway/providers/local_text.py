@@ -1,10 +1,11 @@
 """Legacy text completions on the local model: the raw prompt, no chat template.
 
 Contract: each prompt (text, tokenized with the GGUF's vocabulary and its special tokens,
-or token ids of that vocabulary as sent) is continued ``n`` times by the same generation
-loop chat uses (``LocalProvider._run``: exact usage, stop sequences, ``max_tokens``,
-sampling, ``seed``, ``logit_bias``), one at a time. ``echo`` puts the prompt before the
-generated text; ``max_tokens: 0`` generates nothing (with ``echo``: the prompt back).
+or token ids of that vocabulary as sent) is continued ``n`` times by the batch engine chat
+uses (``LocalProvider.run_jobs``: exact usage, stop sequences, ``max_tokens``, sampling,
+``seed``, ``logit_bias``), every generation of a call side by side. ``echo`` puts the
+prompt before the generated text; ``max_tokens: 0`` generates nothing (with ``echo``: the
+prompt back).
 ``logprobs``, ``suffix`` and ``best_of`` above ``n`` are refused (400): the loop keeps
 no token probabilities and the model has no fill-in-the-middle. Each choice of each
 prompt is a generation: prompts times ``n`` is capped by the ``max_n`` option, as chat's
@@ -128,6 +129,13 @@ async def complete_raw(provider: LocalProvider, request: CompletionRequest) -> C
     _check_generations(provider, request)
     prompts = raw_prompts(provider, request)
     rooms = [output_room(provider, request, prompt) for prompt in prompts]
+    wanted = [(prompt, room) for prompt, room in zip(prompts, rooms, strict=True) if room > 0]
+    jobs = [
+        provider.raw_job(prompt.tokens, room, request)
+        for prompt, room in wanted
+        for _ in range(request.choices_per_prompt)
+    ]
+    generations = iter(await provider.run_jobs(jobs))
     choices: list[CompletionChoiceDict] = []
     prompt_tokens = completion_tokens = 0
     for number, (prompt, room) in enumerate(zip(prompts, rooms, strict=True)):
@@ -135,7 +143,7 @@ async def complete_raw(provider: LocalProvider, request: CompletionRequest) -> C
         for j in range(request.choices_per_prompt):
             text, reason = "", "length"
             if room > 0:
-                generation = await provider.generate_raw(prompt.tokens, room, request, None)
+                generation = next(generations)
                 text, reason = generation.text, generation.finish_reason
                 completion_tokens += generation.completion_tokens
             choices.append(
@@ -193,7 +201,8 @@ async def stream_raw(
     def emit(text: str) -> None:
         loop.call_soon_threadsafe(pieces.put_nowait, text)
 
-    task = asyncio.ensure_future(provider.generate_raw(prompt.tokens, room, request, emit))
+    job = provider.raw_job(prompt.tokens, room, request, emit)
+    task = asyncio.ensure_future(provider.run_job(job))
     task.add_done_callback(lambda _: pieces.put_nowait(None))
     try:
         while (piece := await pieces.get()) is not None:
@@ -207,5 +216,6 @@ async def stream_raw(
         yield last
     finally:
         if not task.done():
-            task.cancel()  # LocalProvider._run stops the model at the next token
+            job.cancel.set()  # the engine drops the sequence at the next token
+            task.cancel()
             await asyncio.wait([task])

@@ -73,6 +73,8 @@ class ResponseJob:
     created_at: float = 0.0
     completed_at: float | None = None
     terms: CallTerms = field(default_factory=CallTerms)
+    # The ``compaction`` item made for this response's context: its first output item.
+    compaction: dict[str, Any] | None = None
     builder: OutputBuilder = field(init=False)
 
     def __post_init__(self) -> None:
@@ -129,6 +131,9 @@ class ResponseEngine:
         body["status"] = "in_progress"
         yield builder.snapshot("response.created")
         yield builder.snapshot("response.in_progress")
+        if job.compaction is not None:
+            for event in builder.item(job.compaction):
+                yield event
         usage = _Usage()
         messages = list(job.messages)
         builtins = builtin_names(request)
@@ -211,6 +216,10 @@ class ResponseEngine:
             headers=terms.headers(),
         )
         ctx.price_factor = terms.price_factor
+        # Pseudonyms continue along the conversation or the previous_response_id chain.
+        conversation = job.request.conversation_id
+        ctx.pseudonyms_from = conversation or job.request.previous_response_id
+        ctx.pseudonyms_to = conversation or (job.id if job.body.get("store") else None)
         async with aclosing(self._chunks(ctx, job.live)) as chunks:  # type: ignore[type-var]
             async for chunk in chunks:
                 if chunk.get("usage"):

@@ -20,6 +20,7 @@ from portway.assistants.ids import new_id
 from portway.errors import InvalidRequestError
 from portway.protocol.responses import (
     CodeInterpreterCallItem,
+    CompactionItem,
     FileSearchCallItem,
     FunctionCallItem,
     FunctionCallOutputItem,
@@ -34,7 +35,13 @@ from portway.protocol.responses import (
     RefusalPart,
 )
 
+# An opened compaction item while a model's context is built: its summary and the chat
+# messages sealed with it (never stored nor shown).
+SUMMARY_ITEM = "portway.summary"
+SUMMARY_HEADER = "Summary of the earlier conversation:"
+
 _ID_PREFIX = {
+    "compaction": "cmp",
     "message": "msg",
     "function_call": "fc",
     "function_call_output": "fco",
@@ -112,6 +119,8 @@ def stored_item(item: BaseModel) -> dict[str, Any]:
         return {"id": item_id, "type": "reasoning", "summary": item.summary}
     if isinstance(item, ItemReference):
         return {"id": item.id, "type": "item_reference"}  # resolved by resolve_references
+    if isinstance(item, CompactionItem):
+        return {"id": item_id, "type": "compaction", "encrypted_content": item.encrypted_content}
     assert isinstance(item, FileSearchCallItem | CodeInterpreterCallItem)
     return {**item.model_dump(by_alias=True), "id": item_id}
 
@@ -245,6 +254,9 @@ def chat_messages(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             arguments = orjson.dumps({"query": query}).decode()
             _append_call(out, _tool_call(item["id"], "file_search", arguments))
             out.append({"role": "tool", "tool_call_id": item["id"], "content": _results_text(item)})
+        elif kind == SUMMARY_ITEM:  # an opened compaction item (``responses.compaction``)
+            out.append({"role": "system", "content": f"{SUMMARY_HEADER}\n{item['summary']}"})
+            out.extend(dict(message) for message in item["messages"])
         elif kind == "code_interpreter_call":
             arguments = orjson.dumps({"code": item.get("code") or ""}).decode()
             _append_call(out, _tool_call(item["id"], "code_interpreter", arguments))

@@ -13,7 +13,11 @@ from portway.assistants.principals import RunPrincipals
 from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.workers import worker_id
 from portway.config import Settings
+from portway.context.compactor import Compactor
+from portway.context.policy import ContextPolicy
+from portway.context.sealing import Sealer
 from portway.pipeline.client import ModelClient
+from portway.responses.compaction import ResponseCompaction
 from portway.responses.conversations import ConversationService
 from portway.responses.engine import ResponseEngine
 from portway.responses.native import NativeResponses
@@ -44,6 +48,7 @@ class Responses:
         tokenizer: TokenizerService,
         keys: KeyService,
         known_model: Callable[[str], bool],
+        compactor: Compactor,
     ) -> Responses:
         """``builtin_tools`` is read on every call, so tools registered later are seen."""
         store = ResponseStore(database)
@@ -55,6 +60,13 @@ class Responses:
         context = ContextBuilder(
             catalog, tokenizer, settings.accounting.default_max_output_tokens, tool_limits
         )
+        compaction = ResponseCompaction(
+            compactor,
+            Sealer.from_config(settings.compaction, settings.database_url),
+            context,
+            models,
+            ContextPolicy.from_models(settings.models).groups,
+        )
         service = ResponseService(
             store,
             engine,
@@ -62,6 +74,7 @@ class Responses:
             known_model,
             RunPrincipals(keys),
             settings.responses.stream_poll_seconds,
+            compaction,
         )
         # Background responses run on the run workers' settings (slots, leases, attempts).
         workers = ResponseWorkers(
@@ -70,7 +83,7 @@ class Responses:
             fail=service.fail_background,
             config=settings.assistants,
             owner=worker_id(),
-            single_process=database.dialect == "sqlite",
+            single_process=database.single_process,
         )
         service.attach(workers)
         return cls(

@@ -41,14 +41,18 @@ from portway.errors import (
     NotFoundError,
     PortwayError,
 )
+from portway.privacy.owners import content_owner, request_user
+from portway.privacy.stage import zero_retention_error
 from portway.protocol.chat import ChatCompletionRequest
 from portway.protocol.events import ServerSentEvent
 from portway.protocol.responses import (
+    CompactRequest,
     CreateResponseRequest,
     FunctionTool,
     InputTokensRequest,
     ToolChoiceFunction,
 )
+from portway.responses.compaction import ResponseCompaction, compaction_object
 from portway.responses.engine import ResponseEngine, ResponseJob
 from portway.responses.items import chat_messages, resolve_references, stored_items
 from portway.responses.progress import output_so_far
@@ -82,8 +86,10 @@ class ResponseService:
         known_model: Callable[[str], bool],
         principals: RunPrincipals,
         poll_seconds: float,
+        compaction: ResponseCompaction,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._compaction = compaction
         self._store = store
         self._engine = engine
         self._context = context
@@ -176,13 +182,16 @@ class ResponseService:
         principal: Principal,
         request: CreateResponseRequest,
         input_items: list[dict[str, Any]],
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The model's context (instructions, earlier items, this input, fitted), and the
-        input with its item references resolved."""
+        response_id: str,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]:
+        """The model's context (instructions, earlier items, this input, compacted when
+        asked, fitted), the input with its item references resolved, and the compaction
+        item made for it (None: none)."""
         history = await self._history(
             principal, request.previous_response_id, request.conversation_id
         )
         input_items = resolve_references(input_items, history)
+        self._compaction.verify(principal, input_items)
         head = [{"role": "system", "content": request.instructions}] if request.instructions else []
 
         def build(messages: list[dict[str, Any]]) -> Any:
@@ -194,15 +203,17 @@ class ResponseService:
                 tool_called=False,
             )
 
-        messages = await self._fit(
-            request.model,
-            head,
-            chat_messages([*history, *input_items]),
-            build,
-            request.truncation,
-            request.max_output_tokens,
+        context = chat_messages(self._compaction.expand(principal, [*history, *input_items]))
+        compacted = await self._compaction.maybe_compact(
+            principal, request, build([*head, *context]), response_id
         )
-        return messages, input_items
+        item = None
+        if compacted is not None:
+            head, context, item = [], compacted.messages, compacted.item
+        messages = await self._fit(
+            request.model, head, context, build, request.truncation, request.max_output_tokens
+        )
+        return messages, input_items, item
 
     async def _message_costs(self, model: str, request: ChatCompletionRequest) -> list[int]:
         """The tokens each message adds to the prompt."""
@@ -224,8 +235,16 @@ class ResponseService:
             )
         self._check_model(principal, request.model)
         _check_tool_choice(request)
-        # Zero-retention keys keep nothing: their responses are never stored.
-        store = request.store is not False and not principal.no_store
+        # Zero-retention keys keep nothing: their responses are never stored, and asking
+        # for storage (or for a conversation, which only exists stored) is refused.
+        if principal.retention.zero:
+            if request.store is True:
+                raise zero_retention_error(
+                    "responses cannot be stored ('store' must be false)", "store"
+                )
+            if request.conversation_id is not None:
+                raise zero_retention_error("it has no conversations", "conversation")
+        store = request.store is not False and not principal.retention.zero
         if request.background and not store:
             raise InvalidRequestError(
                 "Background responses must be stored: 'background' needs 'store' true "
@@ -233,10 +252,10 @@ class ResponseService:
                 param="background",
                 code="invalid_value",
             )
-        messages, input_items = await self._messages(
-            principal, request, stored_items(request.input)
-        )
         response_id = new_id("resp")
+        messages, input_items, compaction = await self._messages(
+            principal, request, stored_items(request.input), response_id
+        )
         now = self._clock()
         status = "queued" if request.background else "in_progress"
         body = new_response(response_id, now, request, status=status, store=store)
@@ -249,6 +268,7 @@ class ResponseService:
             include=tuple(request.include or ()),
             input_items=input_items,
             created_at=now,
+            compaction=compaction,
         )
 
     # Running it ----------------------------------------------------------------------
@@ -329,7 +349,10 @@ class ResponseService:
         )
         inputs = item_rows(job.principal.tenant, job.id, job.input_items, self._clock())
         appended = [] if background else self._appended(job)
-        await self._store.save_response(row, inputs, appended)
+        owner = content_owner(
+            job.principal, "response", job.id, job.created_at, request_user(job.request)
+        )
+        await self._store.save_response(row, inputs, appended, owner)
 
     # Background responses ------------------------------------------------------------
 
@@ -353,8 +376,8 @@ class ResponseService:
         body.pop("usage", None)
         try:
             principal = await self._principals.current(row.principal)
-            messages, input_items = await self._messages(
-                principal, request, await self._store.items_of(row.id)
+            messages, input_items, compaction = await self._messages(
+                principal, request, await self._store.items_of(row.id), row.id
             )
         except PortwayError as error:
             await self.fail_background(row.id, row.owner, error.message)
@@ -368,6 +391,7 @@ class ResponseService:
             include=tuple(row.include),
             input_items=input_items,
             created_at=row.created_at,
+            compaction=compaction,
         )
         pending: list[dict[str, Any]] = []
         async for event in self._events(job):
@@ -490,13 +514,40 @@ class ResponseService:
         )
         head = [{"role": "system", "content": request.instructions}] if request.instructions else []
         input_items = resolve_references(stored_items(as_response.input or []), history)
-        messages = [*head, *chat_messages([*history, *input_items])]
+        self._compaction.verify(principal, input_items)
+        context = self._compaction.expand(principal, [*history, *input_items])
+        messages = [*head, *chat_messages(context)]
         if not messages:
             return 0
         chat = chat_request(
             as_response, messages, max_output_tokens=None, builtins=True, tool_called=False
         )
         return await self._context.count(request.model, chat)
+
+    async def compact(self, principal: Principal, request: CompactRequest) -> dict[str, Any]:
+        """``POST /v1/responses/compact``: the context summarized, as a compaction item."""
+        self._check_model(principal, request.model)
+        history = await self._history(principal, request.previous_response_id, None)
+        input_items = resolve_references(stored_items(request.input or []), history)
+        self._compaction.verify(principal, input_items)
+        head = [{"role": "system", "content": request.instructions}] if request.instructions else []
+        messages = [
+            *head,
+            *chat_messages(self._compaction.expand(principal, [*history, *input_items])),
+        ]
+        if not messages:
+            raise InvalidRequestError(
+                "Nothing to compact: give 'input' or 'previous_response_id'.",
+                param="input",
+                code="missing_required_parameter",
+            )
+        chat = ChatCompletionRequest.model_validate({"model": request.model, "messages": messages})
+        budget = self._context.window_limit(request.model, None)
+        response_id = new_id("resp")
+        compacted = await self._compaction.compact_chat(
+            principal, chat, budget or 2**31, response_id, everything=True
+        )
+        return compaction_object(compacted, response_id)
 
 
 def _visible_row(row: ResponseRow, include: Sequence[str] = ()) -> dict[str, Any]:

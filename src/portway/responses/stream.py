@@ -80,6 +80,16 @@ class OutputBuilder:
             "response.output_item.added", output_index=index, item=self._copy(item)
         )
 
+    def item(self, item: dict[str, Any]) -> list[Event]:
+        """A finished item added whole (a ``compaction`` item)."""
+        events = self.close()
+        index, added = self._add(item)
+        events.append(added)
+        events.append(
+            self.event("response.output_item.done", output_index=index, item=self._copy(item))
+        )
+        return events
+
     # Text --------------------------------------------------------------------------
 
     def text(self, delta: str) -> list[Event]:

@@ -53,6 +53,7 @@ class ResponseWorkers:
         self._slots = asyncio.Semaphore(config.max_concurrent_runs)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._draining = False
         self._executing: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -66,6 +67,10 @@ class ResponseWorkers:
             asyncio.create_task(self._claim_loop(), name="responses-claim"),
             asyncio.create_task(self._maintenance_loop(), name="responses-maintenance"),
         ]
+
+    def drain(self) -> None:
+        """Claim nothing more (shutdown began); what executes here goes on until ``close``."""
+        self._draining = True
 
     async def close(self) -> None:
         """Stop the loops, then interrupt executing responses (they go back to the queue)."""
@@ -98,6 +103,9 @@ class ResponseWorkers:
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
+            if self._draining:
+                await self._pause(self._config.poll_interval_seconds)
+                continue
             await self._slots.acquire()
             self._wake.clear()
             try:

@@ -703,7 +703,7 @@ class Router(Terminal):
             deployment = pick.deployment
             try:
                 if deployment.id in call.tried and not waited:
-                    await self._sleep(call, policy.backoff(retry_number, self._rng))
+                    await self._sleep(ctx, call, policy.backoff(retry_number, self._rng))
                 admission = await self._admit(ctx, call, pick)
             except BaseException as error:
                 await pick.member.breaker.settle(pick.lease, Outcome.ABANDONED)
@@ -794,10 +794,12 @@ class Router(Terminal):
         return gate, tokens
 
     @staticmethod
-    async def _sleep(call: RoutedCall, seconds: float) -> None:
+    async def _sleep(ctx: CallContext, call: RoutedCall, seconds: float) -> None:
         limited = call.limit(seconds)
         if limited:
             await asyncio.sleep(limited)
+            if ctx.trace is not None:  # a retry's backoff is waiting on the upstream too
+                ctx.trace.upstream_wait += limited
 
     # Outcomes ----------------------------------------------------------------
 

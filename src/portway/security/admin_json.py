@@ -11,6 +11,7 @@ from typing import Any
 
 from portway.accounting.pricing import usd
 from portway.protocol.admin import KeyCreate
+from portway.retention import Retention
 from portway.store.budgets import BudgetState
 from portway.store.keys import KeyFields, KeyRecord
 
@@ -26,6 +27,7 @@ def key_fields(body: KeyCreate) -> KeyFields:
         tpm=body.tpm,
         priority=body.priority,
         no_store=body.no_store,
+        retention=body.retention,  # type: ignore[arg-type]
         metadata=body.metadata,
         expires_at=body.expiry(),
     )
@@ -58,6 +60,7 @@ def key_json(key: KeyRecord, secret: str | None = None) -> dict[str, Any]:
         "tpm": key.tpm,
         "priority": key.priority,
         "no_store": key.no_store,
+        "retention": Retention.of(key.retention).label if key.retention else None,
         "metadata": key.metadata,
         "created_at": int(key.created_at),
         "expires_at": key.expires_at,
@@ -69,3 +72,16 @@ def key_json(key: KeyRecord, secret: str | None = None) -> dict[str, Any]:
     if secret is not None:
         body["key"] = secret
     return body
+
+
+def key_summary(key: KeyRecord) -> dict[str, Any]:
+    """What the audit log keeps of a key change: identity and policy, never the secret."""
+    return {
+        "name": key.name,
+        "user": key.user_id,
+        "team": key.team_id,
+        "models": list(key.allowed_models) if key.allowed_models is not None else None,
+        "retention": key.retention,
+        "rpm": key.rpm,
+        "tpm": key.tpm,
+    }

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from dataclasses import replace
 from typing import Protocol
 
 from portway.errors import AuthenticationError
+from portway.retention import KEEP, Retention
 from portway.security.keys import KeyService, looks_like_virtual_key
 from portway.security.principal import ANONYMOUS, MASTER, Principal
 
@@ -33,8 +35,11 @@ class Authenticator(Protocol):
 class MasterKeyAuthenticator:
     """Open when no master key is set; otherwise only the master key is accepted."""
 
-    def __init__(self, master_key: str | None) -> None:
+    def __init__(self, master_key: str | None, retention: Retention = KEEP) -> None:
         self._master_digest = hash_secret(master_key) if master_key else None
+        # The server default retention applies to the master key and an open server too.
+        self._master = replace(MASTER, retention=retention)
+        self._anonymous = replace(ANONYMOUS, retention=retention)
 
     @property
     def enabled(self) -> bool:
@@ -47,14 +52,14 @@ class MasterKeyAuthenticator:
 
     async def authenticate(self, token: str | None) -> Principal:
         if self._master_digest is None:
-            return ANONYMOUS
+            return self._anonymous
         if token is None:
             raise AuthenticationError(
                 "You didn't provide an API key. Provide it in the Authorization header "
                 "(Authorization: Bearer YOUR_KEY)."
             )
         if self.is_master(token):
-            return MASTER
+            return self._master
         raise AuthenticationError("Incorrect API key provided.")
 
 
@@ -67,8 +72,10 @@ class KeyAuthenticator(MasterKeyAuthenticator):
     let in as the anonymous admin, as before.
     """
 
-    def __init__(self, master_key: str | None, keys: KeyService) -> None:
-        super().__init__(master_key)
+    def __init__(
+        self, master_key: str | None, keys: KeyService, retention: Retention = KEEP
+    ) -> None:
+        super().__init__(master_key, retention)
         self._keys = keys
 
     async def authenticate(self, token: str | None) -> Principal:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from portway.retention import effective
 from portway.security.principal import BudgetRef, Principal
 from portway.store.budgets import BudgetRepository, BudgetState
 from portway.store.keys import KeyFields, KeyRecord, KeyRepository, KeyWithBudgets
@@ -86,7 +87,7 @@ def budget_ref(state: BudgetState) -> BudgetRef:
     )
 
 
-def principal_for(found: KeyWithBudgets) -> Principal:
+def principal_for(found: KeyWithBudgets, default_retention: str | None = None) -> Principal:
     key = found.key
     return Principal(
         kind="virtual_key",
@@ -99,19 +100,19 @@ def principal_for(found: KeyWithBudgets) -> Principal:
         rpm=key.rpm,
         tpm=key.tpm,
         priority=key.priority,
-        no_store=key.no_store,
+        retention=effective(key.retention, found.team_retention, default_retention),
         expires_at=key.expires_at,
         budgets=tuple(budget_ref(budget) for budget in found.budgets),
     )
 
 
-def _resolve(found: KeyWithBudgets | None, now: float) -> Resolved:
+def _resolve(found: KeyWithBudgets | None, now: float, default_retention: str | None) -> Resolved:
     if found is None:
         return UNKNOWN
     status = found.key.status(now)
     if status != "active":
         return Resolved(rejection=status)  # type: ignore[arg-type]
-    return Resolved(principal=principal_for(found))
+    return Resolved(principal=principal_for(found, default_retention))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +131,10 @@ class KeyService:
         *,
         cache_ttl: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        default_retention: str | None = None,
     ) -> None:
         self.keys = keys
+        self.default_retention = default_retention
         self.budgets = budgets
         self._ttl = cache_ttl
         self._clock = clock
@@ -208,7 +211,7 @@ class KeyService:
         future: asyncio.Future[Resolved] = asyncio.get_running_loop().create_future()
         self._inflight[cache_key] = future
         try:
-            resolved = _resolve(await lookup(), time.time())
+            resolved = _resolve(await lookup(), time.time(), self.default_retention)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved here: waiters re-raise it themselves
@@ -220,6 +223,10 @@ class KeyService:
             self._evict(now)
         self._cache[cache_key] = (now + self._ttl, resolved)
         return resolved
+
+    def forget(self) -> None:
+        """Drop every cached lookup (a team's policy changed)."""
+        self._cache.clear()
 
     @property
     def cached_entries(self) -> int:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
+from portway.retention import KEEP, Retention
+
 # "system": Portway's own calls with no caller behind them (see ``security.system``).
 PrincipalKind = Literal["anonymous", "master", "virtual_key", "system"]
 
@@ -33,7 +35,8 @@ class Principal:
     rpm: int | None = None
     tpm: int | None = None
     priority: int = 0
-    no_store: bool = False
+    # How long this caller's stored content is kept (key, else team, else the default).
+    retention: Retention = KEEP
     expires_at: float | None = None
     budgets: tuple[BudgetRef, ...] = ()
 
@@ -41,6 +44,11 @@ class Principal:
     def is_admin(self) -> bool:
         """Master key, or an open server (no master key configured)."""
         return self.kind in ("master", "anonymous")
+
+    @property
+    def no_store(self) -> bool:
+        """Zero retention: none of this caller's content is stored anywhere."""
+        return self.retention.zero
 
     @property
     def tenant(self) -> str:

@@ -29,6 +29,7 @@ from portway.store.models.assistants import (
     ThreadRow,
 )
 from portway.store.pagination import Page, PageRequest, paginate
+from portway.store.pseudonyms import drop_pseudonyms
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ class AssistantStore:
             await session.execute(delete(RunStepRow).where(RunStepRow.run_id.in_(run_ids)))
             await session.execute(delete(RunRow).where(RunRow.thread_id == thread_id))
             await session.execute(delete(MessageRow).where(MessageRow.thread_id == thread_id))
+            await session.execute(drop_pseudonyms(tenant, thread_id))
             await session.execute(delete(ThreadRow).where(*owned))
             return True
 

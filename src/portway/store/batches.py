@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +38,10 @@ async def _update(
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.execute(statement)).scalars().first()
+
+
+# No worker touches a batch in these states again.
+FINISHED_STATUSES = ("completed", "failed", "expired", "cancelled")
 
 
 class BatchStore:
@@ -230,3 +234,22 @@ class BatchStore:
 
 def _claim_changes(owner: str, lease_until: float) -> dict[str, Any]:
     return {"owner": owner, "lease_until": lease_until, "attempts": BatchRow.attempts + 1}
+
+    async def delete_finished(self, tenant: str, batch_id: str) -> BatchRow | None:
+        """Delete a batch that no worker runs any more (with its line results); the
+        deleted row, or None when it is missing or still running."""
+        async with self._db.session() as session:
+            row = (
+                await session.scalars(
+                    select(BatchRow).where(
+                        BatchRow.id == batch_id,
+                        BatchRow.tenant == tenant,
+                        BatchRow.status.in_(FINISHED_STATUSES),
+                    )
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            await session.execute(delete(BatchLineRow).where(BatchLineRow.batch_id == batch_id))
+            await session.execute(delete(BatchRow).where(BatchRow.id == batch_id))
+            return row

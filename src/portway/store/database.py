@@ -19,8 +19,12 @@ logger = logging.getLogger(__name__)
 class Database:
     """One pooled engine per process. ``start()`` migrates to head; ``close()`` disposes."""
 
-    def __init__(self, database_url: str, *, migrate_on_start: bool = True) -> None:
+    def __init__(
+        self, database_url: str, *, migrate_on_start: bool = True, shared: bool = False
+    ) -> None:
         self.url = database_url
+        # Other processes of this machine use the file too (`portway serve --workers N`).
+        self._shared = shared
         self.engine: AsyncEngine = create_engine(database_url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._migrate_on_start = migrate_on_start
@@ -32,6 +36,12 @@ class Database:
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``: for the few statements that differ per backend."""
         return self.engine.dialect.name
+
+    @property
+    def single_process(self) -> bool:
+        """Whether this process alone uses the database (a SQLite file not shared by
+        workers): then whatever is left in progress at start-up belongs to no live process."""
+        return self.dialect == "sqlite" and not self._shared
 
     async def start(self) -> None:
         if self._migrate_on_start:

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, select, update
 
 from portway.store.budgets import BudgetRepository, BudgetState
 from portway.store.database import Database
-from portway.store.models import VirtualKeyRow
+from portway.store.models import TeamPolicyRow, VirtualKeyRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,8 @@ class KeyRecord:
     revoked_at: float | None
     rotated_at: float | None
     budget: BudgetState | None = None
+    # The key's own retention label ("none" or days); None: its team's or the default.
+    retention: str | None = None
 
     def status(self, now: float) -> str:
         if self.revoked_at is not None:
@@ -57,6 +59,7 @@ class KeyFields:
     no_store: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
     expires_at: float | None = None
+    retention: str | None = None  # "none" or days; ``no_store`` alone means "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,7 @@ class KeyWithBudgets:
 
     key: KeyRecord
     budgets: tuple[BudgetState, ...]
+    team_retention: str | None = None
 
 
 def _record(row: VirtualKeyRow, budget: BudgetState | None = None) -> KeyRecord:
@@ -85,10 +89,12 @@ def _record(row: VirtualKeyRow, budget: BudgetState | None = None) -> KeyRecord:
         revoked_at=row.revoked_at,
         rotated_at=row.rotated_at,
         budget=budget,
+        retention=row.retention,
     )
 
 
 def _columns(fields: KeyFields) -> dict[str, Any]:
+    retention = fields.retention or ("none" if fields.no_store else None)
     return {
         "name": fields.name,
         "user_id": fields.user_id,
@@ -99,7 +105,8 @@ def _columns(fields: KeyFields) -> dict[str, Any]:
         "rpm": fields.rpm,
         "tpm": fields.tpm,
         "priority": fields.priority,
-        "no_store": fields.no_store,
+        "no_store": retention == "none",
+        "retention": retention,
         "key_metadata": dict(fields.metadata),
         "expires_at": fields.expires_at,
     }
@@ -161,6 +168,8 @@ class KeyRepository:
     async def update(self, key_id: str, changes: dict[str, Any]) -> KeyRecord | None:
         """Apply ``changes`` (``KeyFields`` names); budgets change via ``BudgetRepository``."""
         columns = {("key_metadata" if k == "metadata" else k): v for k, v in changes.items()}
+        if "retention" in columns:  # one source of truth: no_store follows retention
+            columns["no_store"] = columns["retention"] == "none"
         if columns.get("allowed_models") is not None:
             columns["allowed_models"] = list(columns["allowed_models"])
         async with self._db.session() as session:
@@ -212,8 +221,12 @@ class KeyRepository:
             if row.team_id:
                 subjects.append(("team", row.team_id))
             budgets = await BudgetRepository.find_in(session, subjects)
+            team_retention = None
+            if row.team_id and row.retention is None:
+                team = await session.get(TeamPolicyRow, row.team_id)
+                team_retention = team.retention if team is not None else None
         own = next((b for b in budgets if b.scope == "key"), None)
-        return KeyWithBudgets(_record(row, own), tuple(budgets))
+        return KeyWithBudgets(_record(row, own), tuple(budgets), team_retention)
 
     async def ids_of(self, key_ids: Sequence[str]) -> set[str]:
         async with self._db.session() as session:

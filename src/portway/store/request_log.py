@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from portway.store.database import Database
@@ -62,10 +62,11 @@ class RequestLogFilter:
 
 
 def _older_than(created_at: float, seq: int) -> ColumnElement[bool]:
-    """Rows after the anchor in newest-first order (written out so both backends index it)."""
-    return or_(
-        _log.c.created_at < created_at,
-        and_(_log.c.created_at == created_at, _log.c.seq < seq),
+    """Rows after the anchor in newest-first order. The leading ``created_at <=`` is the
+    index range both backends seek to (an OR alone makes SQLite scan from the newest)."""
+    return and_(
+        _log.c.created_at <= created_at,
+        or_(_log.c.created_at < created_at, _log.c.seq < seq),
     )
 
 
@@ -134,3 +135,38 @@ class RequestLogRepository:
             deleted += count
             if count < PURGE_CHUNK:
                 return deleted
+
+    # Content (bodies) for privacy: rows stay (metadata), bodies go --------------------
+
+    async def clear_bodies(
+        self,
+        *,
+        user_id: str | None = None,
+        key_id: str | None = None,
+        team_id: str | None = None,
+        before: float | None = None,
+    ) -> int:
+        """Null the bodies of the matching entries that still have some; how many."""
+        conditions = [or_(_log.c.request_body.is_not(None), _log.c.response_body.is_not(None))]
+        if user_id is not None:
+            conditions.append(_log.c.user_id == user_id)
+        if key_id is not None:
+            conditions.append(_log.c.key_id == key_id)
+        if team_id is not None:
+            conditions.append(_log.c.team_id == team_id)
+        if before is not None:
+            conditions.append(_log.c.created_at < before)
+        async with self._db.write() as connection:
+            result = await connection.execute(
+                update(_log).where(*conditions).values(request_body=None, response_body=None)
+            )
+        return result.rowcount or 0
+
+    async def body_owners(self) -> list[tuple[str | None, str | None]]:
+        """Every (key id, team id) with entries that still hold bodies."""
+        held = or_(_log.c.request_body.is_not(None), _log.c.response_body.is_not(None))
+        async with self._db.connect() as connection:
+            rows = await connection.execute(
+                select(_log.c.key_id, _log.c.team_id).where(held).distinct()
+            )
+            return [(row.key_id, row.team_id) for row in rows]

@@ -16,6 +16,8 @@ from sqlalchemy import delete, insert, inspect, or_, select, update
 from portway.store.database import Database
 from portway.store.models.responses import ConversationRow, ItemRow, ResponseEventRow, ResponseRow
 from portway.store.pagination import Page, PageRequest, paginate
+from portway.store.privacy import ContentOwner, insert_owner
+from portway.store.pseudonyms import drop_pseudonyms
 
 
 def _values(row: Any) -> dict[str, Any]:
@@ -54,12 +56,16 @@ class ResponseStore:
         row: ResponseRow,
         input_items: Sequence[ItemRow],
         conversation_items: Sequence[ItemRow] = (),
+        owner: ContentOwner | None = None,
     ) -> None:
         """A new response, its input items and what it appends to its conversation (Core
-        inserts in one transaction: this is on every stored response's path)."""
+        inserts in one transaction: this is on every stored response's path), and whom
+        it is stored for (retention and user deletion find it by that)."""
         items = [*input_items, *conversation_items]
         async with self._db.write() as connection:
             await connection.execute(insert(ResponseRow), [_values(row)])
+            if owner is not None:
+                await insert_owner(connection, owner)
             if items:
                 await connection.execute(insert(ItemRow), [_values(item) for item in items])
 
@@ -120,6 +126,7 @@ class ResponseStore:
             await session.execute(
                 delete(ResponseEventRow).where(ResponseEventRow.response_id == response_id)
             )
+            await session.execute(drop_pseudonyms(tenant, response_id))
             return True
 
     # Background work: claims, leases, recovery ----------------------------------------
@@ -296,4 +303,5 @@ class ResponseStore:
             if not result.rowcount:  # type: ignore[attr-defined]
                 return False
             await session.execute(delete(ItemRow).where(ItemRow.owner == conversation_id))
+            await session.execute(drop_pseudonyms(tenant, conversation_id))
             return True

@@ -10,8 +10,10 @@ from portway.store.models.assistants import (
     RunStepRow,
     ThreadRow,
 )
+from portway.store.models.audit import AuditCheckpointRow, AuditHeadRow, AuditRecordRow
 from portway.store.models.batches import BatchLineRow, BatchRow
 from portway.store.models.budgets import BudgetLeaseRow, BudgetRow
+from portway.store.models.context import ContextSummaryRow, ContextTurnRow
 from portway.store.models.files import (
     ChunkRow,
     FileBatchRow,
@@ -19,7 +21,9 @@ from portway.store.models.files import (
     VectorStoreFileRow,
     VectorStoreRow,
 )
+from portway.store.models.guardrails import PseudonymMapRow
 from portway.store.models.keys import VirtualKeyRow
+from portway.store.models.privacy import ContentOwnerRow, TeamPolicyRow
 from portway.store.models.request_log import RequestLogRow
 from portway.store.models.responses import (
     ConversationRow,
@@ -32,16 +36,23 @@ from portway.store.models.usage import UsageRow
 
 __all__ = [
     "AssistantRow",
+    "AuditCheckpointRow",
+    "AuditHeadRow",
+    "AuditRecordRow",
     "BatchLineRow",
     "BatchRow",
     "BudgetLeaseRow",
     "BudgetRow",
     "ChunkRow",
+    "ContentOwnerRow",
+    "ContextSummaryRow",
+    "ContextTurnRow",
     "ConversationRow",
     "FileBatchRow",
     "FileRow",
     "ItemRow",
     "MessageRow",
+    "PseudonymMapRow",
     "RequestLogRow",
     "ResponseEventRow",
     "ResponseRow",
@@ -49,6 +60,7 @@ __all__ = [
     "RunStepRow",
     "SketchRow",
     "SketchVersionRow",
+    "TeamPolicyRow",
     "ThreadRow",
     "UsageRow",
     "VectorStoreFileRow",

@@ -24,6 +24,8 @@ class VirtualKeyRow(Base):
     tpm: Mapped[int | None] = mapped_column(Integer)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     no_store: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "none" (zero retention, then ``no_store`` is true too) or days; null: team/default.
+    retention: Mapped[str | None] = mapped_column(String(16))
     key_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float | None] = mapped_column(Float)

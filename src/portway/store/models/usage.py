@@ -41,5 +41,8 @@ class UsageRow(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     cache_status: Mapped[str | None] = mapped_column(String(16))
     context_strategy: Mapped[str | None] = mapped_column(String(16))
+    # What fitting the prompt cost (the summarizer's and embedder's calls), in this row
+    # as well as in those calls' own rows (endpoint ``context.*``).
+    context_cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     stream: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,7 +1,7 @@
 """sketches: the architecture sketcher's sketches and their versions
 
 Revision ID: 0090
-Revises: 0070
+Revises: 0110
 Create Date: 2026-12-01 17:40:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0090"
-down_revision = "0070"
+down_revision = "0110"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Privacy: retention of stored content, zero retention, user data deletion."""
