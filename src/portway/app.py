@@ -43,6 +43,8 @@ from portway.errors import InvalidRequestError, MethodNotAllowedError, NotFoundE
 from portway.observability.middleware import ObservabilityMiddleware
 from portway.providers.registry import ProviderRegistry
 from portway.services import Services
+from portway.sketch import api as sketch_api
+from portway.sketch import page as sketch_page
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +119,12 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
     for module in (health, admin, cache_admin, privacy, request_log):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
-    for module in (files, vector_stores, assistants, threads, batches, conversations):
+    for module in (files, vector_stores, assistants, threads, batches, conversations, sketch_api):
         app.include_router(module.router, dependencies=[Depends(retained)], include_in_schema=False)
     app.include_router(console_router.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")
+    # The sketcher's page: static, no secrets (it asks for a key and calls /v1/sketches).
+    app.include_router(sketch_page.router, include_in_schema=False)
     app.add_exception_handler(PortwayError, _error_object)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _error_object)

@@ -31,6 +31,7 @@ from portway.store.models.responses import (
     ResponseEventRow,
     ResponseRow,
 )
+from portway.store.models.sketches import SketchRow, SketchVersionRow
 from portway.store.models.usage import UsageBucketRow, UsageDailyRow, UsageRow
 
 __all__ = [
@@ -57,6 +58,8 @@ __all__ = [
     "ResponseRow",
     "RunRow",
     "RunStepRow",
+    "SketchRow",
+    "SketchVersionRow",
     "TeamPolicyRow",
     "ThreadRow",
     "UsageBucketRow",
