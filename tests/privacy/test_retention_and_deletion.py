@@ -149,6 +149,7 @@ def test_content_past_its_retention_is_purged(server: PortwayServer, state_dir: 
         "file": 1,
         "vector_store": 1,
         "batch": 0,
+        "sketch": 0,
         "request_log_bodies": 1,  # the response's entry keeps its metadata, not its bodies
     }
     assert gone(short_objects) == sorted(short_objects)
@@ -216,3 +217,30 @@ def test_deleting_a_users_data(server: PortwayServer, state_dir: Path) -> None:
     ) as http:
         assert http.delete("/v1/admin/users/bob/data").status_code == 403
         assert http.get("/v1/admin/audit").status_code == 403
+
+
+def test_deleting_a_users_data_reaches_their_sketches(
+    server: PortwayServer, state_dir: Path
+) -> None:
+    carol_key = server.create_key(MASTER, name="carol", user="carol")
+    carol = server.sdk(carol_key["key"])
+    marker = "sk-" + secrets.token_hex(6)
+    sketch: Any = carol.post(
+        "/sketches",
+        body={"description": f"a queue of {marker}", "model": "fake-gpt"},
+        cast_to=object,
+    )
+    deadline = time.monotonic() + 60
+    while carol.get(f"/sketches/{sketch['id']}", cast_to=object)["status"] in (
+        "queued",
+        "in_progress",
+    ):
+        assert time.monotonic() < deadline, "the sketch never finished"
+        time.sleep(0.1)
+    with server.admin(MASTER) as http:
+        deleted = http.delete("/v1/admin/users/carol/data")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["deleted"]["sketch"] == 1
+    with pytest.raises(openai.NotFoundError):
+        carol.get(f"/sketches/{sketch['id']}", cast_to=object)
+    assert tables_containing(state_dir / "portway.db", marker) == {}

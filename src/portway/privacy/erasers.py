@@ -16,6 +16,7 @@ from portway.store.assistants import AssistantStore
 from portway.store.batches import BatchStore
 from portway.store.database import Database
 from portway.store.responses import ResponseStore
+from portway.store.sketches import SketchStore
 from portway.store.vector_stores import VectorStoreRepository
 
 Eraser = Callable[[str, str], Awaitable[bool]]
@@ -70,4 +71,5 @@ def build_erasers(database: Database, files: FileService) -> Mapping[str, Eraser
         "file": _file_eraser(files),
         "vector_store": VectorStoreRepository(database).delete,
         "batch": _batch_eraser(BatchStore(database), files),
+        "sketch": SketchStore(database).delete,
     }

@@ -8,7 +8,7 @@ from portway.security.principal import Principal
 from portway.store.privacy import ContentOwner
 
 # The kinds of stored content Portway tracks (and purges / deletes per user).
-KINDS = ("response", "conversation", "thread", "file", "vector_store", "batch")
+KINDS = ("response", "conversation", "thread", "file", "vector_store", "batch", "sketch")
 
 
 def request_user(request: Any) -> str | None:

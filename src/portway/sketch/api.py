@@ -40,7 +40,10 @@ def _number(request: Request, name: str) -> int | None:
 @router.post("/v1/sketches")
 async def create_sketch(request: Request) -> Response:
     body = await read_body(request, CreateSketchRequest)
-    return JSONResponse(await _service(request).create(principal_of(request), body))
+    created = await _service(request).create(principal_of(request), body)
+    # A sketch holds the caller's description: content, purged and erased with the rest.
+    await services_of(request).privacy.track(principal_of(request), "sketch", created["id"])
+    return JSONResponse(created)
 
 
 @router.get("/v1/sketches")
