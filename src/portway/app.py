@@ -123,7 +123,7 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         app.include_router(module.router, dependencies=[Depends(retained)], include_in_schema=False)
     app.include_router(console_router.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")
-    # The sketcher's page: static, no secrets (it asks for a key and calls /v1/sketches).
+    # The sketcher's page: no secrets in it (the console's session or a typed key).
     app.include_router(sketch_page.router, include_in_schema=False)
     app.add_exception_handler(PortwayError, _error_object)
     app.add_exception_handler(HTTPException, _http_error)
