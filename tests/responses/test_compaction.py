@@ -203,3 +203,19 @@ def test_an_unknown_context_management_type_is_a_400(
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "context_management[0].type"
     assert fake_openai.requests == []
+
+
+def test_a_whole_response_says_what_truncation_did(
+    door: PortwayServer, fake_openai: FakeOpenAI, upstream: Summaries
+) -> None:
+    long = create(door, input=items(400, "quay"), truncation="auto")
+    assert long.status_code == 200, long.text
+    assert long.headers["x-portway-context"] == "truncated"
+    before, after = map(int, long.headers["x-portway-context-tokens"].split("->"))
+    assert after < before and after <= 8000
+    assert (
+        upstream_tokens(model_calls(fake_openai)[-1].body["messages"], f"upstream-{MODEL}") <= 8000
+    )
+    short = create(door, input="Just one question.", truncation="auto")
+    assert short.status_code == 200, short.text
+    assert short.headers["x-portway-context"] == "none"
