@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from portway.config import ConfigError, Settings, load_settings
 from portway.context.sealing import PURPOSE as COMPACTION
@@ -95,3 +95,16 @@ def test_the_sandbox_may_not_bind_the_key_file(tmp_path: Path) -> None:
         server_key_file=str(tmp_path / "secret" / "server.key"),
     )
     assert tmp_path / "secret" / "server.key" in _protected_paths(settings)
+
+
+@pytest.mark.parametrize(
+    "removed",
+    [
+        {"sealing_key_file": "x"},
+        {"compaction": {"key_file": "x"}},
+        {"audit": {"key_file": "x"}},
+    ],
+)
+def test_the_old_per_feature_key_settings_are_unknown(removed: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        Settings.model_validate(removed)
