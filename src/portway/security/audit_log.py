@@ -68,7 +68,7 @@ class AuditLog:
     ) -> None:
         self.repository = repository
         self.config = config
-        self.signing_key = key
+        self._key = key
         self._clock = clock
         self._pending: list[NewRecord] = []
         self.dropped = 0
@@ -151,7 +151,7 @@ class AuditLog:
         if seq == 0 or seq <= await self.repository.last_checkpoint_seq():
             return None
         created = _micros(self._clock())
-        key = self.signing_key
+        key = self._key
         checkpoint = Checkpoint(
             seq=seq,
             hash=chain_hash,
@@ -163,7 +163,7 @@ class AuditLog:
         return checkpoint
 
     async def verify(self) -> VerifyReport:
-        verifier = ChainVerifier(await self.repository.checkpoints(), self.signing_key)
+        verifier = ChainVerifier(await self.repository.checkpoints(), self._key)
         async for record in self.repository.scan():
             verifier.add(record)
         seq, chain_hash = await self.repository.head()
