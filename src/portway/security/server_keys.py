@@ -75,23 +75,44 @@ def _read(path: Path) -> bytes | None:
 
 
 def _generate(path: Path) -> bytes:
-    """Create the key file atomically (O_EXCL): a process that loses the race reads the
+    """Create the key file atomically: the key is written and synced to a private temporary
+    file (O_EXCL, 0600) that is then hard-linked to ``path``, which fails if it exists. So
+    the file never appears half-written, and a process that loses the race reads the
     winner's key."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = secrets.token_hex(SECRET_BYTES)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        existing = _read(path)
-        if existing is None:
-            raise
-        return existing
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            existing = _read(path)
+            if existing is None:
+                raise
+            return existing
+    finally:
+        temporary.unlink(missing_ok=True)
+    _sync_directory(path.parent)
     logger.info("generated the server key in %s", path)
     return text.encode("utf-8")
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the new directory entry durable (POSIX; a no-op where directories cannot be
+    opened)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def load_server_key(settings: Settings) -> ServerKey:

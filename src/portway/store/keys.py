@@ -151,8 +151,13 @@ class KeyRepository:
         team_id: str | None = None,
         include_revoked: bool = True,
         limit: int = 1000,
+        offset: int = 0,
+        newest_first: bool = False,
     ) -> list[KeyRecord]:
-        query = select(VirtualKeyRow).order_by(VirtualKeyRow.created_at, VirtualKeyRow.id)
+        order = (VirtualKeyRow.created_at, VirtualKeyRow.id)
+        query = select(VirtualKeyRow).order_by(
+            *(column.desc() for column in order) if newest_first else order
+        )
         if user_id is not None:
             query = query.where(VirtualKeyRow.user_id == user_id)
         if team_id is not None:
@@ -160,7 +165,7 @@ class KeyRepository:
         if not include_revoked:
             query = query.where(VirtualKeyRow.revoked_at.is_(None))
         async with self._db.session() as session:
-            rows = (await session.scalars(query.limit(limit))).all()
+            rows = (await session.scalars(query.limit(limit).offset(offset))).all()
             budgets = await BudgetRepository.find_in(session, [("key", row.id) for row in rows])
         by_key = {budget.subject: budget for budget in budgets}
         return [_record(row, by_key.get(row.id)) for row in rows]

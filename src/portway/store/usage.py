@@ -13,6 +13,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from portway.store.budgets import Settlement, settle_in
 from portway.store.database import Database
 from portway.store.models import UsageRow
+from portway.store.usage_rollups import (
+    DAILY_GROUPS,
+    add_rollups_in,
+    daily_covers,
+    daily_summary_query,
+    day_of,
+)
 
 _usage = UsageRow.__table__
 GroupBy = Literal["key", "user", "team", "model", "deployment", "endpoint", "day", "status"]
@@ -23,7 +30,7 @@ GROUP_COLUMNS: dict[str, Any] = {
     "model": _usage.c.model,
     "deployment": _usage.c.deployment,
     "endpoint": _usage.c.endpoint,
-    "day": cast(_usage.c.created_at / 86400, Integer),
+    "day": day_of(_usage.c.created_at),
     "status": _usage.c.status,
 }
 ROW_COLUMNS = tuple(column.name for column in _usage.columns)
@@ -37,6 +44,10 @@ class UsageFilter:
     model: str | None = None
     since: float | None = None
     until: float | None = None
+
+    def equal(self) -> dict[str, str | None]:
+        """The exact-match filters, by report group name."""
+        return {"key": self.key_id, "user": self.user_id, "team": self.team_id, "model": self.model}
 
     def conditions(self) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
@@ -66,10 +77,12 @@ class UsageRepository:
     async def append(
         self, rows: Sequence[dict[str, Any]], settlements: Sequence[Settlement] = ()
     ) -> None:
-        """Insert ledger rows and settle their budget reservations in one transaction."""
+        """Insert ledger rows (and add them to their minutes' totals) and settle their
+        budget reservations in one transaction."""
         async with self._db.write() as connection:
             if rows:
                 await connection.execute(insert(_usage), list(rows))
+                await add_rollups_in(connection, rows)
             if settlements:
                 await settle_in(connection, settlements, wrote=bool(rows))
 
@@ -90,6 +103,7 @@ class UsageRepository:
             fresh = [row for row in rows if row["record_id"] not in present]
             if fresh:
                 await connection.execute(insert(_usage), fresh)
+                await add_rollups_in(connection, fresh)
             to_settle = [
                 s for rid, group in settlements.items() if rid not in present for s in group
             ]
@@ -100,7 +114,14 @@ class UsageRepository:
     async def summary(
         self, where: UsageFilter, group_by: Sequence[str] = (), limit: int = 10_000
     ) -> list[dict[str, Any]]:
-        """Totals per group (all rows as one group when ``group_by`` is empty)."""
+        """Totals per group (all rows as one group when ``group_by`` is empty).
+
+        Whole UTC days grouped and filtered by key, user, team, model or day are read from
+        the daily rollup (a month of a busy gateway is thousands of rows, not millions);
+        anything else from the ledger rows themselves."""
+        if daily_covers(group_by, where.equal(), where.since, where.until):
+            query = daily_summary_query(group_by, where.equal(), where.since, where.until)
+            return await self._summaries(query.limit(limit), bool(group_by), rollup=True)
         keys = [GROUP_COLUMNS[name].label(name) for name in group_by]
         totals = [
             func.count().label("requests"),
@@ -119,12 +140,19 @@ class UsageRepository:
         if keys:
             group_columns = [GROUP_COLUMNS[name] for name in group_by]
             query = query.group_by(*group_columns).order_by(*group_columns)
+        return await self._summaries(query.limit(limit), bool(keys), rollup=False)
+
+    async def _summaries(self, query: Any, grouped: bool, *, rollup: bool) -> list[dict[str, Any]]:
         async with self._db.connect() as connection:
-            result = (await connection.execute(query.limit(limit))).mappings().all()
+            result = (await connection.execute(query)).mappings().all()
         summaries = []
         for row in result:
             item = dict(row)
-            if item["requests"] == 0 and not keys:
+            if rollup:  # the rollup stores "" for no key, user or team
+                for name in DAILY_GROUPS:
+                    if item.get(name) == "":
+                        item[name] = None
+            if item["requests"] == 0 and not grouped:
                 item["errors"] = item["cache_hits"] = 0
             for name in ("errors", "cache_hits"):
                 item[name] = int(item[name] or 0)

@@ -31,7 +31,8 @@ from portway.store.models.responses import (
     ResponseEventRow,
     ResponseRow,
 )
-from portway.store.models.usage import UsageRow
+from portway.store.models.sketches import SketchRow, SketchVersionRow
+from portway.store.models.usage import UsageBucketRow, UsageDailyRow, UsageRow
 
 __all__ = [
     "AssistantRow",
@@ -57,8 +58,12 @@ __all__ = [
     "ResponseRow",
     "RunRow",
     "RunStepRow",
+    "SketchRow",
+    "SketchVersionRow",
     "TeamPolicyRow",
     "ThreadRow",
+    "UsageBucketRow",
+    "UsageDailyRow",
     "UsageRow",
     "VectorStoreFileRow",
     "VectorStoreRow",
