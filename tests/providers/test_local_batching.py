@@ -179,7 +179,7 @@ def test_a_client_that_leaves_stops_only_its_own_sequence(
             "POST", f"{server.base_url}/chat/completions", json=long_request, timeout=300
         ) as response:
             lines = response.iter_lines()
-            for _ in range(6):
+            for _ in range(6):  # three events: the role, then two tokens
                 next(lines)
         return provider.tokens_generated
 
@@ -199,7 +199,8 @@ def test_a_client_that_leaves_stops_only_its_own_sequence(
     settled = provider.tokens_generated
     time.sleep(0.5)
     assert provider.tokens_generated == settled
-    assert settled - before < 1000 and left_at - before >= 5
+    # It had produced the tokens the client read, and stopped far short of 3000.
+    assert settled - before < 1000 and left_at - before >= 2
 
 
 def test_max_tokens_and_stop_hold_per_sequence(client: openai.OpenAI) -> None:
