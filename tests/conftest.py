@@ -81,13 +81,12 @@ def with_private_state(settings: dict[str, Any], directory: Path) -> dict[str, A
     """Settings whose database and files live in ``directory`` unless the test chose them."""
     settings = {
         "database_url": f"sqlite:///{directory}/portway.db",
-        "sealing_key_file": str(directory / "sealing.key"),
+        "server_key_file": str(directory / "server.key"),
         **settings,
     }
     files = {"storage_dir": str(directory / "files"), **settings.get("files", {})}
     ledger = {"journal_dir": str(directory / "ledger-journal"), **settings.get("ledger", {})}
-    audit = {"key_file": str(directory / "audit.key"), **settings.get("audit", {})}
-    return {**settings, "files": files, "ledger": ledger, "audit": audit}
+    return {**settings, "files": files, "ledger": ledger}
 
 
 @pytest.fixture(scope="module")

@@ -72,6 +72,8 @@ def test_compose_runs_two_replicas_behind_nginx(tmp_path: Path) -> None:
         assert service["command"][:1] == ["serve"] and "--workers" in service["command"]
         assert set(service["depends_on"]) == {"postgres", "redis"}
         assert any(volume.startswith("files:") for volume in service["volumes"])
+        # Replicas sharing the database share the server key.
+        assert service["environment"]["PORTWAY_SERVER_KEY"].startswith("${PORTWAY_SERVER_KEY:?")
     nginx = services["nginx"]
     assert set(nginx["depends_on"]) == set(replicas)
     mounted = nginx["volumes"][0].split(":")[0]
@@ -105,7 +107,8 @@ def test_kubernetes_manifests_probe_what_portway_serves(tmp_path: Path) -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     secret_keys = set(manifests["Secret/portway"]["stringData"])
     env = {item["name"]: item for item in container["env"]}
-    for name in ("PORTWAY_MASTER_KEY", "DATABASE_URL", "REDIS_URL"):
+    # The replicas share one server key (audit checkpoints, sealed maps and items).
+    for name in ("PORTWAY_MASTER_KEY", "PORTWAY_SERVER_KEY", "DATABASE_URL", "REDIS_URL"):
         assert env[name]["valueFrom"]["secretKeyRef"]["key"] in secret_keys
     mounted = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert env["PORTWAY_CONFIG"]["value"].startswith(mounted["config"])

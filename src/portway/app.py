@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -48,6 +49,9 @@ from portway.sketch import page as sketch_page
 
 logger = logging.getLogger(__name__)
 
+# The Swagger UI files vendored in the console's static folder (swagger-ui-dist, npm).
+SWAGGER_UI = "5.35.0"
+
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
@@ -86,6 +90,16 @@ class PortwayApp:
         await self._outer(scope, receive, send)
 
 
+async def _swagger_page() -> Response:
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Portway API",
+        swagger_js_url=f"/ui/static/vendor/swagger-ui-bundle-{SWAGGER_UI}.js",
+        swagger_css_url=f"/ui/static/vendor/swagger-ui-{SWAGGER_UI}.css",
+        swagger_favicon_url="/ui/static/favicon.svg",
+    )
+
+
 def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> PortwayApp:
     """Build the app; providers are created now and started in the lifespan."""
     services = Services.build(settings, registry)
@@ -106,7 +120,7 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         summary="Portway's own API: keys, budgets, usage, request log, cache, health.",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served below with the vendored Swagger UI: no CDN, works offline
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -123,7 +137,8 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
         app.include_router(module.router, dependencies=[Depends(retained)], include_in_schema=False)
     app.include_router(console_router.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")
-    # The sketcher's page: static, no secrets (it asks for a key and calls /v1/sketches).
+    app.add_api_route("/docs", _swagger_page, include_in_schema=False)
+    # The sketcher's page: no secrets in it (the console's session or a typed key).
     app.include_router(sketch_page.router, include_in_schema=False)
     app.add_exception_handler(PortwayError, _error_object)
     app.add_exception_handler(HTTPException, _http_error)

@@ -72,16 +72,6 @@ class ContextConfig(_Strict):
     retrieve_max_turns: int = Field(default=4, ge=1)
 
 
-class CompactionConfig(_Strict):
-    """The key that seals ``compaction`` items (Responses): a Fernet key (urlsafe base64
-    of 32 bytes); unset: ``key_file`` is read, else generated there (0600) on first start
-    (``key_file`` unset: ``compaction.key`` in the data directory, next to the SQLite
-    database, else ``./.portway``)."""
-
-    key: SecretStr | None = None
-    key_file: str | None = None
-
-
 GuardrailMode = Literal["block", "redact", "monitor"]
 GuardrailScope = Literal["input", "output", "both"]
 
@@ -497,9 +487,7 @@ class AuditConfig(_Strict):
     enabled: bool = True
     # Also one record per model call: who, model, endpoint, status, guardrails that fired.
     requests: bool = False
-    # Checkpoint signing key; else $PORTWAY_AUDIT_KEY, else ``key_file`` (made if absent).
-    signing_key: SecretStr | None = None
-    key_file: str = "./.portway/audit.key"
+    # Checkpoints are signed with the server key's ``audit-checkpoints`` key.
     checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
     flush_interval_ms: int = Field(default=200, ge=1)
 
@@ -533,14 +521,16 @@ class Settings(_Strict):
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
     batches: BatchesConfig = Field(default_factory=BatchesConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
-    compaction: CompactionConfig = Field(default_factory=CompactionConfig)
     sketch: SketchConfig = Field(default_factory=SketchConfig)
     # Guardrails for every model (a model entry's own ``guardrails`` overrides them).
     guardrails: list[GuardrailPolicy] = Field(default_factory=list)
-    # The server key sealing stored secrets (a conversation's pseudonyms): 32 bytes,
-    # URL-safe base64; unset: read from (or created in, mode 0600) ``sealing_key_file``.
-    sealing_key: SecretStr | None = None
-    sealing_key_file: str = "./.portway/sealing.key"
+    # The one server secret (``security/server_keys.py``): audit checkpoints are signed and
+    # pseudonym maps and compaction items sealed with keys derived from it. At least 32
+    # characters (``PORTWAY_SERVER_KEY``); unset: read from ``server_key_file`` (unset:
+    # ``server.key`` next to the SQLite database, else ``./.portway``), generated there
+    # (mode 0600) on first start. Replicas sharing a database must share it.
+    server_key: SecretStr | None = None
+    server_key_file: str | None = None
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
 
@@ -585,7 +575,7 @@ class Settings(_Strict):
             raise ValueError("cache.backend/cache.semantic.index: 'redis' needs redis_url")
         return self
 
-    @field_validator("master_key")
+    @field_validator("master_key", "server_key")
     @classmethod
     def _blank_key_means_none(cls, key: SecretStr | None) -> SecretStr | None:
         if key is not None and not key.get_secret_value().strip():

@@ -19,12 +19,14 @@ from portway.cache.factory import build_cache
 from portway.cache.stage import CacheStage
 from portway.config import Settings
 from portway.context.policy import ContextPolicy
-from portway.context.sealing import key_path
+from portway.context.sealing import PURPOSE as COMPACTION_PURPOSE
+from portway.context.sealing import CompactionSealer
 from portway.context.stage import ContextStage
 from portway.context.wiring import build_compactor
 from portway.guardrails.policy import Policies
 from portway.guardrails.registry import GuardrailRegistry
 from portway.guardrails.stage import GuardrailStage
+from portway.guardrails.vault import PURPOSE as VAULT_PURPOSE
 from portway.guardrails.vault import PseudonymVault
 from portway.observability.metrics import Metrics
 from portway.observability.service import Observability
@@ -49,7 +51,7 @@ from portway.security.audit_chain import canonical_json
 from portway.security.audit_log import AuditLog
 from portway.security.audit_stage import AuditStage
 from portway.security.auth import Authenticator, KeyAuthenticator
-from portway.security.sealing import load_sealer
+from portway.security.server_keys import key_path, load_server_key
 from portway.security.system import SystemPrincipal
 from portway.sketch.wiring import Sketches
 from portway.store import Database
@@ -123,6 +125,8 @@ class Services:
         catalog = ModelCatalog.from_configs(settings.models, registry, settings.accounting)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
         database = Database(settings.database_url, shared=settings.server.workers != 1)
+        # Read (or generated) once: every key Portway signs or seals with derives from it.
+        server_key = load_server_key(settings)
         accounting = Accounting.build(settings, catalog, database)
         # Stages that make model calls of their own (the classifier, the cache's embedder)
         # reach them through the pipeline they are part of: it is assembled below.
@@ -143,16 +147,12 @@ class Services:
         # Budgets and limits bound a call by the router's own routes, never a copy of them.
         estimator = UsageEstimator(accounting.tokenizer, catalog, settings.accounting, router)
         # Always present: a key's own list may turn guardrails on (a pass-through otherwise).
-        sealing_key = settings.sealing_key.get_secret_value() if settings.sealing_key else None
         guardrails = GuardrailStage(
             Policies.build(settings, GuardrailRegistry()),
             lambda action: metrics.guardrail_action(action.guardrail, action.action),
-            PseudonymVault(
-                PseudonymStore(database),
-                lambda: load_sealer(sealing_key, settings.sealing_key_file),
-            ),
+            PseudonymVault(PseudonymStore(database), server_key.sealer(VAULT_PURPOSE)),
         )
-        audit = AuditLog.build(settings.audit, database)
+        audit = AuditLog.build(settings.audit, database, server_key)
         # Summaries and retrieval of older turns: the context stage's, the Responses
         # API's compaction and the runs' ``summarize`` truncation share one.
         compactor = build_compactor(settings, database, estimator, models)
@@ -192,6 +192,7 @@ class Services:
             accounting.keys,
             known_model=known_model,
             compactor=compactor,
+            compaction_sealer=CompactionSealer(server_key.sealer(COMPACTION_PURPOSE)),
         )
         observability = Observability(settings, database)
         privacy = PrivacyService(
@@ -326,6 +327,5 @@ def _protected_paths(settings: Settings) -> list[Path]:
         paths.append(Path(settings.ledger.journal_dir))
     if settings.cache.backend == "sqlite":
         paths.append(Path(settings.cache.sqlite_path))
-    paths.append(Path(settings.audit.key_file))
-    paths.append(key_path(settings.compaction, settings.database_url))
+    paths.append(key_path(settings))
     return paths

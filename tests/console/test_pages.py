@@ -205,6 +205,26 @@ def test_the_playground_calls_the_api_with_the_session_only_with_the_csrf_header
     assert key["id"] in usage
 
 
+def test_the_sketcher_page_works_as_the_signed_in_principal(console: PortwayServer) -> None:
+    key = console.create_key(MASTER, name="sketcher")
+    http = login(console, key["key"])
+    page = http.get("/ui/sketch")
+    assert page.status_code == 200
+    csrf = csrf_of(page.text)
+    body = {"description": "a URL shortener", "model": "fake-gpt"}
+    assert http.post("/v1/sketches", json=body).status_code == 401
+    created = http.post("/v1/sketches", json=body, headers={"x-portway-csrf": csrf})
+    assert created.status_code == 200, created.text
+    # It is the key's own sketch: the key sees it, another key gets a 404.
+    mine = console.sdk(key["key"]).get(f"/sketches/{created.json()['id']}", cast_to=object)
+    assert mine["id"] == created.json()["id"]
+    other = console.create_key(MASTER, name="someone-else")
+    with pytest.raises(openai.NotFoundError):
+        console.sdk(other["key"]).get(f"/sketches/{created.json()['id']}", cast_to=object)
+    # Signed out, the page carries no token and asks for a key.
+    assert 'name="portway-csrf"' not in httpx.get(f"{console.url}/ui/sketch").text
+
+
 def test_overview_and_usage_show_the_ledger(console: PortwayServer) -> None:
     client = console.sdk(MASTER)
     for n in range(3):

@@ -1,58 +1,55 @@
-"""The compaction key and sealed items: the key is generated once into the data directory,
-readable by its owner only, and read back on the next start; a sealed item opens only
-unaltered, under the same key and for the same tenant."""
+"""Sealed compaction items: one opens only unaltered, under the same server key and for
+the same tenant; anything else is a 400 ``invalid_encrypted_content``."""
 
 from __future__ import annotations
 
-import stat
-from pathlib import Path
+import base64
 
 import pytest
-from cryptography.fernet import Fernet
-from pydantic import SecretStr
 
-from portway.config import CompactionConfig, ConfigError
 from portway.context.catalog import known_window
-from portway.context.sealing import Sealed, Sealer, key_path, load_key
+from portway.context.sealing import PURPOSE, CompactionSealer, Sealed
 from portway.errors import InvalidRequestError
+from portway.security.server_keys import ServerKey
 
 
-def test_the_key_is_generated_once_next_to_the_database_with_0600(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/data/portway.db"
-    config = CompactionConfig()
-    path = key_path(config, url)
-    assert path == tmp_path / "data" / "compaction.key"
-    first = load_key(config, url)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_key(config, url) == first  # the next start reads it back
-    Fernet(first)  # a valid key
+def _sealer(secret: str) -> CompactionSealer:
+    return CompactionSealer(ServerKey(secret.encode()).sealer(PURPOSE))
 
 
-def test_a_configured_key_wins_and_a_bad_one_is_a_config_error(tmp_path: Path) -> None:
-    key = Fernet.generate_key()
-    config = CompactionConfig(key=SecretStr(key.decode()), key_file=str(tmp_path / "unused"))
-    assert load_key(config, "sqlite:///:memory:") == key
-    assert not (tmp_path / "unused").exists()
-    with pytest.raises(ConfigError, match=r"compaction\.key"):
-        Sealer(b"not a key")
+def _flipped(content: str) -> str:
+    """``content`` with one bit of its ciphertext flipped."""
+    blob = bytearray(base64.urlsafe_b64decode(content))
+    blob[-20] ^= 0x01
+    return base64.urlsafe_b64encode(bytes(blob)).decode()
 
 
 def test_a_sealed_item_opens_only_unaltered_same_key_same_tenant() -> None:
-    sealer = Sealer(Fernet.generate_key())
+    sealer = _sealer("a" * 64)
     sealed = Sealed("The user likes boats.", ({"role": "user", "content": "Hi"},))
     content = sealer.seal(sealed, "team-a")
     assert "boats" not in content
+    assert "boats" not in base64.urlsafe_b64decode(content).decode("latin-1")
     assert sealer.open(content, "team-a") == sealed
+    assert content != sealer.seal(sealed, "team-a")  # a fresh nonce each time
     for tenant, other in (
         ("team-b", content),
-        ("team-a", content[:-4] + ("AAAA" if not content.endswith("AAAA") else "BBBB")),
-        ("team-a", Sealer(Fernet.generate_key()).seal(sealed, "team-a")),
+        ("team-a", _flipped(content)),
+        ("team-a", _sealer("b" * 64).seal(sealed, "team-a")),
         ("team-a", "garbage"),
+        ("team-a", "not base64 at all: é"),
+        ("team-a", ""),
     ):
         with pytest.raises(InvalidRequestError) as caught:
             sealer.open(other, tenant, "input[3]")
         assert caught.value.code == "invalid_encrypted_content"
         assert caught.value.param == "input[3]"
+
+
+def test_an_item_sealed_by_another_replica_with_the_same_server_key_opens() -> None:
+    sealed = Sealed("Summary.")
+    content = _sealer("c" * 64).seal(sealed, "team-a")
+    assert _sealer("c" * 64).open(content, "team-a") == sealed
 
 
 @pytest.mark.parametrize(

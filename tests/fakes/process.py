@@ -28,6 +28,8 @@ class PortwayProcess:
         self.port = free_port()
         self._workers = workers
         self._config = directory / f"portway-{self.port}.yaml"
+        # The server key file stays in the test's directory, not the working directory's.
+        settings = {"server_key_file": str(directory / "server.key"), **settings}
         self._config.write_text(yaml.safe_dump(settings), encoding="utf-8")
         self._log = directory / f"portway-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None

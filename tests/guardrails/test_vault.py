@@ -3,7 +3,6 @@ continued by a later call of the conversation."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from portway.guardrails.base import GuardSession
 from portway.guardrails.pii import PiiGuardrail
 from portway.guardrails.vault import PseudonymVault
-from portway.security.sealing import Sealer, SealError, key_from_file
+from portway.security.sealing import Sealer, SealError
 from portway.store import Database
 from portway.store.pseudonyms import PseudonymStore
 
@@ -29,14 +28,6 @@ def test_a_sealed_blob_opens_only_with_its_key_and_place() -> None:
         Sealer(b"x" * 32).open(blob, b"tenant\0owner")
 
 
-def test_the_key_file_is_created_private_once(tmp_path: Path) -> None:
-    path = tmp_path / "keys" / "sealing.key"
-    key = key_from_file(path)
-    assert len(key) == 32
-    assert os.stat(path).st_mode & 0o777 == 0o600
-    assert key_from_file(path) == key
-
-
 def test_a_later_call_continues_the_placeholders() -> None:
     first = GuardSession()
     PiiGuardrail().check_input(f"mail {EMAIL}", "redact", first)
@@ -50,7 +41,7 @@ async def test_the_vault_round_trips_per_tenant(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path}/vault.db")
     await database.start()
     try:
-        vault = PseudonymVault(PseudonymStore(database), lambda: Sealer(b"s" * 32))
+        vault = PseudonymVault(PseudonymStore(database), Sealer(b"s" * 32))
         session = GuardSession()
         PiiGuardrail().check_input(f"mail {EMAIL}", "redact", session)
         await vault.save("team-a", "thread_1", session.saved())
@@ -58,5 +49,16 @@ async def test_the_vault_round_trips_per_tenant(tmp_path: Path) -> None:
         assert await vault.load("team-b", "thread_1") is None  # tenants isolated
         await vault.drop("team-a", "thread_1")
         assert await vault.load("team-a", "thread_1") is None
+    finally:
+        await database.close()
+
+
+async def test_a_map_sealed_under_another_server_key_is_treated_as_absent(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path}/vault.db")
+    await database.start()
+    try:
+        store = PseudonymStore(database)
+        await PseudonymVault(store, Sealer(b"s" * 32)).save("team-a", "thread_1", {"n": 1})
+        assert await PseudonymVault(store, Sealer(b"t" * 32)).load("team-a", "thread_1") is None
     finally:
         await database.close()

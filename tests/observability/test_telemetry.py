@@ -4,6 +4,7 @@ header, `/docs` and `/openapi.json`."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -230,6 +231,11 @@ def test_docs_describe_the_admin_api_only(server: PortwayServer) -> None:
     )
     docs = httpx.get(f"{server.url}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    # Swagger UI is served by Portway itself (offline): no script or style from elsewhere.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(asset.startswith("/") for asset in assets), assets
+    for asset in assets:
+        assert httpx.get(f"{server.url}{asset}").status_code == 200, asset
     # The OpenAI-compatible endpoints are as they were: OpenAI's error shape, not FastAPI's.
     with pytest.raises(openai.BadRequestError) as bad:
         server.sdk().chat.completions.create(model="primary", messages=[])

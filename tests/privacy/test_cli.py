@@ -16,7 +16,7 @@ def config(tmp_path: Path) -> str:
     path = tmp_path / "portway.yaml"
     path.write_text(
         f"database_url: sqlite:///{tmp_path / 'portway.db'}\n"
-        f"audit: {{key_file: {tmp_path / 'audit.key'}}}\n"
+        f"server_key_file: {tmp_path / 'server.key'}\n"
         f"files: {{storage_dir: {tmp_path / 'files'}}}\n"
     )
     return str(path)

@@ -25,6 +25,7 @@ from portway.privacy.service import PrivacyService
 from portway.retrieval.files import FileService
 from portway.retrieval.storage import FileStorage
 from portway.security.audit_log import AuditLog
+from portway.security.server_keys import load_server_key
 from portway.store import Database
 from portway.store.files import FileRepository
 from portway.store.keys import KeyRepository
@@ -56,7 +57,7 @@ def server(
             "database_url": f"sqlite:///{state_dir}/portway.db",
             "files": {"storage_dir": str(state_dir / "files")},
             "ledger": {"journal_dir": str(state_dir / "journal")},
-            "audit": {"key_file": str(state_dir / "audit.key")},
+            "server_key_file": str(state_dir / "server.key"),
             "cache": {"enabled": True, "mode": "always"},
             "request_log": {"bodies": True, "flush_interval_ms": 20},
             "models": [fake_model("fake-gpt", fake_openai_server.base_url)],
@@ -88,7 +89,7 @@ def purge_at(server: PortwayServer, now: float) -> dict[str, int]:
             KeyRepository(database),
             build_erasers(database, files),
             settings.privacy,
-            AuditLog.build(settings.audit, database),
+            AuditLog.build(settings.audit, database, load_server_key(settings)),
             clock=lambda: now,
         )
         privacy.register(RequestLogBodies(RequestLogRepository(database)))

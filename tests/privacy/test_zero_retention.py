@@ -67,7 +67,8 @@ def server(
             "database_url": database_url,
             "files": {"storage_dir": str(state_dir / "files")},
             "ledger": {"journal_dir": str(state_dir / "journal")},
-            "audit": {"requests": True, "key_file": str(state_dir / "audit.key")},
+            "server_key_file": str(state_dir / "server.key"),
+            "audit": {"requests": True},
             "models": [fake_model("fake-gpt", base_url), fake_model("fake-embed", base_url)],
             "cache": {
                 "enabled": True,

@@ -39,6 +39,8 @@ def cluster(
         "master_key": MASTER,
         "database_url": shared_database,
         "redis_url": redis_url,
+        # Replicas sharing a database share the server key, as deployed.
+        "server_key": secrets.token_hex(32),
         "log_level": "warning",
         "models": [
             fake_model(

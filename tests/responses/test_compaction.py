@@ -5,6 +5,7 @@ and the chain carries the item; an altered item, or another tenant's, is a clear
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
@@ -203,3 +204,40 @@ def test_an_unknown_context_management_type_is_a_400(
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "context_management[0].type"
     assert fake_openai.requests == []
+
+
+def test_a_whole_response_says_what_truncation_did(
+    door: PortwayServer, fake_openai: FakeOpenAI, upstream: Summaries
+) -> None:
+    long = create(door, input=items(400, "pier"), truncation="auto")
+    assert long.status_code == 200, long.text
+    assert long.headers["x-portway-context"] == "truncated"
+    before, after = map(int, long.headers["x-portway-context-tokens"].split("->"))
+    assert after < before and after <= 8000
+    assert (
+        upstream_tokens(model_calls(fake_openai)[-1].body["messages"], f"upstream-{MODEL}") <= 8000
+    )
+    short = create(door, input="Just one question.", truncation="auto")
+    assert short.status_code == 200, short.text
+    assert short.headers["x-portway-context"] == "none"
+
+
+def test_a_replica_with_the_same_server_key_opens_the_item_and_another_key_does_not(
+    start_portway: PortwayFactory, fake_openai: FakeOpenAI, upstream: Summaries
+) -> None:
+    shared = secrets.token_hex(32)
+    model = fake_model(
+        MODEL, fake_openai.base_url, context_window=8000, context={"summary_max_tokens": 64}
+    )
+    doors = [
+        start_portway({"server_key": key, "models": [model]})
+        for key in (shared, shared, secrets.token_hex(32))
+    ]
+    for door in doors:
+        use_test_tenants(door)
+    [item] = compact(doors[0], input=items(place="quay")).json()["output"]
+    follow_up = [item, {"role": "user", "content": "And the gulls?"}]
+    assert create(doors[1], input=follow_up, store=False).status_code == 200
+    refused = create(doors[2], input=follow_up, store=False)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_encrypted_content"

@@ -167,13 +167,13 @@ def test_cli_verify_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str
     config = tmp_path / "portway.yaml"
     config.write_text(
         f"database_url: sqlite:///{db_file}\n"
-        f"audit: {{key_file: {tmp_path / 'audit.key'}}}\n"
+        f"server_key_file: {tmp_path / 'server.key'}\n"
         f"files: {{storage_dir: {tmp_path / 'files'}}}\n"
     )
     assert main(["teams", "set", "growth", "--retention", "30", "--config", str(config)]) == 0
     assert main(["teams", "set", "ops", "--retention", "none", "--config", str(config)]) == 0
     assert main(["audit", "checkpoint", "--config", str(config)]) == 0
-    assert (tmp_path / "audit.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "server.key").stat().st_mode & 0o777 == 0o600
     capsys.readouterr()
     assert main(["audit", "verify", "--config", str(config)]) == 0
     assert "audit log OK: 2 records, 1 signed checkpoints" in capsys.readouterr().out

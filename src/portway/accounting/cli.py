@@ -23,6 +23,7 @@ from portway.retention import parse_retention
 from portway.security.admin_json import budget_json, key_json, key_summary
 from portway.security.audit_log import AuditLog
 from portway.security.keys import BudgetSpec, KeyService
+from portway.security.server_keys import load_server_key
 from portway.store import Database
 from portway.store.budgets import BudgetRepository
 from portway.store.keys import KeyFields, KeyRepository
@@ -59,7 +60,8 @@ async def _audit(
 ) -> None:
     """Admin actions from the CLI are audited like the admin API's (actor ``cli``)."""
     settings = load_settings(args.config)
-    await AuditLog.build(settings.audit, database).record(action, "cli", subject, details)
+    audit = AuditLog.build(settings.audit, database, load_server_key(settings))
+    await audit.record(action, "cli", subject, details)
 
 
 def _keys(database: Database) -> KeyService:

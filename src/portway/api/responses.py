@@ -53,7 +53,8 @@ async def create_response(request: Request) -> Response:
             return JSONResponse(queued, headers=_poll_hint(request))
         return await _event_stream(await service.resume(principal, job.id, -1))
     if not body.stream:
-        return JSONResponse(await service.create(job))
+        created = await service.create(job)
+        return JSONResponse(created, headers=job.context_headers)
     return await _event_stream(service.stream(job))
 
 

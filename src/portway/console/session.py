@@ -37,9 +37,15 @@ from portway.security.principal import ANONYMOUS, MASTER, Principal
 COOKIE = "portway_session"
 CSRF_HEADER = "x-portway-csrf"
 SESSION_SECONDS = 8 * 3600
-# The only /v1 call the console's pages make with the cookie (and the CSRF header): the
-# playground's. Every other page reads its data on the server.
-API_PATHS = ("/v1/chat/completions",)
+# The /v1 paths the console's pages call with the cookie (and the CSRF header): the
+# playground's chat and the sketcher page's sketches. Every other page reads its data on
+# the server.
+API_PATHS = ("/v1/chat/completions", "/v1/sketches")
+
+
+def console_api_path(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in API_PATHS)
+
 
 SessionKind = Literal["master", "virtual_key", "anonymous"]
 
@@ -176,7 +182,7 @@ class ConsoleAuth:
 
     async def api_principal(self, scope: Scope) -> Principal | None:
         """A /v1 call from the console's own JavaScript: the cookie plus the CSRF header."""
-        if scope["path"] not in API_PATHS:
+        if not console_api_path(scope["path"]):
             return None
         session = self.session_of(scope)
         if session is None or not self.codec.csrf_ok(session, _header(scope, CSRF_HEADER.encode())):

@@ -18,6 +18,8 @@ from portway.errors import InvalidRequestError
 from portway.pipeline.base import CallContext
 
 CONTEXT_HEADER = "x-portway-context"
+# The prompt's tokens before and after fitting ("1234->800").
+TOKENS_HEADER = "x-portway-context-tokens"
 KEY_METADATA = "context_strategy"
 STRATEGIES: frozenset[str] = frozenset(get_args(ContextStrategyName))
 

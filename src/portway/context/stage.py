@@ -26,7 +26,7 @@ from typing import ClassVar
 from portway.accounting.estimate import UsageEstimator
 from portway.accounting.tokenizer import OFFLOAD_CHARS, ChatTokenCounter, request_chars
 from portway.context.compactor import Compaction, CompactionSpec, Compactor, Costs
-from portway.context.policy import CONTEXT_HEADER, Choice, ContextPolicy
+from portway.context.policy import CONTEXT_HEADER, TOKENS_HEADER, Choice, ContextPolicy
 from portway.context.strategies import DROP_STRATEGIES, Fit, fit
 from portway.context.summarizer import INTERNAL_PREFIX
 from portway.context.turns import split
@@ -43,7 +43,6 @@ from portway.pipeline.base import (
 )
 from portway.protocol.chat import ChatCompletionRequest
 
-TOKENS_HEADER = "x-portway-context-tokens"
 MESSAGES_HEADER = "x-portway-context-messages"
 COMPACTING = frozenset({"summarize", "retrieve"})
 

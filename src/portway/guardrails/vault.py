@@ -2,9 +2,9 @@
 conversation or a ``previous_response_id`` chain continues the same placeholders and can
 restore one the model repeats from an earlier turn (or from a summary of it).
 
-The map is JSON sealed with the server key (``security.sealing``), bound to its tenant
-and owner; it is never logged. A map that does not open (the key changed) is treated as
-absent, with a warning that names the owner only.
+The map is JSON sealed (``security.sealing``) under the server key's ``pseudonym-vault``
+key, bound to its tenant and owner; it is never logged. A map that does not open (the
+server key changed) is treated as absent, with a warning that names the owner only.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from portway.store.pseudonyms import PseudonymStore
 
 logger = logging.getLogger(__name__)
 
+# The purpose of the server key this vault's sealer is keyed with (``ServerKey.sealer``).
+PURPOSE = "pseudonym-vault"
+
 
 def _associated(tenant: str, owner: str) -> bytes:
     return f"portway.pseudonyms\0{tenant}\0{owner}".encode()
@@ -30,19 +33,12 @@ class PseudonymVault:
     def __init__(
         self,
         store: PseudonymStore,
-        sealer: Callable[[], Sealer],
+        sealer: Sealer,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._make_sealer = sealer  # the key is read (or created) on first use
-        self._made: Sealer | None = None
+        self._sealer = sealer
         self._clock = clock
-
-    @property
-    def _sealer(self) -> Sealer:
-        if self._made is None:
-            self._made = self._make_sealer()
-        return self._made
 
     async def load(self, tenant: str, owner: str) -> dict[str, Any] | None:
         sealed = await self._store.get(tenant, owner)
@@ -51,7 +47,7 @@ class PseudonymVault:
         try:
             return orjson.loads(self._sealer.open(sealed, _associated(tenant, owner)))
         except SealError:
-            logger.warning("the pseudonym map of %s does not open (sealing key changed?)", owner)
+            logger.warning("the pseudonym map of %s does not open (server key changed?)", owner)
             return None
 
     async def save(self, tenant: str, owner: str, saved: dict[str, Any]) -> None:

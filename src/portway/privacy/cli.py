@@ -1,10 +1,10 @@
 """`portway audit verify|export|checkpoint`, `portway users delete-data`, `portway teams`,
 `portway retention purge`: straight to the database, like `portway keys`.
 
-They read the same settings as `portway serve`, so they use the same audit signing key
-(``audit.signing_key``, ``$PORTWAY_AUDIT_KEY`` or ``audit.key_file``). The CLI cannot
-reach a running server's in-memory cache: delete a user's data through the admin API
-(`DELETE /v1/admin/users/{user}/data`) to purge the cache too.
+They read the same settings as `portway serve`, so they sign and verify audit checkpoints
+with the same server key (``server_key``, ``$PORTWAY_SERVER_KEY`` or ``server_key_file``).
+The CLI cannot reach a running server's in-memory cache: delete a user's data through the
+admin API (`DELETE /v1/admin/users/{user}/data`) to purge the cache too.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from portway.retention import Retention, parse_retention
 from portway.retrieval.files import FileService
 from portway.retrieval.storage import FileStorage
 from portway.security.audit_log import AuditLog
+from portway.security.server_keys import load_server_key
 from portway.store import Database
 from portway.store.files import FileRepository
 from portway.store.keys import KeyRepository
@@ -51,7 +52,7 @@ def _run(args: argparse.Namespace, work: Callable[[Settings, Database], Awaitabl
 
 
 def _audit(settings: Settings, database: Database) -> AuditLog:
-    return AuditLog.build(settings.audit, database)
+    return AuditLog.build(settings.audit, database, load_server_key(settings))
 
 
 def _privacy(settings: Settings, database: Database) -> PrivacyService:

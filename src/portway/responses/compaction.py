@@ -31,7 +31,7 @@ from portway.assistants.context import ContextBuilder
 from portway.assistants.ids import new_id
 from portway.config import ContextConfig
 from portway.context.compactor import CompactionSpec, Compactor, Costs
-from portway.context.sealing import Sealed, Sealer
+from portway.context.sealing import CompactionSealer, Sealed
 from portway.context.turns import HEAD_ROLES, split
 from portway.errors import ContextLengthExceededError, InvalidRequestError
 from portway.pipeline.client import ModelClient
@@ -73,7 +73,7 @@ class ResponseCompaction:
     def __init__(
         self,
         compactor: Compactor,
-        sealer: Sealer,
+        sealer: CompactionSealer,
         context: ContextBuilder,
         models: ModelClient,
         groups: Mapping[str, ContextConfig],

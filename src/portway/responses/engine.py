@@ -75,6 +75,8 @@ class ResponseJob:
     terms: CallTerms = field(default_factory=CallTerms)
     # The ``compaction`` item made for this response's context: its first output item.
     compaction: dict[str, Any] | None = None
+    # What fitting the context did (``x-portway-context*``), sent with a whole response.
+    context_headers: dict[str, str] = field(default_factory=dict)
     builder: OutputBuilder = field(init=False)
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
 from portway.context.compactor import Compactor
 from portway.context.policy import ContextPolicy
-from portway.context.sealing import Sealer
+from portway.context.sealing import CompactionSealer
 from portway.pipeline.client import ModelClient
 from portway.responses.compaction import ResponseCompaction
 from portway.responses.conversations import ConversationService
@@ -50,6 +50,7 @@ class Responses:
         keys: KeyService,
         known_model: Callable[[str], bool],
         compactor: Compactor,
+        compaction_sealer: CompactionSealer,
     ) -> Responses:
         """``builtin_tools`` is read on every call, so tools registered later are seen."""
         store = ResponseStore(database)
@@ -63,7 +64,7 @@ class Responses:
         )
         compaction = ResponseCompaction(
             compactor,
-            Sealer.from_config(settings.compaction, settings.database_url),
+            compaction_sealer,
             context,
             models,
             ContextPolicy.from_models(settings.models).groups,

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 from portway.accounting.tokenizer import OFFLOAD_CHARS, request_chars
@@ -33,6 +34,7 @@ from portway.assistants.engine import error_code
 from portway.assistants.ids import new_id
 from portway.assistants.principals import RunPrincipals, principal_snapshot
 from portway.assistants.workers import RunWorkers
+from portway.context.policy import CONTEXT_HEADER, TOKENS_HEADER
 from portway.context.strategies import Truncate, fit
 from portway.context.turns import split
 from portway.errors import (
@@ -75,6 +77,16 @@ EVENT_BATCH = 32
 
 def missing(kind: str, object_id: str, param: str | None = None) -> NotFoundError:
     return NotFoundError(f"No {kind} found with id '{object_id}'.", param=param)
+
+
+@dataclass(slots=True)
+class _Context:
+    """A response's model context as prepared (see ``ResponseService._messages``)."""
+
+    messages: list[dict[str, Any]]
+    input_items: list[dict[str, Any]]
+    compaction: dict[str, Any] | None
+    headers: dict[str, str]  # x-portway-context*: what fitting it did
 
 
 class ResponseService:
@@ -146,15 +158,16 @@ class ResponseService:
         build: Callable[[list[dict[str, Any]]], Any],
         truncation: str | None,
         output_cap: int | None,
-    ) -> list[dict[str, Any]]:
-        """The messages to send: ``head`` + ``history`` fitted to the model's window."""
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """The messages to send: ``head`` + ``history`` fitted to the model's window, and
+        the ``x-portway-context*`` headers saying what that did."""
         messages = [*head, *history]
         limit = self._context.window_limit(model, output_cap)
         if limit is None:
-            return messages
+            return messages, {}
         tokens = await self._context.count(model, build(messages))
         if tokens <= limit:
-            return messages
+            return messages, {CONTEXT_HEADER: "none", TOKENS_HEADER: f"{tokens}->{tokens}"}
         if truncation != "auto":
             raise ContextLengthExceededError(
                 f"The input ({tokens} tokens) exceeds the context window of '{model}' "
@@ -174,8 +187,8 @@ class ResponseService:
                 "input).",
                 param="input",
             )
-        messages = [messages[i] for i in kept.kept]
-        return messages
+        fitted = [messages[i] for i in kept.kept]
+        return fitted, {CONTEXT_HEADER: "truncated", TOKENS_HEADER: f"{tokens}->{kept.tokens}"}
 
     async def _messages(
         self,
@@ -183,7 +196,7 @@ class ResponseService:
         request: CreateResponseRequest,
         input_items: list[dict[str, Any]],
         response_id: str,
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]:
+    ) -> _Context:
         """The model's context (instructions, earlier items, this input, compacted when
         asked, fitted), the input with its item references resolved, and the compaction
         item made for it (None: none)."""
@@ -210,10 +223,12 @@ class ResponseService:
         item = None
         if compacted is not None:
             head, context, item = [], compacted.messages, compacted.item
-        messages = await self._fit(
+        messages, headers = await self._fit(
             request.model, head, context, build, request.truncation, request.max_output_tokens
         )
-        return messages, input_items, item
+        if item is not None:
+            headers[CONTEXT_HEADER] = "summarized"
+        return _Context(messages, input_items, item, headers)
 
     async def _message_costs(self, model: str, request: ChatCompletionRequest) -> list[int]:
         """The tokens each message adds to the prompt."""
@@ -253,9 +268,8 @@ class ResponseService:
                 code="invalid_value",
             )
         response_id = new_id("resp")
-        messages, input_items, compaction = await self._messages(
-            principal, request, stored_items(request.input), response_id
-        )
+        fitted = await self._messages(principal, request, stored_items(request.input), response_id)
+        messages, input_items, compaction = fitted.messages, fitted.input_items, fitted.compaction
         now = self._clock()
         status = "queued" if request.background else "in_progress"
         body = new_response(response_id, now, request, status=status, store=store)
@@ -269,6 +283,7 @@ class ResponseService:
             input_items=input_items,
             created_at=now,
             compaction=compaction,
+            context_headers=fitted.headers,
         )
 
     # Running it ----------------------------------------------------------------------
@@ -376,12 +391,18 @@ class ResponseService:
         body.pop("usage", None)
         try:
             principal = await self._principals.current(row.principal)
-            messages, input_items, compaction = await self._messages(
+            fitted = await self._messages(
                 principal, request, await self._store.items_of(row.id), row.id
+            )
+            messages, input_items, compaction = (
+                fitted.messages,
+                fitted.input_items,
+                fitted.compaction,
             )
         except PortwayError as error:
             await self.fail_background(row.id, row.owner, error.message)
             return
+        messages, input_items, compaction = fitted.messages, fitted.input_items, fitted.compaction
         job = ResponseJob(
             id=row.id,
             principal=principal,

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from portway.config import AuditConfig
@@ -30,13 +29,14 @@ from portway.security.audit_chain import (
     sign_checkpoint,
 )
 from portway.security.principal import Principal
-from portway.security.server_keys import load_server_key
+from portway.security.server_keys import ServerKey
 from portway.store.audit import AuditRepository, NewRecord
 from portway.store.database import Database
 
 logger = logging.getLogger(__name__)
 
-KEY_ENV = "PORTWAY_AUDIT_KEY"
+# The purpose of the server key checkpoints are signed with (HMAC-SHA256).
+PURPOSE = "audit-checkpoints"
 _MAX_BATCH = 500
 # Request records held while the database is unreachable; past this they are dropped
 # (counted and logged) rather than let memory grow without bound.
@@ -63,14 +63,12 @@ class AuditLog:
         self,
         repository: AuditRepository,
         config: AuditConfig,
-        key: bytes | Callable[[], bytes],
+        key: bytes,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.repository = repository
         self.config = config
-        # A loader is called once, off the event loop, when a checkpoint first needs it.
-        self._key: bytes | None = key if isinstance(key, bytes) else None
-        self._load_key = key if callable(key) else None
+        self._key = key
         self._clock = clock
         self._pending: list[NewRecord] = []
         self.dropped = 0
@@ -78,17 +76,8 @@ class AuditLog:
         self._flushing = asyncio.Lock()
 
     @classmethod
-    def build(cls, config: AuditConfig, database: Database) -> AuditLog:
-        def load() -> bytes:
-            return load_server_key(config.signing_key, KEY_ENV, Path(config.key_file))
-
-        return cls(AuditRepository(database), config, load)
-
-    async def signing_key(self) -> bytes:
-        if self._key is None:
-            assert self._load_key is not None
-            self._key = await asyncio.to_thread(self._load_key)
-        return self._key
+    def build(cls, config: AuditConfig, database: Database, server_key: ServerKey) -> AuditLog:
+        return cls(AuditRepository(database), config, server_key.derive(PURPOSE))
 
     @property
     def enabled(self) -> bool:
@@ -162,7 +151,7 @@ class AuditLog:
         if seq == 0 or seq <= await self.repository.last_checkpoint_seq():
             return None
         created = _micros(self._clock())
-        key = await self.signing_key()
+        key = self._key
         checkpoint = Checkpoint(
             seq=seq,
             hash=chain_hash,
@@ -174,7 +163,7 @@ class AuditLog:
         return checkpoint
 
     async def verify(self) -> VerifyReport:
-        verifier = ChainVerifier(await self.repository.checkpoints(), await self.signing_key())
+        verifier = ChainVerifier(await self.repository.checkpoints(), self._key)
         async for record in self.repository.scan():
             verifier.add(record)
         seq, chain_hash = await self.repository.head()

@@ -1,13 +1,15 @@
 """The sketcher's page (``/ui/sketch``): one self-contained HTML page with its script and
-style, no CDN. It holds no secrets: it asks for an API key (kept in the browser's
-local storage) and calls `/v1/sketches` like any client."""
+style, no CDN. Signed in to the console, it calls `/v1/sketches` with the console's
+session (its cookie plus the CSRF token the page is given); otherwise it asks for an API
+key, kept in the tab's session storage only."""
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
-from fastapi import APIRouter
-from starlette.responses import FileResponse, Response
+from fastapi import APIRouter, Request
+from starlette.responses import FileResponse, HTMLResponse, Response
 
 from portway.errors import NotFoundError
 
@@ -27,9 +29,19 @@ _HEADERS = {
 }
 
 
+_PAGE = (STATIC / "sketch.html").read_text(encoding="utf-8")
+_SESSION_SLOT = "<!-- portway-session -->"
+
+
 @router.get("/ui/sketch")
-async def sketch_page() -> Response:
-    return FileResponse(STATIC / "sketch.html", media_type="text/html", headers=_HEADERS)
+async def sketch_page(request: Request) -> Response:
+    console = getattr(request.app.state, "console", None)
+    session = console.auth.session_of(request.scope) if console is not None else None
+    if session is None:
+        return HTMLResponse(_PAGE, headers=_HEADERS)
+    token = escape(console.auth.codec.csrf_token(session), quote=True)
+    page = _PAGE.replace(_SESSION_SLOT, f'<meta name="portway-csrf" content="{token}">')
+    return HTMLResponse(page, headers=_HEADERS)
 
 
 @router.get("/ui/sketch/static/{name}")

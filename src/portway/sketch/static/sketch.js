@@ -1,4 +1,5 @@
-// The sketcher page: talks to /v1/sketches with the key the person typed (no CDN, no build).
+// The sketcher page: talks to /v1/sketches with the console's session (cookie + CSRF
+// token) when signed in, else with the key the person typed (no CDN, no build).
 "use strict";
 
 const FORMATS = [
@@ -10,10 +11,13 @@ const FINAL = new Set(["completed", "failed", "awaiting_answers"]);
 const $ = (id) => document.getElementById(id);
 const state = { sketch: null, selected: null, version: null, polling: false };
 
+const CSRF = document.querySelector('meta[name="portway-csrf"]');
+
 function headers(json) {
   const h = {};
   const key = $("api-key").value.trim();
   if (key) h["Authorization"] = "Bearer " + key;
+  else if (CSRF) h["x-portway-csrf"] = CSRF.content;
   if (json) h["Content-Type"] = "application/json";
   return h;
 }
@@ -177,5 +181,6 @@ $("revise").addEventListener("click", async () => {
 });
 
 $("versions").addEventListener("change", () => drawVersion($("versions").value).catch(showError));
-$("api-key").value = localStorage.getItem("portway.sketch.key") || "";
-$("api-key").addEventListener("change", () => localStorage.setItem("portway.sketch.key", $("api-key").value.trim()));
+if (CSRF) $("api-key").closest("label").hidden = true;  // signed in: the session is the key
+$("api-key").value = sessionStorage.getItem("portway.sketch.key") || "";
+$("api-key").addEventListener("change", () => sessionStorage.setItem("portway.sketch.key", $("api-key").value.trim()));
