@@ -27,12 +27,14 @@ class HeldRenewal(ResponseStore):
         self.renewing = asyncio.Event()
         self.release = asyncio.Event()
         self.answers: list[dict[str, tuple[str, str | None]]] = []
-        self.twice = asyncio.Event()  # two renewals answered
+        self.twice = asyncio.Event()  # two renewals of held jobs answered
 
     async def renew(
         self, owner: str, job_ids: Sequence[str], lease_until: float
     ) -> dict[str, tuple[str, str | None]]:
-        if job_ids and not self.release.is_set():
+        if not job_ids:  # nothing held yet: not a renewal worth recording
+            return await super().renew(owner, job_ids, lease_until)
+        if not self.release.is_set():
             self.renewing.set()
             await self.release.wait()
         answer = await super().renew(owner, job_ids, lease_until)
