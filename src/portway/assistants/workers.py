@@ -320,7 +320,11 @@ class RunWorkers(Generic[JobT]):
     async def _renew_leases(self) -> None:
         held = [*self._executing, *self._reserved]
         statuses = await self._runs.renew(self.owner, held, self.lease_until())
-        for run_id, execution in list(self._executing.items()):
+        # Only what was renewed: a run claimed during the renewal is not in its answer.
+        for run_id in held:
+            execution = self._executing.get(run_id)
+            if execution is None:
+                continue
             found = statuses.get(run_id)
             if found is None:
                 execution.stop.set()  # deleted with its thread: stop, nothing to write

@@ -11,7 +11,7 @@ from portway.assistants.builtin import BuiltinTool
 from portway.assistants.context import ContextBuilder
 from portway.assistants.principals import RunPrincipals
 from portway.assistants.tool_policy import ToolLimits
-from portway.assistants.workers import worker_id
+from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
 from portway.context.compactor import Compactor
 from portway.context.policy import ContextPolicy
@@ -20,12 +20,13 @@ from portway.pipeline.client import ModelClient
 from portway.responses.compaction import ResponseCompaction
 from portway.responses.conversations import ConversationService
 from portway.responses.engine import ResponseEngine
+from portway.responses.jobs import ResponseJobEngine, ResponseJobLifecycle
 from portway.responses.native import NativeResponses
 from portway.responses.service import ResponseService
-from portway.responses.workers import ResponseWorkers
 from portway.routing.catalog import ModelCatalog
 from portway.security.keys import KeyService
 from portway.store import Database
+from portway.store.models.responses import ResponseRow
 from portway.store.responses import ResponseStore
 
 
@@ -33,7 +34,7 @@ from portway.store.responses import ResponseStore
 class Responses:
     responses: ResponseService
     conversations: ConversationService
-    workers: ResponseWorkers
+    workers: RunWorkers[ResponseRow]
     # Create calls for models whose upstream has its own Responses API (``responses: native``).
     native: NativeResponses
 
@@ -77,14 +78,18 @@ class Responses:
             settings.responses.stream_poll_seconds,
             compaction,
         )
-        # Background responses run on the run workers' settings (slots, leases, attempts).
-        workers = ResponseWorkers(
-            store=store,
-            run=service.run_background,
-            fail=service.fail_background,
-            config=settings.assistants,
-            owner=worker_id(),
+        # Background responses are a job kind of the run workers, on their settings
+        # (slots, leases, attempts).
+        owner = worker_id()
+        workers: RunWorkers[ResponseRow] = RunWorkers(
+            runs=store,
+            engine=ResponseJobEngine(service),
+            lifecycle=ResponseJobLifecycle(service, owner),
+            config=assistants,
+            concurrency=assistants.max_concurrent_runs,
+            owner=owner,
             single_process=database.single_process,
+            kind="response",
         )
         service.attach(workers)
         return cls(

@@ -12,7 +12,7 @@ saved (``store``, default true) with its input items, and appended to its conver
 in one transaction. Objects of another tenant are reported as missing.
 
 Background responses (``background: true``) are saved ``queued`` and executed by the
-``ResponseWorkers``; their events are stored as they come, so ``resume`` can follow
+run workers (``responses.jobs``); their events are stored as they come, so ``resume`` can follow
 their stream from any process (``starting_after``). ``cancel`` works on them only (a
 foreground response is 400). A foreground stream whose client goes away is not saved:
 its model call is cancelled with it, as a chat completion's is.
@@ -33,6 +33,7 @@ from portway.assistants.context import ContextBuilder
 from portway.assistants.engine import error_code
 from portway.assistants.ids import new_id
 from portway.assistants.principals import RunPrincipals, principal_snapshot
+from portway.assistants.workers import RunWorkers
 from portway.context.policy import CONTEXT_HEADER, TOKENS_HEADER
 from portway.context.strategies import Truncate, fit
 from portway.context.turns import split
@@ -60,7 +61,6 @@ from portway.responses.items import chat_messages, resolve_references, stored_it
 from portway.responses.progress import output_so_far
 from portway.responses.render import new_response, visible_response
 from portway.responses.request import chat_request
-from portway.responses.workers import ResponseWorkers
 from portway.security.principal import Principal
 from portway.store.models.responses import ResponseRow
 from portway.store.pagination import Page, PageRequest
@@ -109,7 +109,7 @@ class ResponseService:
         self._principals = principals
         self._poll_seconds = poll_seconds
         self._clock = clock
-        self._workers: ResponseWorkers | None = None
+        self._workers: RunWorkers[ResponseRow] | None = None
 
     # Preparing a response ------------------------------------------------------------
 
@@ -371,7 +371,7 @@ class ResponseService:
 
     # Background responses ------------------------------------------------------------
 
-    def attach(self, workers: ResponseWorkers) -> None:
+    def attach(self, workers: RunWorkers[ResponseRow]) -> None:
         """The workers that execute background responses (built after this service)."""
         self._workers = workers
 
@@ -430,19 +430,39 @@ class ResponseService:
             conversation_items=self._appended(job),
         )
 
-    async def fail_background(self, response_id: str, owner: str | None, message: str) -> None:
+    async def fail_background(
+        self,
+        response_id: str,
+        owner: str | None,
+        message: str,
+        *,
+        code: str = "server_error",
+        statuses: Sequence[str] = ("in_progress", "queued"),
+    ) -> ResponseRow | None:
+        """Fail a background response in one of ``statuses`` held by ``owner``."""
         row = await self._store.get_by_id(response_id)
         if row is None:
-            return
-        body = {
-            **row.body,
-            "status": "failed",
-            "error": {"code": "server_error", "message": message},
-        }
-        await self._store.update_response(
+            return None
+        body = {**row.body, "status": "failed", "error": {"code": code, "message": message}}
+        return await self._store.update_response(
             response_id,
             {"status": "failed", "body": body, "owner": None, "lease_until": None},
-            statuses=("in_progress", "queued"),
+            statuses=statuses,
+            owner=owner,
+        )
+
+    async def cancel_background(
+        self, response_id: str, owner: str | None, *, statuses: Sequence[str]
+    ) -> ResponseRow | None:
+        """Cancel a background response in one of ``statuses`` held by ``owner``."""
+        row = await self._store.get_by_id(response_id)
+        if row is None:
+            return None
+        body = {**row.body, "status": "cancelled"}
+        return await self._store.update_response(
+            response_id,
+            {"status": "cancelled", "body": body, "owner": None, "lease_until": None},
+            statuses=statuses,
             owner=owner,
         )
 
@@ -455,13 +475,11 @@ class ResponseService:
                 "Cannot cancel a synchronous response.", param=None, code="invalid_request"
             )
         if row.status in ACTIVE:
-            body = {**row.body, "status": "cancelled"}
-            changes = {"status": "cancelled", "body": body, "owner": None, "lease_until": None}
-            updated = await self._store.update_response(response_id, changes, statuses=ACTIVE)
+            updated = await self.cancel_background(response_id, None, statuses=ACTIVE)
             if updated is not None:
                 row = updated
                 if self._workers is not None:
-                    self._workers.stop(response_id)
+                    self._workers.request_cancel(response_id)
             else:
                 row = await self._store.get_response(principal.tenant, response_id) or row
         return _visible_row(row)

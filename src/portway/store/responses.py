@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, inspect, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from portway.store.database import Database
 from portway.store.models.responses import ConversationRow, ItemRow, ResponseEventRow, ResponseRow
@@ -40,6 +41,33 @@ def item_rows(
         ItemRow(id=item["id"], tenant=tenant, owner=owner, created_at=now, item=item)
         for item in items
     ]
+
+
+# A background response a worker may claim.
+_CLAIMABLE = (ResponseRow.status == "queued", ResponseRow.background.is_(True))
+
+
+def _claim_changes(owner: str, lease_until: float) -> dict[str, Any]:
+    return {
+        "status": "in_progress",
+        "owner": owner,
+        "lease_until": lease_until,
+        "attempts": ResponseRow.attempts + 1,
+    }
+
+
+async def _update(
+    session: AsyncSession, conditions: Sequence[Any], changes: dict[str, Any]
+) -> ResponseRow | None:
+    """Apply ``changes`` to the response matching ``conditions``; the updated row or None."""
+    statement = (
+        update(ResponseRow)
+        .where(*conditions)
+        .values(**changes)
+        .returning(ResponseRow)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return (await session.execute(statement)).scalars().first()
 
 
 class ResponseStore:
@@ -101,14 +129,7 @@ class ResponseStore:
         if owner is not None:
             conditions.append(ResponseRow.owner == owner)
         async with self._db.session() as session:
-            statement = (
-                update(ResponseRow)
-                .where(*conditions)
-                .values(**changes)
-                .returning(ResponseRow)
-                .execution_options(synchronize_session=False, populate_existing=True)
-            )
-            row = (await session.execute(statement)).scalars().first()
+            row = await _update(session, conditions, changes)
             if row is not None:
                 session.add_all(conversation_items)
             return row
@@ -129,39 +150,38 @@ class ResponseStore:
             await session.execute(drop_pseudonyms(tenant, response_id))
             return True
 
-    # Background work: claims, leases, recovery ----------------------------------------
+    # Background work: claims, leases, recovery (``assistants.workers.JobStore``) -------
 
-    async def claim_next(self, owner: str, lease_until: float) -> ResponseRow | None:
+    async def claim_next(self, owner: str, now: float, lease_until: float) -> ResponseRow | None:
         """Take the oldest queued background response."""
-        claimable = (ResponseRow.status == "queued", ResponseRow.background.is_(True))
-        oldest = select(ResponseRow.seq).where(*claimable).order_by(ResponseRow.seq).limit(1)
+        oldest = select(ResponseRow.seq).where(*_CLAIMABLE).order_by(ResponseRow.seq).limit(1)
         if self.skip_locked:
             oldest = oldest.with_for_update(skip_locked=True)
-        changes = {
-            "status": "in_progress",
-            "owner": owner,
-            "lease_until": lease_until,
-            "attempts": ResponseRow.attempts + 1,
-        }
-        async with self._db.session() as session:
-            statement = (
-                update(ResponseRow)
-                .where(ResponseRow.seq == oldest.scalar_subquery(), *claimable)
-                .values(**changes)
-                .returning(ResponseRow)
-                .execution_options(synchronize_session=False, populate_existing=True)
-            )
-            return (await session.execute(statement)).scalars().first()
+        return await self._update(
+            [ResponseRow.seq == oldest.scalar_subquery(), *_CLAIMABLE],
+            _claim_changes(owner, lease_until),
+        )
 
-    async def renew(self, owner: str, response_ids: Sequence[str], lease_until: float) -> set[str]:
-        """Extend this worker's leases; the ids it still holds (in progress, its own)."""
-        if not response_ids:
-            return set()
+    async def claim(
+        self, job_id: str, owner: str, now: float, lease_until: float
+    ) -> ResponseRow | None:
+        """Take this queued background response."""
+        return await self._update(
+            [ResponseRow.id == job_id, *_CLAIMABLE], _claim_changes(owner, lease_until)
+        )
+
+    async def renew(
+        self, owner: str, job_ids: Sequence[str], lease_until: float
+    ) -> dict[str, tuple[str, str | None]]:
+        """Extend this worker's leases. Only the responses it still holds are answered: one
+        left out (cancelled, deleted, finished or taken over) is stopped, nothing written."""
+        if not job_ids:
+            return {}
         async with self._db.session() as session:
             result = await session.execute(
                 update(ResponseRow)
                 .where(
-                    ResponseRow.id.in_(response_ids),
+                    ResponseRow.id.in_(job_ids),
                     ResponseRow.owner == owner,
                     ResponseRow.status == "in_progress",
                 )
@@ -169,43 +189,73 @@ class ResponseStore:
                 .returning(ResponseRow.id)
                 .execution_options(synchronize_session=False)
             )
-            return set(result.scalars().all())
+            return {job_id: ("in_progress", owner) for job_id in result.scalars().all()}
 
-    async def lapsed(self, now: float, *, everything: bool) -> list[ResponseRow]:
+    async def lapsed(self, now: float, *, everything: bool = False) -> list[ResponseRow]:
         """Background responses in progress whose holder's lease lapsed (``everything``:
         all of them, when one process owns the database and has just started)."""
         conditions = [ResponseRow.status == "in_progress", ResponseRow.background.is_(True)]
         if not everything:
             conditions.append(or_(ResponseRow.lease_until.is_(None), ResponseRow.lease_until < now))
         async with self._db.session() as session:
-            found = await session.execute(select(ResponseRow).where(*conditions))
+            found = await session.execute(
+                select(ResponseRow).where(*conditions).order_by(ResponseRow.seq)
+            )
             return list(found.scalars().all())
 
-    async def requeue(self, response_id: str, owner: str | None, *, refund: bool = False) -> bool:
+    async def due_to_expire(self, now: float) -> list[ResponseRow]:
+        """None: a background response never waits on its client."""
+        return []
+
+    async def take_over(
+        self,
+        job_id: str,
+        previous_owner: str | None,
+        owner: str,
+        now: float,
+        lease_until: float,
+        *,
+        force: bool = False,
+    ) -> ResponseRow | None:
+        """Hold a lapsed response in place of ``previous_owner`` (``force``: lapsed or not)."""
+        conditions = [
+            ResponseRow.id == job_id,
+            ResponseRow.status == "in_progress",
+            ResponseRow.background.is_(True),
+            ResponseRow.owner.is_(None)
+            if previous_owner is None
+            else ResponseRow.owner == previous_owner,
+        ]
+        if not force:
+            conditions.append(or_(ResponseRow.lease_until.is_(None), ResponseRow.lease_until < now))
+        return await self._update(conditions, {"owner": owner, "lease_until": lease_until})
+
+    async def requeue(
+        self, job_id: str, owner: str | None, *, refund_attempt: bool
+    ) -> ResponseRow | None:
         """Put an interrupted response back in the queue (its events start over);
-        ``refund``: its holder stopped cleanly, so this attempt does not count."""
+        ``refund_attempt``: its holder stopped cleanly, so this attempt does not count."""
         changes: dict[str, Any] = {"status": "queued", "owner": None, "lease_until": None}
-        if refund:
+        if refund_attempt:
             changes["attempts"] = ResponseRow.attempts - 1
+        conditions = [
+            ResponseRow.id == job_id,
+            ResponseRow.status == "in_progress",
+            ResponseRow.owner == owner if owner is not None else ResponseRow.owner.is_(None),
+        ]
         async with self._db.session() as session:
-            result = await session.execute(
-                update(ResponseRow)
-                .where(
-                    ResponseRow.id == response_id,
-                    ResponseRow.status == "in_progress",
-                    ResponseRow.owner == owner
-                    if owner is not None
-                    else ResponseRow.owner.is_(None),
+            row = await _update(session, conditions, changes)
+            if row is not None:
+                await session.execute(
+                    delete(ResponseEventRow).where(ResponseEventRow.response_id == job_id)
                 )
-                .values(**changes)
-                .execution_options(synchronize_session=False)
-            )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                return False
-            await session.execute(
-                delete(ResponseEventRow).where(ResponseEventRow.response_id == response_id)
-            )
-            return True
+            return row
+
+    async def _update(
+        self, conditions: Sequence[Any], changes: dict[str, Any]
+    ) -> ResponseRow | None:
+        async with self._db.session() as session:
+            return await _update(session, conditions, changes)
 
     async def append_events(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
         async with self._db.session() as session:
