@@ -254,12 +254,16 @@ class Services:
 
     def drain(self) -> None:
         """Shutdown begins (SIGTERM): readiness turns false and no more queued runs,
-        responses or batches are claimed here, so other replicas take them; what this
-        process already executes goes on until ``close`` hands it back."""
+        responses, batches or sketches are claimed here, so other replicas take them;
+        what this process already executes goes on until ``close`` hands it back."""
         self.draining = True
-        self.assistants.workers.drain()
-        self.responses.workers.drain()
-        self.batches.workers.drain()
+        for workers in (
+            self.assistants.workers,
+            self.responses.workers,
+            self.batches.workers,
+            self.sketches.workers,
+        ):
+            workers.drain()
 
     async def start(self) -> None:
         if self.settings.master_key is None:
