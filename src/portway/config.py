@@ -393,6 +393,8 @@ class SketchConfig(_Strict):
 
     default_model: str | None = None
     temperature: float = Field(default=0.2, ge=0, le=2)
+    # Sampling seed for every sketch call (None: random): the same sketch on every run.
+    seed: int | None = None
     max_graph_tokens: int = Field(default=3000, ge=256, le=32_000)
     max_doc_tokens: int = Field(default=1500, ge=128, le=32_000)
     strict: bool = True

@@ -109,6 +109,7 @@ class SketchModel:
                 },
                 "max_tokens": max_tokens,
                 "temperature": self._config.temperature,
+                "seed": self._config.seed,
             }
         )
         completion = await self._models.complete(
