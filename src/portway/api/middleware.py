@@ -46,7 +46,8 @@ def _client_request_id(scope: Scope) -> str | None:
     return None
 
 
-def _header(scope: Scope, wanted: bytes) -> str | None:
+def header_value(scope: Scope, wanted: bytes) -> str | None:
+    """The first value of the header ``wanted`` (lower-case bytes) in an ASGI scope."""
     for name, value in scope["headers"]:
         if name == wanted:
             return value.decode("latin-1")
@@ -90,9 +91,9 @@ class EdgeMiddleware:
         try:
             declared = self._check_declared_size(scope, limit)
             if scope["path"].startswith("/v1/"):
-                token = bearer_token(_header(scope, b"authorization"))
+                token = bearer_token(header_value(scope, b"authorization"))
                 if token is None:
-                    token = _header(scope, b"api-key")
+                    token = header_value(scope, b"api-key")
                 principal = None
                 if token is None and self._session_auth is not None:
                     principal = await self._session_auth(scope)
@@ -112,7 +113,7 @@ class EdgeMiddleware:
 
     def _check_declared_size(self, scope: Scope, limit: int) -> bool:
         """Reject a declared length over the limit; True when a length was declared."""
-        length = _header(scope, b"content-length")
+        length = header_value(scope, b"content-length")
         if length is None or not length.isdigit():
             return False
         if int(length) > limit:

@@ -30,6 +30,7 @@ from typing import Literal
 import orjson
 from starlette.types import Scope
 
+from portway.api.middleware import header_value
 from portway.security.auth import KeyAuthenticator
 from portway.security.keys import KeyService
 from portway.security.principal import ANONYMOUS, MASTER, Principal
@@ -132,13 +133,6 @@ def _cookie(scope: Scope, name: str) -> str | None:
     return None
 
 
-def _header(scope: Scope, wanted: bytes) -> str | None:
-    for name, value in scope["headers"]:
-        if name == wanted:
-            return value.decode("latin-1")
-    return None
-
-
 class ConsoleAuth:
     """Login with a key, and the principal behind a session cookie (pages and /v1 calls)."""
 
@@ -185,6 +179,8 @@ class ConsoleAuth:
         if not console_api_path(scope["path"]):
             return None
         session = self.session_of(scope)
-        if session is None or not self.codec.csrf_ok(session, _header(scope, CSRF_HEADER.encode())):
+        if session is None or not self.codec.csrf_ok(
+            session, header_value(scope, CSRF_HEADER.encode())
+        ):
             return None
         return await self.principal(session)
