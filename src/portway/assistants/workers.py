@@ -8,8 +8,9 @@ Contract:
 - At most ``max_concurrent_runs`` runs execute in this process at a time (asyncio tasks).
 - A worker claims a queued run in the database (``FOR UPDATE SKIP LOCKED`` on
   PostgreSQL), so several Portway processes share one queue. New runs wake the local
-  claimer at once; runs queued by other processes are found every
-  ``poll_interval_seconds``. A run created by a streaming request is reserved for the
+  claimer at once; runs queued by other processes are found by a poll every
+  ``poll_interval_seconds``, backing off to ``IDLE_POLL_BACKOFF`` times that while the
+  queue stays empty. A run created by a streaming request is reserved for the
   process serving the stream, which executes it itself.
 - A held run carries a lease renewed every ``lease_seconds / 3``. A run whose lease lapsed
   (its process died) is taken over: resumed from its stored state (the unfinished model
@@ -35,6 +36,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from portway.assistants.engine import Progress
 
 logger = logging.getLogger(__name__)
+
+IDLE_POLL_BACKOFF = 4
 
 
 def worker_id() -> str:
@@ -227,6 +230,7 @@ class RunWorkers(Generic[JobT]):
         task.add_done_callback(self._tasks.discard)
 
     async def _claim_loop(self) -> None:
+        idle_polls = 0
         while not self._stopping.is_set():
             if self._draining:
                 await self._pause(self._config.poll_interval_seconds)
@@ -244,8 +248,13 @@ class RunWorkers(Generic[JobT]):
                 continue
             if run is None:
                 self._slots.release()
-                await self._pause(self._config.poll_interval_seconds, self._wake)
+                # An idle queue is polled less and less often: a job this process queues
+                # wakes it at once, so only other processes' overflow waits for a poll.
+                backoff = min(2**idle_polls, IDLE_POLL_BACKOFF)
+                idle_polls += 1
+                await self._pause(self._config.poll_interval_seconds * backoff, self._wake)
                 continue
+            idle_polls = 0
             self._spawn(self._supervise(run))
 
     async def _execute_reserved(self, run_id: str) -> None:
@@ -306,6 +315,10 @@ class RunWorkers(Generic[JobT]):
 
     async def _maintenance_loop(self) -> None:
         interval = min(self._config.sweep_interval_seconds, self._config.lease_seconds / 3)
+        # A lease lapses only ``lease_seconds`` after its last renewal: looking for lapsed
+        # ones more often than a third of that finds nothing new.
+        recovery_interval = self._config.lease_seconds / 3
+        next_recovery = self._clock() + recovery_interval
         while not self._stopping.is_set():
             await self._pause(interval)
             if self._stopping.is_set():
@@ -313,7 +326,9 @@ class RunWorkers(Generic[JobT]):
             try:
                 await self._renew_leases()
                 await self._expire_waiting()
-                await self._recover(everything=False)
+                if self._clock() >= next_recovery:
+                    next_recovery = self._clock() + recovery_interval
+                    await self._recover(everything=False)
             except Exception:
                 logger.exception("%s maintenance failed; retrying in %.1fs", self._kind, interval)
 
