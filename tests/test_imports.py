@@ -16,7 +16,12 @@ import portway
 SOURCE = Path(portway.__file__).parent
 SETTINGS = ("portway.config", "portway.routing.config")
 # What settings and wire types may import: other settings, the wire types, shared leaves.
-LEAVES = ("portway.periods", "portway.retention", "portway.routing.patterns")
+LEAVES = (
+    "portway.periods",
+    "portway.records",
+    "portway.retention",
+    "portway.routing.patterns",
+)
 PERIOD_NAMES = {"daily", "weekly", "monthly", "total"}
 
 

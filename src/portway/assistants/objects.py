@@ -29,6 +29,7 @@ from portway.protocol.assistants import (
     TextInputPart,
     ToolResources,
 )
+from portway.records import copy_as
 from portway.routing.catalog import ModelCatalog
 from portway.security.principal import Principal
 from portway.store.assistants import AssistantStore, RunStore
@@ -129,23 +130,18 @@ class ObjectService:
         self, principal: Principal, request: CreateAssistantRequest
     ) -> AssistantRow:
         self.check_model(principal, request.model)
-        row = AssistantRow(
+        row = copy_as(
+            AssistantRow,
+            request,
             id=new_id("asst"),
             tenant=principal.tenant,
             created_at=self._clock(),
-            name=request.name,
-            description=request.description,
-            model=request.model,
-            instructions=request.instructions,
             tools=dump_all(request.tools),
             tool_resources=tool_resources(request.tool_resources),
             meta=request.metadata or {},
-            temperature=request.temperature,
-            top_p=request.top_p,
             response_format=dump(request.response_format)
             if isinstance(request.response_format, BaseModel)
             else request.response_format,
-            reasoning_effort=request.reasoning_effort,
         )
         return await self._objects.create_assistant(row)
 

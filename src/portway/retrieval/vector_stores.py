@@ -24,6 +24,7 @@ from portway.protocol.vector_stores import (
     FileBatchDict,
     FileCountsDict,
     SearchRequest,
+    SearchResultDict,
     SearchResultsPageDict,
     StaticChunkingStrategy,
     UpdateVectorStoreFileRequest,
@@ -31,6 +32,7 @@ from portway.protocol.vector_stores import (
     VectorStoreDict,
     VectorStoreFileDict,
 )
+from portway.records import OMIT, copy_as
 from portway.retrieval.chunking import Chunking
 from portway.retrieval.files import FileService, file_not_found
 from portway.retrieval.indexer import Indexer
@@ -54,13 +56,7 @@ PENDING_POLL_SECONDS = 0.1
 
 
 def _counts(counts: FileCounts) -> FileCountsDict:
-    return {
-        "in_progress": counts.in_progress,
-        "completed": counts.completed,
-        "failed": counts.failed,
-        "cancelled": counts.cancelled,
-        "total": counts.total,
-    }
+    return copy_as(FileCountsDict, counts, total=counts.total)
 
 
 def _expires_at(store: VectorStoreRecord) -> float | None:
@@ -74,22 +70,20 @@ def store_object(store: VectorStoreRecord, now: float) -> VectorStoreDict:
     status: Any = "in_progress" if store.file_counts.in_progress else "completed"
     if expires_at is not None and now >= expires_at:
         status = "expired"
-    rendered: VectorStoreDict = {
-        "id": store.id,
-        "object": "vector_store",
-        "created_at": int(store.created_at),
-        "name": store.name,
-        "description": store.description,
-        "usage_bytes": store.usage_bytes,
-        "file_counts": _counts(store.file_counts),
-        "status": status,
-        "expires_at": int(expires_at) if expires_at is not None else None,
-        "last_active_at": int(store.last_active_at),
-        "metadata": store.metadata or {},
-    }
-    if store.expires_after_days is not None:  # an object when set, absent otherwise
-        rendered["expires_after"] = {"anchor": "last_active_at", "days": store.expires_after_days}
-    return rendered
+    days = store.expires_after_days
+    return copy_as(
+        VectorStoreDict,
+        store,
+        object="vector_store",
+        created_at=int(store.created_at),
+        file_counts=_counts(store.file_counts),
+        status=status,
+        expires_at=int(expires_at) if expires_at is not None else None,
+        last_active_at=int(store.last_active_at),
+        metadata=store.metadata or {},
+        # an object when set, absent otherwise
+        expires_after=OMIT if days is None else {"anchor": "last_active_at", "days": days},
+    )
 
 
 def store_file_object(record: VectorStoreFileRecord) -> VectorStoreFileDict:
@@ -99,23 +93,22 @@ def store_file_object(record: VectorStoreFileRecord) -> VectorStoreFileDict:
             "code": record.error_code or "server_error",
             "message": record.error_message or "",
         }
-    return {
-        "id": record.file_id,
-        "object": "vector_store.file",
-        "usage_bytes": record.usage_bytes,
-        "created_at": int(record.created_at),
-        "vector_store_id": record.vector_store_id,
-        "status": record.status,  # type: ignore[typeddict-item]
-        "last_error": last_error,
-        "chunking_strategy": {
+    return copy_as(
+        VectorStoreFileDict,
+        record,
+        id=record.file_id,
+        object="vector_store.file",
+        created_at=int(record.created_at),
+        last_error=last_error,
+        chunking_strategy={
             "type": "static",
             "static": {
                 "max_chunk_size_tokens": record.chunk_size_tokens,
                 "chunk_overlap_tokens": record.chunk_overlap_tokens,
             },
         },
-        "attributes": record.attributes or {},
-    }
+        attributes=record.attributes or {},
+    )
 
 
 def batch_object(batch: FileBatchRecord) -> FileBatchDict:
@@ -127,14 +120,14 @@ def batch_object(batch: FileBatchRecord) -> FileBatchDict:
         status = IN_PROGRESS
     elif counts.total and counts.failed == counts.total:
         status = FAILED
-    return {
-        "id": batch.id,
-        "object": "vector_store.files_batch",
-        "created_at": int(batch.created_at),
-        "vector_store_id": batch.vector_store_id,
-        "status": status,
-        "file_counts": _counts(counts),
-    }
+    return copy_as(
+        FileBatchDict,
+        batch,
+        object="vector_store.files_batch",
+        created_at=int(batch.created_at),
+        status=status,
+        file_counts=_counts(counts),
+    )
 
 
 def _store_not_found(store_id: str) -> NotFoundError:
@@ -359,13 +352,13 @@ class VectorStoreService:
             "object": "vector_store.search_results.page",
             "search_query": body.queries(),
             "data": [
-                {
-                    "file_id": hit.chunk.file_id,
-                    "filename": hit.chunk.filename,
-                    "score": round(hit.score, 6),
-                    "attributes": hit.chunk.attributes or {},
-                    "content": [{"type": "text", "text": hit.chunk.text}],
-                }
+                copy_as(
+                    SearchResultDict,
+                    hit.chunk,
+                    score=round(hit.score, 6),
+                    attributes=hit.chunk.attributes or {},
+                    content=[{"type": "text", "text": hit.chunk.text}],
+                )
                 for hit in hits
             ],
             "has_more": False,
