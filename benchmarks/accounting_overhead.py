@@ -34,7 +34,7 @@ from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
 from portway.routing.routes import RouteTable
 from portway.security.auth import Authenticator, KeyAuthenticator, MasterKeyAuthenticator
-from portway.security.keys import BudgetSpec
+from portway.keys.service import BudgetSpec
 from portway.store import Database
 from portway.store.keys import KeyFields
 

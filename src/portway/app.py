@@ -41,6 +41,7 @@ from portway.config import Settings
 from portway.console import router as console_router
 from portway.console.web import STATIC_DIR, Console
 from portway.errors import InvalidRequestError, MethodNotAllowedError, NotFoundError, PortwayError
+from portway.keys import router as keys_router
 from portway.observability.middleware import ObservabilityMiddleware
 from portway.providers.registry import ProviderRegistry
 from portway.services import Services
@@ -130,7 +131,7 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
     # /v1/responses serves zero-retention keys too: their responses are never stored.
     for module in (chat, completions, models, embeddings, responses):
         app.include_router(module.router, include_in_schema=False)
-    for module in (health, admin, cache_admin, privacy, request_log):
+    for module in (health, keys_router, admin, cache_admin, privacy, request_log):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
     for module in (files, vector_stores, assistants, threads, batches, conversations, sketch_api):

@@ -26,7 +26,7 @@ from portway.limits.memory import MemoryRateLimiter
 from portway.limits.stage import KeyRateLimitStage
 from portway.pipeline.base import Stage
 from portway.routing.catalog import ModelCatalog
-from portway.security.keys import KeyService
+from portway.keys.service import KeyService
 from portway.store import Database
 from portway.store.budgets import BudgetRepository
 from portway.store.keys import KeyRepository

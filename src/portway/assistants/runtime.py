@@ -19,7 +19,7 @@ from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
 from portway.pipeline.client import ModelClient
 from portway.routing.catalog import ModelCatalog
-from portway.security.keys import KeyService
+from portway.keys.service import KeyService
 from portway.store import Database
 from portway.store.assistants import AssistantStore, RunStore
 from portway.store.models.assistants import RunRow

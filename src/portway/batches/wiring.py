@@ -14,7 +14,7 @@ from portway.batches.service import BatchService
 from portway.config import Settings
 from portway.pipeline.client import ModelClient
 from portway.retrieval.files import FileService
-from portway.security.keys import KeyService
+from portway.keys.service import KeyService
 from portway.store import Database
 from portway.store.batches import BatchStore
 from portway.store.models.batches import BatchRow

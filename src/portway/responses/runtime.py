@@ -24,7 +24,7 @@ from portway.responses.jobs import ResponseJobEngine, ResponseJobLifecycle
 from portway.responses.native import NativeResponses
 from portway.responses.service import ResponseService
 from portway.routing.catalog import ModelCatalog
-from portway.security.keys import KeyService
+from portway.keys.service import KeyService
 from portway.store import Database
 from portway.store.models.responses import ResponseRow
 from portway.store.responses import ResponseStore

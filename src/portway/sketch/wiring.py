@@ -9,7 +9,7 @@ from portway.assistants.principals import RunPrincipals
 from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
 from portway.pipeline.client import ModelClient
-from portway.security.keys import KeyService
+from portway.keys.service import KeyService
 from portway.sketch.engine import SketchEngine
 from portway.sketch.generate import SketchModel
 from portway.sketch.lifecycle import SketchLifecycle
