@@ -23,7 +23,7 @@ LEAVES = (
     "portway.routing.patterns",
 )
 # Wire types: the protocol package and each resource home's wire module.
-WIRE = ("portway.protocol", "portway.keys.wire")
+WIRE = ("portway.protocol", "portway.keys.wire", "portway.vector_stores.wire")
 PERIOD_NAMES = {"daily", "weekly", "monthly", "total"}
 
 

@@ -31,7 +31,6 @@ from portway.api import (
     request_log,
     responses,
     threads,
-    vector_stores,
 )
 from portway.api.deps import retained
 from portway.api.hot_routes import HotRoutesMiddleware, render_exception
@@ -47,6 +46,7 @@ from portway.providers.registry import ProviderRegistry
 from portway.services import Services
 from portway.sketch import api as sketch_api
 from portway.sketch import page as sketch_page
+from portway.vector_stores import router as vector_stores
 
 logger = logging.getLogger(__name__)
 

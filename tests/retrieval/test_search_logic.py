@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from portway.api.wire import parse_model
-from portway.protocol.vector_stores import SearchRequest
+from portway.vector_stores.wire import SearchRequest
 from portway.retrieval.filters import matches
 from portway.retrieval.search import query_terms, reciprocal_rank_fusion, relative
 from portway.store.chunks import ScoredChunk

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from portway.errors import PortwayError
-from portway.protocol.vector_stores import Filter
+from portway.vector_stores.wire import Filter
 from portway.retrieval.embeddings import Embedder, nearest
 from portway.retrieval.filters import matches
 from portway.security.principal import Principal
