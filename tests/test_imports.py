@@ -23,7 +23,12 @@ LEAVES = (
     "portway.routing.patterns",
 )
 # Wire types: the protocol package and each resource home's wire module.
-WIRE = ("portway.protocol", "portway.keys.wire", "portway.vector_stores.wire")
+WIRE = (
+    "portway.protocol",
+    "portway.keys.wire",
+    "portway.vector_stores.wire",
+    "portway.assistants.wire",
+)
 PERIOD_NAMES = {"daily", "weekly", "monthly", "total"}
 
 

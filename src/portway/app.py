@@ -17,7 +17,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portway import __version__
 from portway.api import (
     admin,
-    assistants,
     batches,
     cache_admin,
     chat,
@@ -33,6 +32,7 @@ from portway.api import (
     threads,
 )
 from portway.api.deps import retained
+from portway.assistants import router as assistants
 from portway.api.hot_routes import HotRoutesMiddleware, render_exception
 from portway.api.middleware import EdgeMiddleware
 from portway.api.render import error_response, internal_error

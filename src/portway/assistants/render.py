@@ -6,10 +6,10 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from portway.assistants.wire import AssistantObject
 from portway.records import copy_as
 from portway.protocol.assistants import (
     RUN_TERMINAL,
-    AssistantObject,
     DeletedObject,
     MessageObject,
     RunObject,
@@ -34,8 +34,7 @@ def _seconds(value: float | None) -> int | None:
 
 def assistant_object(row: AssistantRow) -> AssistantObject:
     return copy_as(
-        AssistantObject,
-        row,
+            row,
         object="assistant",
         created_at=int(row.created_at),
         tool_resources=row.tool_resources or {},
