@@ -32,10 +32,10 @@ from portway.api import (
     threads,
 )
 from portway.api.deps import retained
-from portway.assistants import router as assistants
 from portway.api.hot_routes import HotRoutesMiddleware, render_exception
 from portway.api.middleware import EdgeMiddleware
 from portway.api.render import error_response, internal_error
+from portway.assistants import router as assistants
 from portway.config import Settings
 from portway.console import router as console_router
 from portway.console.web import STATIC_DIR, Console

@@ -18,11 +18,11 @@ from typing import Any
 from portway.accounting.pricing import nanos
 from portway.accounting.reports import parse_group_by, present, to_csv, to_table, usage_filter
 from portway.config import ConfigError, load_settings
+from portway.keys.render import budget_object, key_object, key_summary
+from portway.keys.service import BudgetSpec, KeyService
 from portway.periods import PERIODS
 from portway.retention import parse_retention
-from portway.keys.render import budget_object, key_object, key_summary
 from portway.security.audit_log import AuditLog
-from portway.keys.service import BudgetSpec, KeyService
 from portway.security.server_keys import load_server_key
 from portway.store import Database
 from portway.store.budgets import BudgetRepository

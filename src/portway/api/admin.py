@@ -1,6 +1,7 @@
 """The admin API (`/v1/admin/...`, master key only) and `GET /v1/usage` for any key.
 
-Budgets for keys, users and teams (keys themselves: ``portway.keys.router``). Usage with filters, grouping and CSV. Queue statistics.
+Budgets for keys, users and teams (keys themselves: ``portway.keys.router``). Usage with
+filters, grouping and CSV. Queue statistics.
 A virtual key calling `/v1/usage` sees only its own usage, whatever filters it sends.
 """
 

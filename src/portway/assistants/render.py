@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from portway.assistants.wire import AssistantObject
-from portway.records import copy_as
 from portway.protocol.assistants import (
     RUN_TERMINAL,
     DeletedObject,
@@ -16,6 +15,7 @@ from portway.protocol.assistants import (
     RunStepObject,
     ThreadObject,
 )
+from portway.records import copy_as
 from portway.store.models.assistants import (
     AssistantRow,
     MessageRow,

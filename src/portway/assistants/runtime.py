@@ -18,9 +18,9 @@ from portway.assistants.serving import AssistantServing
 from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
+from portway.keys.service import KeyService
 from portway.pipeline.client import ModelClient
 from portway.routing.catalog import ModelCatalog
-from portway.keys.service import KeyService
 from portway.store import Database
 from portway.store.assistants import AssistantStore, RunStore
 from portway.store.models.assistants import RunRow

@@ -82,8 +82,8 @@ class KeyServing:
         record = await self._keys.update(key_id, body.changes(), budget)
         if record is None:
             return None
-        if budget != "keep":
-            await self._services.accounting.settle_now()  # spare slices must not outlive a lower limit
+        if budget != "keep":  # spare slices must not outlive a lower limit
+            await self._services.accounting.settle_now()
         changed = sorted(body.model_fields_set)
         await self._audit(
             principal, "key.update", key_id, {"fields": changed, **key_summary(record)}

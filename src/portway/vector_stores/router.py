@@ -10,6 +10,7 @@ from portway.api.cursor import page_request, query_choice
 from portway.api.deps import principal_of, services_of
 from portway.api.render import JSONResponse
 from portway.api.wire import read_body
+from portway.vector_stores.serving import VectorStoreService
 from portway.vector_stores.wire import (
     CreateFileBatchRequest,
     CreateVectorStoreFileRequest,
@@ -18,7 +19,6 @@ from portway.vector_stores.wire import (
     UpdateVectorStoreFileRequest,
     UpdateVectorStoreRequest,
 )
-from portway.vector_stores.serving import VectorStoreService
 
 router = APIRouter()
 

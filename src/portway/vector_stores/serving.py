@@ -16,38 +16,33 @@ from typing import Any
 
 from portway.errors import InvalidRequestError, NotFoundError
 from portway.protocol.lists import ListObject, list_object
+from portway.retrieval.chunking import Chunking
+from portway.retrieval.files import FileService, file_not_found
+from portway.retrieval.indexer import Indexer
+from portway.retrieval.search import SearchHit, SearchService
+from portway.security.principal import Principal
+from portway.store.pagination import PageRequest
+from portway.store.vector_stores import (
+    IN_PROGRESS,
+    FileBatchRecord,
+    VectorStoreFileRecord,
+    VectorStoreRecord,
+    VectorStoreRepository,
+)
+from portway.vector_stores.render import batch_object, search_page, store_file_object, store_object
 from portway.vector_stores.wire import (
     ChunkingStrategy,
     CreateFileBatchRequest,
     CreateVectorStoreFileRequest,
     CreateVectorStoreRequest,
     FileBatchDict,
-    FileCountsDict,
     SearchRequest,
-    SearchResultDict,
     SearchResultsPageDict,
     StaticChunkingStrategy,
     UpdateVectorStoreFileRequest,
     UpdateVectorStoreRequest,
     VectorStoreDict,
     VectorStoreFileDict,
-)
-from portway.retrieval.chunking import Chunking
-from portway.retrieval.files import FileService, file_not_found
-from portway.retrieval.indexer import Indexer
-from portway.retrieval.search import SearchHit, SearchService
-from portway.vector_stores.render import batch_object, search_page, store_file_object, store_object
-from portway.security.principal import Principal
-from portway.store.pagination import PageRequest
-from portway.store.vector_stores import (
-    CANCELLED,
-    FAILED,
-    IN_PROGRESS,
-    FileBatchRecord,
-    FileCounts,
-    VectorStoreFileRecord,
-    VectorStoreRecord,
-    VectorStoreRepository,
 )
 
 # How often a wait for another process's indexing looks at the database.
