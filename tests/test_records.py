@@ -69,7 +69,7 @@ def test_wire_objects_keep_the_declared_order_and_omit_on_request() -> None:
 
 
 def test_a_wire_field_found_nowhere_is_an_error() -> None:
-    with pytest.raises(KeyError, match="ThingObject.object"):
+    with pytest.raises(KeyError, match=r"ThingObject\.object"):
         copy_as(ThingObject, Thing("t1", "one"), note=OMIT)
     with pytest.raises(TypeError, match="no field nmae"):
         copy_as(Thing, Thing("t1", "one"), nmae="typo")

@@ -2,8 +2,8 @@
 
 A resource's row (SQLAlchemy), record (dataclass) and wire object (TypedDict or pydantic)
 mostly share field names. ``copy_as`` copies the shared ones, so a resource spells out
-only the fields that differ: renamed columns and computed values. Field names are read
-once per class, not per call.
+only the fields that differ: renamed columns and computed values. What to copy is worked
+out once per (target, source class, given names), not per call.
 
 Contract for ``copy_as(target, source, **given)``:
 - The result has ``target``'s fields in ``target``'s declaration order (for a wire
@@ -17,7 +17,10 @@ Contract for ``copy_as(target, source, **given)``:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
+from operator import attrgetter
 from typing import Any, Final, TypeVar, cast
 
 T = TypeVar("T")
@@ -49,31 +52,50 @@ def _is_typeddict(cls: type) -> bool:
     return isinstance(getattr(cls, "__required_keys__", None), frozenset)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How to build one ``target`` from one source class and one set of given names."""
+
+    copied: tuple[str, ...]  # read from the source, in this order
+    read: Callable[[object], tuple[Any, ...]]
+    order: tuple[str, ...] | None  # a TypedDict's keys in declaration order; else None
+    build: Callable[[dict[str, Any]], Any]  # keyword values → target (pydantic: validated)
+
+
+def _reader(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
+    if not names:
+        return lambda source: ()
+    if len(names) == 1:
+        getter = attrgetter(names[0])
+        return lambda source: (getter(source),)
+    return attrgetter(*names)
+
+
 @cache
-def _plan(target: type, source: type) -> tuple[tuple[str, bool], ...]:
-    """For each field of ``target``, in order: its name and whether ``source`` has it."""
+def _plan(target: type, source: type, given: tuple[str, ...]) -> _Plan:
+    """Worked out once per call site: which fields come from where, and the errors."""
+    names = field_names(target)
+    unknown = set(given) - set(names)
+    if unknown:
+        raise TypeError(f"{target.__name__} has no field {', '.join(sorted(unknown))}")
     shared = set(field_names(source))
-    return tuple((name, name in shared) for name in field_names(target))
+    copied = tuple(name for name in names if name in shared and name not in given)
+    if not _is_typeddict(target):
+        build = getattr(target, "model_validate", None) or (lambda values: target(**values))
+        return _Plan(copied, _reader(copied), None, build)
+    for name in names:
+        if name not in shared and name not in given:
+            raise KeyError(f"{target.__name__}.{name}: not on {source.__name__}, not given")
+    return _Plan(copied, _reader(copied), names, dict)
 
 
 def copy_as(target: type[T], source: object, /, **given: Any) -> T:
     """A ``target`` built from ``source``'s same-named fields and the ``given`` ones."""
-    unknown = given.keys() - set(field_names(target))
-    if unknown:
-        raise TypeError(f"{target.__name__} has no field {', '.join(sorted(unknown))}")
-    strict = _is_typeddict(target)
-    values: dict[str, Any] = {}
-    for name, shared in _plan(target, type(source)):
-        if name in given:
-            value = given[name]
-            if value is not OMIT:
-                values[name] = value
-        elif shared:
-            values[name] = getattr(source, name)
-        elif strict:
-            raise KeyError(f"{target.__name__}.{name}: not on {type(source).__name__}, not given")
-    if strict:
-        return cast(T, values)
-    if hasattr(target, "model_validate"):
-        return cast(T, target.model_validate(values))  # type: ignore[attr-defined]
-    return target(**values)
+    plan = _plan(target, type(source), tuple(given))
+    values = dict(zip(plan.copied, plan.read(source), strict=True))
+    values.update(given)
+    if plan.order is not None:
+        return cast(T, {name: values[name] for name in plan.order if values[name] is not OMIT})
+    if any(value is OMIT for value in given.values()):
+        values = {name: value for name, value in values.items() if value is not OMIT}
+    return cast(T, plan.build(values))

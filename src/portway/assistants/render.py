@@ -34,7 +34,8 @@ def _seconds(value: float | None) -> int | None:
 
 def assistant_object(row: AssistantRow) -> AssistantObject:
     return copy_as(
-            row,
+        AssistantObject,
+        row,
         object="assistant",
         created_at=int(row.created_at),
         tool_resources=row.tool_resources or {},
