@@ -27,6 +27,7 @@ from portway.accounting.estimate import UsageEstimator
 from portway.accounting.services import Accounting
 from portway.accounting.tokenizer import TokenizerService
 from portway.config import AccountingConfig, Settings
+from portway.keys.service import BudgetSpec
 from portway.pipeline.base import CallContext, CompleteHandler, Terminal
 from portway.pipeline.service import Pipeline
 from portway.protocol.chat import ChatCompletionDict, ChatCompletionRequest
@@ -34,7 +35,6 @@ from portway.providers.registry import ProviderRegistry
 from portway.routing.catalog import ModelCatalog
 from portway.routing.routes import RouteTable
 from portway.security.auth import Authenticator, KeyAuthenticator, MasterKeyAuthenticator
-from portway.security.keys import BudgetSpec
 from portway.store import Database
 from portway.store.keys import KeyFields
 

@@ -17,7 +17,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portway import __version__
 from portway.api import (
     admin,
-    assistants,
     batches,
     cache_admin,
     chat,
@@ -31,21 +30,23 @@ from portway.api import (
     request_log,
     responses,
     threads,
-    vector_stores,
 )
 from portway.api.deps import retained
 from portway.api.hot_routes import HotRoutesMiddleware, render_exception
 from portway.api.middleware import EdgeMiddleware
 from portway.api.render import error_response, internal_error
+from portway.assistants import router as assistants
 from portway.config import Settings
 from portway.console import router as console_router
 from portway.console.web import STATIC_DIR, Console
 from portway.errors import InvalidRequestError, MethodNotAllowedError, NotFoundError, PortwayError
+from portway.keys import router as keys_router
 from portway.observability.middleware import ObservabilityMiddleware
 from portway.providers.registry import ProviderRegistry
 from portway.services import Services
 from portway.sketch import api as sketch_api
 from portway.sketch import page as sketch_page
+from portway.vector_stores import router as vector_stores
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def create_app(settings: Settings, registry: ProviderRegistry | None = None) -> 
     # /v1/responses serves zero-retention keys too: their responses are never stored.
     for module in (chat, completions, models, embeddings, responses):
         app.include_router(module.router, include_in_schema=False)
-    for module in (health, admin, cache_admin, privacy, request_log):
+    for module in (health, keys_router, admin, cache_admin, privacy, request_log):
         app.include_router(module.router)
     # The stateful APIs keep content: zero-retention keys are refused there.
     for module in (files, vector_stores, assistants, threads, batches, conversations, sketch_api):

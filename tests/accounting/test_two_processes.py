@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from portway.accounting.pricing import nanos, usd
-from portway.security.keys import BudgetSpec, KeyService
+from portway.keys.service import BudgetSpec, KeyService
 from portway.store import Database
 from portway.store.budgets import BudgetRepository
 from portway.store.keys import KeyFields, KeyRepository

@@ -12,7 +12,7 @@ import openai
 
 from portway.assistants.builtin import Citation, ToolInvocation, ToolOutcome
 from portway.errors import AuthenticationError
-from portway.security.keys import display_prefix, secret_digest
+from portway.keys.service import display_prefix, secret_digest
 from portway.security.principal import Principal
 from portway.store import Database
 from portway.store.keys import KeyFields, KeyRepository

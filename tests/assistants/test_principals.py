@@ -9,7 +9,7 @@ import pytest
 
 from portway.assistants.principals import RunPrincipals, principal_snapshot
 from portway.errors import AuthenticationError
-from portway.security.keys import BudgetSpec, KeyService
+from portway.keys.service import BudgetSpec, KeyService
 from portway.security.principal import MASTER
 from portway.store import Database
 from portway.store.budgets import BudgetRepository

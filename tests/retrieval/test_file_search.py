@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from portway.assistants.builtin import ToolInvocation
-from portway.protocol.vector_stores import CreateVectorStoreRequest
 from portway.store import Database
+from portway.vector_stores.wire import CreateVectorStoreRequest
 from tests.openapi import assert_matches
 from tests.retrieval.helpers import add_text_file, start_retrieval
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from portway.protocol.vector_stores import (
+from portway.store import Database
+from portway.vector_stores.wire import (
     CreateFileBatchRequest,
     CreateVectorStoreFileRequest,
     CreateVectorStoreRequest,
     SearchRequest,
 )
-from portway.store import Database
 from tests.retrieval.helpers import StalledIndexer, add_text_file, start_retrieval
 
 CARS = "The automobile needs new tyres before the winter season starts."

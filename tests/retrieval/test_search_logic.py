@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from portway.api.wire import parse_model
-from portway.protocol.vector_stores import SearchRequest
 from portway.retrieval.filters import matches
 from portway.retrieval.search import query_terms, reciprocal_rank_fusion, relative
 from portway.store.chunks import ScoredChunk
+from portway.vector_stores.wire import SearchRequest
 
 
 def test_query_terms_drop_stop_words_and_syntax() -> None:

@@ -18,11 +18,11 @@ from typing import Any
 from portway.accounting.pricing import nanos
 from portway.accounting.reports import parse_group_by, present, to_csv, to_table, usage_filter
 from portway.config import ConfigError, load_settings
+from portway.keys.render import budget_object, key_object, key_summary
+from portway.keys.service import BudgetSpec, KeyService
 from portway.periods import PERIODS
 from portway.retention import parse_retention
-from portway.security.admin_json import budget_json, key_json, key_summary
 from portway.security.audit_log import AuditLog
-from portway.security.keys import BudgetSpec, KeyService
 from portway.security.server_keys import load_server_key
 from portway.store import Database
 from portway.store.budgets import BudgetRepository
@@ -99,7 +99,7 @@ def _keys_create(args: argparse.Namespace) -> int:
         budget = BudgetSpec(nanos(args.budget), args.period) if args.budget is not None else None
         record, secret = await _keys(database).create(fields, budget)
         await _audit(args, database, "key.create", record.id, key_summary(record))
-        _print(key_json(record, secret))
+        _print(key_object(record, secret))
         print("store the key now: it is not shown again", file=sys.stderr)
         return 0
 
@@ -110,9 +110,9 @@ def _keys_list(args: argparse.Namespace) -> int:
     async def work(database: Database) -> int:
         records = await KeyRepository(database).list(user_id=args.user, team_id=args.team)
         if args.json:
-            _print([key_json(record) for record in records])
+            _print([key_object(record) for record in records])
             return 0
-        rows = [key_json(record) for record in records]
+        rows = [key_object(record) for record in records]
         header = f"{'id':<26} {'prefix':<12} {'status':<8} {'user':<16} {'team':<16} name"
         print(header)
         for row in rows:
@@ -142,7 +142,7 @@ def _key_action(action: str) -> Callable[[argparse.Namespace], int]:
                 return 1
             if action != "show":
                 await _audit(args, database, f"key.{action}", record.id, {})
-            _print(key_json(record, secret))
+            _print(key_object(record, secret))
             return 0
 
         return _run(args, work)
@@ -162,7 +162,7 @@ def _budgets_set(args: argparse.Namespace) -> int:
             f"{args.scope}:{args.subject}",
             {"max_budget": args.amount, "period": args.period},
         )
-        _print(budget_json(budget))
+        _print(budget_object(budget))
         return 0
 
     return _run(args, work)
@@ -170,7 +170,7 @@ def _budgets_set(args: argparse.Namespace) -> int:
 
 def _budgets_list(args: argparse.Namespace) -> int:
     async def work(database: Database) -> int:
-        _print([budget_json(b) for b in await BudgetRepository(database).list()])
+        _print([budget_object(b) for b in await BudgetRepository(database).list()])
         return 0
 
     return _run(args, work)

@@ -20,13 +20,13 @@ from portway.accounting.pricing import PricingCatalog
 from portway.accounting.recorder import UsageRecorder
 from portway.accounting.tokenizer import TokenizerService
 from portway.config import Settings
+from portway.keys.service import KeyService
 from portway.limits.base import Limit, RateLimiter
 from portway.limits.gate import DeploymentGate
 from portway.limits.memory import MemoryRateLimiter
 from portway.limits.stage import KeyRateLimitStage
 from portway.pipeline.base import Stage
 from portway.routing.catalog import ModelCatalog
-from portway.security.keys import KeyService
 from portway.store import Database
 from portway.store.budgets import BudgetRepository
 from portway.store.keys import KeyRepository

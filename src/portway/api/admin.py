@@ -1,7 +1,7 @@
 """The admin API (`/v1/admin/...`, master key only) and `GET /v1/usage` for any key.
 
-Keys: create (the secret is in this one response), list, retrieve, update, revoke, rotate.
-Budgets for users and teams. Usage with filters, grouping and CSV. Queue statistics.
+Budgets for keys, users and teams (keys themselves: ``portway.keys.router``). Usage with
+filters, grouping and CSV. Queue statistics.
 A virtual key calling `/v1/usage` sees only its own usage, whatever filters it sends.
 """
 
@@ -19,120 +19,22 @@ from portway.accounting.reports import (
     to_csv,
     usage_filter,
 )
-from portway.api.deps import principal_of, services_of
+from portway.api.deps import admin_services, principal_of, services_of
 from portway.api.render import JSONResponse
 from portway.api.wire import read_body
-from portway.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
-from portway.protocol.admin import BudgetSet, KeyCreate, KeyUpdate
-from portway.security.admin_json import (
-    budget_json,
-    budget_spec,
-    key_fields,
-    key_json,
-    key_summary,
-)
-from portway.security.keys import BudgetSpec
+from portway.errors import InvalidRequestError, NotFoundError
+from portway.keys.render import budget_object
+from portway.keys.serving import key_not_found
+from portway.protocol.admin import BudgetSet
 from portway.services import Services
 
 router = APIRouter()
 SCOPES = ("user", "team", "key")
 
 
-def _admin(request: Request) -> Services:
-    if not principal_of(request).is_admin:
-        raise PermissionDeniedError(
-            "You have insufficient permissions for this operation: it needs the master key."
-        )
-    return services_of(request)
-
-
 async def _audit(request: Request, action: str, subject: str, details: dict[str, Any]) -> None:
     """Append the admin action to the audit log (never a secret: summaries only)."""
     await services_of(request).audit.record(action, principal_of(request), subject, details)
-
-
-def _key_not_found(key_id: str) -> NotFoundError:
-    return NotFoundError(f"No API key with id `{key_id}`.", param="key_id")
-
-
-# Keys --------------------------------------------------------------------------------
-
-
-@router.post("/v1/admin/keys")
-async def create_key(request: Request) -> Response:
-    services = _admin(request)
-    body = await read_body(request, KeyCreate)
-    record, secret = await services.accounting.keys.create(key_fields(body), budget_spec(body))
-    await _audit(request, "key.create", record.id, key_summary(record))
-    return JSONResponse(key_json(record, secret), status_code=201)
-
-
-@router.get("/v1/admin/keys")
-async def list_keys(request: Request) -> Response:
-    services = _admin(request)
-    params = request.query_params
-    await services.accounting.settle_now()
-    records = await services.accounting.keys.keys.list(
-        user_id=params.get("user"),
-        team_id=params.get("team"),
-        include_revoked=params.get("include_revoked", "true").lower() != "false",
-    )
-    return JSONResponse({"object": "list", "data": [key_json(record) for record in records]})
-
-
-@router.get("/v1/admin/keys/{key_id}")
-async def retrieve_key(request: Request, key_id: str) -> Response:
-    services = _admin(request)
-    await services.accounting.settle_now()
-    record = await services.accounting.keys.keys.get(key_id)
-    if record is None:
-        raise _key_not_found(key_id)
-    return JSONResponse(key_json(record))
-
-
-@router.patch("/v1/admin/keys/{key_id}")
-@router.post("/v1/admin/keys/{key_id}")
-async def update_key(request: Request, key_id: str) -> Response:
-    services = _admin(request)
-    body = await read_body(request, KeyUpdate)
-    budget: BudgetSpec | Any = "keep"
-    if "max_budget" in body.model_fields_set:
-        if body.max_budget is None:
-            budget = "remove"
-        else:
-            budget = BudgetSpec(nanos(body.max_budget), body.budget_period or "monthly")
-    record = await services.accounting.keys.update(key_id, body.changes(), budget)
-    if record is None:
-        raise _key_not_found(key_id)
-    if budget != "keep":
-        await services.accounting.settle_now()  # spare slices must not outlive a lower limit
-    changed = sorted(body.model_fields_set)
-    await _audit(request, "key.update", key_id, {"fields": changed, **key_summary(record)})
-    return JSONResponse(key_json(record))
-
-
-@router.delete("/v1/admin/keys/{key_id}")
-@router.post("/v1/admin/keys/{key_id}/revoke")
-async def revoke_key(request: Request, key_id: str) -> Response:
-    services = _admin(request)
-    record = await services.accounting.keys.revoke(key_id)
-    if record is None:
-        raise _key_not_found(key_id)
-    await _audit(request, "key.revoke", key_id, {})
-    return JSONResponse(key_json(record))
-
-
-@router.post("/v1/admin/keys/{key_id}/rotate")
-async def rotate_key(request: Request, key_id: str) -> Response:
-    services = _admin(request)
-    rotated = await services.accounting.keys.rotate(key_id)
-    if rotated is None:
-        if await services.accounting.keys.keys.get(key_id) is None:
-            raise _key_not_found(key_id)
-        raise InvalidRequestError("A revoked key cannot be rotated.", code="key_revoked")
-    record, secret = rotated
-    await _audit(request, "key.rotate", key_id, {"prefix": record.prefix})
-    return JSONResponse(key_json(record, secret))
 
 
 # Budgets ------------------------------------------------------------------------------
@@ -146,19 +48,19 @@ def _scope(scope: str) -> str:
 
 @router.get("/v1/admin/budgets")
 async def list_budgets(request: Request) -> Response:
-    services = _admin(request)
+    services = admin_services(request)
     scope = request.query_params.get("scope")
     await services.accounting.settle_now()
     budgets = await services.accounting.budgets.list(_scope(scope) if scope else None)
-    return JSONResponse({"object": "list", "data": [budget_json(b) for b in budgets]})
+    return JSONResponse({"object": "list", "data": [budget_object(b) for b in budgets]})
 
 
 @router.put("/v1/admin/budgets/{scope}/{subject}")
 async def set_budget(request: Request, scope: str, subject: str) -> Response:
-    services = _admin(request)
+    services = admin_services(request)
     body = await read_body(request, BudgetSet)
     if _scope(scope) == "key" and await services.accounting.keys.keys.get(subject) is None:
-        raise _key_not_found(subject)
+        raise key_not_found(subject)
     await services.accounting.budgets.set(scope, subject, nanos(body.max_budget), body.period)
     await _audit(
         request,
@@ -167,22 +69,22 @@ async def set_budget(request: Request, scope: str, subject: str) -> Response:
         {"max_budget": body.max_budget, "period": body.period},
     )
     await services.accounting.settle_now()  # spare slices must not outlive a lower limit
-    return JSONResponse(budget_json(await services.accounting.budgets.get(scope, subject)))
+    return JSONResponse(budget_object(await services.accounting.budgets.get(scope, subject)))
 
 
 @router.get("/v1/admin/budgets/{scope}/{subject}")
 async def retrieve_budget(request: Request, scope: str, subject: str) -> Response:
-    services = _admin(request)
+    services = admin_services(request)
     await services.accounting.settle_now()
     budget = await services.accounting.budgets.get(_scope(scope), subject)
     if budget is None:
         raise NotFoundError(f"No budget for {scope} `{subject}`.")
-    return JSONResponse(budget_json(budget))
+    return JSONResponse(budget_object(budget))
 
 
 @router.delete("/v1/admin/budgets/{scope}/{subject}")
 async def delete_budget(request: Request, scope: str, subject: str) -> Response:
-    services = _admin(request)
+    services = admin_services(request)
     if not await services.accounting.budgets.delete(_scope(scope), subject):
         raise NotFoundError(f"No budget for {scope} `{subject}`.")
     await _audit(request, "budget.delete", f"{scope}:{subject}", {})
@@ -191,11 +93,11 @@ async def delete_budget(request: Request, scope: str, subject: str) -> Response:
 
 @router.post("/v1/admin/budgets/{scope}/{subject}/reset")
 async def reset_budget(request: Request, scope: str, subject: str) -> Response:
-    services = _admin(request)
+    services = admin_services(request)
     if not await services.accounting.budgets.reset(_scope(scope), subject):
         raise NotFoundError(f"No budget for {scope} `{subject}`.")
     await _audit(request, "budget.reset", f"{scope}:{subject}", {})
-    return JSONResponse(budget_json(await services.accounting.budgets.get(scope, subject)))
+    return JSONResponse(budget_object(await services.accounting.budgets.get(scope, subject)))
 
 
 # Usage and queues ---------------------------------------------------------------------
@@ -230,7 +132,7 @@ async def _usage(request: Request, services: Services, forced_key: str | None) -
 
 @router.get("/v1/admin/usage")
 async def admin_usage(request: Request) -> Response:
-    return await _usage(request, _admin(request), None)
+    return await _usage(request, admin_services(request), None)
 
 
 @router.get("/v1/usage")
@@ -243,7 +145,7 @@ async def own_usage(request: Request) -> Response:
 
 @router.get("/v1/admin/queues")
 async def queues(request: Request) -> Response:
-    services = _admin(request)
+    services = admin_services(request)
     return JSONResponse(
         {
             "object": "portway.queues",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from portway.errors import AuthenticationError
+from portway.errors import AuthenticationError, PermissionDeniedError
 from portway.pipeline.base import CallContext, ModelRequest
 from portway.privacy.stage import zero_retention_error
 from portway.security.principal import Principal
@@ -25,6 +25,15 @@ def principal_of(request: Request) -> Principal:
     if not isinstance(principal, Principal):
         raise AuthenticationError("This request was not authenticated.")
     return principal
+
+
+def admin_services(request: Request) -> Services:
+    """The services, for the master key only (the admin API)."""
+    if not principal_of(request).is_admin:
+        raise PermissionDeniedError(
+            "You have insufficient permissions for this operation: it needs the master key."
+        )
+    return services_of(request)
 
 
 def retained(request: Request) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from portway.api.deps import principal_of, services_of
+from portway.api.deps import admin_services, principal_of
 from portway.api.render import JSONResponse
 from portway.api.wire import read_body
-from portway.errors import InvalidRequestError, PermissionDeniedError
+from portway.errors import InvalidRequestError
 from portway.protocol.admin import TeamPolicySet
 from portway.retention import Retention
 from portway.services import Services
@@ -22,17 +22,9 @@ router = APIRouter()
 MAX_PAGE = 1000
 
 
-def _admin(request: Request) -> Services:
-    if not principal_of(request).is_admin:
-        raise PermissionDeniedError(
-            "You have insufficient permissions for this operation: it needs the master key."
-        )
-    return services_of(request)
-
-
 @router.delete("/v1/admin/users/{user}/data")
 async def delete_user_data(request: Request, user: str) -> Response:
-    services = _admin(request)
+    services = admin_services(request)
     if not user.strip():
         raise InvalidRequestError("The user id must not be empty.", param="user")
     summary = await services.privacy.delete_user_data(user, principal_of(request))
@@ -51,7 +43,7 @@ def _team_json(team: str, retention: str | None, services: Services) -> dict[str
 
 @router.get("/v1/admin/teams/{team}")
 async def retrieve_team(request: Request, team: str) -> Response:
-    services = _admin(request)
+    services = admin_services(request)
     policy = await services.privacy.teams.get(team)
     return JSONResponse(_team_json(team, policy.retention if policy else None, services))
 
@@ -59,7 +51,7 @@ async def retrieve_team(request: Request, team: str) -> Response:
 @router.put("/v1/admin/teams/{team}")
 @router.post("/v1/admin/teams/{team}")
 async def set_team(request: Request, team: str) -> Response:
-    services = _admin(request)
+    services = admin_services(request)
     body = await read_body(request, TeamPolicySet)
     policy = await services.privacy.teams.set(team, body.retention)  # type: ignore[arg-type]
     services.accounting.keys.forget()  # the team's keys pick the new retention up now
@@ -71,7 +63,7 @@ async def set_team(request: Request, team: str) -> Response:
 
 @router.post("/v1/admin/retention/purge")
 async def purge(request: Request) -> Response:
-    services = _admin(request)
+    services = admin_services(request)
     counts = await services.privacy.purge()
     await services.audit.record("retention.purge", principal_of(request), None, counts)
     return JSONResponse({"object": "portway.retention.purge", "deleted": counts})
@@ -90,7 +82,7 @@ def _int(request: Request, name: str, default: int) -> int:
 async def list_audit(request: Request) -> Response:
     """Records in sequence order; ``after`` (a seq) pages on, ``order=desc`` newest first
     (then ``before`` pages on)."""
-    services = _admin(request)
+    services = admin_services(request)
     params = request.query_params
     limit = min(max(_int(request, "limit", 100), 1), MAX_PAGE)
     descending = params.get("order", "asc") == "desc"
@@ -117,7 +109,7 @@ async def list_audit(request: Request) -> Response:
 
 @router.get("/v1/admin/audit/verify")
 async def verify_audit(request: Request) -> Response:
-    services = _admin(request)
+    services = admin_services(request)
     await services.audit.flush()
     report = await services.audit.verify()
     return JSONResponse({"object": "portway.audit.verification", **report.as_json()})

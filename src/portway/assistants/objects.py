@@ -1,4 +1,5 @@
-"""Assistants, threads and messages: create, read, modify, delete, scoped to the caller's tenant.
+"""Threads and messages: create, read, modify, delete, scoped to the caller's tenant
+(assistants themselves: ``assistants.serving``).
 
 Contract: every method takes the caller's ``Principal``; objects of another tenant are
 reported as missing (404). A thread accepts no new message while one of its runs is
@@ -19,11 +20,9 @@ from portway.assistants.ids import new_id
 from portway.assistants.lifecycle import text_content
 from portway.errors import InvalidRequestError, ModelNotFoundError, NotFoundError
 from portway.protocol.assistants import (
-    CreateAssistantRequest,
     CreateMessageRequest,
     CreateThreadRequest,
     ImageFilePart,
-    ModifyAssistantRequest,
     ModifyMessageRequest,
     ModifyThreadRequest,
     TextInputPart,
@@ -32,7 +31,7 @@ from portway.protocol.assistants import (
 from portway.routing.catalog import ModelCatalog
 from portway.security.principal import Principal
 from portway.store.assistants import AssistantStore, RunStore
-from portway.store.models.assistants import AssistantRow, MessageRow, ThreadRow
+from portway.store.models.assistants import MessageRow, ThreadRow
 from portway.store.pagination import Page, PageRequest
 
 
@@ -104,6 +103,12 @@ def new_message(
     )
 
 
+def check_model(catalog: ModelCatalog, principal: Principal, model: str) -> None:
+    """Assistants and runs name only models the catalog serves and the caller may use."""
+    if model not in catalog or not principal.may_use(model):
+        raise ModelNotFoundError(model)
+
+
 class ObjectService:
     def __init__(
         self,
@@ -120,75 +125,7 @@ class ObjectService:
         self._clock = clock
 
     def check_model(self, principal: Principal, model: str) -> None:
-        if model not in self._catalog or not principal.may_use(model):
-            raise ModelNotFoundError(model)
-
-    # Assistants ---------------------------------------------------------------------
-
-    async def create_assistant(
-        self, principal: Principal, request: CreateAssistantRequest
-    ) -> AssistantRow:
-        self.check_model(principal, request.model)
-        row = AssistantRow(
-            id=new_id("asst"),
-            tenant=principal.tenant,
-            created_at=self._clock(),
-            name=request.name,
-            description=request.description,
-            model=request.model,
-            instructions=request.instructions,
-            tools=dump_all(request.tools),
-            tool_resources=tool_resources(request.tool_resources),
-            meta=request.metadata or {},
-            temperature=request.temperature,
-            top_p=request.top_p,
-            response_format=dump(request.response_format)
-            if isinstance(request.response_format, BaseModel)
-            else request.response_format,
-            reasoning_effort=request.reasoning_effort,
-        )
-        return await self._objects.create_assistant(row)
-
-    async def get_assistant(self, principal: Principal, assistant_id: str) -> AssistantRow:
-        row = await self._objects.get_assistant(principal.tenant, assistant_id)
-        if row is None:
-            raise _missing("assistant", assistant_id)
-        return row
-
-    async def list_assistants(self, principal: Principal, page: PageRequest) -> Page[AssistantRow]:
-        return await self._objects.list_assistants(principal.tenant, page)
-
-    async def modify_assistant(
-        self, principal: Principal, assistant_id: str, request: ModifyAssistantRequest
-    ) -> AssistantRow:
-        changes: dict[str, Any] = {}
-        for name in request.model_fields_set:
-            value = getattr(request, name)
-            if name == "model":
-                if value is None:
-                    continue
-                self.check_model(principal, value)
-                changes["model"] = value
-            elif name == "tools":
-                changes["tools"] = dump_all(value)
-            elif name == "tool_resources":
-                changes["tool_resources"] = tool_resources(value)
-            elif name == "metadata":
-                changes["meta"] = value or {}
-            elif name == "response_format":
-                changes[name] = dump(value) if isinstance(value, BaseModel) else value
-            elif name in AssistantRow.__table__.columns:
-                changes[name] = value
-        if not changes:
-            return await self.get_assistant(principal, assistant_id)
-        row = await self._objects.update_assistant(principal.tenant, assistant_id, changes)
-        if row is None:
-            raise _missing("assistant", assistant_id)
-        return row
-
-    async def delete_assistant(self, principal: Principal, assistant_id: str) -> None:
-        if not await self._objects.delete_assistant(principal.tenant, assistant_id):
-            raise _missing("assistant", assistant_id)
+        check_model(self._catalog, principal, model)
 
     # Threads ------------------------------------------------------------------------
 

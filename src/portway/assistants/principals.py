@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from portway.errors import AuthenticationError
-from portway.security.keys import KeyService
+from portway.keys.service import KeyService
 from portway.security.principal import Principal
 
 

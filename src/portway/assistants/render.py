@@ -6,15 +6,16 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from portway.assistants.wire import AssistantObject
 from portway.protocol.assistants import (
     RUN_TERMINAL,
-    AssistantObject,
     DeletedObject,
     MessageObject,
     RunObject,
     RunStepObject,
     ThreadObject,
 )
+from portway.records import copy_as
 from portway.store.models.assistants import (
     AssistantRow,
     MessageRow,
@@ -32,84 +33,57 @@ def _seconds(value: float | None) -> int | None:
 
 
 def assistant_object(row: AssistantRow) -> AssistantObject:
-    return {
-        "id": row.id,
-        "object": "assistant",
-        "created_at": int(row.created_at),
-        "name": row.name,
-        "description": row.description,
-        "model": row.model,
-        "instructions": row.instructions,
-        "tools": row.tools,
-        "tool_resources": row.tool_resources or {},
-        "metadata": row.meta or {},
-        "temperature": row.temperature,
-        "top_p": row.top_p,
-        "response_format": row.response_format if row.response_format is not None else "auto",
-        "reasoning_effort": row.reasoning_effort,
-    }
+    return copy_as(
+        AssistantObject,
+        row,
+        object="assistant",
+        created_at=int(row.created_at),
+        tool_resources=row.tool_resources or {},
+        metadata=row.meta or {},
+        response_format=row.response_format if row.response_format is not None else "auto",
+    )
 
 
 def thread_object(row: ThreadRow) -> ThreadObject:
-    return {
-        "id": row.id,
-        "object": "thread",
-        "created_at": int(row.created_at),
-        "tool_resources": row.tool_resources or {},
-        "metadata": row.meta or {},
-    }
+    return copy_as(
+        ThreadObject,
+        row,
+        object="thread",
+        created_at=int(row.created_at),
+        tool_resources=row.tool_resources or {},
+        metadata=row.meta or {},
+    )
 
 
 def message_object(row: MessageRow) -> MessageObject:
-    return {
-        "id": row.id,
-        "object": "thread.message",
-        "created_at": int(row.created_at),
-        "thread_id": row.thread_id,
-        "status": row.status,  # type: ignore[typeddict-item]
-        "incomplete_details": row.incomplete_details,
-        "completed_at": _seconds(row.completed_at),
-        "incomplete_at": _seconds(row.incomplete_at),
-        "role": row.role,  # type: ignore[typeddict-item]
-        "content": row.content,
-        "assistant_id": row.assistant_id,
-        "run_id": row.run_id,
-        "attachments": row.attachments or [],
-        "metadata": row.meta or {},
-    }
+    return copy_as(
+        MessageObject,
+        row,
+        object="thread.message",
+        created_at=int(row.created_at),
+        completed_at=_seconds(row.completed_at),
+        incomplete_at=_seconds(row.incomplete_at),
+        attachments=row.attachments or [],
+        metadata=row.meta or {},
+    )
 
 
 def run_object(row: RunRow) -> RunObject:
-    return {
-        "id": row.id,
-        "object": "thread.run",
-        "created_at": int(row.created_at),
-        "thread_id": row.thread_id,
-        "assistant_id": row.assistant_id,
-        "status": row.status,  # type: ignore[typeddict-item]
-        "required_action": row.required_action,
-        "last_error": row.last_error,
-        "expires_at": _seconds(row.expires_at),
-        "started_at": _seconds(row.started_at),
-        "cancelled_at": _seconds(row.cancelled_at),
-        "failed_at": _seconds(row.failed_at),
-        "completed_at": _seconds(row.completed_at),
-        "incomplete_details": row.incomplete_details,
-        "model": row.model,
-        "instructions": row.instructions,
-        "tools": row.tools,
-        "metadata": row.meta or {},
-        "usage": row.usage if row.status in RUN_TERMINAL else None,
-        "temperature": row.temperature,
-        "top_p": row.top_p,
-        "max_prompt_tokens": row.max_prompt_tokens,
-        "max_completion_tokens": row.max_completion_tokens,
-        "truncation_strategy": row.truncation_strategy,
-        "tool_choice": row.tool_choice if row.tool_choice is not None else "auto",
-        "parallel_tool_calls": row.parallel_tool_calls,
-        "response_format": row.response_format if row.response_format is not None else "auto",
-        "reasoning_effort": row.reasoning_effort,
-    }
+    return copy_as(
+        RunObject,
+        row,
+        object="thread.run",
+        created_at=int(row.created_at),
+        expires_at=_seconds(row.expires_at),
+        started_at=_seconds(row.started_at),
+        cancelled_at=_seconds(row.cancelled_at),
+        failed_at=_seconds(row.failed_at),
+        completed_at=_seconds(row.completed_at),
+        metadata=row.meta or {},
+        usage=row.usage if row.status in RUN_TERMINAL else None,
+        tool_choice=row.tool_choice if row.tool_choice is not None else "auto",
+        response_format=row.response_format if row.response_format is not None else "auto",
+    )
 
 
 def _without_search_contents(details: dict[str, Any]) -> dict[str, Any]:
@@ -126,24 +100,18 @@ def step_object(row: RunStepRow, include: Sequence[str] = ()) -> RunStepObject:
     details = row.step_details
     if FILE_SEARCH_CONTENT not in include:
         details = _without_search_contents(details)
-    return {
-        "id": row.id,
-        "object": "thread.run.step",
-        "created_at": int(row.created_at),
-        "assistant_id": row.assistant_id,
-        "thread_id": row.thread_id,
-        "run_id": row.run_id,
-        "type": row.type,  # type: ignore[typeddict-item]
-        "status": row.status,  # type: ignore[typeddict-item]
-        "step_details": details,
-        "last_error": row.last_error,
-        "expired_at": _seconds(row.expired_at),
-        "cancelled_at": _seconds(row.cancelled_at),
-        "failed_at": _seconds(row.failed_at),
-        "completed_at": _seconds(row.completed_at),
-        "metadata": row.meta or {},
-        "usage": row.usage,
-    }
+    return copy_as(
+        RunStepObject,
+        row,
+        object="thread.run.step",
+        created_at=int(row.created_at),
+        step_details=details,
+        expired_at=_seconds(row.expired_at),
+        cancelled_at=_seconds(row.cancelled_at),
+        failed_at=_seconds(row.failed_at),
+        completed_at=_seconds(row.completed_at),
+        metadata=row.meta or {},
+    )
 
 
 def deleted_object(object_id: str, kind: str) -> DeletedObject:

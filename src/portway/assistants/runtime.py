@@ -14,12 +14,13 @@ from portway.assistants.lifecycle import RunLifecycle
 from portway.assistants.objects import ObjectService
 from portway.assistants.principals import RunPrincipals
 from portway.assistants.runs import RunService
+from portway.assistants.serving import AssistantServing
 from portway.assistants.tool_policy import ToolLimits
 from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
+from portway.keys.service import KeyService
 from portway.pipeline.client import ModelClient
 from portway.routing.catalog import ModelCatalog
-from portway.security.keys import KeyService
 from portway.store import Database
 from portway.store.assistants import AssistantStore, RunStore
 from portway.store.models.assistants import RunRow
@@ -27,6 +28,7 @@ from portway.store.models.assistants import RunRow
 
 @dataclass
 class Assistants:
+    serving: AssistantServing
     objects: ObjectService
     runs: RunService
     workers: RunWorkers[RunRow]
@@ -87,7 +89,8 @@ class Assistants:
             events=events,
             config=config,
         )
-        return cls(objects=objects, runs=runs, workers=workers, events=events)
+        serving = AssistantServing(store, catalog)
+        return cls(serving=serving, objects=objects, runs=runs, workers=workers, events=events)
 
     async def start(self) -> None:
         """Recover runs left behind by a stopped process, then start the workers."""

@@ -12,9 +12,9 @@ from portway.batches.engine import BatchEngine
 from portway.batches.lifecycle import BatchLifecycle
 from portway.batches.service import BatchService
 from portway.config import Settings
+from portway.keys.service import KeyService
 from portway.pipeline.client import ModelClient
 from portway.retrieval.files import FileService
-from portway.security.keys import KeyService
 from portway.store import Database
 from portway.store.batches import BatchStore
 from portway.store.models.batches import BatchRow

@@ -15,12 +15,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from portway.accounting.pricing import nanos
 from portway.accounting.reports import parse_group_by, present, to_csv, usage_filter
 from portway.console.overview import DEFAULT_WINDOW, WINDOWS, overview
-from portway.protocol.admin import KeyCreate, KeyUpdate
-from portway.security.admin_json import budget_spec, key_fields, key_json, key_summary
-from portway.security.keys import BudgetSpec
+from portway.keys.serving import KeyServing
+from portway.keys.wire import KeyCreate, KeyObject, KeyUpdate
 from portway.security.principal import Principal
 from portway.services import Services
 from portway.store.usage_series import UsageSeries
@@ -41,8 +39,14 @@ class ConsoleInputError(ValueError):
 class KeyChange:
     """A key action's outcome: the key and, after create and rotate, its new secret."""
 
-    key: dict[str, Any]
+    key: KeyObject
     secret: str | None = None
+
+    @classmethod
+    def of(cls, key: KeyObject) -> KeyChange:
+        """The key apart from its new secret (the page shows that once, on its own)."""
+        shown = KeyObject(**key)  # type: ignore[typeddict-item]
+        return cls(shown, shown.pop("key", None))
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -92,28 +96,19 @@ class ConsoleService:
 
     # Keys ---------------------------------------------------------------------------
 
-    async def keys(self, principal: Principal, page: int = 0) -> tuple[list[dict[str, Any]], bool]:
+    async def keys(self, principal: Principal, page: int = 0) -> tuple[list[KeyObject], bool]:
         """One page of keys, newest first, and whether older ones follow."""
-        accounting = self._services.accounting
-        await accounting.settle_now()  # budgets show what was spent up to now
+        serving = KeyServing(self._services)
         if principal.is_admin:
-            records = await accounting.keys.keys.list(
+            keys = await serving.list(
                 limit=KEYS_PER_PAGE + 1, offset=page * KEYS_PER_PAGE, newest_first=True
             )
-            shown = records[:KEYS_PER_PAGE]
-            return [key_json(record) for record in shown], len(records) > KEYS_PER_PAGE
-        own = await accounting.keys.keys.get(principal.key_id or "")
-        return ([key_json(own)] if own is not None else []), False
+            return keys[:KEYS_PER_PAGE], len(keys) > KEYS_PER_PAGE
+        own = await serving.retrieve(principal.key_id or "")  # budgets show spend up to now
+        return ([own] if own is not None else []), False
 
-    async def key(self, key_id: str) -> dict[str, Any] | None:
-        record = await self._services.accounting.keys.keys.get(key_id)
-        return key_json(record) if record is not None else None
-
-    async def _audit(
-        self, principal: Principal, action: str, subject: str, details: dict[str, Any]
-    ) -> None:
-        """The same audit records as the admin API's key actions (never a secret)."""
-        await self._services.audit.record(action, principal, subject, details)
+    async def key(self, key_id: str) -> KeyObject | None:
+        return await KeyServing(self._services).retrieve(key_id, settle=False)
 
     async def create_key(self, principal: Principal, form: Mapping[str, str]) -> KeyChange:
         values = _blank_to_none(form)
@@ -135,11 +130,7 @@ class ConsoleService:
             body = KeyCreate.model_validate(fields)
         except ValidationError as error:
             raise ConsoleInputError(_validation_message(error)) from None
-        record, secret = await self._services.accounting.keys.create(
-            key_fields(body), budget_spec(body)
-        )
-        await self._audit(principal, "key.create", record.id, key_summary(record))
-        return KeyChange(key_json(record), secret)
+        return KeyChange.of(await KeyServing(self._services).create(principal, body))
 
     async def update_key(
         self, principal: Principal, key_id: str, form: Mapping[str, str]
@@ -158,34 +149,16 @@ class ConsoleService:
             body = KeyUpdate.model_validate(fields)
         except ValidationError as error:
             raise ConsoleInputError(_validation_message(error)) from None
-        budget: BudgetSpec | str = "remove"
-        if body.max_budget is not None:
-            budget = BudgetSpec(nanos(body.max_budget), body.budget_period or "monthly")
-        accounting = self._services.accounting
-        record = await accounting.keys.update(key_id, body.changes(), budget)  # type: ignore[arg-type]
-        if record is None:
-            return None
-        await accounting.settle_now()  # spare slices must not outlive a lower limit
-        changed = sorted(body.model_fields_set)
-        await self._audit(
-            principal, "key.update", key_id, {"fields": changed, **key_summary(record)}
-        )
-        return KeyChange(key_json(record))
+        key = await KeyServing(self._services).update(principal, key_id, body)
+        return KeyChange(key) if key is not None else None
 
     async def revoke_key(self, principal: Principal, key_id: str) -> KeyChange | None:
-        record = await self._services.accounting.keys.revoke(key_id)
-        if record is None:
-            return None
-        await self._audit(principal, "key.revoke", key_id, {})
-        return KeyChange(key_json(record))
+        key = await KeyServing(self._services).revoke(principal, key_id)
+        return KeyChange(key) if key is not None else None
 
     async def rotate_key(self, principal: Principal, key_id: str) -> KeyChange | None:
-        rotated = await self._services.accounting.keys.rotate(key_id)
-        if rotated is None:
-            return None
-        record, secret = rotated
-        await self._audit(principal, "key.rotate", key_id, {"prefix": record.prefix})
-        return KeyChange(key_json(record), secret)
+        key = await KeyServing(self._services).rotate(principal, key_id)
+        return KeyChange.of(key) if key is not None else None
 
     # Usage --------------------------------------------------------------------------
 

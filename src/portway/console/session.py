@@ -31,8 +31,8 @@ import orjson
 from starlette.types import Scope
 
 from portway.api.middleware import header_value
+from portway.keys.service import KeyService
 from portway.security.auth import KeyAuthenticator
-from portway.security.keys import KeyService
 from portway.security.principal import ANONYMOUS, MASTER, Principal
 
 COOKIE = "portway_session"

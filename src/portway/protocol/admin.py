@@ -1,99 +1,25 @@
-"""Wire models of the admin API (`/v1/admin/...`): keys, budgets, usage."""
+"""Wire models of the admin API (`/v1/admin/...`): budgets and team policies.
+
+Keys have their own home: ``portway.keys.wire``.
+"""
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from typing import TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from portway.periods import Period
 from portway.retention import parse_retention
 
-MAX_INT32 = 2**31 - 1
 
+class AdminModel(BaseModel):
+    """An admin request: unknown fields are errors (a typo must not pass silently)."""
 
-class _Admin(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class KeyCreate(_Admin):
-    name: str | None = Field(default=None, max_length=200)
-    user: str | None = Field(default=None, max_length=200)
-    team: str | None = Field(default=None, max_length=200)
-    models: list[str] | None = None
-    rpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
-    tpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
-    max_budget: float | None = Field(default=None, ge=0)
-    budget_period: Period = "monthly"
-    priority: int = 0
-    no_store: bool = False
-    # "none" (zero retention) or days; unset: the team's, else the server default.
-    retention: str | int | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    expires_at: float | None = None
-    expires_in: float | None = Field(default=None, gt=0)
-
-    @field_validator("retention", mode="before")
-    @classmethod
-    def _retention(cls, value: object) -> str | None:
-        return parse_retention(value)
-
-    @model_validator(mode="after")
-    def _no_store_agrees(self) -> KeyCreate:
-        if self.no_store and self.retention not in (None, "none"):
-            raise ValueError("no_store: true is zero retention; it contradicts retention")
-        return self
-
-    @model_validator(mode="after")
-    def _one_expiry(self) -> KeyCreate:
-        if self.expires_at is not None and self.expires_in is not None:
-            raise ValueError("give expires_at or expires_in, not both")
-        return self
-
-    def expiry(self) -> float | None:
-        if self.expires_in is not None:
-            return time.time() + self.expires_in
-        return self.expires_at
-
-
-class KeyUpdate(_Admin):
-    """Only the fields present change; ``max_budget: null`` removes the key's budget."""
-
-    name: str | None = None
-    user: str | None = None
-    team: str | None = None
-    models: list[str] | None = None
-    rpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
-    tpm: int | None = Field(default=None, ge=1, le=MAX_INT32)
-    max_budget: float | None = Field(default=None, ge=0)
-    budget_period: Period | None = None
-    priority: int | None = None
-    no_store: bool | None = None
-    retention: str | int | None = None
-    metadata: dict[str, Any] | None = None
-    expires_at: float | None = None
-
-    @field_validator("retention", mode="before")
-    @classmethod
-    def _retention(cls, value: object) -> str | None:
-        return parse_retention(value)
-
-    def changes(self) -> dict[str, Any]:
-        renamed = {"user": "user_id", "team": "team_id", "models": "allowed_models"}
-        skip = {"max_budget", "budget_period", "no_store"}
-        changes = {
-            renamed.get(name, name): getattr(self, name)
-            for name in self.model_fields_set
-            if name not in skip
-        }
-        # ``no_store`` is the older spelling of zero retention (false: inherit again).
-        if "no_store" in self.model_fields_set and "retention" not in changes:
-            changes["retention"] = "none" if self.no_store else None
-        return changes
-
-
-class TeamPolicySet(_Admin):
+class TeamPolicySet(AdminModel):
     """``PUT /v1/admin/teams/{team}``: the team's retention (null: the server default)."""
 
     retention: str | int | None = None
@@ -104,6 +30,18 @@ class TeamPolicySet(_Admin):
         return parse_retention(value)
 
 
-class BudgetSet(_Admin):
+class BudgetSet(AdminModel):
     max_budget: float = Field(ge=0)
     period: Period = "monthly"
+
+
+class BudgetObject(TypedDict):
+    """A budget as the admin API shows it (alone, or as a key's ``budget``)."""
+
+    scope: str
+    subject: str
+    max_budget: float
+    period: str
+    period_start: int | None
+    spend: float
+    reserved: float

@@ -1,8 +1,9 @@
 """Wire models for the Assistants API v2 (assistants, threads, messages, runs, run steps).
 
 Requests are pydantic models with ``extra="allow"``, fields in the order of OpenAI's
-spec (``CreateAssistantRequest``, ``CreateRunRequest``, ...). Responses are TypedDicts
-(``AssistantObject``, ``RunObject``, ...), built by ``assistants.render``.
+spec (``CreateThreadRequest``, ``CreateRunRequest``, ...). Responses are TypedDicts
+(``ThreadObject``, ``RunObject``, ...), built by ``assistants.render``. The assistant
+object and its requests live with their routes in ``assistants.wire``.
 """
 
 from __future__ import annotations
@@ -132,34 +133,6 @@ class TruncationStrategy(WireModel):
 # Assistants ----------------------------------------------------------------
 
 
-class CreateAssistantRequest(WireModel):
-    model: str = Field(min_length=1)
-    name: str | None = Field(default=None, max_length=256)
-    description: str | None = Field(default=None, max_length=512)
-    instructions: str | None = Field(default=None, max_length=256_000)
-    reasoning_effort: str | None = None
-    tools: list[AssistantTool] = Field(default_factory=list, max_length=128)
-    tool_resources: ToolResources | None = None
-    metadata: Metadata | None = None
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    response_format: ResponseFormatOption | None = None
-
-
-class ModifyAssistantRequest(WireModel):
-    model: str | None = Field(default=None, min_length=1)
-    reasoning_effort: str | None = None
-    name: str | None = Field(default=None, max_length=256)
-    description: str | None = Field(default=None, max_length=512)
-    instructions: str | None = Field(default=None, max_length=256_000)
-    tools: list[AssistantTool] | None = Field(default=None, max_length=128)
-    tool_resources: ToolResources | None = None
-    metadata: Metadata | None = None
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    response_format: ResponseFormatOption | None = None
-
-
 # Messages and threads ------------------------------------------------------
 
 
@@ -282,23 +255,6 @@ class SubmitToolOutputsRunRequest(WireModel):
 
 
 # Responses (plain dicts with types) ----------------------------------------
-
-
-class AssistantObject(TypedDict):
-    id: str
-    object: Literal["assistant"]
-    created_at: int
-    name: str | None
-    description: str | None
-    model: str
-    instructions: str | None
-    tools: list[dict[str, Any]]
-    tool_resources: dict[str, Any] | None
-    metadata: dict[str, str]
-    temperature: float | None
-    top_p: float | None
-    response_format: Any
-    reasoning_effort: NotRequired[str | None]
 
 
 class ThreadObject(TypedDict):

@@ -16,6 +16,7 @@ from portway.config import Settings
 from portway.context.compactor import Compactor
 from portway.context.policy import ContextPolicy
 from portway.context.sealing import CompactionSealer
+from portway.keys.service import KeyService
 from portway.pipeline.client import ModelClient
 from portway.responses.compaction import ResponseCompaction
 from portway.responses.conversations import ConversationService
@@ -24,7 +25,6 @@ from portway.responses.jobs import ResponseJobEngine, ResponseJobLifecycle
 from portway.responses.native import NativeResponses
 from portway.responses.service import ResponseService
 from portway.routing.catalog import ModelCatalog
-from portway.security.keys import KeyService
 from portway.store import Database
 from portway.store.models.responses import ResponseRow
 from portway.store.responses import ResponseStore

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from portway.assistants.builtin import Citation, ToolInvocation, ToolOutcome
 from portway.retrieval.search import SearchHit
-from portway.retrieval.vector_stores import VectorStoreService
+from portway.vector_stores.serving import VectorStoreService
 
 RANKER = "default_2024_08_21"
 QUOTE_CHARS = 200

@@ -6,7 +6,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from portway.protocol.vector_stores import ComparisonFilter, CompoundFilter, Filter
+from portway.vector_stores.wire import ComparisonFilter, CompoundFilter, Filter
 
 
 def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:

@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from portway.errors import PortwayError
-from portway.protocol.vector_stores import Filter
 from portway.retrieval.embeddings import Embedder, nearest
 from portway.retrieval.filters import matches
 from portway.security.principal import Principal
 from portway.store.chunks import ChunkRepository, ChunkText, ScoredChunk
 from portway.store.vector_stores import VectorStoreRepository
+from portway.vector_stores.wire import Filter
 
 logger = logging.getLogger(__name__)
 

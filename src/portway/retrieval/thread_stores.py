@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from portway.protocol.vector_stores import (
+from portway.vector_stores.serving import VectorStoreService
+from portway.vector_stores.wire import (
     CreateVectorStoreFileRequest,
     CreateVectorStoreRequest,
     ExpiresAfter,
 )
-from portway.retrieval.vector_stores import VectorStoreService
 
 THREAD_STORE_EXPIRY_DAYS = 7
 

@@ -14,12 +14,12 @@ from portway.retrieval.indexer import Indexer
 from portway.retrieval.search import SearchService
 from portway.retrieval.storage import FileStorage
 from portway.retrieval.thread_stores import ThreadVectorStores
-from portway.retrieval.vector_stores import VectorStoreService
 from portway.routing.catalog import ModelCatalog
 from portway.store import Database
 from portway.store.chunks import ChunkRepository
 from portway.store.files import FileRepository
 from portway.store.vector_stores import VectorStoreRepository
+from portway.vector_stores.serving import VectorStoreService
 
 
 @dataclass

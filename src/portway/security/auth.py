@@ -9,8 +9,8 @@ from dataclasses import replace
 from typing import Protocol
 
 from portway.errors import AuthenticationError
+from portway.keys.service import KeyService, looks_like_virtual_key
 from portway.retention import KEEP, Retention
-from portway.security.keys import KeyService, looks_like_virtual_key
 from portway.security.principal import ANONYMOUS, MASTER, Principal
 
 

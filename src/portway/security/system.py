@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from portway.accounting.pricing import nanos
 from portway.config import SystemPrincipalConfig
-from portway.security.keys import budget_ref
+from portway.keys.service import budget_ref
 from portway.security.principal import Principal
 from portway.store.budgets import BudgetRepository
 

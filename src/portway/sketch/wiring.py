@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from portway.assistants.principals import RunPrincipals
 from portway.assistants.workers import RunWorkers, worker_id
 from portway.config import Settings
+from portway.keys.service import KeyService
 from portway.pipeline.client import ModelClient
-from portway.security.keys import KeyService
 from portway.sketch.engine import SketchEngine
 from portway.sketch.generate import SketchModel
 from portway.sketch.lifecycle import SketchLifecycle

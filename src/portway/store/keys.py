@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
 
+from portway.records import copy_as
 from portway.store.budgets import BudgetRepository, BudgetState
 from portway.store.database import Database
 from portway.store.models import TeamPolicyRow, VirtualKeyRow
@@ -72,44 +73,27 @@ class KeyWithBudgets:
 
 
 def _record(row: VirtualKeyRow, budget: BudgetState | None = None) -> KeyRecord:
-    return KeyRecord(
-        id=row.id,
-        prefix=row.prefix,
-        name=row.name,
-        user_id=row.user_id,
-        team_id=row.team_id,
+    return copy_as(
+        KeyRecord,
+        row,
         allowed_models=tuple(row.allowed_models) if row.allowed_models is not None else None,
-        rpm=row.rpm,
-        tpm=row.tpm,
-        priority=row.priority,
-        no_store=row.no_store,
         metadata=dict(row.key_metadata or {}),
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
-        rotated_at=row.rotated_at,
         budget=budget,
-        retention=row.retention,
     )
 
 
-def _columns(fields: KeyFields) -> dict[str, Any]:
+def _row(fields: KeyFields, **identity: Any) -> VirtualKeyRow:
+    """A new key's row: ``identity`` holds what is not a ``KeyFields`` field (id, secret)."""
     retention = fields.retention or ("none" if fields.no_store else None)
-    return {
-        "name": fields.name,
-        "user_id": fields.user_id,
-        "team_id": fields.team_id,
-        "allowed_models": list(fields.allowed_models)
-        if fields.allowed_models is not None
-        else None,
-        "rpm": fields.rpm,
-        "tpm": fields.tpm,
-        "priority": fields.priority,
-        "no_store": retention == "none",
-        "retention": retention,
-        "key_metadata": dict(fields.metadata),
-        "expires_at": fields.expires_at,
-    }
+    return copy_as(
+        VirtualKeyRow,
+        fields,
+        allowed_models=list(fields.allowed_models) if fields.allowed_models is not None else None,
+        no_store=retention == "none",
+        retention=retention,
+        key_metadata=dict(fields.metadata),
+        **identity,
+    )
 
 
 class KeyRepository:
@@ -126,9 +110,7 @@ class KeyRepository:
     ) -> KeyRecord:
         """Insert a key and, when ``budget`` (limit nano-dollars, period) is given, its budget."""
         now = time.time()
-        row = VirtualKeyRow(
-            id=key_id, secret_hash=secret_hash, prefix=prefix, created_at=now, **_columns(fields)
-        )
+        row = _row(fields, id=key_id, secret_hash=secret_hash, prefix=prefix, created_at=now)
         async with self._db.session() as session:
             session.add(row)
             await session.flush()

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from portway.records import copy_as
 from portway.store.database import Database
 from portway.store.models.files import (
     ChunkRow,
@@ -91,50 +92,15 @@ class NewChunk:
 
 
 def _store(row: VectorStoreRow) -> VectorStoreRecord:
-    return VectorStoreRecord(
-        id=row.id,
-        tenant=row.tenant,
-        name=row.name,
-        description=row.description,
-        created_at=row.created_at,
-        last_active_at=row.last_active_at,
-        expires_after_days=row.expires_after_days,
-        metadata=row.store_metadata,
-    )
+    return copy_as(VectorStoreRecord, row, metadata=row.store_metadata)
 
 
 def _file(row: VectorStoreFileRow) -> VectorStoreFileRecord:
-    return VectorStoreFileRecord(
-        vector_store_id=row.vector_store_id,
-        file_id=row.file_id,
-        tenant=row.tenant,
-        status=row.status,
-        created_at=row.created_at,
-        chunk_size_tokens=row.chunk_size_tokens,
-        chunk_overlap_tokens=row.chunk_overlap_tokens,
-        attributes=row.attributes,
-        batch_id=row.batch_id,
-        usage_bytes=row.usage_bytes,
-        error_code=row.error_code,
-        error_message=row.error_message,
-    )
+    return copy_as(VectorStoreFileRecord, row)
 
 
 def _file_row(record: VectorStoreFileRecord) -> VectorStoreFileRow:
-    return VectorStoreFileRow(
-        vector_store_id=record.vector_store_id,
-        file_id=record.file_id,
-        tenant=record.tenant,
-        batch_id=record.batch_id,
-        status=record.status,
-        error_code=record.error_code,
-        error_message=record.error_message,
-        usage_bytes=record.usage_bytes,
-        created_at=record.created_at,
-        chunk_size_tokens=record.chunk_size_tokens,
-        chunk_overlap_tokens=record.chunk_overlap_tokens,
-        attributes=record.attributes,
-    )
+    return copy_as(VectorStoreFileRow, record)
 
 
 def _counts(by_status: dict[str, int]) -> FileCounts:
@@ -156,18 +122,7 @@ class VectorStoreRepository:
         self, store: VectorStoreRecord, files: Sequence[VectorStoreFileRecord] = ()
     ) -> None:
         async with self._database.session() as session:
-            session.add(
-                VectorStoreRow(
-                    id=store.id,
-                    tenant=store.tenant,
-                    name=store.name,
-                    description=store.description,
-                    created_at=store.created_at,
-                    last_active_at=store.last_active_at,
-                    expires_after_days=store.expires_after_days,
-                    store_metadata=store.metadata,
-                )
-            )
+            session.add(copy_as(VectorStoreRow, store, store_metadata=store.metadata))
             await session.flush()
             session.add_all(_file_row(record) for record in files)
 
@@ -408,14 +363,7 @@ class VectorStoreRepository:
         self, batch: FileBatchRecord, files: Sequence[VectorStoreFileRecord]
     ) -> None:
         async with self._database.session() as session:
-            session.add(
-                FileBatchRow(
-                    id=batch.id,
-                    vector_store_id=batch.vector_store_id,
-                    tenant=batch.tenant,
-                    created_at=batch.created_at,
-                )
-            )
+            session.add(copy_as(FileBatchRow, batch))
             await self._replace_files(session, files)
 
     async def get_batch(self, tenant: str, store_id: str, batch_id: str) -> FileBatchRecord | None:
@@ -434,14 +382,7 @@ class VectorStoreRepository:
                 .group_by(VectorStoreFileRow.status)
             )
             by_status = {status: count for status, count in counts.all()}
-        return FileBatchRecord(
-            id=row.id,
-            vector_store_id=row.vector_store_id,
-            tenant=row.tenant,
-            created_at=row.created_at,
-            cancelled_at=row.cancelled_at,
-            file_counts=_counts(by_status),
-        )
+        return copy_as(FileBatchRecord, row, file_counts=_counts(by_status))
 
     async def cancel_batch(
         self, tenant: str, store_id: str, batch_id: str, now: float

@@ -1,4 +1,5 @@
-"""`/v1/vector_stores`: stores, their files, file batches and search (HTTP only)."""
+"""`/v1/vector_stores`: stores, their files, file batches and search (HTTP only: parse →
+``VectorStoreService`` → JSON)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from portway.api.cursor import page_request, query_choice
 from portway.api.deps import principal_of, services_of
 from portway.api.render import JSONResponse
 from portway.api.wire import read_body
-from portway.protocol.vector_stores import (
+from portway.vector_stores.serving import VectorStoreService
+from portway.vector_stores.wire import (
     CreateFileBatchRequest,
     CreateVectorStoreFileRequest,
     CreateVectorStoreRequest,
@@ -17,7 +19,6 @@ from portway.protocol.vector_stores import (
     UpdateVectorStoreFileRequest,
     UpdateVectorStoreRequest,
 )
-from portway.retrieval.vector_stores import VectorStoreService
 
 router = APIRouter()
 

@@ -146,10 +146,11 @@ class VectorStoreDict(TypedDict):
     usage_bytes: int
     file_counts: FileCountsDict
     status: Literal["expired", "in_progress", "completed"]
-    expires_after: NotRequired[dict[str, Any]]
     expires_at: int | None
     last_active_at: int | None
     metadata: dict[str, str] | None
+    # Last: Portway renders it after metadata, and only when set.
+    expires_after: NotRequired[dict[str, Any]]
 
 
 class LastErrorDict(TypedDict):

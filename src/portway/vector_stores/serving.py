@@ -1,4 +1,4 @@
-"""Vector stores, their files and file batches: validation, tenancy and wire rendering.
+"""``VectorStoreService``: vector stores, their files and file batches (validation, tenancy).
 
 Attaching a file records it ``in_progress`` and hands it to the ``Indexer``; counts,
 usage and statuses are read back from the store. Another tenant's store, file or batch
@@ -16,13 +16,26 @@ from typing import Any
 
 from portway.errors import InvalidRequestError, NotFoundError
 from portway.protocol.lists import ListObject, list_object
-from portway.protocol.vector_stores import (
+from portway.retrieval.chunking import Chunking
+from portway.retrieval.files import FileService, file_not_found
+from portway.retrieval.indexer import Indexer
+from portway.retrieval.search import SearchHit, SearchService
+from portway.security.principal import Principal
+from portway.store.pagination import PageRequest
+from portway.store.vector_stores import (
+    IN_PROGRESS,
+    FileBatchRecord,
+    VectorStoreFileRecord,
+    VectorStoreRecord,
+    VectorStoreRepository,
+)
+from portway.vector_stores.render import batch_object, search_page, store_file_object, store_object
+from portway.vector_stores.wire import (
     ChunkingStrategy,
     CreateFileBatchRequest,
     CreateVectorStoreFileRequest,
     CreateVectorStoreRequest,
     FileBatchDict,
-    FileCountsDict,
     SearchRequest,
     SearchResultsPageDict,
     StaticChunkingStrategy,
@@ -31,110 +44,9 @@ from portway.protocol.vector_stores import (
     VectorStoreDict,
     VectorStoreFileDict,
 )
-from portway.retrieval.chunking import Chunking
-from portway.retrieval.files import FileService, file_not_found
-from portway.retrieval.indexer import Indexer
-from portway.retrieval.search import SearchHit, SearchService
-from portway.security.principal import Principal
-from portway.store.pagination import PageRequest
-from portway.store.vector_stores import (
-    CANCELLED,
-    FAILED,
-    IN_PROGRESS,
-    FileBatchRecord,
-    FileCounts,
-    VectorStoreFileRecord,
-    VectorStoreRecord,
-    VectorStoreRepository,
-)
 
-DAY = 86_400.0
 # How often a wait for another process's indexing looks at the database.
 PENDING_POLL_SECONDS = 0.1
-
-
-def _counts(counts: FileCounts) -> FileCountsDict:
-    return {
-        "in_progress": counts.in_progress,
-        "completed": counts.completed,
-        "failed": counts.failed,
-        "cancelled": counts.cancelled,
-        "total": counts.total,
-    }
-
-
-def _expires_at(store: VectorStoreRecord) -> float | None:
-    if store.expires_after_days is None:
-        return None
-    return store.last_active_at + store.expires_after_days * DAY
-
-
-def store_object(store: VectorStoreRecord, now: float) -> VectorStoreDict:
-    expires_at = _expires_at(store)
-    status: Any = "in_progress" if store.file_counts.in_progress else "completed"
-    if expires_at is not None and now >= expires_at:
-        status = "expired"
-    rendered: VectorStoreDict = {
-        "id": store.id,
-        "object": "vector_store",
-        "created_at": int(store.created_at),
-        "name": store.name,
-        "description": store.description,
-        "usage_bytes": store.usage_bytes,
-        "file_counts": _counts(store.file_counts),
-        "status": status,
-        "expires_at": int(expires_at) if expires_at is not None else None,
-        "last_active_at": int(store.last_active_at),
-        "metadata": store.metadata or {},
-    }
-    if store.expires_after_days is not None:  # an object when set, absent otherwise
-        rendered["expires_after"] = {"anchor": "last_active_at", "days": store.expires_after_days}
-    return rendered
-
-
-def store_file_object(record: VectorStoreFileRecord) -> VectorStoreFileDict:
-    last_error: Any = None
-    if record.status == FAILED:
-        last_error = {
-            "code": record.error_code or "server_error",
-            "message": record.error_message or "",
-        }
-    return {
-        "id": record.file_id,
-        "object": "vector_store.file",
-        "usage_bytes": record.usage_bytes,
-        "created_at": int(record.created_at),
-        "vector_store_id": record.vector_store_id,
-        "status": record.status,  # type: ignore[typeddict-item]
-        "last_error": last_error,
-        "chunking_strategy": {
-            "type": "static",
-            "static": {
-                "max_chunk_size_tokens": record.chunk_size_tokens,
-                "chunk_overlap_tokens": record.chunk_overlap_tokens,
-            },
-        },
-        "attributes": record.attributes or {},
-    }
-
-
-def batch_object(batch: FileBatchRecord) -> FileBatchDict:
-    counts = batch.file_counts
-    status: Any = "completed"
-    if batch.cancelled_at is not None:
-        status = CANCELLED
-    elif counts.in_progress:
-        status = IN_PROGRESS
-    elif counts.total and counts.failed == counts.total:
-        status = FAILED
-    return {
-        "id": batch.id,
-        "object": "vector_store.files_batch",
-        "created_at": int(batch.created_at),
-        "vector_store_id": batch.vector_store_id,
-        "status": status,
-        "file_counts": _counts(counts),
-    }
 
 
 def _store_not_found(store_id: str) -> NotFoundError:
@@ -355,22 +267,7 @@ class VectorStoreService:
             [store_id], body.queries(), body.max_num_results, body.filters, threshold, principal
         )
         await self.repository.touch([store_id], self._clock())
-        return {
-            "object": "vector_store.search_results.page",
-            "search_query": body.queries(),
-            "data": [
-                {
-                    "file_id": hit.chunk.file_id,
-                    "filename": hit.chunk.filename,
-                    "score": round(hit.score, 6),
-                    "attributes": hit.chunk.attributes or {},
-                    "content": [{"type": "text", "text": hit.chunk.text}],
-                }
-                for hit in hits
-            ],
-            "has_more": False,
-            "next_page": None,
-        }
+        return search_page(body.queries(), hits)
 
     # Helpers ---------------------------------------------------------------
 
