@@ -236,3 +236,21 @@ def test_tenants_see_only_their_own_objects(gateway: PortwayServer) -> None:
 
 def test_unknown_key_is_refused(gateway: PortwayServer) -> None:
     assert raw(gateway, "GET", "/assistants", key="sk-nobody").status_code == 401
+
+
+def test_modifying_an_assistant_writes_only_the_fields_the_api_declares(
+    gateway: PortwayServer,
+) -> None:
+    """Extra body fields named like stored columns (tenant, id) are not written through."""
+    made = raw(gateway, "POST", "/assistants", json={"model": MODEL, "name": "A's"}).json()
+    changed = raw(
+        gateway,
+        "POST",
+        f"/assistants/{made['id']}",
+        json={"name": "renamed", "tenant": "team-b", "id": "asst_stolen", "created_at": 1},
+    )
+    assert changed.status_code == 200
+    assert changed.json()["id"] == made["id"] and changed.json()["name"] == "renamed"
+    assert changed.json()["created_at"] == made["created_at"]
+    assert raw(gateway, "GET", f"/assistants/{made['id']}").json()["name"] == "renamed"
+    assert raw(gateway, "GET", f"/assistants/{made['id']}", key=TEAM_B_KEY).status_code == 404
