@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portway.protocol.assistants import RUN_ACTIVE
@@ -352,7 +352,9 @@ class RunStore(JobQueue[RunRow]):
         unfinished = RunStepRow.run_id == job_id, RunStepRow.status == "in_progress"
         await session.execute(delete(RunStepRow).where(*unfinished))
         await session.execute(
-            delete(MessageRow).where(MessageRow.run_id == job_id, MessageRow.status == "in_progress")
+            delete(MessageRow).where(
+                MessageRow.run_id == job_id, MessageRow.status == "in_progress"
+            )
         )
 
     async def due_to_expire(self, now: float) -> list[RunRow]:

@@ -145,9 +145,7 @@ class JobQueue(Generic[RowT]):
                 )
                 return {job_id: (status, owner) for job_id, status in held.all()}
             await session.execute(
-                renewed.values(lease_until=lease_until).execution_options(
-                    synchronize_session=False
-                )
+                renewed.values(lease_until=lease_until).execution_options(synchronize_session=False)
             )
             found = await session.execute(
                 select(row.id, row.status, row.owner).where(row.id.in_(job_ids))
@@ -190,9 +188,7 @@ class JobQueue(Generic[RowT]):
             conditions.append(self._lease_lapsed(now))
         return await self._update(conditions, {"owner": owner, "lease_until": lease_until})
 
-    async def requeue(
-        self, job_id: str, owner: str | None, *, refund_attempt: bool
-    ) -> RowT | None:
+    async def requeue(self, job_id: str, owner: str | None, *, refund_attempt: bool) -> RowT | None:
         """Hand back a job ``owner`` executes: waiting again, what its interrupted attempt
         half-wrote forgotten (``_handed_back``); ``refund_attempt``: its holder stopped
         cleanly, so this attempt does not count."""

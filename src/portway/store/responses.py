@@ -65,7 +65,9 @@ class ResponseStore(JobQueue[ResponseRow]):
 
     async def _handed_back(self, session: AsyncSession, job_id: str) -> None:
         """Its events start over."""
-        await session.execute(delete(ResponseEventRow).where(ResponseEventRow.response_id == job_id))
+        await session.execute(
+            delete(ResponseEventRow).where(ResponseEventRow.response_id == job_id)
+        )
 
     # Responses -----------------------------------------------------------------------
 
