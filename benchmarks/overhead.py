@@ -40,6 +40,7 @@ REQUEST = orjson.dumps(
         "max_tokens": 8,
     }
 )
+STREAM_REQUEST = orjson.dumps({**orjson.loads(REQUEST), "stream": True})
 
 UPSTREAM = r"""
 import sys, time, orjson
@@ -150,6 +151,34 @@ async def drive(
     return Result(
         name,
         rps=len(latencies) / elapsed,
+        p50_ms=statistics.median(latencies) * 1000,
+        p99_ms=latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        errors=errors,
+    )
+
+
+async def first_tokens(name: str, url: str, requests: int) -> Result:
+    """Streams one at a time: the time from sending to the first content chunk (the
+    rest of each stream is read too, untimed)."""
+    latencies: list[float] = []
+    errors = 0
+    headers = {"content-type": "application/json", "authorization": "Bearer bench"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for index in range(requests + 20):  # the first 20 warm up
+            started = time.perf_counter()
+            first = None
+            async with session.post(url, data=STREAM_REQUEST) as response:
+                async for line in response.content:
+                    if first is None and line.startswith(b"data: ") and b'"content"' in line:
+                        first = time.perf_counter() - started
+                if response.status != 200 or first is None:
+                    errors += 1
+            if index >= 20 and first is not None:
+                latencies.append(first)
+    latencies.sort()
+    return Result(
+        name,
+        rps=0.0,
         p50_ms=statistics.median(latencies) * 1000,
         p99_ms=latencies[int(len(latencies) * 0.99) - 1] * 1000,
         errors=errors,
@@ -272,12 +301,25 @@ def main() -> None:
             asyncio.run(drive("portway", portway_url, serial, 1)),
         )
         cpu_per_request = (cpu_seconds(portway_pid) - cpu_before) / (serial + 4)
+        streams = (
+            asyncio.run(first_tokens("direct", direct_url, serial)),
+            asyncio.run(first_tokens("portway", portway_url, serial)),
+        )
 
     print(f"{os.cpu_count()} cores; chat completions against an instant upstream")
     print(f"portway serve --workers {args.workers}\n")
     show(f"throughput: {args.requests} requests at concurrency {args.concurrency}", loaded)
     show(f"latency: {serial} requests at concurrency 1", unloaded)
-    print(f"Portway CPU per request: {cpu_per_request * 1e6:.0f} us")
+    print(f"Portway CPU per request: {cpu_per_request * 1e6:.0f} us\n")
+    direct, gateway = streams
+    print(f"time to first token: {serial} streams at concurrency 1")
+    print(f"{'target':<10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for result in streams:
+        print(f"{result.name:<10}{result.p50_ms:>10.3f}{result.p99_ms:>10.3f}{result.errors:>8}")
+    print(
+        f"added TTFT p50: {gateway.p50_ms - direct.p50_ms:.3f} ms, "
+        f"added TTFT p99: {gateway.p99_ms - direct.p99_ms:.3f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -78,6 +78,21 @@ def test_writes_need_the_csrf_token_and_our_origin(console: PortwayServer) -> No
     assert "no-token" not in listed and "cross-site" not in listed
 
 
+def test_checks_run_in_order_session_then_token_then_admin(console: PortwayServer) -> None:
+    with httpx.Client(base_url=console.url) as signed_out:
+        refused = signed_out.post("/ui/keys", data={"name": "signed-out"})
+        assert refused.status_code == 303
+        assert refused.headers["location"] == "/ui/login"
+        assert signed_out.get("/ui/deployments/table").status_code == 204
+    key = console.create_key(MASTER, name="order-of-checks")
+    http = login(console, key["key"])
+    csrf = csrf_of(http.get("/ui").text)
+    assert http.post("/ui/keys", data={"name": "no-token"}).status_code == 403
+    assert http.post("/ui/keys", data={"csrf": csrf, "name": "not-admin"}).status_code == 404
+    assert http.get(f"/ui/keys/{key['id']}/edit").status_code == 404
+    assert http.get("/ui/deployments/table").status_code == 204
+
+
 def test_a_key_created_in_the_console_works_once_and_its_secret_is_shown_once(
     console: PortwayServer,
 ) -> None:

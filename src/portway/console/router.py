@@ -1,4 +1,7 @@
-"""The console's HTTP routes (`/ui/...`): parse, call ``ConsoleService``, render a template."""
+"""The console's HTTP routes (`/ui/...`): parse, call ``ConsoleService``, render a template.
+
+Sessions, CSRF and admin checks are the dependencies of ``portway.console.guards``.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +10,22 @@ import time
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from portway.console.guards import (
+    Admin,
+    AdminWrite,
+    ConsoleOf,
+    ConsoleRequest,
+    ConsoleRoute,
+    FormFields,
+    SignedIn,
+    Visitor,
+    forbidden_page,
+)
 from portway.console.requests import RANGES as REQUEST_RANGES
 from portway.console.service import ConsoleInputError, KeyChange
-from portway.console.web import Console, Page, login_redirect, same_origin
+from portway.console.web import same_origin
 
-router = APIRouter(include_in_schema=False)
-
-
-def console_of(request: Request) -> Console:
-    return request.app.state.console  # type: ignore[no-any-return]
-
-
-def _forbidden(console: Console, page: Page | None) -> Response:
-    return console.render(
-        "error.html",
-        page,
-        status_code=403,
-        title="Forbidden",
-        message="This form has expired or did not come from this console. Reload and retry.",
-    )
-
-
-def _admin_only(console: Console, page: Page) -> Response:
-    return console.render(
-        "error.html",
-        page,
-        status_code=404,
-        title="Not found",
-        message="This page needs the master key.",
-    )
+router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 
 
 @router.get("/")
@@ -47,18 +37,15 @@ async def root() -> Response:
 
 
 @router.get("/ui/login")
-async def login_form(request: Request) -> Response:
-    console = console_of(request)
+async def login_form(console: ConsoleOf) -> Response:
     return console.render("login.html", None, open_server=console.auth.open)
 
 
 @router.post("/ui/login")
-async def login(request: Request) -> Response:
-    console = console_of(request)
+async def login(request: Request, console: ConsoleOf) -> Response:
     if not same_origin(request):
-        return _forbidden(console, None)
-    form = await request.form()
-    key = form.get("key")
+        return forbidden_page(console, None)
+    key = (await request.form()).get("key")
     session = await console.auth.login(key if isinstance(key, str) else "")
     if session is None:
         return console.render(
@@ -74,15 +61,14 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/ui/logout")
-async def logout(request: Request) -> Response:
-    console = console_of(request)
-    page = await console.page(request)
-    form = await request.form()
-    token = form.get("csrf")
-    if page is not None and not console.write_allowed(
-        request, page, token if isinstance(token, str) else None
+async def logout(
+    request: Request, console: ConsoleOf, caller: Visitor, form: FormFields
+) -> Response:
+    """Signed out already, there is nothing to protect: only a session's logout needs its token."""
+    if caller is not None and not caller.console.write_allowed(
+        request, caller.page, form.get("csrf")
     ):
-        return _forbidden(console, page)
+        return forbidden_page(caller.console, caller.page)
     response = RedirectResponse("/ui/login", status_code=303)
     console.clear_cookie(response)
     return response
@@ -92,51 +78,34 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/ui")
-async def overview(request: Request) -> Response:
-    console = console_of(request)
-    page = await console.page(request)
-    if page is None:
-        return login_redirect()
-    data = await console.service.overview(page.principal, request.query_params.get("window"))
-    return console.render("overview.html", page, nav="overview", **data)
+async def overview(request: Request, ui: SignedIn) -> Response:
+    data = await ui.console.service.overview(ui.principal, request.query_params.get("window"))
+    return ui.render("overview.html", nav="overview", **data)
 
 
 @router.get("/ui/deployments")
-async def deployments(request: Request) -> Response:
-    console = console_of(request)
-    page = await console.page(request)
-    if page is None:
-        return login_redirect()
-    if not page.principal.is_admin:
-        return _admin_only(console, page)
-    rows = await console.service.deployments()
-    return console.render("deployments.html", page, nav="deployments", rows=rows)
+async def deployments(ui: Admin) -> Response:
+    rows = await ui.console.service.deployments()
+    return ui.render("deployments.html", nav="deployments", rows=rows)
 
 
 @router.get("/ui/deployments/table")
-async def deployments_table(request: Request) -> Response:
-    """The live part of the deployments page (htmx polls it)."""
-    console = console_of(request)
-    page = await console.page(request)
-    if page is None or not page.principal.is_admin:
+async def deployments_table(caller: Visitor) -> Response:
+    """The live part of the deployments page (htmx polls it): nothing for anyone else."""
+    if caller is None or not caller.principal.is_admin:
         return Response(status_code=204)
-    rows = await console.service.deployments()
-    return console.render("_deployments_table.html", page, rows=rows)
+    rows = await caller.console.service.deployments()
+    return caller.render("_deployments_table.html", rows=rows)
 
 
 @router.get("/ui/keys")
-async def keys(request: Request) -> Response:
-    console = console_of(request)
-    page = await console.page(request)
-    if page is None:
-        return login_redirect()
+async def keys(request: Request, ui: SignedIn) -> Response:
     number = request.query_params.get("page", "0")
-    return await _keys_page(console, page, number=int(number) if number.isdigit() else 0)
+    return await _keys_page(ui, number=int(number) if number.isdigit() else 0)
 
 
 async def _keys_page(
-    console: Console,
-    page: Page,
+    ui: ConsoleRequest,
     *,
     change: KeyChange | None = None,
     action: str | None = None,
@@ -144,10 +113,9 @@ async def _keys_page(
     status_code: int = 200,
     number: int = 0,
 ) -> Response:
-    rows, more = await console.service.keys(page.principal, number)
-    return console.render(
+    rows, more = await ui.console.service.keys(ui.principal, number)
+    return ui.render(
         "keys.html",
-        page,
         status_code=status_code,
         nav="keys",
         rows=rows,
@@ -159,111 +127,61 @@ async def _keys_page(
     )
 
 
-KeyWrite = tuple[Console, Page, dict[str, str]]
-
-
-async def _key_write(request: Request) -> KeyWrite | Response:
-    """The console, page and form of a key action, or the response that refuses it."""
-    console = console_of(request)
-    page = await console.page(request)
-    if page is None:
-        return login_redirect()
-    form = {name: value for name, value in (await request.form()).items() if isinstance(value, str)}
-    if not console.write_allowed(request, page, form.get("csrf")):
-        return _forbidden(console, page)
-    if not page.principal.is_admin:
-        return _admin_only(console, page)
-    return console, page, form
-
-
 @router.post("/ui/keys")
-async def create_key(request: Request) -> Response:
-    checked = await _key_write(request)
-    if isinstance(checked, Response):
-        return checked
-    console, page, form = checked
+async def create_key(ui: AdminWrite, form: FormFields) -> Response:
     try:
-        change = await console.service.create_key(page.principal, form)
+        change = await ui.console.service.create_key(ui.principal, form)
     except ConsoleInputError as error:
-        return await _keys_page(console, page, error=str(error), status_code=400)
-    return await _keys_page(console, page, change=change, action="created")
+        return await _keys_page(ui, error=str(error), status_code=400)
+    return await _keys_page(ui, change=change, action="created")
 
 
 @router.post("/ui/keys/{key_id}/revoke")
-async def revoke_key(request: Request, key_id: str) -> Response:
-    checked = await _key_write(request)
-    if isinstance(checked, Response):
-        return checked
-    console, page, _ = checked
-    change = await console.service.revoke_key(page.principal, key_id)
+async def revoke_key(ui: AdminWrite, key_id: str) -> Response:
+    change = await ui.console.service.revoke_key(ui.principal, key_id)
     if change is None:
-        return await _keys_page(console, page, error="No such key.", status_code=404)
-    return await _keys_page(console, page, change=change, action="revoked")
+        return await _keys_page(ui, error="No such key.", status_code=404)
+    return await _keys_page(ui, change=change, action="revoked")
 
 
 @router.post("/ui/keys/{key_id}/rotate")
-async def rotate_key(request: Request, key_id: str) -> Response:
-    checked = await _key_write(request)
-    if isinstance(checked, Response):
-        return checked
-    console, page, _ = checked
-    change = await console.service.rotate_key(page.principal, key_id)
+async def rotate_key(ui: AdminWrite, key_id: str) -> Response:
+    change = await ui.console.service.rotate_key(ui.principal, key_id)
     if change is None:
         return await _keys_page(
-            console,
-            page,
-            error="No such active key (a revoked key cannot be rotated).",
-            status_code=404,
+            ui, error="No such active key (a revoked key cannot be rotated).", status_code=404
         )
-    return await _keys_page(console, page, change=change, action="rotated")
+    return await _keys_page(ui, change=change, action="rotated")
 
 
 @router.get("/ui/keys/{key_id}/edit")
-async def edit_key(request: Request, key_id: str) -> Response:
-    console = console_of(request)
-    page = await console.page(request)
-    if page is None:
-        return login_redirect()
-    if not page.principal.is_admin:
-        return _admin_only(console, page)
-    key = await console.service.key(key_id)
+async def edit_key(ui: Admin, key_id: str) -> Response:
+    key = await ui.console.service.key(key_id)
     if key is None:
-        return await _keys_page(console, page, error="No such key.", status_code=404)
-    return console.render("key_edit.html", page, nav="keys", key=key)
+        return await _keys_page(ui, error="No such key.", status_code=404)
+    return ui.render("key_edit.html", nav="keys", key=key)
 
 
 @router.post("/ui/keys/{key_id}")
-async def update_key(request: Request, key_id: str) -> Response:
-    checked = await _key_write(request)
-    if isinstance(checked, Response):
-        return checked
-    console, page, form = checked
+async def update_key(ui: AdminWrite, form: FormFields, key_id: str) -> Response:
     try:
-        change = await console.service.update_key(page.principal, key_id, form)
+        change = await ui.console.service.update_key(ui.principal, key_id, form)
     except ConsoleInputError as error:
-        return await _keys_page(console, page, error=str(error), status_code=400)
+        return await _keys_page(ui, error=str(error), status_code=400)
     if change is None:
-        return await _keys_page(console, page, error="No such key.", status_code=404)
-    return await _keys_page(console, page, change=change, action="updated")
+        return await _keys_page(ui, error="No such key.", status_code=404)
+    return await _keys_page(ui, change=change, action="updated")
 
 
 @router.get("/ui/usage")
-async def usage(request: Request) -> Response:
-    console = console_of(request)
-    page = await console.page(request)
-    if page is None:
-        return login_redirect()
-    data = await console.service.usage(page.principal, request.query_params)
-    return console.render("usage.html", page, nav="usage", query=str(request.query_params), **data)
+async def usage(request: Request, ui: SignedIn) -> Response:
+    data = await ui.console.service.usage(ui.principal, request.query_params)
+    return ui.render("usage.html", nav="usage", query=str(request.query_params), **data)
 
 
 @router.get("/ui/usage.csv")
-async def usage_csv(request: Request) -> Response:
-    console = console_of(request)
-    page = await console.page(request)
-    if page is None:
-        return login_redirect()
-    body = await console.service.usage_csv(page.principal, request.query_params)
+async def usage_csv(request: Request, ui: SignedIn) -> Response:
+    body = await ui.console.service.usage_csv(ui.principal, request.query_params)
     return Response(
         body,
         media_type="text/csv",
@@ -272,20 +190,15 @@ async def usage_csv(request: Request) -> Response:
 
 
 @router.get("/ui/requests")
-async def request_log(request: Request) -> Response:
-    console = console_of(request)
-    page = await console.page(request)
-    if page is None:
-        return login_redirect()
+async def request_log(request: Request, ui: SignedIn) -> Response:
     params = dict(request.query_params)
     range_name = params.get("range") or "24h"
     seconds = REQUEST_RANGES.get(range_name, REQUEST_RANGES["24h"])
     if seconds is not None and not params.get("since"):
         params["since"] = str(int(time.time() - seconds))
-    answer = await console.requests.page(page.principal, params)
-    return console.render(
+    answer = await ui.console.requests.page(ui.principal, params)
+    return ui.render(
         "requests.html",
-        page,
         status_code=200 if answer.status < 500 else 502,
         nav="requests",
         answer=answer,
@@ -296,23 +209,13 @@ async def request_log(request: Request) -> Response:
 
 
 @router.get("/ui/requests/{request_id}")
-async def request_detail(request: Request, request_id: str) -> Response:
-    console = console_of(request)
-    page = await console.page(request)
-    if page is None:
-        return login_redirect()
-    answer = await console.requests.entry(page.principal, request_id)
+async def request_detail(ui: SignedIn, request_id: str) -> Response:
+    answer = await ui.console.requests.entry(ui.principal, request_id)
     status = answer.status if answer.status in (200, 404) else 502
-    return console.render(
-        "request_detail.html", page, status_code=status, nav="requests", answer=answer
-    )
+    return ui.render("request_detail.html", status_code=status, nav="requests", answer=answer)
 
 
 @router.get("/ui/playground")
-async def playground(request: Request) -> Response:
-    console = console_of(request)
-    page = await console.page(request)
-    if page is None:
-        return login_redirect()
-    models = console.service.models(page.principal)
-    return console.render("playground.html", page, nav="playground", models=models)
+async def playground(ui: SignedIn) -> Response:
+    models = ui.console.service.models(ui.principal)
+    return ui.render("playground.html", nav="playground", models=models)

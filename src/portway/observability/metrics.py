@@ -151,36 +151,51 @@ class Metrics:
         )
         self._snapshots = _Snapshots()
         self.registry.register(self._snapshots)
+        # Bounded: the model label takes the served names only; the others, few values.
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def guardrail_action(self, guardrail: str, action: str) -> None:
         self._guardrails.labels(guardrail, action).inc()
 
     def observe(self, record: UsageRecord) -> None:
         model = record.model if record.model in self._models else UNKNOWN_MODEL
-        self._requests.labels(model, str(record.status), record.cache_status or "none").inc()
-        self._latency.labels(model).observe(record.latency_ms / 1000)
+        child = self._child
+        child(self._requests, (model, str(record.status), record.cache_status or "none")).inc()
+        seconds = record.latency_ms / 1000
+        child(self._latency, (model,)).observe(seconds)
         operation = GENAI_OPERATIONS_BY_ENDPOINT.get(record.endpoint, "chat")
-        self._genai_duration.labels(operation, model).observe(record.latency_ms / 1000)
+        child(self._genai_duration, (operation, model)).observe(seconds)
         if record.ttft_ms is not None:
-            self._ttft.labels(model).observe(record.ttft_ms / 1000)
-            self._genai_ttft.labels(operation, model).observe(record.ttft_ms / 1000)
+            child(self._ttft, (model,)).observe(record.ttft_ms / 1000)
+            child(self._genai_ttft, (operation, model)).observe(record.ttft_ms / 1000)
         if record.prompt_tokens:
-            self._genai_tokens.labels(operation, model, "input").observe(record.prompt_tokens)
+            child(self._genai_tokens, (operation, model, "input")).observe(record.prompt_tokens)
         if record.completion_tokens:
-            self._genai_tokens.labels(operation, model, "output").observe(record.completion_tokens)
+            child(self._genai_tokens, (operation, model, "output")).observe(
+                record.completion_tokens
+            )
         for kind, count in (
             ("prompt", record.prompt_tokens),
             ("completion", record.completion_tokens),
             ("cached", record.cached_tokens),
         ):
             if count:
-                self._tokens.labels(model, kind).inc(count)
+                child(self._tokens, (model, kind)).inc(count)
         if record.attempts:
-            self._attempts.labels(model).inc(record.attempts)
+            child(self._attempts, (model,)).inc(record.attempts)
         if record.cost_nanos:
-            self._cost.labels(model).inc(record.cost_nanos / NANOS_PER_USD)
+            child(self._cost, (model,)).inc(record.cost_nanos / NANOS_PER_USD)
         if record.cost_saved_nanos:
-            self._saved.labels(model).inc(record.cost_saved_nanos / NANOS_PER_USD)
+            child(self._saved, (model,)).inc(record.cost_saved_nanos / NANOS_PER_USD)
+
+    def _child(self, metric: Counter | Histogram, labels: tuple[str, ...]) -> Any:
+        """A metric's child for these labels, resolved once (prometheus_client's ``labels``
+        validates and locks on every call: it cost more than the update itself)."""
+        key = (metric._name, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     async def render(self, queues: QueueStats, health: HealthReport) -> bytes:
         """The exposition text, with the gauges refreshed from their owners first."""

@@ -6,13 +6,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from portway.store.bulk import BulkInsert
 from portway.store.database import Database
 from portway.store.models import RequestLogRow
 
 _log = RequestLogRow.__table__
+_insert_log = BulkInsert(_log)
 # What a list shows: everything but the spans and the bodies (read by ``get`` only).
 _LIST_COLUMNS = tuple(
     column
@@ -76,7 +78,7 @@ class RequestLogRepository:
 
     async def append(self, rows: Sequence[dict[str, Any]]) -> None:
         async with self._db.write() as connection:
-            await connection.execute(insert(_log), list(rows))
+            await _insert_log.execute(connection, rows)
 
     async def page(
         self, where: RequestLogFilter, limit: int, after: str | None = None

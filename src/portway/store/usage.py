@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Integer, cast, func, insert, select
+from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from portway.store.budgets import Settlement, settle_in
+from portway.store.bulk import BulkInsert
 from portway.store.database import Database
 from portway.store.models import UsageRow
 from portway.store.usage_rollups import (
@@ -22,6 +23,7 @@ from portway.store.usage_rollups import (
 )
 
 _usage = UsageRow.__table__
+_insert_usage = BulkInsert(_usage)
 GroupBy = Literal["key", "user", "team", "model", "deployment", "endpoint", "day", "status"]
 GROUP_COLUMNS: dict[str, Any] = {
     "key": _usage.c.key_id,
@@ -81,7 +83,7 @@ class UsageRepository:
         budget reservations in one transaction."""
         async with self._db.write() as connection:
             if rows:
-                await connection.execute(insert(_usage), list(rows))
+                await _insert_usage.execute(connection, rows)
                 await add_rollups_in(connection, rows)
             if settlements:
                 await settle_in(connection, settlements, wrote=bool(rows))
@@ -102,7 +104,7 @@ class UsageRepository:
                 present.update(result.scalars().all())
             fresh = [row for row in rows if row["record_id"] not in present]
             if fresh:
-                await connection.execute(insert(_usage), fresh)
+                await _insert_usage.execute(connection, fresh)
                 await add_rollups_in(connection, fresh)
             to_settle = [
                 s for rid, group in settlements.items() if rid not in present for s in group

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, case, cast, func, select
@@ -119,10 +120,13 @@ def daily_totals(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [totals[key] for key in sorted(totals)]
 
 
+@cache
 def _adding_upsert(
-    connection: AsyncConnection, table: Any, keys: Sequence[str], sums: Sequence[str]
+    dialect_name: str, table: Any, keys: tuple[str, ...], sums: tuple[str, ...]
 ) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    """The upsert that adds ``sums`` into the row at ``keys``, built once per dialect (its
+    cache key is as dear to compute as the statement is to build)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     statement = dialect.insert(table)
     return statement.on_conflict_do_update(
         index_elements=[table.c[name] for name in keys],
@@ -134,12 +138,13 @@ async def add_rollups_in(connection: AsyncConnection, rows: Sequence[Mapping[str
     """Add ledger rows to their rollups inside the caller's transaction."""
     if not rows:
         return
+    dialect = connection.dialect.name
     await connection.execute(
-        _adding_upsert(connection, _buckets, ("span", "start"), BUCKET_SUMS), bucket_totals(rows)
+        _adding_upsert(dialect, _buckets, ("span", "start"), BUCKET_SUMS), bucket_totals(rows)
     )
     await connection.execute(
         _adding_upsert(
-            connection, _daily, ("day", "key_id", "user_id", "team_id", "model"), DAILY_SUMS
+            dialect, _daily, ("day", "key_id", "user_id", "team_id", "model"), DAILY_SUMS
         ),
         daily_totals(rows),
     )
