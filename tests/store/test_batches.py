@@ -97,3 +97,20 @@ async def test_listing_is_per_tenant(database: Database) -> None:
     assert [b.id for b in page.items] == [mine[2].id, mine[1].id] and page.has_more
     rest = await store.list("t", PageRequest(limit=2, after=mine[1].id))
     assert [b.id for b in rest.items] == [mine[0].id] and not rest.has_more
+
+
+async def test_only_a_finished_batch_is_deleted_with_its_line_results(database: Database) -> None:
+    store = BatchStore(database)
+    running, finished = new_batch(status="in_progress"), new_batch(status="completed")
+    for batch in (running, finished):
+        await store.create(batch)
+        assert await store.record_line(batch.id, 0, True, {"custom_id": "a"}, {})
+
+    assert await store.delete_finished("t", running.id) is None
+    assert await store.delete_finished("other", finished.id) is None
+    deleted = await store.delete_finished("t", finished.id)
+
+    assert deleted is not None and deleted.id == finished.id
+    assert await store.get("t", finished.id) is None
+    assert await store.results(finished.id) == []
+    assert await store.get("t", running.id) is not None

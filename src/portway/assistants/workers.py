@@ -62,7 +62,7 @@ JobT = TypeVar("JobT", bound=Job)
 
 
 class JobStore(Protocol[JobT]):
-    """Claims and leases in the database (see ``store.assistants.RunStore``)."""
+    """Claims and leases in the database (see ``store.jobs.JobQueue``)."""
 
     async def claim_next(self, owner: str, now: float, lease_until: float) -> JobT | None: ...
     async def claim(

@@ -16,11 +16,12 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portway.protocol.assistants import RUN_ACTIVE
 from portway.store.database import Database
+from portway.store.jobs import JobKind, JobQueue
 from portway.store.models.assistants import (
     AssistantRow,
     MessageRow,
@@ -245,15 +246,22 @@ class AssistantStore:
             return list(found.scalars())
 
 
-class RunStore:
-    """Runs and run steps, and the state transitions the run engine makes."""
+# A queued run created by a streaming request is reserved for the process serving the
+# stream (holder and lease set): only it claims the run, others once the lease lapsed.
+RUNS = JobKind(
+    waiting=("queued",),
+    held=("in_progress", "cancelling"),
+    reservable=True,
+    unset_lease_lapsed=False,
+)
+
+
+class RunStore(JobQueue[RunRow]):
+    """Runs and run steps, and the state transitions the run engine makes (claims and
+    leases from ``JobQueue``)."""
 
     def __init__(self, database: Database) -> None:
-        self._db = database
-
-    @property
-    def skip_locked(self) -> bool:
-        return self._db.dialect == "postgresql"
+        super().__init__(database, RunRow, RUNS)
 
     # Client-facing reads and writes ---------------------------------------------
 
@@ -332,60 +340,22 @@ class RunStore:
         async with self._db.session() as session:
             return await _page(session, RunStepRow, conditions, page)
 
-    # Engine: claiming and leases -----------------------------------------------
+    # Engine: claiming and leases (the rest is ``JobQueue``'s) -------------------
 
-    async def claim_next(self, owner: str, now: float, lease_until: float) -> RunRow | None:
-        """Take the oldest queued run nobody holds (or whose holder's lease lapsed)."""
-        claimable = (
-            RunRow.status == "queued",
-            or_(RunRow.owner.is_(None), RunRow.lease_until < now),
+    def _claimed(self, now: float) -> dict[str, Any]:
+        return {"started_at": func.coalesce(RunRow.started_at, now)}
+
+    async def _handed_back(self, session: AsyncSession, job_id: str) -> None:
+        """Forget the run's unfinished turn: the half-written message and the unfinished
+        steps of that turn are deleted, and the next worker repeats the model call from
+        the stored state."""
+        unfinished = RunStepRow.run_id == job_id, RunStepRow.status == "in_progress"
+        await session.execute(delete(RunStepRow).where(*unfinished))
+        await session.execute(
+            delete(MessageRow).where(
+                MessageRow.run_id == job_id, MessageRow.status == "in_progress"
+            )
         )
-        oldest = select(RunRow.seq).where(*claimable).order_by(RunRow.seq).limit(1)
-        if self.skip_locked:
-            oldest = oldest.with_for_update(skip_locked=True)
-        async with self._db.session() as session:
-            return await _update_returning(  # type: ignore[no-any-return]
-                session,
-                RunRow,
-                [RunRow.seq == oldest.scalar_subquery(), *claimable],
-                _claim_changes(owner, now, lease_until),
-            )
-
-    async def claim(self, run_id: str, owner: str, now: float, lease_until: float) -> RunRow | None:
-        """Take a queued run this worker reserved (``owner``) when it was created."""
-        async with self._db.session() as session:
-            return await _update_returning(  # type: ignore[no-any-return]
-                session,
-                RunRow,
-                [RunRow.id == run_id, RunRow.status == "queued", RunRow.owner == owner],
-                _claim_changes(owner, now, lease_until),
-            )
-
-    async def renew(
-        self, owner: str, run_ids: Sequence[str], lease_until: float
-    ) -> dict[str, tuple[str, str | None]]:
-        """Extend this worker's leases; returns ``(status, owner)`` of each run that exists."""
-        if not run_ids:
-            return {}
-        async with self._db.session() as session:
-            await session.execute(
-                update(RunRow)
-                .where(RunRow.id.in_(run_ids), RunRow.owner == owner)
-                .values(lease_until=lease_until)
-                .execution_options(synchronize_session=False)
-            )
-            found = await session.execute(
-                select(RunRow.id, RunRow.status, RunRow.owner).where(RunRow.id.in_(run_ids))
-            )
-            return {run_id: (status, holder) for run_id, status, holder in found.all()}
-
-    async def lapsed(self, now: float, *, everything: bool = False) -> list[RunRow]:
-        """Runs a worker was holding whose lease ran out (``everything``: held at all)."""
-        held = RunRow.status.in_(("in_progress", "cancelling"))
-        conditions = [held] if everything else [held, RunRow.lease_until < now]
-        async with self._db.session() as session:
-            found = await session.execute(select(RunRow).where(*conditions).order_by(RunRow.seq))
-            return list(found.scalars())
 
     async def due_to_expire(self, now: float) -> list[RunRow]:
         async with self._db.session() as session:
@@ -437,56 +407,6 @@ class RunStore:
             steps = await _close_unfinished(session, RunStepRow, run_id, step_changes)
             messages = await _close_unfinished(session, MessageRow, run_id, message_changes)
             return run, steps, messages
-
-    async def take_over(
-        self,
-        run_id: str,
-        previous_owner: str | None,
-        owner: str,
-        now: float,
-        lease_until: float,
-        *,
-        force: bool = False,
-    ) -> RunRow | None:
-        """Hold a run whose holder is gone: its lease lapsed (or ``force``, when this process
-        is the only one and just started). Guarded by the previous holder, so two workers
-        noticing the same lapsed run take it over once."""
-        conditions = [
-            RunRow.id == run_id,
-            RunRow.status.in_(("in_progress", "cancelling")),
-            RunRow.owner.is_(None) if previous_owner is None else RunRow.owner == previous_owner,
-        ]
-        if not force:
-            conditions.append(RunRow.lease_until < now)
-        async with self._db.session() as session:
-            return await _update_returning(  # type: ignore[no-any-return]
-                session, RunRow, conditions, {"owner": owner, "lease_until": lease_until}
-            )
-
-    async def requeue(self, run_id: str, owner: str, *, refund_attempt: bool) -> RunRow | None:
-        """Put a run this worker holds back in the queue and forget its unfinished turn:
-        the half-written message and the unfinished steps of that turn are deleted, and
-        the next worker repeats the model call from the stored state."""
-        changes: dict[str, Any] = {"status": "queued", "owner": None, "lease_until": None}
-        if refund_attempt:
-            changes["attempts"] = RunRow.attempts - 1
-        async with self._db.session() as session:
-            run = await _update_returning(
-                session,
-                RunRow,
-                [RunRow.id == run_id, RunRow.status == "in_progress", RunRow.owner == owner],
-                changes,
-            )
-            if run is None:
-                return None
-            unfinished = RunStepRow.run_id == run_id, RunStepRow.status == "in_progress"
-            await session.execute(delete(RunStepRow).where(*unfinished))
-            await session.execute(
-                delete(MessageRow).where(
-                    MessageRow.run_id == run_id, MessageRow.status == "in_progress"
-                )
-            )
-            return run  # type: ignore[no-any-return]
 
     # Engine: steps and messages ----------------------------------------------------
 
@@ -559,13 +479,3 @@ async def _close_unfinished(
 
 class _Unchanged(Exception):
     """Rolls a transaction back when one of its guarded updates matched nothing."""
-
-
-def _claim_changes(owner: str, now: float, lease_until: float) -> dict[str, Any]:
-    return {
-        "status": "in_progress",
-        "owner": owner,
-        "lease_until": lease_until,
-        "attempts": RunRow.attempts + 1,
-        "started_at": func.coalesce(RunRow.started_at, now),
-    }

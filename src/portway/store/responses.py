@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, inspect, or_, select, update
+from sqlalchemy import delete, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portway.store.database import Database
+from portway.store.jobs import JobKind, JobQueue, update_returning
 from portway.store.models.responses import ConversationRow, ItemRow, ResponseEventRow, ResponseRow
 from portway.store.pagination import Page, PageRequest, paginate
 from portway.store.privacy import ContentOwner, insert_owner
@@ -43,39 +44,30 @@ def item_rows(
     ]
 
 
-# A background response a worker may claim.
-_CLAIMABLE = (ResponseRow.status == "queued", ResponseRow.background.is_(True))
+# Background responses (the others are never queued). A renewal answers only the ones
+# their worker still holds in progress: any other (cancelled, deleted, finished, taken
+# over) is stopped, nothing written. None is ``due_to_expire``: a background response
+# never waits on its client.
+BACKGROUND = JobKind(
+    waiting=("queued",),
+    held=("in_progress",),
+    scope=(ResponseRow.background.is_(True),),
+    renew_answers_held_only=True,
+)
 
 
-def _claim_changes(owner: str, lease_until: float) -> dict[str, Any]:
-    return {
-        "status": "in_progress",
-        "owner": owner,
-        "lease_until": lease_until,
-        "attempts": ResponseRow.attempts + 1,
-    }
+class ResponseStore(JobQueue[ResponseRow]):
+    """Responses, conversations and their items; background responses are jobs
+    (``JobQueue``)."""
 
-
-async def _update(
-    session: AsyncSession, conditions: Sequence[Any], changes: dict[str, Any]
-) -> ResponseRow | None:
-    """Apply ``changes`` to the response matching ``conditions``; the updated row or None."""
-    statement = (
-        update(ResponseRow)
-        .where(*conditions)
-        .values(**changes)
-        .returning(ResponseRow)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return (await session.execute(statement)).scalars().first()
-
-
-class ResponseStore:
     def __init__(self, database: Database) -> None:
-        self._db = database
-        # PostgreSQL: claimers in several processes skip each other's locked rows; SQLite
-        # serialises writers, so the same statement is atomic there.
-        self.skip_locked = database.dialect == "postgresql"
+        super().__init__(database, ResponseRow, BACKGROUND)
+
+    async def _handed_back(self, session: AsyncSession, job_id: str) -> None:
+        """Its events start over."""
+        await session.execute(
+            delete(ResponseEventRow).where(ResponseEventRow.response_id == job_id)
+        )
 
     # Responses -----------------------------------------------------------------------
 
@@ -129,7 +121,7 @@ class ResponseStore:
         if owner is not None:
             conditions.append(ResponseRow.owner == owner)
         async with self._db.session() as session:
-            row = await _update(session, conditions, changes)
+            row = await update_returning(session, ResponseRow, conditions, changes)
             if row is not None:
                 session.add_all(conversation_items)
             return row
@@ -150,112 +142,7 @@ class ResponseStore:
             await session.execute(drop_pseudonyms(tenant, response_id))
             return True
 
-    # Background work: claims, leases, recovery (``assistants.workers.JobStore``) -------
-
-    async def claim_next(self, owner: str, now: float, lease_until: float) -> ResponseRow | None:
-        """Take the oldest queued background response."""
-        oldest = select(ResponseRow.seq).where(*_CLAIMABLE).order_by(ResponseRow.seq).limit(1)
-        if self.skip_locked:
-            oldest = oldest.with_for_update(skip_locked=True)
-        return await self._update(
-            [ResponseRow.seq == oldest.scalar_subquery(), *_CLAIMABLE],
-            _claim_changes(owner, lease_until),
-        )
-
-    async def claim(
-        self, job_id: str, owner: str, now: float, lease_until: float
-    ) -> ResponseRow | None:
-        """Take this queued background response."""
-        return await self._update(
-            [ResponseRow.id == job_id, *_CLAIMABLE], _claim_changes(owner, lease_until)
-        )
-
-    async def renew(
-        self, owner: str, job_ids: Sequence[str], lease_until: float
-    ) -> dict[str, tuple[str, str | None]]:
-        """Extend this worker's leases. Only the responses it still holds are answered: one
-        left out (cancelled, deleted, finished or taken over) is stopped, nothing written."""
-        if not job_ids:
-            return {}
-        async with self._db.session() as session:
-            result = await session.execute(
-                update(ResponseRow)
-                .where(
-                    ResponseRow.id.in_(job_ids),
-                    ResponseRow.owner == owner,
-                    ResponseRow.status == "in_progress",
-                )
-                .values(lease_until=lease_until)
-                .returning(ResponseRow.id)
-                .execution_options(synchronize_session=False)
-            )
-            return {job_id: ("in_progress", owner) for job_id in result.scalars().all()}
-
-    async def lapsed(self, now: float, *, everything: bool = False) -> list[ResponseRow]:
-        """Background responses in progress whose holder's lease lapsed (``everything``:
-        all of them, when one process owns the database and has just started)."""
-        conditions = [ResponseRow.status == "in_progress", ResponseRow.background.is_(True)]
-        if not everything:
-            conditions.append(or_(ResponseRow.lease_until.is_(None), ResponseRow.lease_until < now))
-        async with self._db.session() as session:
-            found = await session.execute(
-                select(ResponseRow).where(*conditions).order_by(ResponseRow.seq)
-            )
-            return list(found.scalars().all())
-
-    async def due_to_expire(self, now: float) -> list[ResponseRow]:
-        """None: a background response never waits on its client."""
-        return []
-
-    async def take_over(
-        self,
-        job_id: str,
-        previous_owner: str | None,
-        owner: str,
-        now: float,
-        lease_until: float,
-        *,
-        force: bool = False,
-    ) -> ResponseRow | None:
-        """Hold a lapsed response in place of ``previous_owner`` (``force``: lapsed or not)."""
-        conditions = [
-            ResponseRow.id == job_id,
-            ResponseRow.status == "in_progress",
-            ResponseRow.background.is_(True),
-            ResponseRow.owner.is_(None)
-            if previous_owner is None
-            else ResponseRow.owner == previous_owner,
-        ]
-        if not force:
-            conditions.append(or_(ResponseRow.lease_until.is_(None), ResponseRow.lease_until < now))
-        return await self._update(conditions, {"owner": owner, "lease_until": lease_until})
-
-    async def requeue(
-        self, job_id: str, owner: str | None, *, refund_attempt: bool
-    ) -> ResponseRow | None:
-        """Put an interrupted response back in the queue (its events start over);
-        ``refund_attempt``: its holder stopped cleanly, so this attempt does not count."""
-        changes: dict[str, Any] = {"status": "queued", "owner": None, "lease_until": None}
-        if refund_attempt:
-            changes["attempts"] = ResponseRow.attempts - 1
-        conditions = [
-            ResponseRow.id == job_id,
-            ResponseRow.status == "in_progress",
-            ResponseRow.owner == owner if owner is not None else ResponseRow.owner.is_(None),
-        ]
-        async with self._db.session() as session:
-            row = await _update(session, conditions, changes)
-            if row is not None:
-                await session.execute(
-                    delete(ResponseEventRow).where(ResponseEventRow.response_id == job_id)
-                )
-            return row
-
-    async def _update(
-        self, conditions: Sequence[Any], changes: dict[str, Any]
-    ) -> ResponseRow | None:
-        async with self._db.session() as session:
-            return await _update(session, conditions, changes)
+    # Background work: events (claims and leases are ``JobQueue``'s) -----------------
 
     async def append_events(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
         async with self._db.session() as session:

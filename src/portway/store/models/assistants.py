@@ -15,6 +15,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Inte
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portway.store.base import Base
+from portway.store.models.jobs import LeasedJob
 
 # BIGINT ids on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 _Seq = BigInteger().with_variant(Integer(), "sqlite")
@@ -78,7 +79,7 @@ class MessageRow(Base):
     meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
 
 
-class RunRow(Base):
+class RunRow(LeasedJob, Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_thread_seq", "thread_id", "seq"),
@@ -116,12 +117,9 @@ class RunRow(Base):
     parallel_tool_calls: Mapped[bool] = mapped_column(Boolean, default=True)
     response_format: Mapped[Any] = mapped_column(JSON, nullable=True)
     reasoning_effort: Mapped[str | None] = mapped_column(String(16))
-    # Engine state (never shown to clients).
+    # Engine state (never shown to clients; the lease columns come from ``LeasedJob``).
     principal: Mapped[dict[str, Any]] = mapped_column(JSON)
     assistant_tool_resources: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    owner: Mapped[str | None] = mapped_column(String(120))
-    lease_until: Mapped[float | None] = mapped_column(Float)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     model_calls: Mapped[int] = mapped_column(Integer, default=0)

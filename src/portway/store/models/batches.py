@@ -15,13 +15,14 @@ from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Inte
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portway.store.base import Base
+from portway.store.models.jobs import LeasedJob
 
 _Seq = BigInteger().with_variant(Integer(), "sqlite")
 _ID = 64
 _TENANT = 200
 
 
-class BatchRow(Base):
+class BatchRow(LeasedJob, Base):
     __tablename__ = "batches"
     __table_args__ = (
         Index("ix_batches_tenant_seq", "tenant", "seq"),
@@ -57,11 +58,8 @@ class BatchRow(Base):
     reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
     output_expires_after: Mapped[int | None] = mapped_column(Integer)
-    # Worker state (never shown to clients).
+    # Worker state (never shown to clients; the lease columns come from ``LeasedJob``).
     principal: Mapped[dict[str, Any]] = mapped_column(JSON)
-    owner: Mapped[str | None] = mapped_column(String(120))
-    lease_until: Mapped[float | None] = mapped_column(Float)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class BatchLineRow(Base):

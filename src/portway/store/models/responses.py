@@ -14,13 +14,14 @@ from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portway.store.base import Base
+from portway.store.models.jobs import LeasedJob
 
 _Seq = BigInteger().with_variant(Integer(), "sqlite")
 _ID = 64
 _TENANT = 200
 
 
-class ResponseRow(Base):
+class ResponseRow(LeasedJob, Base):
     __tablename__ = "responses"
     __table_args__ = (Index("ix_responses_status_seq", "status", "seq"),)
 
@@ -37,12 +38,11 @@ class ResponseRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     include: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Background responses: the request, who asked (its key is looked up again before the
-    # work starts), the worker's lease and how often a worker started it.
+    # work starts); the worker's lease and attempts come from ``LeasedJob``.
     request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     principal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Wider than ``LeasedJob``'s: this table was created with it (a schema stays as migrated).
     owner: Mapped[str | None] = mapped_column(String(200))
-    lease_until: Mapped[float | None] = mapped_column(Float)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ConversationRow(Base):
