@@ -255,18 +255,35 @@ def show(title: str, results: tuple[Result, Result]) -> None:
     )
 
 
+def busy_cores() -> float:
+    """Cores' worth of busy time since boot (Linux /proc/stat: all but idle and iowait)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def compare_workers(counts: list[int], requests: int, concurrency: int, extra: str) -> None:
-    """Throughput at ``concurrency`` for each worker count, against the same upstream."""
+    """Throughput at ``concurrency`` for each worker count, against the same upstream, with
+    where the machine's CPU went: Portway's processes, and everything else (the load
+    generator and the upstream share the same cores)."""
     print(f"{os.cpu_count()} cores; {requests} chat completions at concurrency {concurrency}\n")
-    print(f"{'workers':<10}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    print(
+        f"{'workers':<10}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
+        f"{'portway cores':>15}{'other cores':>13}"
+    )
     baseline = None
     for count in counts:
-        with upstream_and_portway(extra, workers=count) as (_, portway_url, _):
+        with upstream_and_portway(extra, workers=count) as (_, portway_url, pid):
+            asyncio.run(drive("warm-up", portway_url, concurrency * 20, concurrency))
+            portway_before, busy_before, began = cpu_seconds(pid), busy_cores(), time.monotonic()
             result = asyncio.run(drive(f"{count}", portway_url, requests, concurrency))
+            elapsed = time.monotonic() - began
+            portway = (cpu_seconds(pid) - portway_before) / elapsed
+            others = (busy_cores() - busy_before) / elapsed - portway
         baseline = baseline or result.rps
         print(
             f"{result.name:<10}{result.rps:>10.0f}{result.p50_ms:>10.3f}"
-            f"{result.p99_ms:>10.3f}{result.errors:>8}   x{result.rps / baseline:.2f}"
+            f"{result.p99_ms:>10.3f}{result.errors:>8}{portway:>15.2f}{others:>13.2f}"
+            f"   x{result.rps / baseline:.2f}"
         )
 
 
