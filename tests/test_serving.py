@@ -3,6 +3,7 @@ in-flight stream finish, then the ledger is flushed."""
 
 from __future__ import annotations
 
+import gc
 import signal
 import sqlite3
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from portway.serving import GC_THRESHOLDS, settle_garbage_collector
 from tests.conftest import fake_model
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.process import PortwayProcess
@@ -105,3 +107,15 @@ def test_sigterm_turns_readiness_off_then_drains_an_in_flight_stream(
     with sqlite3.connect(database) as connection:
         rows = connection.execute("SELECT status, stream FROM usage_records").fetchall()
     assert rows == [(200, 1)]
+
+
+def test_start_up_objects_are_frozen_out_of_the_collector() -> None:
+    """What a started server built is never walked by a full collection again."""
+    before = gc.get_threshold()
+    try:
+        settle_garbage_collector()
+        assert gc.get_freeze_count() > 10_000  # modules, settings, app: all of start-up
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

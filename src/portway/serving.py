@@ -9,6 +9,7 @@ the ledger. A second signal skips the rest of the unready delay.
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import time
@@ -20,6 +21,9 @@ import uvicorn
 from portway.config import Settings
 
 logger = logging.getLogger(__name__)
+
+# (gen0, gen1, gen2): young collections after 20,000 net allocations instead of 700.
+GC_THRESHOLDS = (20_000, 20, 20)
 
 
 class DrainingServer(uvicorn.Server):
@@ -43,10 +47,28 @@ class DrainingServer(uvicorn.Server):
                 return
         super().handle_exit(sig, frame)
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            settle_garbage_collector()
+
     async def on_tick(self, counter: int) -> bool:
         if self._exit_at is not None and time.monotonic() >= self._exit_at:
             self.should_exit = True
         return await super().on_tick(counter)
+
+
+def settle_garbage_collector() -> None:
+    """Once started: keep what start-up built out of the collector's way.
+
+    A full collection walked every object start-up left (modules, settings, models,
+    routes): ~300 ms with the event loop stopped, the p99 of a loaded server. Frozen, they
+    are never walked again; the young generation is collected less often, as what a
+    request leaves behind is freed by reference counting, not by the collector.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def serve(
