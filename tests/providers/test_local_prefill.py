@@ -63,8 +63,11 @@ def test_the_answer_goes_on_from_the_prefix(client: openai.OpenAI) -> None:
     rest = continued(client, prefix, max_tokens=6, logit_bias={EOS_TOKEN: -100})
     continuation = rest.choices[0].message.content
     # Greedy from the same tokens: the model writes on where the answer went on, not a
-    # new reply (nothing of the prefix is sent again).
-    assert continuation and text.startswith(prefix + continuation)
+    # new reply, and nothing of the prefix is sent again. Only the next word is compared:
+    # a prefix evaluated in one batch instead of token by token gives logits a rounding
+    # apart, which may tip a later near-tie another way.
+    assert continuation and not continuation.strip().startswith(prefix)
+    assert continuation.split()[0] == text[len(prefix) :].split()[0]
     assert rest.usage.completion_tokens == 6
     assert rest.usage.prompt_tokens > whole.usage.prompt_tokens  # the prefix is prompt
 

@@ -115,8 +115,10 @@ def test_a_running_background_response_shows_its_output_so_far(
     response = client.responses.create(model=MODEL, input="slow", background=True)
 
     def started() -> Any:
+        # The message item is added before its first text part (as OpenAI streams it):
+        # wait for some text.
         body = call(gateway, "GET", f"/responses/{response.id}").json()
-        return body if body["output"] else None
+        return body if body["output"] and body["output"][0].get("content") else None
 
     body = wait_for(started)
     assert body["status"] == "in_progress"
