@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portway.protocol.assistants import RUN_ACTIVE
 from portway.store.database import Database
-from portway.store.jobs import JobKind, JobQueue
+from portway.store.jobs import JobKind, JobQueue, update_returning
 from portway.store.models.assistants import (
     AssistantRow,
     MessageRow,
@@ -63,15 +63,7 @@ async def _update_returning(
     conditions: Sequence[ColumnElement[bool]],
     changes: dict[str, Any],
 ) -> Any:
-    statement = (
-        update(row_type)
-        .where(*conditions)
-        .values(**_explained(changes))
-        .returning(row_type)
-        # populate_existing: a row updated twice in one session comes back fresh.
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return (await session.execute(statement)).scalars().first()
+    return await update_returning(session, row_type, conditions, _explained(changes))
 
 
 class AssistantStore:

@@ -25,6 +25,7 @@ from portway.store.database import Database
 from portway.store.models.jobs import LeasedJob
 
 RowT = TypeVar("RowT", bound=LeasedJob)
+MappedT = TypeVar("MappedT")
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,10 @@ class JobKind:
 
 async def update_returning(
     session: AsyncSession,
-    row: type[RowT],
+    row: type[MappedT],
     conditions: Sequence[ColumnElement[bool]],
     changes: dict[str, Any],
-) -> RowT | None:
+) -> MappedT | None:
     """Apply ``changes`` to the row matching ``conditions``; the updated row, or None."""
     statement = (
         update(row)

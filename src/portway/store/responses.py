@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, inspect, select, update
+from sqlalchemy import delete, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portway.store.database import Database
@@ -221,14 +221,12 @@ class ResponseStore(JobQueue[ResponseRow]):
         self, tenant: str, conversation_id: str, changes: dict[str, Any]
     ) -> ConversationRow | None:
         async with self._db.session() as session:
-            statement = (
-                update(ConversationRow)
-                .where(ConversationRow.id == conversation_id, ConversationRow.tenant == tenant)
-                .values(**changes)
-                .returning(ConversationRow)
-                .execution_options(synchronize_session=False, populate_existing=True)
+            return await update_returning(
+                session,
+                ConversationRow,
+                [ConversationRow.id == conversation_id, ConversationRow.tenant == tenant],
+                changes,
             )
-            return (await session.execute(statement)).scalars().first()
 
     async def delete_conversation(self, tenant: str, conversation_id: str) -> bool:
         async with self._db.session() as session:
