@@ -152,7 +152,7 @@ class Metrics:
         self._snapshots = _Snapshots()
         self.registry.register(self._snapshots)
         # Bounded: the model label takes the served names only; the others, few values.
-        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
 
     def guardrail_action(self, guardrail: str, action: str) -> None:
         self._guardrails.labels(guardrail, action).inc()
@@ -191,7 +191,7 @@ class Metrics:
     def _child(self, metric: Counter | Histogram, labels: tuple[str, ...]) -> Any:
         """A metric's child for these labels, resolved once (prometheus_client's ``labels``
         validates and locks on every call: it cost more than the update itself)."""
-        key = (metric._name, labels)
+        key = (metric, labels)
         found = self._children.get(key)
         if found is None:
             found = self._children[key] = metric.labels(*labels)

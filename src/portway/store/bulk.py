@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-_Rendered = tuple[str, tuple[str, ...], tuple[Any, ...]]
+# The SQL, and each positional parameter's column with its default for a row without it.
+_Rendered = tuple[str, tuple[tuple[str, Any], ...]]
 
 
 class BulkInsert:
@@ -43,16 +44,15 @@ class BulkInsert:
             order = tuple(compiled.positiontup or ())
             if set(order) != set(columns):  # a dialect with named parameters
                 raise RuntimeError(f"{dialect.name}: bulk inserts need positional parameters")
-            fill = tuple(self._defaults.get(name) for name in order)
-            rendered = self._rendered[(dialect.name, given)] = (str(compiled), order, fill)
+            named = tuple((name, self._defaults.get(name)) for name in order)
+            rendered = self._rendered[(dialect.name, given)] = (str(compiled), named)
         return rendered
 
     async def execute(self, connection: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert ``rows`` (mappings with the same keys) in the caller's transaction."""
         if not rows:
             return
-        sql, order, fill = self._render(connection, tuple(rows[0]))
-        named = tuple(zip(order, fill, strict=True))
+        sql, named = self._render(connection, tuple(rows[0]))
         await connection.exec_driver_sql(
             sql, [tuple(row.get(name, default) for name, default in named) for row in rows]
         )
