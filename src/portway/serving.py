@@ -19,6 +19,7 @@ from types import FrameType
 import uvicorn
 
 from portway.config import Settings
+from portway.http_protocol import CoalescingHttpToolsProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def serve(
         # JSON logs: uvicorn's loggers propagate to the root handler instead of their own.
         **({"log_config": None} if settings.log_format == "json" else {}),
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         timeout_graceful_shutdown=settings.server.drain_timeout_seconds,
     )
     server = DrainingServer(

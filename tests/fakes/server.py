@@ -13,6 +13,8 @@ import openai
 import uvicorn
 from aiohttp import web
 
+from portway.http_protocol import CoalescingHttpToolsProtocol
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -85,6 +87,7 @@ class PortwayServer:
             port=self.port,
             log_level="warning",
             loop="asyncio",
+            http=CoalescingHttpToolsProtocol,  # what `portway serve` runs
             lifespan="on",
         )
         self.app = app

@@ -7,12 +7,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
-import anyio
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from portway.api.disconnect import wait_for_disconnect
+from portway.api.disconnect import ClientGone, unless_disconnected
 from portway.errors import InternalServerError, PortwayError
 from portway.protocol.events import ServerSentEvent
 
@@ -52,8 +51,9 @@ class EventStreamResponse(Response):
     The first item is passed in already awaited, so errors raised before any byte was
     produced become ordinary JSON error responses. An error after that ends the stream
     with an ``{"error": ...}`` event, as OpenAI does (named ``error_event`` for streams of
-    named events). When the client disconnects the iterator is closed at once, which
-    cancels the upstream call or local generation.
+    named events). When the client disconnects the iterator is closed (within
+    ``disconnect.WATCH_AFTER`` seconds), which cancels the upstream call or local
+    generation.
     """
 
     media_type = "text/event-stream"
@@ -82,47 +82,43 @@ class EventStreamResponse(Response):
         return sse_event(body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with anyio.create_task_group() as group:
-
-            async def stream_then_stop() -> None:
-                await self._send_events(send)
-                group.cancel_scope.cancel()
-
-            group.start_soon(stream_then_stop)
-            await wait_for_disconnect(receive)
-            group.cancel_scope.cancel()
-
-    async def _send_events(self, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
         async with aclosing(self._rest) as rest:  # type: ignore[type-var]
+            # The head and the first event leave at once, before anything else is set up.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            await send(
+                {"type": "http.response.body", "body": sse_event(self._first), "more_body": True}
+            )
             try:
+                await unless_disconnected(receive, self._send_rest(rest, send))
+            except ClientGone:
+                return
+
+    async def _send_rest(self, rest: AsyncIterator[Any], send: Send) -> None:
+        try:
+            async for item in rest:
                 await send(
-                    {
-                        "type": "http.response.body",
-                        "body": sse_event(self._first),
-                        "more_body": True,
-                    }
+                    {"type": "http.response.body", "body": sse_event(item), "more_body": True}
                 )
-                async for item in rest:
-                    await send(
-                        {"type": "http.response.body", "body": sse_event(item), "more_body": True}
-                    )
-                if self._done_marker:
-                    await send({"type": "http.response.body", "body": SSE_DONE, "more_body": True})
-            except PortwayError as error:
-                logger.warning("stream ended by %s: %s", type(error).__name__, error.message)
-                await send(
-                    {"type": "http.response.body", "body": self._error(error), "more_body": True}
-                )
-            except Exception:
-                logger.exception("stream failed")
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": self._error(internal_error()),
-                        "more_body": True,
-                    }
-                )
+            if self._done_marker:
+                await send({"type": "http.response.body", "body": SSE_DONE, "more_body": True})
+        except PortwayError as error:
+            logger.warning("stream ended by %s: %s", type(error).__name__, error.message)
+            await send(
+                {"type": "http.response.body", "body": self._error(error), "more_body": True}
+            )
+        except Exception:
+            logger.exception("stream failed")
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": self._error(internal_error()),
+                    "more_body": True,
+                }
+            )
         await send({"type": "http.response.body", "body": b"", "more_body": False})
