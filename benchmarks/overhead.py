@@ -5,12 +5,15 @@ of it (another process), and drives the same closed-loop load at each: a fixed
 concurrency for a fixed number of chat completion requests. Prints RPS and p50/p99 for
 both and the difference. Everything runs on loopback.
 
-    python benchmarks/overhead.py [--requests 5000] [--concurrency 32] [--workers 2]
+    python benchmarks/overhead.py [--requests 5000] [--concurrency 32] [--workers 2] [--floor]
     python benchmarks/overhead.py --compare-workers 1,2   # throughput per worker count
 
 The load generator is this process (one asyncio loop, aiohttp); Portway and the upstream
 each run in their own processes (with ``--workers N``, Portway's supervisor and its N
-workers).
+workers). ``--floor`` also measures the floor of Portway's server stack: the same uvicorn
+(uvloop, httptools, Portway's HTTP protocol) relaying the body through Portway's upstream
+client with no pipeline at all, in its own process; what Portway adds above it is the
+pipeline's cost.
 """
 
 from __future__ import annotations
@@ -70,6 +73,32 @@ async def chat(request):
 app = web.Application()
 app.router.add_post("/v1/chat/completions", chat)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+FLOOR = r"""
+import sys, uvicorn
+from portway.http_protocol import CoalescingHttpToolsProtocol
+from portway.providers.transport import HttpClient, frame
+upstream_port, port = int(sys.argv[1]), int(sys.argv[2])
+client = HttpClient("http", "127.0.0.1", upstream_port, connect_timeout=5)
+head = client.head("POST", "/v1/chat/completions", {"content-type": "application/json"})
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] == "lifespan.startup":
+            await client.start()
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    answer = await client.request(frame(head, body), 30) if body else None
+    await send({"type": "http.response.start", "status": answer.status if answer else 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": answer.body if answer else b"{}"})
+uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http=CoalescingHttpToolsProtocol,
+            log_level="warning", access_log=False)
 """
 
 
@@ -239,7 +268,23 @@ def upstream_and_portway(
                 process.wait(10)
 
 
-def show(title: str, results: tuple[Result, Result]) -> None:
+@contextlib.contextmanager
+def floor_proxy(direct_url: str) -> Iterator[str]:
+    """The server stack's floor in front of the upstream at ``direct_url``: its URL."""
+    upstream_port = int(direct_url.split(":")[2].split("/")[0])
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", FLOOR, str(upstream_port), str(port)])
+    try:
+        wait_for_port(port)
+        wait_for_ready(port)
+        yield f"http://127.0.0.1:{port}/v1/chat/completions"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def show(title: str, results: tuple[Result, ...]) -> None:
+    """Rows for direct, (floor,) Portway; the added figures are Portway's over direct."""
     print(title)
     print(f"{'target':<10}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for result in results:
@@ -247,12 +292,19 @@ def show(title: str, results: tuple[Result, Result]) -> None:
             f"{result.name:<10}{result.rps:>10.0f}{result.p50_ms:>10.3f}"
             f"{result.p99_ms:>10.3f}{result.errors:>8}"
         )
-    direct, gateway = results
+    direct, gateway = results[0], results[-1]
     print(
         f"added p50: {gateway.p50_ms - direct.p50_ms:.3f} ms, "
         f"added p99: {gateway.p99_ms - direct.p99_ms:.3f} ms, "
-        f"throughput ratio: {gateway.rps / direct.rps:.2f}\n"
+        f"throughput ratio: {gateway.rps / direct.rps:.2f}"
     )
+    if len(results) == 3:
+        floor = results[1]
+        print(
+            f"the floor adds p50 {floor.p50_ms - direct.p50_ms:.3f} ms; "
+            f"Portway above the floor: p50 {gateway.p50_ms - floor.p50_ms:.3f} ms"
+        )
+    print()
 
 
 def busy_cores() -> float:
@@ -296,28 +348,38 @@ def main() -> None:
     parser.add_argument(
         "--compare-workers", help="comma-separated worker counts: throughput of each"
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="also measure the bare server stack's floor"
+    )
     args = parser.parse_args()
     if args.compare_workers:
         counts = [int(count) for count in args.compare_workers.split(",")]
         compare_workers(counts, args.requests, args.concurrency, args.config_extra)
         return
 
-    with upstream_and_portway(args.config_extra, workers=args.workers) as (
-        direct_url,
-        portway_url,
-        portway_pid,
-    ):
+    with contextlib.ExitStack() as stack:
+        direct_url, portway_url, portway_pid = stack.enter_context(
+            upstream_and_portway(args.config_extra, workers=args.workers)
+        )
+        floor_url = stack.enter_context(floor_proxy(direct_url)) if args.floor else None
+
+        def run(name: str, url: str | None, requests: int, concurrency: int) -> list[Result]:
+            if url is None:
+                return []
+            return [asyncio.run(drive(name, url, requests, concurrency))]
+
         loaded = (
-            asyncio.run(drive("direct", direct_url, args.requests, args.concurrency)),
-            asyncio.run(drive("portway", portway_url, args.requests, args.concurrency)),
+            *run("direct", direct_url, args.requests, args.concurrency),
+            *run("floor", floor_url, args.requests, args.concurrency),
+            *run("portway", portway_url, args.requests, args.concurrency),
         )
-        cpu_before = cpu_seconds(portway_pid)
         serial = args.requests // 5
-        unloaded = (
-            asyncio.run(drive("direct", direct_url, serial, 1)),
-            asyncio.run(drive("portway", portway_url, serial, 1)),
-        )
+        direct_serial = run("direct", direct_url, serial, 1)
+        floor_serial = run("floor", floor_url, serial, 1)
+        cpu_before = cpu_seconds(portway_pid)
+        portway_serial = run("portway", portway_url, serial, 1)
         cpu_per_request = (cpu_seconds(portway_pid) - cpu_before) / (serial + 4)
+        unloaded = (*direct_serial, *floor_serial, *portway_serial)
         streams = (
             asyncio.run(first_tokens("direct", direct_url, serial)),
             asyncio.run(first_tokens("portway", portway_url, serial)),

@@ -156,6 +156,11 @@ class Stage:
     # Its name in traces (empty: the class name, see ``span_name``).
     span_name: ClassVar[str] = ""
 
+    @property
+    def active(self) -> bool:
+        """False when configured off: ``compose`` leaves the stage out (no hop, no span)."""
+        return True
+
     async def complete(self, ctx: CallContext, call_next: CompleteHandler) -> ModelResult:
         return await call_next(ctx)
 
@@ -192,7 +197,8 @@ class Handlers:
 
 def compose(stages: Sequence[Stage]) -> Handlers:
     """Fold stages (outermost first, terminal last) into handlers, per operation the
-    stages that handle it."""
+    active stages that handle it."""
+    stages = [stage for stage in stages if stage.active]
     complete: dict[Operation, CompleteHandler] = {}
     for operation in OPERATIONS:
         handler: CompleteHandler = _unreachable_complete

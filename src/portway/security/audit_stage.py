@@ -38,6 +38,10 @@ class AuditStage(Stage):
     def __init__(self, audit: AuditLog) -> None:
         self._audit = audit
 
+    @property
+    def active(self) -> bool:
+        return self._audit.records_requests  # the audit settings are fixed at start-up
+
     def _record(self, ctx: CallContext, error: BaseException | None, streamed: bool) -> None:
         principal = ctx.principal
         self._audit.request(
