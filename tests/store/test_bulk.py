@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from portway.store import Database
+from portway.store import bulk as bulk_module
 from portway.store.bulk import BulkInsert
 from portway.store.models import UsageRow
 
@@ -52,3 +53,24 @@ async def test_an_unknown_column_is_refused_before_anything_is_written(
             await bulk.execute(connection, [ledger_row(1, colour="blue")])
     async with database.connect() as connection:
         assert (await connection.execute(select(_usage.c.id))).first() is None
+
+
+async def test_more_rows_than_one_statement_binds_are_all_written_once(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A small statement size: the 1,203 rows take several multi-row statements on SQLite.
+    monkeypatch.setattr(bulk_module, "MAX_ROWS_PER_STATEMENT", 100)
+    bulk = BulkInsert(_usage)
+    async with database.write() as connection:
+        await bulk.execute(connection, [ledger_row(n, prompt_tokens=n) for n in range(1203)])
+    async with database.connect() as connection:
+        rows = (await connection.execute(select(_usage).order_by(_usage.c.created_at))).all()
+    assert [row.record_id for row in rows] == [f"bulk{n:04d}" for n in range(1203)]
+    assert [row.prompt_tokens for row in rows] == list(range(1203))
+
+
+def test_a_statement_of_many_rows_repeats_the_values_of_one() -> None:
+    sql = "INSERT INTO t (a, b) VALUES (?, ?)"
+    assert bulk_module._multi_row(sql, 3) == "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)"
+    with pytest.raises(RuntimeError, match="single-row"):
+        bulk_module._multi_row("INSERT INTO t (a) VALUES (?), (?)", 2)

@@ -66,10 +66,17 @@ class BatchWriter(Generic[RowT]):
             self._wakeup.set()
 
     async def flush(self) -> None:
-        """Write everything queued now (readers call it to see the latest rows)."""
+        """Write the rows queued when it is called (readers call it to see the latest rows).
+
+        Rows queued while it writes wait for the next flush: draining until the queue is
+        empty never ended under steady traffic, and wrote a stream of tiny batches instead
+        of one batch per interval.
+        """
         async with self._lock:
-            while self._queue:
-                count = min(len(self._queue), self._max_batch)
+            remaining = len(self._queue)
+            while remaining > 0 and self._queue:
+                count = min(remaining, len(self._queue), self._max_batch)
+                remaining -= count
                 batch = [self._queue.popleft() for _ in range(count)]
                 if await self._write_batch(batch):
                     self.written += count
@@ -81,7 +88,8 @@ class BatchWriter(Generic[RowT]):
         if self._task is not None:
             await self._task
             self._task = None
-        await self.flush()
+        while self._queue:
+            await self.flush()
 
     async def _run(self) -> None:
         while not self._closing:

@@ -4,12 +4,21 @@ SQLAlchemy's Core ``insert(table)`` with a list of dicts compiles (or looks up) 
 statement and runs every value through its parameter processing on each call: for the
 write-behind tables that is a third of a row's CPU, spent on the event loop the requests
 share. Their columns are plain numbers, strings and booleans that both drivers bind
-natively, so the rows go to the driver's ``executemany`` as tuples instead.
+natively, so the rows go to the driver as tuples instead.
+
+On SQLite they go as multi-row ``INSERT ... VALUES (...), (...)`` statements, not as an
+``executemany``: the ``sqlite3`` module releases and retakes the GIL around every row of an
+``executemany``, and each retake from the database thread waits for the event loop's
+thread to let go of it, so a batch of a few hundred rows became a few hundred thread
+switches interleaved with the requests being served. PostgreSQL (asyncpg) pipelines an
+``executemany`` on the event loop itself and keeps it.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table, insert
@@ -17,6 +26,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 # The SQL, and each positional parameter's column with its default for a row without it.
 _Rendered = tuple[str, tuple[tuple[str, Any], ...]]
+# SQLite (3.32 and later) binds at most 32,766 parameters per statement.
+SQLITE_MAX_VARIABLES = 32_766
+MAX_ROWS_PER_STATEMENT = 500
+
+
+@lru_cache(maxsize=64)
+def _multi_row(sql: str, rows: int) -> str:
+    """``INSERT ... VALUES (?, ?)`` for one row made into the same insert of ``rows`` rows."""
+    head, values = sql.rsplit(" VALUES ", 1)
+    if not (values.startswith("(") and values.endswith(")")) or ")" in values[:-1]:
+        raise RuntimeError(f"not a single-row insert: {sql}")
+    return f"{head} VALUES {', '.join(itertools.repeat(values, rows))}"
 
 
 class BulkInsert:
@@ -53,6 +74,13 @@ class BulkInsert:
         if not rows:
             return
         sql, named = self._render(connection, tuple(rows[0]))
-        await connection.exec_driver_sql(
-            sql, [tuple(row.get(name, default) for name, default in named) for row in rows]
-        )
+        values = [tuple(row.get(name, default) for name, default in named) for row in rows]
+        if connection.dialect.name != "sqlite":
+            await connection.exec_driver_sql(sql, values)
+            return
+        per_statement = max(1, min(MAX_ROWS_PER_STATEMENT, SQLITE_MAX_VARIABLES // len(named)))
+        for start in range(0, len(values), per_statement):
+            chunk = values[start : start + per_statement]
+            await connection.exec_driver_sql(
+                _multi_row(sql, len(chunk)), tuple(itertools.chain.from_iterable(chunk))
+            )
