@@ -244,8 +244,12 @@ class LedgerWriter:
             self._committed(records)
             self.written += count
             return
-        while self._queue:
+        # ``commit`` keeps going while requests wait for their rows (group commit);
+        # ``batch`` writes what was queued when it began, the rest after the next interval.
+        remaining = len(self._queue)
+        while self._queue and (self._mode == "commit" or remaining > 0):
             count = min(len(self._queue), self._config.max_batch)
+            remaining -= count
             batch = [self._queue[i] for i in range(count)]
             written = await self._write([record for record, _future in batch])
             for _ in range(count):

@@ -135,8 +135,13 @@ class AuditLog:
     async def flush(self) -> int:
         async with self._flushing:
             appended = 0
-            while self._pending:
-                batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+            # What was pending when it began: records queued meanwhile wait for the next
+            # flush (draining until empty never ends under steady traffic).
+            remaining = len(self._pending)
+            while self._pending and remaining > 0:
+                size = min(remaining, _MAX_BATCH)
+                remaining -= size
+                batch, self._pending = self._pending[:size], self._pending[size:]
                 try:
                     await self.repository.append(batch)
                 except BaseException:
@@ -187,7 +192,8 @@ class AuditLog:
                 await self._task
             self._task = None
         if self.enabled:
-            await self.flush()
+            while self._pending:
+                await self.flush()
             await self.checkpoint()
 
     async def _run(self) -> None:
