@@ -12,7 +12,7 @@ its batch engine; no HTTP, which adds ~1 ms to calls of seconds):
    raw ``llama-cpp-python`` (``Llama.generate``) on the same prompt tokens and threads,
    alternated ``--repeats`` times; medians.
 
-    PYTHONPATH=src python benchmarks/local_batching.py [--threads 2] [--repeats 5]
+    PYTHONPATH=src python benchmarks/local_batching.py [--threads 2] [--repeats 5] [--model GGUF]
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ DECODE_PROMPT = "Write a long story about a dragon who learns to bake bread."
 EOS = 2  # SmolLM2's <|im_end|>
 
 
-async def provider(parallel: int, threads: int) -> LocalProvider:
+async def provider(parallel: int, threads: int, path: str | None = None) -> LocalProvider:
     config = ModelConfig.model_validate(
         {
             "name": "smollm2-135m",
             "provider": "local",
+            **({"path": path} if path else {}),
             "options": {"parallel": parallel, "n_threads": threads},
         }
     )
@@ -68,8 +69,10 @@ def chat(prompt: str, max_tokens: int) -> ChatCompletionRequest:
     )
 
 
-async def eight_chats(parallel: int, threads: int, max_tokens: int) -> tuple[float, int, list]:
-    local = await provider(parallel, threads)
+async def eight_chats(
+    parallel: int, threads: int, max_tokens: int, path: str | None
+) -> tuple[float, int, list]:
+    local = await provider(parallel, threads, path)
     try:
         await local.chat(chat("Hi", 2))  # warm-up
         started = time.perf_counter()
@@ -122,9 +125,12 @@ def raw_decode(llama: Llama, prompt: list[int], tokens: int) -> float:
     return decode_rate(stamps)
 
 
-async def single_request(threads: int, tokens: int, repeats: int) -> tuple[float, float]:
-    local = await provider(8, threads)
-    raw = Llama(model_path=str(default_model_path()), n_ctx=4096, n_threads=threads, verbose=False)
+async def single_request(
+    threads: int, tokens: int, repeats: int, path: str | None
+) -> tuple[float, float]:
+    local = await provider(8, threads, path)
+    model_path = path or str(default_model_path())
+    raw = Llama(model_path=model_path, n_ctx=4096, n_threads=threads, verbose=False)
     try:
         request = chat(DECODE_PROMPT, tokens)
         prompt = local._prepare(request).prompt_tokens
@@ -143,17 +149,20 @@ async def main() -> None:
     parser.add_argument("--chat-tokens", type=int, default=32)
     parser.add_argument("--decode-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", help="another GGUF of the same model (default: the shipped)")
     args = parser.parse_args()
 
-    batched = await eight_chats(8, args.threads, args.chat_tokens)
-    sequential = await eight_chats(1, args.threads, args.chat_tokens)
+    batched = await eight_chats(8, args.threads, args.chat_tokens, args.model)
+    sequential = await eight_chats(1, args.threads, args.chat_tokens, args.model)
     print(f"8 concurrent chats, greedy, max_tokens {args.chat_tokens}, {args.threads} thread(s)")
     for label, (elapsed, tokens, _texts) in (("batched", batched), ("sequential", sequential)):
         print(f"  {label:<10} {elapsed:7.2f} s  {tokens} tokens  {tokens / elapsed:6.1f} tokens/s")
     print(f"  speed-up   {sequential[0] / batched[0]:.2f}x")
     print(f"  same answers both ways: {batched[2] == sequential[2]}")
 
-    engine_rate, raw_rate = await single_request(args.threads, args.decode_tokens, args.repeats)
+    engine_rate, raw_rate = await single_request(
+        args.threads, args.decode_tokens, args.repeats, args.model
+    )
     print(f"one request, {args.decode_tokens} tokens decoded, median of {args.repeats}")
     print(f"  batch engine      {engine_rate:6.1f} tokens/s")
     print(f"  llama-cpp-python  {raw_rate:6.1f} tokens/s")
