@@ -48,7 +48,12 @@ def streamed(answer: str, cuts: list[int]) -> str:
 
 @given(
     cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=16),
-    noise=st.text(alphabet=st.characters(blacklist_characters="<[!"), max_size=40),
+    # No lone surrogates: no text Portway handles can hold one (orjson refuses them in
+    # every JSON body and upstream chunk; the local model's bytes are decoded as UTF-8).
+    noise=st.text(
+        alphabet=st.characters(blacklist_characters="<[!", blacklist_categories=("Cs",)),
+        max_size=40,
+    ),
 )
 def test_any_split_gives_the_whole_answer(cuts: list[int], noise: str) -> None:
     answer = (

@@ -76,7 +76,10 @@ def test_no_failover_after_the_first_chunk_stall_without_resume(gateway_for, ups
         deployment("chat", upstreams[0], priority=0, timeout=0.3),
         deployment("chat", upstreams[1], priority=1),
     ]
-    gateway = gateway_for(models, {"chat": {**ROUTE, "stream_resume": False}})
+    # The first chunk may take its time (a loaded CI machine once took over 0.3 s, and
+    # the call failed over before it); the 0.3 s is the silence after it.
+    route = {**ROUTE, "stream_resume": False, "first_byte_timeout": "10s"}
+    gateway = gateway_for(models, {"chat": route})
     response, events = gateway.stream_events("chat", "stall")
     assert response.status_code == 200
     assert json.loads(events[-1])["error"]["code"] == "upstream_timeout"
