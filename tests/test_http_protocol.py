@@ -24,7 +24,8 @@ class RecordingTransport:
         self.closed = False
 
     def write(self, data: bytes) -> None:
-        assert not self.closed, "written after close"
+        if self.closed:  # as uvloop's transport does
+            raise RuntimeError("unable to perform operation: the handler is closed")
         self.writes.append(data)
 
     def close(self) -> None:
@@ -62,6 +63,19 @@ async def test_only_heads_are_held() -> None:
     transport.write(b"5\r\nfirst\r\n")
     transport.write(b"6\r\nsecond\r\n")  # a stream's later chunks leave as written
     assert socket_side.writes == [b"HTTP/1.1 200 OK\r\n\r\n5\r\nfirst\r\n", b"6\r\nsecond\r\n"]
+
+
+async def test_a_head_held_when_the_peer_leaves_is_dropped() -> None:
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    socket_side, transport = _transport()
+    transport.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+    socket_side.closed = True  # the client went away before the end of the iteration
+    await asyncio.sleep(0)  # the scheduled flush runs
+    loop.set_exception_handler(None)
+    assert socket_side.writes == []
+    assert errors == []  # nothing written to the closed socket, nothing logged
 
 
 async def test_close_sends_what_is_held_first() -> None:

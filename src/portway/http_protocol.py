@@ -43,7 +43,8 @@ class CoalescingTransport:
 
     def flush(self) -> None:
         head, self._head = self._head, None
-        if head is not None:
+        # The peer may have gone in the meantime: a closed uvloop transport raises on write.
+        if head is not None and not self._transport.is_closing():
             self._transport.write(head)
 
     def close(self) -> None:
