@@ -44,13 +44,15 @@ DECODE_PROMPT = "Write a long story about a dragon who learns to bake bread."
 EOS = 2  # SmolLM2's <|im_end|>
 
 
-async def provider(parallel: int, threads: int, path: str | None = None) -> LocalProvider:
+async def provider(
+    parallel: int, threads: int, path: str | None = None, prefix_cache: bool = True
+) -> LocalProvider:
     config = ModelConfig.model_validate(
         {
             "name": "smollm2-135m",
             "provider": "local",
             **({"path": path} if path else {}),
-            "options": {"parallel": parallel, "n_threads": threads},
+            "options": {"parallel": parallel, "n_threads": threads, "prefix_cache": prefix_cache},
         }
     )
     local = LocalProvider(config)
@@ -70,9 +72,9 @@ def chat(prompt: str, max_tokens: int) -> ChatCompletionRequest:
 
 
 async def eight_chats(
-    parallel: int, threads: int, max_tokens: int, path: str | None
-) -> tuple[float, int, list]:
-    local = await provider(parallel, threads, path)
+    parallel: int, threads: int, max_tokens: int, path: str | None, prefix_cache: bool
+) -> tuple[float, int, list, int]:
+    local = await provider(parallel, threads, path, prefix_cache)
     try:
         await local.chat(chat("Hi", 2))  # warm-up
         started = time.perf_counter()
@@ -82,7 +84,8 @@ async def eight_chats(
         await local.close()
     tokens = sum(answer["usage"]["completion_tokens"] for answer in answers)
     texts = [answer["choices"][0]["message"]["content"] for answer in answers]
-    return elapsed, tokens, texts
+    cached = sum(answer["usage"]["prompt_tokens_details"]["cached_tokens"] for answer in answers)
+    return elapsed, tokens, texts, cached
 
 
 def decode_rate(stamps: list[float]) -> float:
@@ -152,13 +155,27 @@ async def main() -> None:
     parser.add_argument("--model", help="another GGUF of the same model (default: the shipped)")
     args = parser.parse_args()
 
-    batched = await eight_chats(8, args.threads, args.chat_tokens, args.model)
-    sequential = await eight_chats(1, args.threads, args.chat_tokens, args.model)
     print(f"8 concurrent chats, greedy, max_tokens {args.chat_tokens}, {args.threads} thread(s)")
-    for label, (elapsed, tokens, _texts) in (("batched", batched), ("sequential", sequential)):
-        print(f"  {label:<10} {elapsed:7.2f} s  {tokens} tokens  {tokens / elapsed:6.1f} tokens/s")
-    print(f"  speed-up   {sequential[0] / batched[0]:.2f}x")
-    print(f"  same answers both ways: {batched[2] == sequential[2]}")
+    runs = {}
+    for prefix_cache in (False, True):
+        label = "prefix cache " + ("on" if prefix_cache else "off")
+        for parallel, mode in ((8, "batched"), (1, "sequential")):
+            runs[label, mode] = await eight_chats(
+                parallel, args.threads, args.chat_tokens, args.model, prefix_cache
+            )
+            elapsed, tokens, _texts, cached = runs[label, mode]
+            print(
+                f"  {label}, {mode:<10} {elapsed:7.2f} s  {tokens} tokens"
+                f"  {tokens / elapsed:6.1f} tokens/s  {cached} prompt tokens reused"
+            )
+    baseline = runs["prefix cache off", "sequential"]
+    for (label, mode), run in runs.items():
+        print(
+            f"  speed-up over sequential without cache, {label}, {mode}: "
+            f"{baseline[0] / run[0]:.2f}x"
+        )
+    answers = {run[2] == baseline[2] for run in runs.values()}
+    print(f"  same answers every way: {answers == {True}}")
 
     engine_rate, raw_rate = await single_request(
         args.threads, args.decode_tokens, args.repeats, args.model

@@ -152,6 +152,9 @@ class LocalOptions(ProviderOptions):
     max_n: int = Field(default=DEFAULT_MAX_N, ge=1)  # choices per request: each is a generation
     # Generations decoded together (each a KV cache of `n_ctx` tokens); more wait their turn.
     parallel: int = Field(default=DEFAULT_PARALLEL, ge=1, le=256)
+    # Reuse the cache of a prompt's longest already-read prefix (a system prompt, the
+    # earlier turns of a conversation) instead of reading it again.
+    prefix_cache: bool = True
 
 
 class LocalProvider(Provider):
@@ -240,6 +243,7 @@ class LocalProvider(Provider):
                     threads=self._threads,
                 ),
                 self.config.name,
+                reuse_prefixes=self.options.prefix_cache,
             )
             self._engine.start()
 
@@ -511,11 +515,16 @@ class LocalProvider(Provider):
         flagged = continued.request.model_copy(update={CONTINUE_FLAG: True})
         return Continuation(flagged, partial[len(trimmed) :])
 
-    def _usage(self, generation: Generation) -> dict[str, int]:
+    @staticmethod
+    def _usage(generations: list[Generation]) -> dict[str, Any]:
+        """Usage of one prompt's generations (the prompt counted once, as OpenAI does)."""
+        first = generations[0] if generations else Generation()
+        completion_tokens = sum(g.completion_tokens for g in generations)
         return {
-            "prompt_tokens": generation.prompt_tokens,
-            "completion_tokens": generation.completion_tokens,
-            "total_tokens": generation.prompt_tokens + generation.completion_tokens,
+            "prompt_tokens": first.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": first.prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": first.cached_tokens},
         }
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionDict:
@@ -550,19 +559,13 @@ class LocalProvider(Provider):
                     "finish_reason": finish_reason,
                 }
             )
-        prompt_tokens = generations[0].prompt_tokens if generations else 0
-        completion_tokens = sum(g.completion_tokens for g in generations)
         return {
             "id": "chatcmpl-" + secrets.token_hex(12),
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.config.name,
             "choices": choices,  # type: ignore[typeddict-item]
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": self._usage(generations),  # type: ignore[typeddict-item]
         }
 
     async def stream(
@@ -655,7 +658,7 @@ class LocalProvider(Provider):
                 "created": created,
                 "model": self.config.name,
                 "choices": [],
-                "usage": self._usage(generation),
+                "usage": self._usage([generation]),
             }  # type: ignore[typeddict-item]
         finally:
             if not task.done():

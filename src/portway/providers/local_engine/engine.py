@@ -8,9 +8,16 @@ boundary. A step is: at most one prompt chunk of one new sequence (its first tok
 sampled right after it), then one ``llama_decode`` holding the next token of every
 running sequence, each sampled by its own chain (``sampling``). Per sequence: stop
 sequences, ``max_tokens`` (exact), an end-of-generation token, or ``job.cancel``
-(checked at every step) end it; its cache is dropped and its slot reused. Text is
-emitted per sequence as it is decoded (``job.emit``, on the engine thread). A llama.cpp
-failure fails the sequences of that call (``EngineError``) and the engine goes on.
+(checked at every step) end it; its slot is reused. Text is emitted per sequence as it
+is decoded (``job.emit``, on the engine thread). A llama.cpp failure fails the
+sequences of that call (``EngineError``) and the engine goes on.
+
+Prefix reuse (``reuse_prefixes``, as llama.cpp's server and vLLM do it): a finished
+sequence leaves its tokens in its stream. A new prompt takes the free slot holding its
+longest prefix, or, when another slot (running or free) holds a longer one, a copy of
+that slot's cache; only the rest of the prompt is read. Greedy answers are the same
+either way: a token's cache entry does not depend on what was decoded beside it.
+``Generation.cached_tokens`` says how many prompt tokens were not read again.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ from portway.providers.local_engine.stops import StopScanner
 
 logger = logging.getLogger(__name__)
 
+# A copy moves every cell its source holds; below this gain, reading the tokens is as cheap.
+MIN_COPIED_PREFIX = 8
+
 
 class EngineError(RuntimeError):
     """llama.cpp failed a call, or the engine closed, before the generation ended."""
@@ -45,6 +55,7 @@ class Generation:
     finish_reason: str = "stop"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens whose cache was reused, not read again
 
 
 @dataclass(slots=True)
@@ -71,6 +82,7 @@ class _Sequence:
         "future",
         "job",
         "last",
+        "placed",
         "produced",
         "result",
         "sampler",
@@ -84,6 +96,7 @@ class _Sequence:
         self.slot = slot
         self.sampler: SamplerChain | None = None
         self.fed = 0  # tokens in this sequence's cache
+        self.placed = False  # its slot's cache was matched to the prompt
         self.produced = 0
         self.last = -1  # the token sampled last, fed at the next decode
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -98,7 +111,15 @@ class _Sequence:
 class BatchEngine:
     """Runs generations of one model in batches on a dedicated thread."""
 
-    def __init__(self, model: Any, vocab: Any, n_vocab: int, shape: ContextShape, name: str):
+    def __init__(
+        self,
+        model: Any,
+        vocab: Any,
+        n_vocab: int,
+        shape: ContextShape,
+        name: str,
+        reuse_prefixes: bool = True,
+    ):
         self._model = model
         self._vocab = vocab
         self._n_vocab = n_vocab
@@ -111,11 +132,19 @@ class BatchEngine:
         self._queue: deque[tuple[GenerationJob, Future[Generation]]] = deque()
         self._free = list(range(shape.sequences))  # a heap: the lowest slot first
         self._running: dict[int, _Sequence] = {}
+        self._reuse_prefixes = reuse_prefixes
+        # Engine thread only: the tokens each slot's KV stream holds (positions 0..n-1),
+        # and when each slot was last let go (the least recent is given away first).
+        self._held: list[list[int]] = [[] for _ in range(shape.sequences)]
+        self._released = [0] * shape.sequences
+        self._releases = 0
         self._closing = False
         self._thread: threading.Thread | None = None
         # Written by the engine thread only; read anywhere.
         self.tokens_generated = 0
         self.largest_batch = 0  # the most sequences one decode step has held
+        self.tokens_reused = 0  # prompt tokens not read again (prefix reuse)
+        self.prefixes_copied = 0  # prefixes taken from another slot's cache
 
     # Any thread -----------------------------------------------------------------------
 
@@ -188,10 +217,61 @@ class BatchEngine:
             job, future = self._queue.popleft()
             if not future.set_running_or_notify_cancel():
                 continue
-            sequence = _Sequence(job, future, heapq.heappop(self._free))
+            sequence = _Sequence(job, future, self._take_slot(job.prompt))
             self._running[sequence.slot] = sequence
             admitted.append(sequence)
         return admitted
+
+    def _take_slot(self, prompt: list[int]) -> int:
+        """The free slot holding the longest prefix of ``prompt``; else the one let go
+        longest ago (called with the lock held)."""
+        if not self._reuse_prefixes:
+            return heapq.heappop(self._free)
+        slot = max(
+            self._free,
+            key=lambda s: (_common_prefix(self._held[s], prompt), -self._released[s], -s),
+        )
+        self._free.remove(slot)
+        heapq.heapify(self._free)
+        return slot
+
+    def _place(self, sequence: _Sequence) -> None:
+        """Before a prompt is read: keep the longest cached prefix of it in the slot
+        (copied from another slot if that holds more) and drop the rest."""
+        sequence.placed = True
+        slot, prompt = sequence.slot, sequence.job.prompt
+        held = self._held[slot]
+        reused = _common_prefix(held, prompt) if self._reuse_prefixes else 0
+        donor, offered = self._best_donor(slot, prompt) if self._reuse_prefixes else (-1, 0)
+        if offered >= reused + MIN_COPIED_PREFIX:
+            if llama_api.copy_sequence(self._context, donor, slot):
+                held = self._held[slot] = list(self._held[donor])
+                reused = offered
+                self.prefixes_copied += 1
+            else:
+                logger.warning("local model %s: a cache copy was refused", self._name)
+                llama_api.forget_sequence(self._context, slot)
+                held = self._held[slot] = []
+                reused = 0
+        # The prompt's last token is always read: its logits give the first new token.
+        reused = min(reused, len(prompt) - 1)
+        if reused < len(held) and not llama_api.trim_sequence(self._context, slot, reused):
+            llama_api.forget_sequence(self._context, slot)
+            reused = 0
+        del held[reused:]
+        sequence.fed = reused
+        sequence.result.cached_tokens = reused
+        self.tokens_reused += reused
+
+    def _best_donor(self, slot: int, prompt: list[int]) -> tuple[int, int]:
+        """The other slot holding the longest prefix of ``prompt``, and its length."""
+        best, longest = -1, 0
+        for other, held in enumerate(self._held):
+            if other != slot and held and held[0] == prompt[0]:
+                common = _common_prefix(held, prompt)
+                if common > longest:
+                    best, longest = other, common
+        return best, longest
 
     def _begin(self, sequence: _Sequence) -> None:
         job = sequence.job
@@ -221,6 +301,8 @@ class BatchEngine:
     def _prefill(self, sequence: _Sequence) -> None:
         """One chunk of a new sequence's prompt; after the last, its first token."""
         assert self._batch is not None and sequence.sampler is not None
+        if not sequence.placed:
+            self._place(sequence)
         batch, prompt = self._batch, sequence.job.prompt
         chunk = prompt[sequence.fed : sequence.fed + self.shape.batch]
         last = sequence.fed + len(chunk) == len(prompt)
@@ -234,6 +316,7 @@ class BatchEngine:
             self._fail(sequence, EngineError(f"llama_decode failed ({status}) on a prompt"))
             return
         sequence.fed += len(chunk)
+        self._held[sequence.slot].extend(chunk)
         if last:
             self._take(sequence, sequence.sampler.sample(self._context, batch.size - 1))
 
@@ -254,6 +337,7 @@ class BatchEngine:
             return
         for row, sequence in enumerate(sequences):
             sequence.fed += 1
+            self._held[sequence.slot].append(sequence.last)
             assert sequence.sampler is not None
             self._take(sequence, sequence.sampler.sample(self._context, row))
 
@@ -290,15 +374,21 @@ class BatchEngine:
             logger.debug("local model %s: a reader left without cancelling", self._name)
             sequence.job.cancel.set()
 
-    def _release(self, sequence: _Sequence) -> None:
+    def _release(self, sequence: _Sequence, keep: bool) -> None:
+        """Free the slot; its cache stays for later prompts if ``keep`` and reuse is on."""
         if sequence.sampler is not None:
             sequence.sampler.free()
             sequence.sampler = None
-        # Always: a failed call may have left part of a prompt in the stream.
-        llama_api.forget_sequence(self._context, sequence.slot)
-        del self._running[sequence.slot]
+        slot = sequence.slot
+        if not (keep and self._reuse_prefixes):
+            # A failed call may have left part of a prompt in the stream: never reused.
+            llama_api.forget_sequence(self._context, slot)
+            self._held[slot] = []
+        self._releases += 1
+        self._released[slot] = self._releases
+        del self._running[slot]
         with self._wake:
-            heapq.heappush(self._free, sequence.slot)
+            heapq.heappush(self._free, slot)
 
     def _finish(self, sequence: _Sequence) -> None:
         result = sequence.result
@@ -307,10 +397,25 @@ class BatchEngine:
             result.text += tail
             self._emit(sequence, tail)
         result.completion_tokens = sequence.produced
-        self._release(sequence)
+        self._release(sequence, keep=True)
         sequence.future.set_result(result)
 
     def _fail(self, sequence: _Sequence, error: BaseException) -> None:
         logger.warning("local model %s: a generation failed: %s", self._name, error)
-        self._release(sequence)
+        self._release(sequence, keep=False)
         sequence.future.set_exception(error)
+
+
+def _common_prefix(held: list[int], prompt: list[int]) -> int:
+    """How many leading tokens the two lists share."""
+    length = min(len(held), len(prompt))
+    if held[:length] == prompt[:length]:
+        return length
+    low, high = 0, length  # the shared prefix is [0, low); it ends before `high`
+    while low < high:
+        middle = (low + high + 1) // 2
+        if held[:middle] == prompt[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low

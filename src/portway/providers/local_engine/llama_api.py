@@ -71,6 +71,30 @@ def forget_sequence(context: Any, seq_id: int) -> None:
         ll.llama_kv_cache_seq_rm(context, seq_id, -1, -1)
 
 
+def trim_sequence(context: Any, seq_id: int, keep: int) -> bool:
+    """Drop a sequence's cached tokens from position ``keep`` on (False: the model's
+    memory cannot cut a sequence part-way, as a recurrent one cannot)."""
+    if hasattr(ll, "llama_memory_seq_rm"):
+        return bool(ll.llama_memory_seq_rm(ll.llama_get_memory(context), seq_id, keep, -1))
+    if hasattr(ll, "llama_kv_self_seq_rm"):
+        return bool(ll.llama_kv_self_seq_rm(context, seq_id, keep, -1))
+    return bool(ll.llama_kv_cache_seq_rm(context, seq_id, keep, -1))
+
+
+def copy_sequence(context: Any, source: int, target: int) -> bool:
+    """Make ``target``'s cache a copy of ``source``'s (False: llama.cpp refused).
+
+    Through the sequence state, not ``llama_memory_seq_cp``: with one KV stream per
+    sequence that copies the whole stream (the full window), this only the cells held.
+    """
+    size = int(ll.llama_state_seq_get_size(context, source))
+    if size <= 0:
+        return False
+    buffer = (ctypes.c_uint8 * size)()
+    written = int(ll.llama_state_seq_get_data(context, buffer, size, source))
+    return written > 0 and int(ll.llama_state_seq_set_data(context, buffer, written, target)) > 0
+
+
 def is_end_of_generation(vocab: Any, token: int) -> bool:
     return bool(ll.llama_vocab_is_eog(vocab, token))
 
