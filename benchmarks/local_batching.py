@@ -1,18 +1,22 @@
 """Does batched decoding pay off on the local model, and what does it cost one request?
 
-Two measurements on the shipped SmolLM2-135M (Q4_1 GGUF), in-process (the provider and
-its batch engine; no HTTP, which adds ~1 ms to calls of seconds):
+Two measurements on the shipped SmolLM2-135M (Q4_1 GGUF; ``--model`` serves another),
+in-process (the provider and its batch engine; no HTTP, which adds ~1 ms to calls of
+seconds):
 
 1. Eight short chats sent at once (greedy, ``--chat-tokens`` each) to a local model
    with ``parallel: 8`` (one batch) and with ``parallel: 1`` (one generation at a time,
-   in arrival order: how the provider served them before batching). Wall time, output
-   tokens per second, and whether the answers are the same both ways.
+   in arrival order: how the provider served them before batching), each with the prefix
+   cache off and on. Medians of ``--rounds`` alternating rounds: wall time, output tokens
+   per second, prompt tokens reused, speed-up over one at a time without the cache, and
+   whether the answers are the same every way.
 2. One request's decode speed (tokens per second after the first token, greedy, the end
    of generation suppressed so both run ``--decode-tokens``) on the batch engine against
-   raw ``llama-cpp-python`` (``Llama.generate``) on the same prompt tokens and threads,
-   alternated ``--repeats`` times; medians.
+   raw ``llama-cpp-python`` (``Llama.generate``) on the same weights, prompt tokens and
+   threads, alternated ``--repeats`` times; medians.
 
-    PYTHONPATH=src python benchmarks/local_batching.py [--threads 2] [--repeats 5] [--model GGUF]
+    PYTHONPATH=src python benchmarks/local_batching.py [--threads 2] [--rounds 3]
+        [--repeats 5] [--model GGUF]
 """
 
 from __future__ import annotations
@@ -132,8 +136,9 @@ async def single_request(
     threads: int, tokens: int, repeats: int, path: str | None
 ) -> tuple[float, float]:
     local = await provider(8, threads, path)
-    model_path = path or str(default_model_path())
-    raw = Llama(model_path=model_path, n_ctx=4096, n_threads=threads, verbose=False)
+    raw = Llama(
+        model_path=path or str(default_model_path()), n_ctx=4096, n_threads=threads, verbose=False
+    )
     try:
         request = chat(DECODE_PROMPT, tokens)
         prompt = local._prepare(request).prompt_tokens
@@ -152,30 +157,38 @@ async def main() -> None:
     parser.add_argument("--chat-tokens", type=int, default=32)
     parser.add_argument("--decode-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--model", help="another GGUF of the same model (default: the shipped)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--model",
+        help="another GGUF of the same model (default: the shipped)",
+    )
     args = parser.parse_args()
 
-    print(f"8 concurrent chats, greedy, max_tokens {args.chat_tokens}, {args.threads} thread(s)")
-    runs = {}
-    for prefix_cache in (False, True):
-        label = "prefix cache " + ("on" if prefix_cache else "off")
-        for parallel, mode in ((8, "batched"), (1, "sequential")):
-            runs[label, mode] = await eight_chats(
-                parallel, args.threads, args.chat_tokens, args.model, prefix_cache
-            )
-            elapsed, tokens, _texts, cached = runs[label, mode]
-            print(
-                f"  {label}, {mode:<10} {elapsed:7.2f} s  {tokens} tokens"
-                f"  {tokens / elapsed:6.1f} tokens/s  {cached} prompt tokens reused"
-            )
-    baseline = runs["prefix cache off", "sequential"]
-    for (label, mode), run in runs.items():
+    print(
+        f"8 concurrent chats, greedy, max_tokens {args.chat_tokens}, {args.threads} thread(s),"
+        f" median of {args.rounds} alternating rounds"
+    )
+    runs: dict[tuple[str, str], list[tuple[float, int, list, int]]] = {}
+    for _round in range(args.rounds):
+        for prefix_cache in (False, True):
+            label = "prefix cache " + ("on" if prefix_cache else "off")
+            for parallel, mode in ((8, "batched"), (1, "sequential")):
+                run = await eight_chats(
+                    parallel, args.threads, args.chat_tokens, args.model, prefix_cache
+                )
+                runs.setdefault((label, mode), []).append(run)
+    medians = {key: statistics.median(run[0] for run in taken) for key, taken in runs.items()}
+    baseline = medians["prefix cache off", "sequential"]
+    for (label, mode), taken in runs.items():
+        elapsed, (_e, tokens, _texts, cached) = medians[label, mode], taken[0]
         print(
-            f"  speed-up over sequential without cache, {label}, {mode}: "
-            f"{baseline[0] / run[0]:.2f}x"
+            f"  {label}, {mode:<10} {elapsed:6.2f} s  {tokens} tokens"
+            f"  {tokens / elapsed:6.1f} tokens/s  {cached:3} prompt tokens reused"
+            f"  x{baseline / elapsed:.2f}"
         )
-    answers = {run[2] == baseline[2] for run in runs.values()}
-    print(f"  same answers every way: {answers == {True}}")
+    reference = runs["prefix cache off", "sequential"][0][2]
+    same = all(run[2] == reference for taken in runs.values() for run in taken)
+    print(f"  same answers every way: {same}")
 
     engine_rate, raw_rate = await single_request(
         args.threads, args.decode_tokens, args.repeats, args.model
