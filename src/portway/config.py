@@ -108,6 +108,9 @@ class ModelConfig(_Strict):
     supports_vision: bool | None = None
     # Continues a final assistant message (stream resume); unset: the provider's default.
     prefill: bool | None = None
+    # True: send each tenant's prompts with vLLM's `cache_salt` (a digest of the tenant), so
+    # the upstream's prefix cache is never shared between tenants.
+    cache_salt: bool = False
     # False: this upstream has no `/v1/completions`; text completions are mapped to chat.
     supports_completions: bool | None = None
     # "native": `/v1/responses` is forwarded as-is to the upstream's own Responses API

@@ -38,6 +38,10 @@ class ScriptedModel(Provider):
     hosted = True
     started = False
 
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.scopes: list[str] = []  # each chat's prefix-cache namespace
+
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(context_window=2048, max_output_tokens=64, prefill=True)
@@ -56,6 +60,7 @@ class ScriptedModel(Provider):
         return "echo: " + message_text(last.content)
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionDict:
+        self.scopes.append(request.cache_scope)
         return {  # type: ignore[typeddict-item]
             "id": "chatcmpl-host",
             "object": "chat.completion",
@@ -95,10 +100,12 @@ class ScriptedModel(Provider):
         }
 
 
+MODEL = ScriptedModel(ModelConfig(name="tiny", provider="scripted-hosted"))
+
+
 @pytest.fixture(scope="module")
 def host() -> Iterator[PortwayServer]:
-    model = ScriptedModel(ModelConfig(name="tiny", provider="scripted-hosted"))
-    server = PortwayServer(ModelHost({"models-0": model}, TOKEN).app())
+    server = PortwayServer(ModelHost({"models-0": MODEL}, TOKEN).app())
     server.start()
     yield server
     server.stop()
@@ -176,6 +183,18 @@ def test_continuing_needs_a_final_assistant_message(host: PortwayServer) -> None
     assert refused.value.body["param"] == "messages"  # type: ignore[index]
 
 
+def test_the_workers_salt_keeps_tenants_apart_on_the_host(host: PortwayServer) -> None:
+    client = _sdk(host)
+    for salt in ("tenant-a-digest", "tenant-b-digest", "tenant-a-digest"):
+        client.chat.completions.create(
+            model="models-0",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"cache_salt": salt},
+        )
+    first, second, third = MODEL.scopes[-3:]
+    assert first == third != second
+
+
 def test_workers_reach_hosted_models_through_the_openai_provider() -> None:
     settings = Settings.model_validate(
         {
@@ -209,5 +228,6 @@ def test_workers_reach_hosted_models_through_the_openai_provider() -> None:
     assert hosted.pricing is not None and hosted.pricing.output == 0  # still free
     provider = ProviderRegistry().build(hosted)
     assert provider.capabilities.prefill  # a cut stream still resumes on it
+    assert hosted.cache_salt  # each tenant's prompts in a prefix cache of their own
     assert provider.capabilities.context_window == 4096
     assert provider.capabilities.max_output_tokens == 512

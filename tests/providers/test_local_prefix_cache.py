@@ -141,3 +141,38 @@ def test_without_the_cache_nothing_is_reused(uncached: PortwayServer) -> None:
     chat(uncached, messages)
     assert cached_tokens(chat(uncached, messages)) == 0
     assert engine_of(uncached).tokens_reused == 0
+
+
+MASTER = "sk-master-prefix-cache"
+
+
+@pytest.fixture(scope="module")
+def keyed(start_portway) -> PortwayServer:
+    return start_portway({"master_key": MASTER, "models": [local_model(prefix_cache=True)]})
+
+
+def keyed_chat(server: PortwayServer, key: str, question: str, **extra: Any) -> Any:
+    client = server.sdk(key)
+    return client.chat.completions.create(
+        model=MODEL, messages=with_system(question), extra_body=extra or None, **BODY
+    )
+
+
+def test_tenants_never_share_a_cached_prefix(keyed: PortwayServer) -> None:
+    alice = keyed.create_key(MASTER, name="alice")["key"]
+    bob = keyed.create_key(MASTER, name="bob")["key"]
+    keyed_chat(keyed, alice, "Do you sell gloves?")
+    # Bob's prompt starts with the same system prompt, but Alice's cache is hers: his
+    # answer takes as long as a cold one, and his usage says nothing of hers.
+    assert cached_tokens(keyed_chat(keyed, bob, "Do you sell pumps?")) == 0
+    assert cached_tokens(keyed_chat(keyed, alice, "Do you sell chains?")) > 20
+    assert cached_tokens(keyed_chat(keyed, bob, "Do you sell locks?")) > 20
+
+
+def test_a_cache_salt_splits_a_tenants_cache(keyed: PortwayServer) -> None:
+    carol = keyed.create_key(MASTER, name="carol")["key"]
+    keyed_chat(keyed, carol, "Do you sell saddles?")
+    salted = keyed_chat(keyed, carol, "Do you sell baskets?", cache_salt="project-x")
+    assert cached_tokens(salted) == 0
+    again = keyed_chat(keyed, carol, "Do you sell mirrors?", cache_salt="project-x")
+    assert cached_tokens(again) > 20

@@ -49,6 +49,8 @@ def hosted_model(
             "supports_vision": bool(abilities.get("vision")),
             "supports_completions": bool(abilities.get("completions")),
             "prefill": original.prefill is not False,
+            # The host keeps each tenant's prompts in a prefix cache of their own.
+            "cache_salt": True,
             "pricing": original.pricing or PriceConfig(),
         }
     )

@@ -8,6 +8,7 @@ never re-validates what an upstream already produced.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, Self, TypedDict
 
 from pydantic import (
@@ -257,6 +258,8 @@ class WireRequest(WireModel):
     _wire_owner: int = PrivateAttr(default=0)
     # True when the output cap was not the client's but Portway's default (see with_output_cap).
     _default_cap: bool = PrivateAttr(default=False)
+    # The caller's tenant, set by the router (never from the body): see ``cache_scope``.
+    _tenant: str = PrivateAttr(default="")
     if TYPE_CHECKING:  # fields of every subclass, declared there in OpenAI's order
         stop: str | list[str] | None
         stream_options: StreamOptions | None
@@ -268,6 +271,19 @@ class WireRequest(WireModel):
         request._wire = body
         request._wire_owner = id(request)
         return request
+
+    def bind_tenant(self, tenant: str) -> None:
+        """Whose call this is (the router, before any provider sees the request)."""
+        self._tenant = tenant
+
+    @property
+    def cache_scope(self) -> str:
+        """The prefix-cache namespace of this request: its tenant's, split further by the
+        client's own ``cache_salt`` (vLLM's field). Prompts in different namespaces never
+        share a cache, so no tenant can time or count another's cached prompts."""
+        salt = (self.model_extra or {}).get("cache_salt")
+        scope = f"{self._tenant}\x00{salt if isinstance(salt, str) else ''}"
+        return hashlib.sha256(scope.encode()).hexdigest()[:32]
 
     def wire_body(self) -> dict[str, Any]:
         """The request as JSON: the client's body itself when this object was parsed from it."""

@@ -467,6 +467,7 @@ class LocalProvider(Provider):
             stops=tuple(request.stop_sequences),
             emit=emit,
             continued=prepared.continued,
+            cache_scope=request.cache_scope,
         )
 
     async def run_job(self, job: GenerationJob) -> Generation:
@@ -727,6 +728,7 @@ class LocalProvider(Provider):
             sampling=self._sampling(request, None),
             stops=tuple(request.stop_sequences),
             emit=emit,
+            cache_scope=request.cache_scope,
         )
 
     async def complete_text(self, request: CompletionRequest) -> CompletionDict:

@@ -124,6 +124,8 @@ class OpenAIProvider(RemoteProvider):
         payload = dict(request.wire_body())  # a shallow copy: the body is shared
         payload["model"] = self.config.upstream_model
         payload["stream"] = stream
+        if self.config.cache_salt:
+            payload["cache_salt"] = request.cache_scope
         if stream:
             # Ask for usage always: accounting needs it; the service drops it if unasked.
             options = payload.get("stream_options") or {}

@@ -68,6 +68,7 @@ from portway.protocol.chat import (
     ChatCompletionDict,
     ChatCompletionRequest,
     ResponseFormatJSONSchema,
+    WireRequest,
 )
 from portway.protocol.completions import CompletionDict, CompletionRequest
 from portway.protocol.embeddings import EmbeddingRequest, EmbeddingResponseDict
@@ -353,6 +354,8 @@ class Router(Terminal):
         if group is None:
             raise ModelNotFoundError(requested)
         deadline = request_deadline(ctx.request_headers, group.config.deadline)
+        if isinstance(ctx.request, WireRequest):
+            ctx.request.bind_tenant(ctx.principal.tenant)  # providers' prefix caches
         return RoutedCall(
             requested=requested,
             primary=primary,

@@ -15,7 +15,8 @@ sequences of that call (``EngineError``) and the engine goes on.
 Prefix reuse (``reuse_prefixes``, as llama.cpp's server and vLLM do it): a finished
 sequence leaves its tokens in its stream. A new prompt takes the free slot holding its
 longest prefix, or, when another slot (running or free) holds a longer one, a copy of
-that slot's cache; only the rest of the prompt is read. Greedy answers are the same
+that slot's cache; only the rest of the prompt is read. Only prompts of the same
+``GenerationJob.cache_scope`` (a tenant's) share a prefix. Greedy answers are the same
 either way: a token's cache entry does not depend on what was decoded beside it.
 ``Generation.cached_tokens`` says how many prompt tokens were not read again.
 """
@@ -71,6 +72,8 @@ class GenerationJob:
     # the grammar, if any, must already have produced them.
     continued: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Prompts share cached prefixes only within one scope (a tenant's, see WireRequest).
+    cache_scope: str = ""
 
 
 class _Sequence:
@@ -136,6 +139,7 @@ class BatchEngine:
         # Engine thread only: the tokens each slot's KV stream holds (positions 0..n-1),
         # and when each slot was last let go (the least recent is given away first).
         self._held: list[list[int]] = [[] for _ in range(shape.sequences)]
+        self._scopes = [""] * shape.sequences  # whose prompts each slot's cache holds
         self._released = [0] * shape.sequences
         self._releases = 0
         self._closing = False
@@ -217,19 +221,25 @@ class BatchEngine:
             job, future = self._queue.popleft()
             if not future.set_running_or_notify_cancel():
                 continue
-            sequence = _Sequence(job, future, self._take_slot(job.prompt))
+            sequence = _Sequence(job, future, self._take_slot(job))
             self._running[sequence.slot] = sequence
             admitted.append(sequence)
         return admitted
 
-    def _take_slot(self, prompt: list[int]) -> int:
+    def _shared(self, slot: int, job: GenerationJob) -> int:
+        """How much of the job's prompt the slot's cache holds (none of another scope's)."""
+        if self._scopes[slot] != job.cache_scope:
+            return 0
+        return _common_prefix(self._held[slot], job.prompt)
+
+    def _take_slot(self, job: GenerationJob) -> int:
         """The free slot holding the longest prefix of ``prompt``; else the one let go
         longest ago (called with the lock held)."""
         if not self._reuse_prefixes:
             return heapq.heappop(self._free)
         slot = max(
             self._free,
-            key=lambda s: (_common_prefix(self._held[s], prompt), -self._released[s], -s),
+            key=lambda s: (self._shared(s, job), -self._released[s], -s),
         )
         self._free.remove(slot)
         heapq.heapify(self._free)
@@ -239,10 +249,11 @@ class BatchEngine:
         """Before a prompt is read: keep the longest cached prefix of it in the slot
         (copied from another slot if that holds more) and drop the rest."""
         sequence.placed = True
-        slot, prompt = sequence.slot, sequence.job.prompt
-        held = self._held[slot]
-        reused = _common_prefix(held, prompt) if self._reuse_prefixes else 0
-        donor, offered = self._best_donor(slot, prompt) if self._reuse_prefixes else (-1, 0)
+        slot, job = sequence.slot, sequence.job
+        prompt, held = job.prompt, self._held[slot]
+        reused = self._shared(slot, job) if self._reuse_prefixes else 0
+        donor, offered = self._best_donor(slot, job) if self._reuse_prefixes else (-1, 0)
+        self._scopes[slot] = job.cache_scope
         if offered >= reused + MIN_COPIED_PREFIX:
             if llama_api.copy_sequence(self._context, donor, slot):
                 held = self._held[slot] = list(self._held[donor])
@@ -263,12 +274,12 @@ class BatchEngine:
         sequence.result.cached_tokens = reused
         self.tokens_reused += reused
 
-    def _best_donor(self, slot: int, prompt: list[int]) -> tuple[int, int]:
-        """The other slot holding the longest prefix of ``prompt``, and its length."""
+    def _best_donor(self, slot: int, job: GenerationJob) -> tuple[int, int]:
+        """The other slot holding the longest prefix of the job's prompt, and its length."""
         best, longest = -1, 0
         for other, held in enumerate(self._held):
-            if other != slot and held and held[0] == prompt[0]:
-                common = _common_prefix(held, prompt)
+            if other != slot and held and held[0] == job.prompt[0]:
+                common = self._shared(other, job)
                 if common > longest:
                     best, longest = other, common
         return best, longest
