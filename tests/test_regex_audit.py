@@ -193,5 +193,6 @@ def _guardrails(text: str) -> None:
 @given(text=guardrail_text)
 @example(text="a@" * 50_000 + "!")
 @example(text="ignore " * 20_000 + "x")
+@example(text="https://a.b/" * 44_503)  # 20 s in the URL pattern's counted repetitions
 def test_guardrail_detectors_finish(text: str) -> None:
     finishes(_guardrails, text)

@@ -392,7 +392,7 @@ class BatchEngine:
             sequence.sampler = None
         slot = sequence.slot
         if not (keep and self._reuse_prefixes):
-            # A failed call may have left part of a prompt in the stream: never reused.
+            # A failed call may have left a part of a prompt in the stream: never reused.
             llama_api.forget_sequence(self._context, slot)
             self._held[slot] = []
         self._releases += 1
@@ -413,7 +413,8 @@ class BatchEngine:
 
     def _fail(self, sequence: _Sequence, error: BaseException) -> None:
         logger.warning("local model %s: a generation failed: %s", self._name, error)
-        self._release(sequence, keep=False)
+        # Not placed yet: the slot still holds exactly what it held.
+        self._release(sequence, keep=not sequence.placed)
         sequence.future.set_exception(error)
 
 
