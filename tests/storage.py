@@ -34,7 +34,9 @@ async def _admin_connection() -> asyncpg.Connection:
     from tests.conftest import service_unavailable
 
     try:
-        return await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
+        # Absent, it refuses at once; present but busy (a dropped database's checkpoint on a
+        # loaded CI machine), its handshake has been seen to take over 3 s.
+        return await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=15)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         service_unavailable(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}: {exc}")
         raise  # unreachable: service_unavailable skips or fails
