@@ -63,12 +63,7 @@ def free_context(context: Any) -> None:
 
 def forget_sequence(context: Any, seq_id: int) -> None:
     """Drop every cached token of one sequence (its KV stream is free again)."""
-    if hasattr(ll, "llama_memory_seq_rm"):
-        ll.llama_memory_seq_rm(ll.llama_get_memory(context), seq_id, -1, -1)
-    elif hasattr(ll, "llama_kv_self_seq_rm"):
-        ll.llama_kv_self_seq_rm(context, seq_id, -1, -1)
-    else:
-        ll.llama_kv_cache_seq_rm(context, seq_id, -1, -1)
+    trim_sequence(context, seq_id, 0)  # removing from position 0 never fails
 
 
 def trim_sequence(context: Any, seq_id: int, keep: int) -> bool:
