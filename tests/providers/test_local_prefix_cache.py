@@ -47,8 +47,13 @@ def engine_of(server: PortwayServer) -> Any:
     return provider.engine
 
 
-def chat(server: PortwayServer, messages: list[dict[str, str]]) -> Any:
-    return server.sdk().chat.completions.create(model=MODEL, messages=messages, **BODY)
+def chat(
+    server: PortwayServer, messages: list[dict[str, str]], key: str = "unused", **extra: Any
+) -> Any:
+    """A greedy chat as ``key``; ``extra`` goes in the body (e.g. ``cache_salt``)."""
+    return server.sdk(key).chat.completions.create(
+        model=MODEL, messages=messages, extra_body=extra or None, **BODY
+    )
 
 
 def with_system(question: str) -> list[dict[str, str]]:
@@ -151,28 +156,21 @@ def keyed(start_portway) -> PortwayServer:
     return start_portway({"master_key": MASTER, "models": [local_model(prefix_cache=True)]})
 
 
-def keyed_chat(server: PortwayServer, key: str, question: str, **extra: Any) -> Any:
-    client = server.sdk(key)
-    return client.chat.completions.create(
-        model=MODEL, messages=with_system(question), extra_body=extra or None, **BODY
-    )
-
-
 def test_tenants_never_share_a_cached_prefix(keyed: PortwayServer) -> None:
     alice = keyed.create_key(MASTER, name="alice")["key"]
     bob = keyed.create_key(MASTER, name="bob")["key"]
-    keyed_chat(keyed, alice, "Do you sell gloves?")
+    chat(keyed, with_system("Do you sell gloves?"), alice)
     # Bob's prompt starts with the same system prompt, but Alice's cache is hers: his
     # answer takes as long as a cold one, and his usage says nothing of hers.
-    assert cached_tokens(keyed_chat(keyed, bob, "Do you sell pumps?")) == 0
-    assert cached_tokens(keyed_chat(keyed, alice, "Do you sell chains?")) > 20
-    assert cached_tokens(keyed_chat(keyed, bob, "Do you sell locks?")) > 20
+    assert cached_tokens(chat(keyed, with_system("Do you sell pumps?"), bob)) == 0
+    assert cached_tokens(chat(keyed, with_system("Do you sell chains?"), alice)) > 20
+    assert cached_tokens(chat(keyed, with_system("Do you sell locks?"), bob)) > 20
 
 
 def test_a_cache_salt_splits_a_tenants_cache(keyed: PortwayServer) -> None:
     carol = keyed.create_key(MASTER, name="carol")["key"]
-    keyed_chat(keyed, carol, "Do you sell saddles?")
-    salted = keyed_chat(keyed, carol, "Do you sell baskets?", cache_salt="project-x")
+    chat(keyed, with_system("Do you sell saddles?"), carol)
+    salted = chat(keyed, with_system("Do you sell baskets?"), carol, cache_salt="project-x")
     assert cached_tokens(salted) == 0
-    again = keyed_chat(keyed, carol, "Do you sell mirrors?", cache_salt="project-x")
+    again = chat(keyed, with_system("Do you sell mirrors?"), carol, cache_salt="project-x")
     assert cached_tokens(again) > 20
